@@ -1,0 +1,1 @@
+//! RFC 9111 shared cache: policy, keys, object store, collapsing.

@@ -1,0 +1,1 @@
+//! Client side: listener, request handling, headers, CONNECT, errors.

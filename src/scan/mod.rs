@@ -1,0 +1,179 @@
+//! The classifier pipeline: response bodies in, [`Verdict`]s out.
+//!
+//! `decode` turns raw bytes into a [`Document`] (decoded body, text, URIs); each classifier
+//! (`digest`, `pdq`, `rules`, `model`) implements [`Classifier`] over a `Document`;
+//! `pipeline` runs them on a bounded worker pool and memoises verdicts by body SHA-256.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub mod decode;
+pub mod digest;
+pub mod model;
+pub mod pdq;
+pub mod pipeline;
+pub mod rules;
+
+/// A response body and what is known about it, before decoding.
+#[derive(Clone, Debug, Default)]
+pub struct Content {
+    /// The bytes as they came off the wire (still Content-Encoded).
+    pub bytes: bytes::Bytes,
+    /// The `Content-Type` header's media type, lowercased, without parameters (may be empty).
+    pub declared_type: String,
+    /// The `charset` parameter of `Content-Type`, if any.
+    pub charset: Option<String>,
+    /// The `Content-Encoding` header value (may be empty).
+    pub content_encoding: String,
+    /// The request URL, when known.
+    pub url: Option<String>,
+    /// Response header fields (lowercase name, value) for `header` rules.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A body after bounded decoding: what classifiers look at.
+#[derive(Clone, Debug, Default)]
+pub struct Document {
+    /// The decoded body (Content-Encoding undone). Its SHA-256 is the verdict key.
+    pub body: bytes::Bytes,
+    /// Lowercase hex SHA-256 of `body`.
+    pub sha256: String,
+    /// The media type sniffed from the bytes (falling back to the declared one).
+    pub media_type: String,
+    /// Visible text (HTML rendered to text, charset converted to UTF-8) for `body` rules.
+    pub text: String,
+    /// The whole body as UTF-8 (markup kept) for `rawbody` rules.
+    pub raw_text: String,
+    /// URIs found in href/src attributes and plain text, plus the request URL.
+    pub uris: Vec<String>,
+    /// Response header fields (lowercase name, value).
+    pub headers: Vec<(String, String)>,
+    /// The request URL, when known.
+    pub url: Option<String>,
+}
+
+impl Document {
+    /// True when the body is an image format the PDQ hasher can decode.
+    pub fn is_image(&self) -> bool {
+        self.media_type.starts_with("image/")
+    }
+
+    /// True when the body is text-like (HTML, plain text, XML, JSON, mail).
+    pub fn is_text(&self) -> bool {
+        self.media_type.starts_with("text/")
+            || self.media_type.ends_with("+xml")
+            || matches!(
+                self.media_type.as_str(),
+                "application/xhtml+xml" | "application/json" | "application/xml" | "message/rfc822"
+            )
+    }
+}
+
+/// One reason a classifier gave for its opinion.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `digest`, `pdq`, `rules`, `model`, or `pipeline` for why a body went unscanned.
+    pub classifier: String,
+    /// The rule name, list label or model name.
+    pub rule: String,
+    pub score: f64,
+    /// A short human-readable explanation.
+    pub detail: String,
+}
+
+/// The verdict classes, in increasing order of severity for reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Clean,
+    Unscanned,
+    Suspect,
+    Spam,
+    Listed,
+}
+
+impl Class {
+    /// The lowercase name used in headers, JSON and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Clean => "clean",
+            Class::Unscanned => "unscanned",
+            Class::Suspect => "suspect",
+            Class::Spam => "spam",
+            Class::Listed => "listed",
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of scanning one body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub sha256: String,
+    pub media_type: String,
+    pub class: Class,
+    pub score: f64,
+    pub findings: Vec<Finding>,
+    /// The ruleset version (hash of loaded rules, lists and model) that produced it.
+    pub ruleset: String,
+    /// RFC 3339 time of the scan.
+    pub scanned_at: String,
+    /// Why the body went unscanned (`too_large`, `limit`, `undecodable`, `timeout`, `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Why a classifier could not give an opinion; the pipeline turns it into `unscanned`.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// A size, ratio, dimension or backtracking limit was hit.
+    #[error("limit: {0}")]
+    Limit(String),
+    /// The body could not be decoded (bad image, bad compression).
+    #[error("undecodable: {0}")]
+    Undecodable(String),
+    /// The scan ran out of time.
+    #[error("timeout")]
+    Timeout,
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ScanError {
+    /// The `reason=` token for `X-Sluice-Verdict`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ScanError::Limit(_) => "limit",
+            ScanError::Undecodable(_) => "undecodable",
+            ScanError::Timeout => "timeout",
+            ScanError::Other(_) => "error",
+        }
+    }
+}
+
+/// One classifier of the pipeline. Implementations are pure CPU work over a `Document`
+/// and are called on worker threads, never on the reactor.
+pub trait Classifier: Send + Sync {
+    /// Short name used in findings and metrics (`digest`, `pdq`, `rules`, `model`).
+    fn name(&self) -> &'static str;
+
+    /// Findings for this document; an empty vector means "nothing to report".
+    fn classify(&self, doc: &Document) -> Result<Vec<Finding>, ScanError>;
+
+    /// A stable fingerprint of what this classifier has loaded (rules, lists, model), so a
+    /// verdict can name the ruleset version that produced it.
+    fn fingerprint(&self) -> String;
+}
+
+/// Lowercase hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}

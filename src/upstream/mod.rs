@@ -1,0 +1,1 @@
+//! Upstream side: connection pool, routing to parents, TLS, destination guard.
