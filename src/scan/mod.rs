@@ -172,6 +172,28 @@ pub trait Classifier: Send + Sync {
     fn fingerprint(&self) -> String;
 }
 
+/// A problem in a rule, list or model file, shown as `file:line: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: std::path::PathBuf,
+    /// 1-based line; 0 when the problem is the whole file.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+/// What a classifier loader returns: the classifier and any warnings, or the errors.
+pub type Loaded<T> = Result<(T, Vec<LoadError>), Vec<LoadError>>;
+
 /// Lowercase hex SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
