@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod body;
 pub mod cache;
 pub mod commands;
 pub mod config;

@@ -1,8 +1,141 @@
-//! Wires the configured pieces together and runs them until shutdown.
+//! Wires the configured pieces together: binds the listeners, runs proxy and admin API,
+//! and shuts down gracefully on SIGTERM / Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::proxy::{listen, Proxy};
+use crate::store::{self, Store};
+use crate::{admin, upstream};
 
-/// Builds the runtime and serves until SIGTERM/Ctrl-C.
-pub fn run_blocking(_cfg: Config) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not built yet")
+/// Why sluice could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Tls(#[from] upstream::tls::ConfigError),
+    #[error("{0}")]
+    Store(#[from] store::Error),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A running sluice: its bound addresses and a handle to stop it.
+pub struct Running {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub proxy: Arc<Proxy>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (bounded grace), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds and starts proxy and admin listeners on the current runtime.
+pub async fn start(cfg: Config) -> Result<Running, Error> {
+    let store = Store::open(&cfg.store.path)?;
+    start_with_store(cfg, store).await
+}
+
+/// Like [`start`] with an already open store (tests use a temporary one).
+pub async fn start_with_store(cfg: Config, _store: Store) -> Result<Running, Error> {
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, what, source })
+    };
+    let proxy_listener = bind(cfg.proxy.listen, "proxy").await?;
+    let admin_listener = bind(cfg.admin.listen, "admin").await?;
+    let proxy_addr = proxy_listener.local_addr().map_err(|source| Error::Bind {
+        addr: cfg.proxy.listen,
+        what: "proxy",
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| Error::Bind {
+        addr: cfg.admin.listen,
+        what: "admin",
+        source,
+    })?;
+    let proxy = Arc::new(Proxy {
+        cfg: cfg.proxy.clone(),
+        upstream: upstream::Client::new(&cfg.upstream)?,
+    });
+    let (tx, rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(listen::serve(proxy_listener, proxy.clone(), rx.clone())),
+        tokio::spawn(admin::serve(admin_listener, rx)),
+    ];
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        proxy,
+        shutdown: tx,
+        tasks,
+    })
+}
+
+/// Builds the runtime (`proxy.workers` threads) and serves until SIGTERM/Ctrl-C.
+pub fn run_blocking(cfg: Config) -> Result<(), Error> {
+    init_logging();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.proxy.workers > 0 {
+        rt.worker_threads(cfg.proxy.workers);
+    }
+    let rt = rt.enable_all().build().map_err(Error::Runtime)?;
+    rt.block_on(async move {
+        let store_path = cfg.store.path.clone();
+        let running = start(cfg).await?;
+        tracing::info!(proxy = %running.proxy_addr, admin = %running.admin_addr, store = %store_path.display(), "sluice serving");
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,1 +1,386 @@
-//! Upstream side: connection pool, routing to parents, TLS, destination guard.
+//! The upstream side: sends a request to its origin, directly or through parent proxies.
+//!
+//! `route` picks the hops, `connect` opens guarded TCP/TLS connections, `pool` keeps idle
+//! keep-alive connections, and [`Client::send`] ties them together with timeouts, parent
+//! failover and one safe retry when a reused connection turns out to be dead.
+
+pub mod connect;
+pub mod guard;
+pub mod pool;
+pub mod route;
+pub mod tls;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, Uri, Version};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{self, Body, BoxError, Deadline};
+use crate::config::UpstreamConfig;
+use crate::proxy::headers::wants_keep_alive;
+use crate::proxy::target::{Scheme, Target};
+use guard::Guard;
+use pool::{Pool, PoolKey};
+use route::{Hop, Router};
+
+/// Why an upstream exchange failed. Mapped to a status and `Proxy-Status` in `proxy::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot resolve {0}: {1}")]
+    Dns(String, String),
+    #[error("{host} resolves to {ip}, a {why} address that sluice does not connect to")]
+    Guard {
+        host: String,
+        ip: std::net::IpAddr,
+        why: &'static str,
+    },
+    #[error("connection to {0} failed: {1}")]
+    Refused(String, String),
+    #[error("connection to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("TLS with {0} failed: {1}")]
+    Tls(String, String),
+    #[error("parent proxy {0} refused the tunnel: {1}")]
+    Parent(String, String),
+    #[error("no response head from {0} within {1:?}")]
+    ResponseTimeout(String, Duration),
+    #[error("the response head from {0} is too large")]
+    HeadTooLarge(String),
+    #[error("{0} closed the connection before a complete response")]
+    Closed(String),
+    #[error("bad response from {0}: {1}")]
+    Protocol(String, String),
+}
+
+impl Error {
+    /// A failure before anything was sent: another hop may be tried.
+    fn before_sending(&self) -> bool {
+        matches!(
+            self,
+            Error::Refused(..) | Error::ConnectTimeout(..) | Error::Parent(..) | Error::Dns(..)
+        )
+    }
+}
+
+/// Sends proxied requests upstream; shared by all client connections.
+pub struct Client {
+    pool: Arc<Pool>,
+    router: Router,
+    guard: Guard,
+    tls: Arc<rustls::ClientConfig>,
+    cfg: UpstreamConfig,
+}
+
+/// A response from upstream plus how it was obtained.
+pub struct Fetched {
+    pub response: Response<Body>,
+    /// The parent used, if any.
+    pub hop: Hop,
+    /// Whether the response came over a reused pooled connection.
+    pub reused: bool,
+    /// Time from sending the request to the response head.
+    pub elapsed: Duration,
+}
+
+impl Client {
+    /// A client for the `[upstream]` settings.
+    pub fn new(cfg: &UpstreamConfig) -> Result<Client, tls::ConfigError> {
+        Ok(Client {
+            pool: Pool::new(cfg.pool_max_idle_per_host, cfg.idle_timeout),
+            router: Router::new(cfg.parents.clone(), cfg.parent_down_for),
+            guard: Guard::new(cfg.allow.clone()),
+            tls: tls::client_config(&cfg.ca_file)?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The destination guard, shared with the CONNECT tunnel.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// The connect timeout, shared with the CONNECT tunnel.
+    pub fn connect_timeout(&self) -> Duration {
+        self.cfg.connect_timeout
+    }
+
+    /// Idle pooled connections (for metrics and tests).
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// Sends `req` (headers already prepared by the proxy) to `target`.
+    pub async fn send(&self, req: Request<Body>, target: &Target) -> Result<Fetched, Error> {
+        let url = target.to_string();
+        let mut last = None;
+        let mut req = Some(req);
+        for hop in self.router.plan(&target.host, &url) {
+            let key = pool_key(&hop, target);
+            let (tx, reused) = match self.pool.take(&key) {
+                Some(tx) => (tx, true),
+                None => match self.connect(&hop, target).await {
+                    Ok(tx) => (tx, false),
+                    Err(e) if e.before_sending() => {
+                        if let Hop::Parent(p) = &hop {
+                            tracing::warn!(parent = %p, error = %e, "parent marked down");
+                            self.router.mark_down(p);
+                        }
+                        last = Some(e);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            if let Hop::Parent(p) = &hop {
+                self.router.mark_up(p);
+            }
+            let Some(mut req) = req.take() else { break };
+            *req.uri_mut() = request_uri(&hop, target);
+            return self.exchange(tx, reused, key, req, hop, target).await;
+        }
+        Err(last.unwrap_or_else(|| Error::Refused(target.host_port(), "no route".into())))
+    }
+
+    async fn exchange(
+        &self,
+        mut tx: SendRequest<Body>,
+        mut reused: bool,
+        key: PoolKey,
+        req: Request<Body>,
+        hop: Hop,
+        target: &Target,
+    ) -> Result<Fetched, Error> {
+        let who = hop_name(&hop, target);
+        // A request without a body to an idempotent method can be replayed once if a reused
+        // connection dies before the response starts (the peer closed it while idle).
+        let replay = replayable(&req).then(|| clone_head(&req));
+        let mut req = Some(req);
+        loop {
+            let Some(this) = req.take() else {
+                return Err(Error::Closed(who));
+            };
+            let started = Instant::now();
+            let ready_ok = tx.ready().await.is_ok();
+            let outcome = if ready_ok {
+                tokio::time::timeout(self.cfg.response_timeout, tx.try_send_request(this)).await
+            } else {
+                // Dead before we could use it: never sent.
+                if reused {
+                    req = Some(this);
+                    reused = false;
+                    tx = self.connect(&hop, target).await?;
+                    continue;
+                }
+                return Err(Error::Closed(who));
+            };
+            match outcome {
+                Err(_) => return Err(Error::ResponseTimeout(who, self.cfg.response_timeout)),
+                Ok(Ok(resp)) => {
+                    let elapsed = started.elapsed();
+                    let keep = wants_keep_alive(resp.version(), resp.headers());
+                    let (parts, incoming) = resp.into_parts();
+                    let slot = keep.then(|| (self.pool.clone(), key.clone(), tx));
+                    let body = Deadline::new(
+                        PooledBody {
+                            inner: incoming,
+                            slot,
+                        },
+                        self.cfg.body_timeout,
+                    );
+                    return Ok(Fetched {
+                        response: Response::from_parts(parts, body::boxed(body)),
+                        hop,
+                        reused,
+                        elapsed,
+                    });
+                }
+                Ok(Err(mut e)) => {
+                    let unsent = e.take_message();
+                    let err = e.into_error();
+                    if reused {
+                        let retry = unsent.or_else(|| {
+                            (err.is_incomplete_message() || err.is_canceled())
+                                .then(|| replay.as_ref().map(rebuild))
+                                .flatten()
+                        });
+                        if let Some(r) = retry {
+                            tracing::debug!(upstream = %who, "reused connection was dead; retrying on a fresh one");
+                            req = Some(r);
+                            reused = false;
+                            tx = self.connect(&hop, target).await?;
+                            continue;
+                        }
+                    }
+                    return Err(map_hyper(who, &err));
+                }
+            }
+        }
+    }
+
+    async fn connect(&self, hop: &Hop, target: &Target) -> Result<SendRequest<Body>, Error> {
+        let timeout = self.cfg.connect_timeout;
+        let stream = match hop {
+            Hop::Direct => {
+                let addrs = connect::resolve(&target.host, target.port, Some(&self.guard)).await?;
+                let tcp = connect::tcp(&addrs, timeout, &target.host_port()).await?;
+                match target.scheme {
+                    Scheme::Http => connect::Stream::Plain(tcp),
+                    Scheme::Https => {
+                        connect::tls(tcp, &target.host, self.tls.clone(), timeout).await?
+                    }
+                }
+            }
+            Hop::Parent(p) => {
+                // Parents are trusted destinations: no guard.
+                let addrs = connect::resolve(&p.host, p.port, None).await?;
+                let tcp = connect::tcp(&addrs, timeout, &p.to_string()).await?;
+                match target.scheme {
+                    Scheme::Http => connect::Stream::Plain(tcp),
+                    Scheme::Https => {
+                        let tcp = connect::parent_tunnel(
+                            tcp,
+                            &target.host_port(),
+                            &p.to_string(),
+                            timeout,
+                        )
+                        .await?;
+                        connect::tls(tcp, &target.host, self.tls.clone(), timeout).await?
+                    }
+                }
+            }
+        };
+        let (tx, conn) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(self.cfg.max_header_size.as_usize().max(8192))
+            .preserve_header_case(true)
+            .handshake::<_, Body>(TokioIo::new(stream))
+            .await
+            .map_err(|e| Error::Protocol(hop_name(hop, target), e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        Ok(tx)
+    }
+}
+
+fn pool_key(hop: &Hop, target: &Target) -> PoolKey {
+    match (hop, target.scheme) {
+        (Hop::Direct, scheme) => PoolKey::Origin {
+            scheme,
+            host: target.host.clone(),
+            port: target.port,
+        },
+        (Hop::Parent(p), Scheme::Http) => PoolKey::Parent(p.clone()),
+        (Hop::Parent(p), Scheme::Https) => PoolKey::Tunnel {
+            parent: p.clone(),
+            host: target.host.clone(),
+            port: target.port,
+        },
+    }
+}
+
+/// Origin-form to an origin (or through a tunnel), absolute-form to a parent.
+fn request_uri(hop: &Hop, target: &Target) -> Uri {
+    let s = match (hop, target.scheme) {
+        (Hop::Parent(_), Scheme::Http) => target.to_string(),
+        _ => target.path.clone(),
+    };
+    s.parse().unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+fn hop_name(hop: &Hop, target: &Target) -> String {
+    match hop {
+        Hop::Direct => target.host_port(),
+        Hop::Parent(p) => format!("parent {p}"),
+    }
+}
+
+fn replayable(req: &Request<Body>) -> bool {
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    idempotent && req.body().is_end_stream()
+}
+
+fn clone_head(req: &Request<Body>) -> (Method, Uri, Version, http::HeaderMap) {
+    (
+        req.method().clone(),
+        req.uri().clone(),
+        req.version(),
+        req.headers().clone(),
+    )
+}
+
+fn rebuild(head: &(Method, Uri, Version, http::HeaderMap)) -> Request<Body> {
+    let mut r = Request::new(body::empty());
+    *r.method_mut() = head.0.clone();
+    *r.uri_mut() = head.1.clone();
+    *r.version_mut() = head.2;
+    *r.headers_mut() = head.3.clone();
+    r
+}
+
+fn map_hyper(who: String, e: &hyper::Error) -> Error {
+    if e.is_parse_too_large() {
+        Error::HeadTooLarge(who)
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        Error::Closed(who)
+    } else {
+        Error::Protocol(who, e.to_string())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that checks its connection back into the pool once it has been read
+    /// to the end. A body dropped early takes its connection with it (it is not reusable).
+    struct PooledBody {
+        #[pin]
+        inner: Incoming,
+        slot: Option<(Arc<Pool>, PoolKey, SendRequest<Body>)>,
+    }
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        let done = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => false,
+            Poll::Ready(Some(Err(_))) => {
+                this.slot.take();
+                false
+            }
+            Poll::Pending => false,
+        };
+        if done {
+            if let Some((pool, key, tx)) = this.slot.take() {
+                pool.put(key, tx);
+            }
+        }
+        polled.map(|o| o.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

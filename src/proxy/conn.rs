@@ -1,0 +1,284 @@
+//! Per-client-connection state: in-flight requests and activity times, which drive the
+//! header (slowloris) and idle keep-alive timeouts, and the access log line per request.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::body::{Body, BoxError};
+
+/// Shared between a connection's IO wrapper, its requests, and its timeout watcher.
+pub struct ConnState {
+    epoch: Instant,
+    inflight: AtomicUsize,
+    /// Milliseconds since `epoch` of the last completed response (or the accept).
+    last_done: AtomicU64,
+    /// Milliseconds since `epoch` + 1 of the first byte read while no request was in flight;
+    /// 0 when none is pending.
+    pending_since: AtomicU64,
+}
+
+/// What the watcher should do with a connection now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Nothing yet; look again after this long.
+    Wait(Duration),
+    /// A request head has been arriving for longer than the header timeout.
+    HeaderTimeout,
+    /// No request for longer than the idle timeout.
+    Idle,
+}
+
+impl ConnState {
+    /// State for a connection accepted now.
+    pub fn new() -> Arc<ConnState> {
+        Arc::new(ConnState {
+            epoch: Instant::now(),
+            inflight: AtomicUsize::new(0),
+            last_done: AtomicU64::new(0),
+            pending_since: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn on_read(&self) {
+        if self.inflight.load(Ordering::Acquire) == 0 {
+            let now = self.now_ms() + 1;
+            let _ =
+                self.pending_since
+                    .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// A request head was parsed and handed to the handler.
+    pub fn request_started(&self) {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        self.pending_since.store(0, Ordering::Release);
+    }
+
+    /// A response finished (or was abandoned).
+    pub fn request_done(&self) {
+        self.last_done.store(self.now_ms(), Ordering::Release);
+        self.pending_since.store(0, Ordering::Release);
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Decides whether a timeout has expired.
+    pub fn check(&self, header_timeout: Duration, idle_timeout: Duration) -> Check {
+        if self.inflight.load(Ordering::Acquire) > 0 {
+            return Check::Wait(header_timeout.min(idle_timeout));
+        }
+        let now = self.now_ms();
+        let pending = self.pending_since.load(Ordering::Acquire);
+        if pending > 0 {
+            let since = now.saturating_sub(pending - 1);
+            let limit = header_timeout.as_millis() as u64;
+            return if since >= limit {
+                Check::HeaderTimeout
+            } else {
+                Check::Wait(Duration::from_millis(limit - since))
+            };
+        }
+        let idle = now.saturating_sub(self.last_done.load(Ordering::Acquire));
+        let limit = idle_timeout.as_millis() as u64;
+        if idle >= limit {
+            Check::Idle
+        } else {
+            Check::Wait(Duration::from_millis(
+                (limit - idle).min(header_timeout.as_millis() as u64).max(1),
+            ))
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Client IO that tells [`ConnState`] when request bytes arrive.
+    pub struct TrackedIo<T> {
+        #[pin]
+        inner: T,
+        state: Arc<ConnState>,
+    }
+}
+
+impl<T> TrackedIo<T> {
+    /// Wraps a client stream.
+    pub fn new(inner: T, state: Arc<ConnState>) -> Self {
+        TrackedIo { inner, state }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let r = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.state.on_read();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The fields of one access-log line, filled in as the request proceeds.
+#[derive(Default)]
+pub struct AccessLog {
+    pub client: String,
+    pub method: String,
+    pub url: String,
+    pub status: u16,
+    pub upstream_ms: Option<u128>,
+    pub cache: &'static str,
+    pub verdict: String,
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts the bytes sent and, when done or dropped, writes the
+    /// access-log line and tells the connection the request is over.
+    pub struct Tracked {
+        #[pin]
+        inner: Body,
+        bytes: u64,
+        started: Instant,
+        log: AccessLog,
+        state: Arc<ConnState>,
+        complete: bool,
+    }
+
+    impl PinnedDrop for Tracked {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let l = &this.log;
+            tracing::info!(
+                target: "access",
+                client = %l.client,
+                method = %l.method,
+                url = %l.url,
+                status = l.status,
+                bytes = *this.bytes,
+                complete = *this.complete,
+                duration_ms = this.started.elapsed().as_millis() as u64,
+                upstream_ms = l.upstream_ms.map(|m| m as u64),
+                cache = l.cache,
+                verdict = %l.verdict,
+            );
+            this.state.request_done();
+        }
+    }
+}
+
+impl Tracked {
+    /// Wraps a response body; `state.request_started()` must already have been called.
+    pub fn new(inner: Body, started: Instant, log: AccessLog, state: Arc<ConnState>) -> Self {
+        let complete = inner.is_end_stream();
+        Tracked {
+            inner,
+            bytes: 0,
+            started,
+            log,
+            state,
+            complete,
+        }
+    }
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let r = this.inner.as_mut().poll_frame(cx);
+        match &r {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    *this.bytes += d.len() as u64;
+                }
+                // hyper stops polling once a body says it has ended.
+                if this.inner.is_end_stream() {
+                    *this.complete = true;
+                }
+            }
+            Poll::Ready(None) => *this.complete = true,
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_connection_is_idle_until_bytes_arrive() {
+        let s = ConnState::new();
+        let hdr = Duration::from_millis(0);
+        assert_eq!(
+            s.check(Duration::from_secs(10), Duration::ZERO),
+            Check::Idle
+        );
+        s.on_read();
+        assert_eq!(s.check(hdr, Duration::from_secs(60)), Check::HeaderTimeout);
+        s.request_started();
+        assert!(matches!(s.check(hdr, Duration::ZERO), Check::Wait(_)));
+        s.request_done();
+        assert_eq!(
+            s.check(Duration::from_secs(10), Duration::ZERO),
+            Check::Idle
+        );
+        assert!(matches!(
+            s.check(Duration::from_secs(10), Duration::from_secs(60)),
+            Check::Wait(_)
+        ));
+    }
+}

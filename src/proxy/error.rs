@@ -1,0 +1,118 @@
+//! The one place where errors become responses: status, `Proxy-Status` (RFC 9209), body.
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::body::{self, Body};
+use crate::proxy::target::TargetError;
+use crate::upstream;
+
+/// Everything that can end a proxied request early.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{0}")]
+    Target(#[from] TargetError),
+    #[error("client {0} is not allowed to use this proxy")]
+    ClientDenied(std::net::IpAddr),
+    #[error("CONNECT to port {0} is not allowed")]
+    ConnectPort(u16),
+    #[error("the request line is longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("TRACE is not forwarded by this proxy")]
+    TraceRefused,
+    #[error("{0}")]
+    Upstream(#[from] upstream::Error),
+}
+
+impl ProxyError {
+    /// Status code and RFC 9209 error type.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        use upstream::Error as U;
+        match self {
+            ProxyError::Target(_) => (StatusCode::BAD_REQUEST, "http_request_error"),
+            ProxyError::ClientDenied(_) => (StatusCode::FORBIDDEN, "http_request_denied"),
+            ProxyError::ConnectPort(_) => (StatusCode::FORBIDDEN, "http_request_denied"),
+            ProxyError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "http_request_error"),
+            ProxyError::TraceRefused => (StatusCode::METHOD_NOT_ALLOWED, "http_request_denied"),
+            ProxyError::Upstream(e) => match e {
+                U::Dns(..) => (StatusCode::BAD_GATEWAY, "dns_error"),
+                U::Guard { .. } => (StatusCode::FORBIDDEN, "destination_ip_prohibited"),
+                U::Refused(..) => (StatusCode::BAD_GATEWAY, "connection_refused"),
+                U::ConnectTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "connection_timeout"),
+                U::Tls(..) => (StatusCode::BAD_GATEWAY, "tls_protocol_error"),
+                U::Parent(..) => (StatusCode::BAD_GATEWAY, "destination_unavailable"),
+                U::ResponseTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "http_response_timeout"),
+                U::HeadTooLarge(..) => {
+                    (StatusCode::BAD_GATEWAY, "http_response_header_section_size")
+                }
+                U::Closed(..) => (StatusCode::BAD_GATEWAY, "http_response_incomplete"),
+                U::Protocol(..) => (StatusCode::BAD_GATEWAY, "http_protocol_error"),
+            },
+        }
+    }
+
+    /// The response the client gets: status, `Proxy-Status`, and a one-sentence text body.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, kind) = self.status();
+        let text = self.to_string();
+        let mut resp = Response::new(body::full(format!("{text}\n")));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&proxy_status(kind, &text)) {
+            h.insert("proxy-status", v);
+        }
+        if matches!(self, ProxyError::TraceRefused) {
+            h.insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT"),
+            );
+        }
+        resp
+    }
+}
+
+/// `sluice; error=<kind>; details="<text>"` with the text as a valid sf-string.
+pub fn proxy_status(kind: &str, details: &str) -> String {
+    let escaped: String = details
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("sluice; error={kind}; details=\"{escaped}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_status_details_are_escaped() {
+        assert_eq!(
+            proxy_status("dns_error", "a \"b\" \\ c\u{7}é"),
+            "sluice; error=dns_error; details=\"a \\\"b\\\" \\\\ c\""
+        );
+    }
+
+    #[test]
+    fn upstream_errors_map_to_gateway_statuses() {
+        let e = ProxyError::from(upstream::Error::ConnectTimeout("h:1".into()));
+        assert_eq!(
+            e.status(),
+            (StatusCode::GATEWAY_TIMEOUT, "connection_timeout")
+        );
+        let e = ProxyError::from(upstream::Error::Refused("h:1".into(), "x".into()));
+        assert_eq!(e.status().0, StatusCode::BAD_GATEWAY);
+        let resp = e.into_response();
+        assert!(resp.headers()["proxy-status"]
+            .to_str()
+            .unwrap()
+            .starts_with("sluice; error=connection_refused"));
+    }
+}

@@ -1,0 +1,116 @@
+//! One proxied request, as a sequence of phases: target → request filter → upstream → response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+
+use super::conn::{AccessLog, ConnState, Tracked};
+use super::error::ProxyError;
+use super::headers::{add_via, max_forwards, strip_hop_by_hop};
+use super::target::Target;
+use super::{tunnel, Proxy};
+use crate::body::{self, Body};
+
+/// Handles one request from a client connection; never fails (errors become responses).
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    state: Arc<ConnState>,
+    client: SocketAddr,
+    allowed: bool,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    state.request_started();
+    let started = Instant::now();
+    let mut log = AccessLog {
+        client: client.ip().to_string(),
+        method: req.method().to_string(),
+        url: req.uri().to_string(),
+        ..AccessLog::default()
+    };
+    let resp = if !allowed {
+        Err(ProxyError::ClientDenied(client.ip()))
+    } else if req.method() == Method::CONNECT {
+        tunnel::connect(&proxy, req).await
+    } else {
+        forward(&proxy, req, &mut log).await
+    };
+    let resp = resp.unwrap_or_else(ProxyError::into_response);
+    log.status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    let body = body::boxed(Tracked::new(body, started, log, state));
+    Ok(Response::from_parts(parts, body))
+}
+
+/// A plain (non-CONNECT) request: absolute-form target, forwarded upstream.
+async fn forward(
+    proxy: &Proxy,
+    req: Request<Incoming>,
+    log: &mut AccessLog,
+) -> Result<Response<Body>, ProxyError> {
+    let limit = proxy.cfg.max_request_line.as_usize();
+    if req.uri().to_string().len() + req.method().as_str().len() + 10 > limit {
+        return Err(ProxyError::UriTooLong(limit));
+    }
+    let target = Target::from_uri(req.uri())?;
+    log.url = target.to_string();
+    if let Some(resp) = answer_locally(&req) {
+        return resp;
+    }
+    let out = upstream_request(req, &target);
+    let fetched = proxy.upstream.send(out, &target).await?;
+    log.upstream_ms = Some(fetched.elapsed.as_millis());
+    Ok(downstream_response(fetched.response))
+}
+
+/// TRACE is refused, and OPTIONS with `Max-Forwards: 0` is answered by the proxy itself
+/// (RFC 9110 §7.6.2).
+fn answer_locally(req: &Request<Incoming>) -> Option<Result<Response<Body>, ProxyError>> {
+    if req.method() == Method::TRACE {
+        return Some(Err(ProxyError::TraceRefused));
+    }
+    if req.method() == Method::OPTIONS && max_forwards(req.headers()) == Some(0) {
+        let mut resp = Response::new(body::empty());
+        *resp.status_mut() = StatusCode::OK;
+        resp.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, CONNECT"),
+        );
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        return Some(Ok(resp));
+    }
+    None
+}
+
+/// The request as sent upstream: hop-by-hop fields removed, `Via` added, `Host` from the
+/// target (RFC 9112 §3.2.2), `Max-Forwards` decremented; the body streams through.
+pub fn upstream_request(req: Request<Incoming>, target: &Target) -> Request<Body> {
+    let (mut parts, incoming) = req.into_parts();
+    let received = parts.version;
+    strip_hop_by_hop(&mut parts.headers);
+    add_via(&mut parts.headers, received);
+    if let Ok(host) = HeaderValue::from_str(&target.authority()) {
+        parts.headers.insert(header::HOST, host);
+    }
+    if let Some(n) = max_forwards(&parts.headers) {
+        parts
+            .headers
+            .insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
+    }
+    parts.version = Version::HTTP_11;
+    Request::from_parts(parts, body::boxed(incoming))
+}
+
+/// The response as sent to the client: hop-by-hop fields removed and `Via` added.
+pub fn downstream_response(resp: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let received = parts.version;
+    strip_hop_by_hop(&mut parts.headers);
+    add_via(&mut parts.headers, received);
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, body)
+}

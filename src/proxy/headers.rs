@@ -1,0 +1,170 @@
+//! Hop-by-hop header handling (RFC 9110 §7.6.1) and `Via` (RFC 9110 §7.6.3).
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
+
+/// Header fields that describe one connection and never cross the proxy.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// The pseudonym sluice uses in `Via`.
+pub const VIA_NAME: &str = "sluice";
+
+/// Removes the hop-by-hop fields, including every field that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .chain(headers.get_all("proxy-connection").iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Whether a message's `Connection` (or an HTTP/1.0 client's `Proxy-Connection`) asks to
+/// keep the connection open, given the protocol version it arrived in.
+pub fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let tokens = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+    };
+    let mut all = tokens("connection");
+    all.extend(tokens("proxy-connection"));
+    if all.iter().any(|t| t == "close") {
+        return false;
+    }
+    match version {
+        Version::HTTP_09 | Version::HTTP_10 => all.iter().any(|t| t == "keep-alive"),
+        _ => true,
+    }
+}
+
+/// Appends this hop to `Via`, naming the protocol version the message arrived in.
+pub fn add_via(headers: &mut HeaderMap, received: Version) {
+    let proto = match received {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    let hop = format!("{proto} {VIA_NAME}");
+    let value = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {hop}"),
+        _ => hop,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(header::VIA, v);
+    }
+}
+
+/// The value of `Max-Forwards`, when present and valid.
+pub fn max_forwards(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get(header::MAX_FORWARDS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_fields_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-t"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("proxy-authenticate", "Basic"),
+            ("content-type", "text/plain"),
+            ("content-length", "3"),
+            ("cache-control", "max-age=5"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type", "content-length", "cache-control"]);
+    }
+
+    #[test]
+    fn keep_alive_table() {
+        for (version, pairs, expect) in [
+            (Version::HTTP_11, vec![], true),
+            (Version::HTTP_11, vec![("connection", "close")], false),
+            (
+                Version::HTTP_11,
+                vec![("connection", "Keep-Alive, CLOSE")],
+                false,
+            ),
+            (Version::HTTP_10, vec![], false),
+            (Version::HTTP_10, vec![("connection", "keep-alive")], true),
+            (
+                Version::HTTP_10,
+                vec![("proxy-connection", "Keep-Alive")],
+                true,
+            ),
+            (Version::HTTP_10, vec![("proxy-connection", "close")], false),
+        ] {
+            assert_eq!(
+                wants_keep_alive(version, &map(&pairs)),
+                expect,
+                "{version:?} {pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn via_is_appended_with_the_received_version() {
+        let mut h = map(&[("via", "1.1 cdn")]);
+        add_via(&mut h, Version::HTTP_10);
+        assert_eq!(h["via"], "1.1 cdn, 1.0 sluice");
+        let mut h = HeaderMap::new();
+        add_via(&mut h, Version::HTTP_11);
+        assert_eq!(h["via"], "1.1 sluice");
+    }
+
+    #[test]
+    fn max_forwards_parses_only_numbers() {
+        assert_eq!(max_forwards(&map(&[("max-forwards", " 3 ")])), Some(3));
+        assert_eq!(max_forwards(&map(&[("max-forwards", "x")])), None);
+        assert_eq!(max_forwards(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! The proxy listener: accept, client ACL, connection cap, HTTP/1.1 connections with
+//! keep-alive and pipelining, header and idle timeouts, graceful shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use super::conn::{Check, ConnState, TrackedIo};
+use super::{handle, Proxy};
+
+/// Accepts clients until `shutdown` turns true, then waits for open connections to finish
+/// their in-flight requests (bounded by `proxy.shutdown_grace`).
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(proxy.cfg.max_connections));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: keep serving the connections we have.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let proxy = proxy.clone();
+        let closing = closing_rx.clone();
+        tokio::spawn(async move {
+            serve_conn(stream, peer, proxy, closing).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let grace = proxy.cfg.shutdown_grace;
+    let all = proxy.cfg.max_connections as u32;
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+/// Over `proxy.max_connections`: a short 503 and close, without reading the request.
+async fn refuse(mut stream: TcpStream) {
+    let body = "sluice: too many connections, try again later\n";
+    let msg = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nProxy-Status: sluice; error=connection_limit_reached\r\nRetry-After: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        stream.write_all(msg.as_bytes()),
+    )
+    .await;
+}
+
+fn client_allowed(proxy: &Proxy, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    proxy.cfg.clients.iter().any(|n| n.contains(&ip))
+}
+
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy: Arc<Proxy>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let allowed = client_allowed(&proxy, peer.ip());
+    let state = ConnState::new();
+    let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
+    let svc = {
+        let (proxy, state) = (proxy.clone(), state.clone());
+        service_fn(move |req| handle::handle(proxy.clone(), state.clone(), peer, allowed, req))
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .pipeline_flush(true)
+        .preserve_header_case(true)
+        .max_buf_size(proxy.cfg.max_header_size.as_usize().max(8192))
+        .max_headers(proxy.cfg.max_headers)
+        .serve_connection(io, svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let (header_timeout, idle_timeout) = (proxy.cfg.header_timeout, proxy.cfg.idle_timeout);
+    let mut shutting_down = false;
+    loop {
+        let wait = match state.check(header_timeout, idle_timeout) {
+            Check::Wait(d) => d,
+            Check::HeaderTimeout => {
+                tracing::debug!(client = %peer, "request head not complete in time; closing");
+                return;
+            }
+            Check::Idle => {
+                conn.as_mut().graceful_shutdown();
+                shutting_down = true;
+                header_timeout
+            }
+        };
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(client = %peer, error = %e, "client connection ended");
+                }
+                return;
+            }
+            _ = tokio::time::sleep(wait) => {}
+            _ = closing.wait_for(|c| *c), if !shutting_down => {
+                conn.as_mut().graceful_shutdown();
+                shutting_down = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! [`Target`]: where a proxied request goes, parsed from its absolute-form request-target.
+
+use std::fmt;
+
+use http::uri::{Authority, Uri};
+
+/// `http` or `https`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// The scheme's name in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The scheme's default port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// The origin a request is for: scheme, host, port and the origin-form path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub scheme: Scheme,
+    /// Lowercase host name or IP literal, without IPv6 brackets.
+    pub host: String,
+    pub port: u16,
+    /// Path and query in origin-form (`/` when empty).
+    pub path: String,
+}
+
+/// Why a request-target is not one sluice can forward.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("sluice is a forward proxy: send requests in absolute form (http://host/path), e.g. with http_proxy set; the admin API is on its own port")]
+    OriginForm,
+    #[error("unsupported scheme {0:?}: only http and https URLs can be proxied")]
+    Scheme(String),
+    #[error("the request URL has no host")]
+    NoHost,
+    #[error("CONNECT needs a host:port target")]
+    BadAuthority,
+}
+
+impl Target {
+    /// Parses an absolute-form request-target (`http://host[:port]/path?query`).
+    /// Userinfo is dropped: it never reaches the origin, and the host alone is guarded.
+    pub fn from_uri(uri: &Uri) -> Result<Target, TargetError> {
+        let scheme = match uri.scheme_str() {
+            None => return Err(TargetError::OriginForm),
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(s) => return Err(TargetError::Scheme(s.to_string())),
+        };
+        let authority = uri.authority().ok_or(TargetError::NoHost)?;
+        let host = clean_host(authority.host()).ok_or(TargetError::NoHost)?;
+        let port = authority.port_u16().unwrap_or(scheme.default_port());
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/");
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        Ok(Target {
+            scheme,
+            host,
+            port,
+            path,
+        })
+    }
+
+    /// Parses a CONNECT request-target (`host:port`, port required).
+    pub fn from_authority(authority: &Authority) -> Result<Target, TargetError> {
+        let port = authority.port_u16().ok_or(TargetError::BadAuthority)?;
+        let host = clean_host(authority.host()).ok_or(TargetError::BadAuthority)?;
+        Ok(Target {
+            scheme: Scheme::Https,
+            host,
+            port,
+            path: String::new(),
+        })
+    }
+
+    /// `host:port` with IPv6 brackets, as used in `Host` and CONNECT.
+    pub fn authority(&self) -> String {
+        let host = self.bracketed_host();
+        if self.port == self.scheme.default_port() {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// `host:port`, always with the port.
+    pub fn host_port(&self) -> String {
+        format!("{}:{}", self.bracketed_host(), self.port)
+    }
+
+    fn bracketed_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+}
+
+/// The normalised absolute URL (lowercase scheme and host, default port omitted).
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority(),
+            self.path
+        )
+    }
+}
+
+fn clean_host(host: &str) -> Option<String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() {
+        None
+    } else {
+        Some(host.to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Result<Target, TargetError> {
+        Target::from_uri(&s.parse::<Uri>().unwrap())
+    }
+
+    #[test]
+    fn absolute_form_table() {
+        for (uri, url, host_port) in [
+            (
+                "http://Example.COM/a?b=1",
+                "http://example.com/a?b=1",
+                "example.com:80",
+            ),
+            (
+                "http://example.com",
+                "http://example.com/",
+                "example.com:80",
+            ),
+            (
+                "http://example.com:80/x",
+                "http://example.com/x",
+                "example.com:80",
+            ),
+            (
+                "https://example.com:8443/",
+                "https://example.com:8443/",
+                "example.com:8443",
+            ),
+            ("http://[::1]:8080/p", "http://[::1]:8080/p", "[::1]:8080"),
+            (
+                "http://user:pw@127.0.0.1/",
+                "http://127.0.0.1/",
+                "127.0.0.1:80",
+            ),
+            (
+                "http://example.com./",
+                "http://example.com/",
+                "example.com:80",
+            ),
+        ] {
+            let target = t(uri).unwrap();
+            assert_eq!(target.to_string(), url, "{uri}");
+            assert_eq!(target.host_port(), host_port, "{uri}");
+        }
+    }
+
+    #[test]
+    fn rejected_targets() {
+        assert_eq!(t("/just/a/path"), Err(TargetError::OriginForm));
+        assert_eq!(
+            t("ftp://example.com/"),
+            Err(TargetError::Scheme("ftp".into()))
+        );
+    }
+
+    #[test]
+    fn connect_authority_needs_a_port() {
+        let a: Authority = "example.com:443".parse().unwrap();
+        assert_eq!(Target::from_authority(&a).unwrap().port, 443);
+        let a: Authority = "example.com".parse().unwrap();
+        assert_eq!(Target::from_authority(&a), Err(TargetError::BadAuthority));
+    }
+}

@@ -1,0 +1,185 @@
+//! Opening connections: DNS resolution, the destination guard, TCP with a timeout, TLS.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::guard::Guard;
+use super::Error;
+
+/// A connection to an upstream: plain TCP or TLS over TCP.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Resolves `host:port` and keeps only the addresses the guard allows.
+/// Fails with [`Error::Guard`] when every resolved address is refused.
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    guard: Option<&Guard>,
+) -> Result<Vec<SocketAddr>, Error> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Error::Dns(host.to_string(), e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Dns(host.to_string(), "no addresses".into()));
+    }
+    let Some(guard) = guard else { return Ok(addrs) };
+    let mut first_denial = None;
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| match guard.check(a.ip()) {
+            Ok(()) => true,
+            Err(why) => {
+                first_denial.get_or_insert((a.ip(), why));
+                false
+            }
+        })
+        .collect();
+    match (allowed.is_empty(), first_denial) {
+        (true, Some((ip, why))) => Err(Error::Guard {
+            host: host.to_string(),
+            ip,
+            why: why.as_str(),
+        }),
+        _ => Ok(allowed),
+    }
+}
+
+/// Connects to the first address that answers within `timeout` each.
+pub async fn tcp(addrs: &[SocketAddr], timeout: Duration, what: &str) -> Result<TcpStream, Error> {
+    let mut last = Error::Refused(what.to_string(), "no address to try".into());
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => last = Error::Refused(what.to_string(), e.to_string()),
+            Err(_) => last = Error::ConnectTimeout(what.to_string()),
+        }
+    }
+    Err(last)
+}
+
+/// Wraps a TCP stream in TLS for `host`.
+pub async fn tls(
+    tcp: TcpStream,
+    host: &str,
+    config: Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> Result<Stream, Error> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| Error::Tls(host.to_string(), "invalid server name".into()))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(Error::Tls(host.to_string(), e.to_string())),
+        Err(_) => Err(Error::ConnectTimeout(host.to_string())),
+    }
+}
+
+/// Asks a parent proxy to open a tunnel to `authority` (`host:port`).
+pub async fn parent_tunnel(
+    mut tcp: TcpStream,
+    authority: &str,
+    parent: &str,
+    timeout: Duration,
+) -> Result<TcpStream, Error> {
+    let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    let fut = async {
+        tcp.write_all(req.as_bytes()).await?;
+        // Read the reply head byte by byte so no tunnelled byte is consumed.
+        let mut head = Vec::with_capacity(256);
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if tcp.read(&mut byte).await? == 0 || head.len() > 16 << 10 {
+                return Err(std::io::Error::other("parent closed during CONNECT"));
+            }
+            head.push(byte[0]);
+        }
+        Ok(head)
+    };
+    let head = match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return Err(Error::Refused(parent.to_string(), e.to_string())),
+        Err(_) => return Err(Error::ConnectTimeout(parent.to_string())),
+    };
+    let status_ok = head
+        .split(|&b| b == b' ')
+        .nth(1)
+        .is_some_and(|code| code.starts_with(b"2"));
+    if status_ok {
+        Ok(tcp)
+    } else {
+        let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(&[]));
+        Err(Error::Parent(parent.to_string(), line.into_owned()))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}

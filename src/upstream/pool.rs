@@ -1,0 +1,118 @@
+//! Idle keep-alive connections to upstreams, keyed by where they lead.
+//!
+//! A connection is checked in only after its response body was read to the end and the
+//! response allowed keep-alive; it is checked out most-recently-used first (the one least
+//! likely to have been closed by the peer), and one the peer closed while idle is dropped
+//! on checkout. A sweeper closes connections idle longer than `upstream.idle_timeout`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1::SendRequest;
+
+use crate::body::Body;
+use crate::config::HostPort;
+use crate::proxy::target::Scheme;
+
+/// What a pooled connection is connected to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKey {
+    /// Directly to an origin.
+    Origin {
+        scheme: Scheme,
+        host: String,
+        port: u16,
+    },
+    /// To a parent proxy, carrying absolute-form `http://` requests for any origin.
+    Parent(HostPort),
+    /// TLS to an origin through a CONNECT tunnel opened by a parent.
+    Tunnel {
+        parent: HostPort,
+        host: String,
+        port: u16,
+    },
+}
+
+struct Idle {
+    tx: SendRequest<Body>,
+    since: Instant,
+}
+
+/// The pool of idle connections.
+pub struct Pool {
+    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
+    max_per_key: usize,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    /// A pool keeping at most `max_per_key` idle connections per key.
+    pub fn new(max_per_key: usize, idle_timeout: Duration) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            idle: Mutex::new(HashMap::new()),
+            max_per_key,
+            idle_timeout,
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(sweep(Arc::downgrade(&pool)));
+        }
+        pool
+    }
+
+    /// An idle connection to `key` that is still open, if any.
+    pub fn take(&self, key: &PoolKey) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(key)?;
+        while let Some(conn) = list.pop() {
+            if conn.since.elapsed() < self.idle_timeout && !conn.tx.is_closed() {
+                return Some(conn.tx);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose last response is complete.
+    pub fn put(&self, key: PoolKey, tx: SendRequest<Body>) {
+        if tx.is_closed() || self.max_per_key == 0 {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(key).or_default();
+        if list.len() >= self.max_per_key {
+            list.remove(0);
+        }
+        list.push(Idle {
+            tx,
+            since: Instant::now(),
+        });
+    }
+
+    /// Number of idle connections, for metrics and tests.
+    pub fn idle_count(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.values().map(Vec::len).sum()
+    }
+
+    fn sweep_once(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|_, list| {
+            list.retain(|c| c.since.elapsed() < self.idle_timeout && !c.tx.is_closed());
+            !list.is_empty()
+        });
+    }
+}
+
+async fn sweep(pool: Weak<Pool>) {
+    let period = match pool.upgrade() {
+        Some(p) => (p.idle_timeout / 2).max(Duration::from_millis(100)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        match pool.upgrade() {
+            Some(p) => p.sweep_once(),
+            None => return,
+        }
+    }
+}
