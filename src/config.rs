@@ -502,13 +502,8 @@ impl Config {
                 ));
             }
         }
-        if self
-            .scan
-            .suspect_threshold
-            .partial_cmp(&self.scan.spam_threshold)
-            != Some(std::cmp::Ordering::Less)
-            && self.scan.suspect_threshold != self.scan.spam_threshold
-        {
+        let (suspect, spam) = (self.scan.suspect_threshold, self.scan.spam_threshold);
+        if suspect.is_nan() || spam.is_nan() || suspect > spam {
             return Err(invalid(
                 "scan.suspect_threshold",
                 "must not be above scan.spam_threshold",
