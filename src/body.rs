@@ -95,3 +95,48 @@ where
         self.inner.size_hint()
     }
 }
+
+/// A body read up to a limit.
+pub enum Collected {
+    /// The whole body, within the limit.
+    Complete(Bytes),
+    /// More than the limit: the chunks read so far and the unread rest, to stream on.
+    TooLarge { head: Vec<Bytes>, rest: Body },
+}
+
+/// Reads `body` until it ends or more than `limit` bytes have arrived.
+pub async fn collect_limited(mut body: Body, limit: usize) -> Result<Collected, BoxError> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        len += data.len();
+        chunks.push(data);
+        if len > limit {
+            return Ok(Collected::TooLarge {
+                head: chunks,
+                rest: body,
+            });
+        }
+    }
+    Ok(Collected::Complete(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = bytes::BytesMut::with_capacity(len);
+            for c in chunks {
+                all.extend_from_slice(&c);
+            }
+            all.freeze()
+        }
+    }))
+}
+
+/// A body that yields `head` first, then everything left in `rest`.
+pub fn chain(head: Vec<Bytes>, rest: Body) -> Body {
+    let head = futures_util::stream::iter(head.into_iter().map(|b| Ok::<_, BoxError>(Frame::data(b))));
+    let rest = http_body_util::BodyStream::new(rest);
+    boxed(http_body_util::StreamBody::new(
+        futures_util::StreamExt::chain(head, rest),
+    ))
+}
