@@ -1,0 +1,1 @@
+//! The classifier pipeline (in progress).
