@@ -125,7 +125,8 @@ mod tests {
             b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1251\">"
                 .to_vec();
         equiv.extend_from_slice(b"\xcf\xf0\xe8\xe2\xe5\xf2"); // "Привет"
-        let cases: Vec<(Vec<u8>, Option<&str>, bool, &str, &str)> = vec![
+        type Case<'a> = (Vec<u8>, Option<&'a str>, bool, &'a str, &'a str);
+        let cases: Vec<Case> = vec![
             (b"plain ascii".to_vec(), None, false, "plain ascii", "UTF-8"),
             (
                 "caf\u{e9}".as_bytes().to_vec(),
