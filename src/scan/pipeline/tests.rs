@@ -244,6 +244,7 @@ fn unscanned_constructor_and_json_shape() {
     let clean = pipeline(vec![]).scan_sync(&html("<p>x</p>"));
     let json = serde_json::to_value(&clean).unwrap();
     assert!(json.get("reason").is_none());
+    assert_eq!(json["score"].to_string(), "0.0", "no findings: +0, not -0");
     assert!(json["scanned_at"].as_str().unwrap().ends_with('Z'));
 }
 

@@ -55,11 +55,12 @@ pub fn decide(
             }
         }
     }
-    let score: f64 = findings
+    // fold from +0.0: an empty f64 `sum()` is -0.0, which would print as "-0".
+    let score = findings
         .iter()
         .map(|f| f.score)
         .filter(|s| s.is_finite())
-        .sum();
+        .fold(0.0, |a, b| a + b);
     let mut reason = None;
     let class = if listed {
         Class::Listed
