@@ -1,0 +1,177 @@
+//! Bounded decoding of a response body into a [`Document`] for the classifiers.
+//!
+//! The steps, each in its own module: undo `Content-Encoding` with size and ratio limits
+//! (`encoding`), sniff the media type from magic bytes and reconcile it with the declared one
+//! (`sniff`), convert the charset to UTF-8 (`charset`), and render HTML to visible text while
+//! collecting URIs (`html`). Every step is bounded by [`DecodeLimits`], so a hostile body costs
+//! at most `max_body` bytes of output and linear time.
+
+use crate::config::ScanConfig;
+use crate::scan::{sha256_hex, Content, Document, ScanError};
+
+pub mod charset;
+pub mod encoding;
+pub mod html;
+pub mod sniff;
+
+pub use encoding::decode_content_encoding;
+pub use sniff::{reconcile, sniff};
+
+/// The limits every decode step honours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest decoded body, in bytes; more is [`ScanError::Limit`].
+    pub max_body: usize,
+    /// Largest decoded/encoded size ratio of one Content-Encoding step (0 = no ratio limit).
+    pub max_decode_ratio: u64,
+    /// Output below this many bytes never trips the ratio limit (tiny bodies compress well).
+    pub ratio_floor: usize,
+    /// Most URIs kept per document.
+    pub max_uris: usize,
+}
+
+impl DecodeLimits {
+    /// The limits configured in `[scan]`.
+    pub fn from_config(cfg: &ScanConfig) -> DecodeLimits {
+        DecodeLimits {
+            max_body: cfg.max_body.as_usize(),
+            max_decode_ratio: cfg.max_decode_ratio,
+            ..DecodeLimits::default()
+        }
+    }
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_body: 8 << 20,
+            max_decode_ratio: 1000,
+            ratio_floor: 1 << 20,
+            max_uris: 1000,
+        }
+    }
+}
+
+/// Decodes `content` into a [`Document`]: Content-Encoding undone, media type sniffed,
+/// text converted to UTF-8 and (for HTML) rendered to visible text, URIs extracted.
+///
+/// Errors: an unknown or corrupt Content-Encoding is [`ScanError::Undecodable`]; a decoded
+/// body over `max_body` or over the ratio limit is [`ScanError::Limit`].
+pub fn decode(content: &Content, limits: &DecodeLimits) -> Result<Document, ScanError> {
+    let body = decode_content_encoding(&content.bytes, &content.content_encoding, limits)?;
+    if body.len() > limits.max_body {
+        return Err(ScanError::Limit(format!(
+            "body of {} bytes is larger than scan.max_body ({} bytes)",
+            body.len(),
+            limits.max_body
+        )));
+    }
+    let media_type = reconcile(&content.declared_type, sniff(&body));
+    let mut doc = Document {
+        sha256: sha256_hex(&body),
+        media_type,
+        headers: content.headers.clone(),
+        url: content.url.clone(),
+        ..Document::default()
+    };
+    if doc_is_text(&doc.media_type) {
+        let is_html = is_html(&doc.media_type);
+        let enc = charset::detect(&body, content.charset.as_deref(), is_html);
+        doc.raw_text = charset::to_utf8(&body, enc);
+        let mut uris = html::UriSet::new(limits.max_uris, content.url.as_deref());
+        if let Some(u) = &content.url {
+            uris.push(u);
+        }
+        doc.text = if is_html {
+            html::to_text(&doc.raw_text, &mut uris)
+        } else {
+            doc.raw_text.clone()
+        };
+        html::extract_text_uris(&doc.text, &mut uris);
+        doc.uris = uris.into_vec();
+    } else if let Some(u) = &content.url {
+        doc.uris.push(u.clone());
+    }
+    doc.body = body;
+    Ok(doc)
+}
+
+/// True for the media types whose text the classifiers read (mirrors [`Document::is_text`]).
+fn doc_is_text(m: &str) -> bool {
+    m.starts_with("text/")
+        || m.ends_with("+xml")
+        || matches!(
+            m,
+            "application/xhtml+xml" | "application/json" | "application/xml" | "message/rfc822"
+        )
+}
+
+/// True for media types rendered as HTML.
+fn is_html(media_type: &str) -> bool {
+    matches!(media_type, "text/html" | "application/xhtml+xml")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn content(bytes: Vec<u8>, declared: &str, encoding: &str) -> Content {
+        Content {
+            bytes: bytes.into(),
+            declared_type: declared.to_string(),
+            content_encoding: encoding.to_string(),
+            url: Some("http://spam.example/offer".to_string()),
+            ..Content::default()
+        }
+    }
+
+    #[test]
+    fn gzipped_latin1_html_becomes_a_text_document() {
+        let html = b"<html><head><meta charset=iso-8859-1><script>x()</script></head>\
+                     <body><p>Gagn\xe9!</p><a href=\"/claim\">claim</a></body></html>";
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(html).unwrap();
+        let c = content(e.finish().unwrap(), "", "gzip");
+        let doc = decode(&c, &DecodeLimits::default()).unwrap();
+        assert_eq!(&doc.body[..], &html[..]);
+        assert_eq!(doc.sha256, sha256_hex(html));
+        assert_eq!(doc.media_type, "text/html");
+        assert_eq!(doc.text, "Gagn\u{e9}!\nclaim");
+        assert!(doc.raw_text.contains("<script>x()</script>"));
+        assert_eq!(
+            doc.uris,
+            ["http://spam.example/offer", "http://spam.example/claim"]
+        );
+        assert_eq!(doc.url.as_deref(), Some("http://spam.example/offer"));
+    }
+
+    #[test]
+    fn plain_text_keeps_raw_text_and_images_get_no_text() {
+        let doc = decode(
+            &content(b"call www.x.example now".to_vec(), "text/plain", ""),
+            &DecodeLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(doc.text, doc.raw_text);
+        assert!(doc.uris.contains(&"www.x.example".to_string()));
+
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR http://not.a.link/".to_vec();
+        let doc = decode(&content(png, "text/html", ""), &DecodeLimits::default()).unwrap();
+        assert_eq!(doc.media_type, "image/png");
+        assert!(doc.is_image());
+        assert!(doc.text.is_empty() && doc.raw_text.is_empty());
+        assert_eq!(doc.uris, ["http://spam.example/offer"]);
+    }
+
+    #[test]
+    fn identity_body_over_max_body_is_a_limit() {
+        let limits = DecodeLimits {
+            max_body: 10,
+            ..DecodeLimits::default()
+        };
+        let err = decode(&content(vec![b'a'; 11], "text/plain", ""), &limits).unwrap_err();
+        assert_eq!(err.reason(), "limit");
+    }
+}

@@ -1,0 +1,429 @@
+//! The pipeline: decode a body, run every classifier, decide the class, memoise the verdict.
+//!
+//! [`Pipeline`] is cheap to clone (one `Arc`) and shared by the proxy, the admin API and
+//! `sluice scan`. [`Pipeline::scan_sync`] does the work on the calling thread (worker threads,
+//! the CLI); [`Pipeline::scan`] runs it on the bounded worker pool off the reactor.
+//!
+//! - `verdict`: class decision, `Verdict::unscanned`, `Verdict::header_value`, timestamps.
+//! - `memo`: verdicts in sled by decoded-body SHA-256 (+ raw→decoded map for encoded bodies).
+//! - `pool`: semaphore-gated `spawn_blocking` with a bounded queue and a deadline.
+//! - `stats`: atomic counters for metrics.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::ScanConfig;
+use crate::scan::decode::{decode, reconcile, sniff, DecodeLimits};
+use crate::scan::digest::DigestList;
+use crate::scan::model::TextModel;
+use crate::scan::pdq::PdqClassifier;
+use crate::scan::rules::RuleSet;
+use crate::scan::{Classifier, Content, LoadError, Loaded, ScanError, Verdict};
+use crate::store::Store;
+
+pub mod memo;
+pub mod pool;
+pub mod stats;
+pub mod verdict;
+
+use memo::{Memo, RawKey};
+use pool::{Pool, PoolError};
+use stats::{ClassifierCounters, Stats, StatsSnapshot};
+pub use verdict::{format_score, rfc3339, Thresholds};
+
+#[cfg(test)]
+mod tests;
+
+/// Everything the pipeline needs from `[scan]` besides the classifiers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub thresholds: Thresholds,
+    pub limits: DecodeLimits,
+    /// Scan jobs at once (0 = one per core).
+    pub workers: usize,
+    /// Jobs allowed to wait for a worker; more are refused with reason `limit`.
+    pub queue: usize,
+    /// Deadline of one scan, from submission (→ reason `timeout`).
+    pub timeout: Duration,
+}
+
+impl Settings {
+    /// The settings configured in `[scan]`.
+    pub fn from_config(cfg: &ScanConfig) -> Settings {
+        Settings {
+            thresholds: Thresholds {
+                spam: cfg.spam_threshold,
+                suspect: cfg.suspect_threshold,
+            },
+            limits: DecodeLimits::from_config(cfg),
+            workers: cfg.workers,
+            queue: cfg.queue,
+            timeout: cfg.timeout,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&ScanConfig::default())
+    }
+}
+
+/// The loaded classifiers with their counters, and the ruleset version they make up.
+struct ClassifierSet {
+    classifiers: Vec<(Arc<dyn Classifier>, Arc<ClassifierCounters>)>,
+    thresholds: Thresholds,
+    ruleset: String,
+}
+
+struct Inner {
+    set: RwLock<Arc<ClassifierSet>>,
+    settings: Settings,
+    memo: OnceLock<Memo>,
+    pool: Pool,
+    stats: Stats,
+}
+
+/// The classifier pipeline. Clone it freely; clones share classifiers, memo, pool and stats.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+/// What the job already knows when a scan times out: decoded SHA-256 and media type.
+type Progress = Arc<Mutex<Option<(String, String)>>>;
+
+impl Pipeline {
+    /// Loads every classifier from `[scan]` (digest lists, PDQ lists, rules, text model).
+    /// Returns the pipeline and the loaders' warnings, or every loader's errors.
+    pub fn from_config(cfg: &ScanConfig) -> Result<(Pipeline, Vec<LoadError>), Vec<LoadError>> {
+        let (classifiers, warnings) = load_classifiers(cfg)?;
+        Ok((
+            Pipeline::new(classifiers, Settings::from_config(cfg)),
+            warnings,
+        ))
+    }
+
+    /// A pipeline over the given classifiers (tests, embedding).
+    pub fn new(classifiers: Vec<Arc<dyn Classifier>>, settings: Settings) -> Pipeline {
+        let stats = Stats::default();
+        let set = build_set(classifiers, settings.thresholds, &stats);
+        Pipeline {
+            inner: Arc::new(Inner {
+                set: RwLock::new(Arc::new(set)),
+                pool: Pool::new(settings.workers, settings.queue, settings.timeout),
+                settings,
+                memo: OnceLock::new(),
+                stats,
+            }),
+        }
+    }
+
+    /// Memoises verdicts in `store`'s `verdicts` tree (call once, before sharing the pipeline).
+    pub fn with_store(self, store: &Store) -> Pipeline {
+        let _already_set = self.inner.memo.set(Memo::new(store.verdicts.clone()));
+        self
+    }
+
+    /// Replaces the classifiers with freshly loaded ones (admin `POST /rules/reload`). On
+    /// errors the current set stays in force. Verdicts of the old ruleset are rescanned lazily.
+    pub fn reload(&self, cfg: &ScanConfig) -> Result<Vec<LoadError>, Vec<LoadError>> {
+        let (classifiers, warnings) = load_classifiers(cfg)?;
+        let thresholds = Thresholds {
+            spam: cfg.spam_threshold,
+            suspect: cfg.suspect_threshold,
+        };
+        let set = build_set(classifiers, thresholds, &self.inner.stats);
+        *self
+            .inner
+            .set
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+        Ok(warnings)
+    }
+
+    /// The ruleset version: a short hash over the classifiers' fingerprints and thresholds.
+    pub fn ruleset(&self) -> String {
+        self.current().ruleset.clone()
+    }
+
+    /// The settings this pipeline was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The memoised verdict for a decoded-body SHA-256, if the current ruleset produced it.
+    pub fn lookup(&self, sha256: &str) -> Option<Verdict> {
+        let ruleset = self.ruleset();
+        self.inner.memo.get()?.get(sha256, &ruleset)
+    }
+
+    /// A copy of the counters (scans, memo hits, per classifier, per class).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Scans on the calling thread: memo, decode, classifiers, class decision. Never panics
+    /// on hostile input; every failure is an `unscanned` verdict with a reason.
+    pub fn scan_sync(&self, content: &Content) -> Verdict {
+        self.inner.stats.requests.fetch_add(1, Relaxed);
+        self.scan_counted(content, None)
+    }
+
+    /// Scans on the worker pool. Returns at once with `unscanned`/`limit` when every worker
+    /// is busy and `queue` jobs already wait, and with `unscanned`/`timeout` after
+    /// `scan.timeout`. The `sha256` of those two verdicts is empty when the body had not been
+    /// hashed yet. Must be called inside a tokio runtime.
+    pub async fn scan(&self, content: Content) -> Verdict {
+        let stats = &self.inner.stats;
+        stats.requests.fetch_add(1, Relaxed);
+        let progress: Progress = Arc::new(Mutex::new(None));
+        let media_guess = quick_media_type(&content);
+        let this = self.clone();
+        let job_progress = Arc::clone(&progress);
+        let result = self
+            .inner
+            .pool
+            .run(move || this.scan_counted(&content, Some(&job_progress)))
+            .await;
+        let ruleset = self.ruleset();
+        let known = progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (sha, media) = known.unwrap_or((String::new(), media_guess));
+        let verdict = match result {
+            Ok(v) => return v,
+            Err(PoolError::Full) => {
+                stats.rejected.fetch_add(1, Relaxed);
+                let detail = format!(
+                    "all {} scan workers busy and {} scans queued",
+                    self.inner.pool.workers(),
+                    self.inner.settings.queue
+                );
+                Verdict::unscanned_with(&sha, &media, "limit", detail, &ruleset)
+            }
+            Err(PoolError::Timeout) => {
+                stats.timeouts.fetch_add(1, Relaxed);
+                let detail = format!(
+                    "scan did not finish within {:?}",
+                    self.inner.settings.timeout
+                );
+                Verdict::unscanned_with(&sha, &media, "timeout", detail, &ruleset)
+            }
+            Err(e @ PoolError::Failed(_)) => {
+                Verdict::unscanned_with(&sha, &media, "error", e.to_string(), &ruleset)
+            }
+        };
+        stats.count_class(verdict.class);
+        verdict
+    }
+
+    fn current(&self) -> Arc<ClassifierSet> {
+        Arc::clone(
+            &self
+                .inner
+                .set
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    fn scan_counted(&self, content: &Content, progress: Option<&Progress>) -> Verdict {
+        let v = self.evaluate(content, progress);
+        self.inner.stats.count_class(v.class);
+        v
+    }
+
+    fn evaluate(&self, content: &Content, progress: Option<&Progress>) -> Verdict {
+        let set = self.current();
+        let stats = &self.inner.stats;
+        let limits = &self.inner.settings.limits;
+        let memo = self.inner.memo.get();
+        let raw_sha: [u8; 32] = Sha256::digest(&content.bytes).into();
+        let raw_hex = hex::encode(raw_sha);
+        let coding = normalise_coding(&content.content_encoding);
+        let identity = coding.is_empty();
+        let report = |sha: &str, media: &str| {
+            if let Some(p) = progress {
+                *p.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((sha.to_string(), media.to_string()));
+            }
+        };
+        if identity {
+            report(&raw_hex, &quick_media_type(content));
+        }
+        if content.bytes.len() > limits.max_body {
+            let detail = format!(
+                "body of {} bytes is larger than scan.max_body ({} bytes)",
+                content.bytes.len(),
+                limits.max_body
+            );
+            let media = quick_media_type(content);
+            return Verdict::unscanned_with(&raw_hex, &media, "too_large", detail, &set.ruleset);
+        }
+        let raw_key: RawKey = (raw_sha, coding);
+        if let Some(m) = memo {
+            let decoded = if identity {
+                Some(raw_hex.clone())
+            } else {
+                m.decoded_sha(&raw_key)
+            };
+            if let Some(v) = decoded.and_then(|sha| m.get(&sha, &set.ruleset)) {
+                stats.memo_hits.fetch_add(1, Relaxed);
+                return v;
+            }
+        }
+        let doc = match decode(content, limits) {
+            Ok(d) => d,
+            Err(e) => {
+                let media = quick_media_type(content);
+                return Verdict::unscanned_with(
+                    &raw_hex,
+                    &media,
+                    e.reason(),
+                    e.to_string(),
+                    &set.ruleset,
+                );
+            }
+        };
+        report(&doc.sha256, &doc.media_type);
+        if let Some(m) = memo {
+            if !identity {
+                m.remember(raw_key, &doc.sha256);
+            }
+            if let Some(v) = m.get(&doc.sha256, &set.ruleset) {
+                stats.memo_hits.fetch_add(1, Relaxed);
+                return v;
+            }
+        }
+        stats.scans.fetch_add(1, Relaxed);
+        let outcomes = set
+            .classifiers
+            .iter()
+            .map(|(c, counters)| run_classifier(c.as_ref(), counters, &doc))
+            .collect();
+        let v = verdict::decide(
+            doc.sha256.clone(),
+            doc.media_type.clone(),
+            outcomes,
+            set.thresholds,
+            &set.ruleset,
+        );
+        if let Some(m) = memo {
+            m.put(&v);
+        }
+        v
+    }
+}
+
+/// Runs one classifier, timing it and turning a panic into an error.
+fn run_classifier(
+    c: &dyn Classifier,
+    counters: &ClassifierCounters,
+    doc: &crate::scan::Document,
+) -> verdict::Outcome {
+    let start = Instant::now();
+    let result = catch_unwind(AssertUnwindSafe(|| c.classify(doc)))
+        .unwrap_or_else(|_| Err(ScanError::Other("classifier panicked".to_string())));
+    counters.calls.fetch_add(1, Relaxed);
+    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    counters.micros.fetch_add(micros, Relaxed);
+    if result.is_err() {
+        counters.errors.fetch_add(1, Relaxed);
+    }
+    verdict::Outcome {
+        classifier: c.name(),
+        result,
+    }
+}
+
+/// Loaded classifiers and the loaders' warnings.
+type LoadedSet = (Vec<Arc<dyn Classifier>>, Vec<LoadError>);
+
+/// Runs every loader so that all errors are reported together.
+fn load_classifiers(cfg: &ScanConfig) -> Result<LoadedSet, Vec<LoadError>> {
+    fn add<T: Classifier + 'static>(
+        loaded: Loaded<T>,
+        out: &mut Vec<Arc<dyn Classifier>>,
+        warnings: &mut Vec<LoadError>,
+        errors: &mut Vec<LoadError>,
+    ) {
+        match loaded {
+            Ok((c, w)) => {
+                out.push(Arc::new(c));
+                warnings.extend(w);
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    let (mut out, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    add(DigestList::load(cfg), &mut out, &mut warnings, &mut errors);
+    add(
+        PdqClassifier::load(cfg),
+        &mut out,
+        &mut warnings,
+        &mut errors,
+    );
+    add(RuleSet::load(cfg), &mut out, &mut warnings, &mut errors);
+    add(TextModel::load(cfg), &mut out, &mut warnings, &mut errors);
+    if errors.is_empty() {
+        Ok((out, warnings))
+    } else {
+        Err(errors)
+    }
+}
+
+fn build_set(
+    classifiers: Vec<Arc<dyn Classifier>>,
+    thresholds: Thresholds,
+    stats: &Stats,
+) -> ClassifierSet {
+    let ruleset = ruleset_hash(&classifiers, thresholds);
+    ClassifierSet {
+        classifiers: classifiers
+            .into_iter()
+            .map(|c| {
+                let counters = stats.classifier(c.name());
+                (c, counters)
+            })
+            .collect(),
+        thresholds,
+        ruleset,
+    }
+}
+
+/// 16 hex digits of SHA-256 over every classifier's name and fingerprint and the thresholds.
+fn ruleset_hash(classifiers: &[Arc<dyn Classifier>], t: Thresholds) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sluice-ruleset-v1\n");
+    for c in classifiers {
+        h.update(format!("{}\t{}\n", c.name(), c.fingerprint()).as_bytes());
+    }
+    h.update(format!("spam={}\nsuspect={}\n", t.spam, t.suspect).as_bytes());
+    let digest = h.finalize();
+    hex::encode(&digest[..8])
+}
+
+/// The coding list, lowercased and without `identity` entries (`""` for none).
+fn normalise_coding(enc: &str) -> String {
+    enc.split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The media type without decoding: sniffed from the first KB of an unencoded body, else the
+/// declared type. Cheap enough for the reactor.
+fn quick_media_type(content: &Content) -> String {
+    if normalise_coding(&content.content_encoding).is_empty() {
+        reconcile(&content.declared_type, sniff(&content.bytes))
+    } else {
+        content.declared_type.clone()
+    }
+}

@@ -1,0 +1,438 @@
+//! Pipeline tests with fake classifiers: class decision, failures, pool push-back, timeouts
+//! and the verdict memo.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::scan::{Class, Document, Finding};
+
+/// What a fake classifier returns.
+#[derive(Clone)]
+enum Says {
+    Findings(Vec<(&'static str, f64)>),
+    Fails(&'static str),
+    Panics,
+}
+
+/// A classifier that says what it is told, counts calls, and can block until released.
+struct Fake {
+    name: &'static str,
+    says: Says,
+    fingerprint: String,
+    calls: AtomicUsize,
+    gate: Option<Gate>,
+}
+
+/// Lets a test see that a classify call started and decide when it may finish.
+struct Gate {
+    started: mpsc::UnboundedSender<()>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Fake {
+    fn new(name: &'static str, says: Says) -> Fake {
+        Fake {
+            name,
+            says,
+            fingerprint: format!("{name}-v1"),
+            calls: AtomicUsize::new(0),
+            gate: None,
+        }
+    }
+
+    /// A fake that blocks in classify; returns it, the "started" receiver and the release sender.
+    fn gated(
+        name: &'static str,
+    ) -> (
+        Fake,
+        mpsc::UnboundedReceiver<()>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (started_tx, started_rx) = mpsc::unbounded_channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel();
+        let mut f = Fake::new(name, Says::Findings(vec![]));
+        f.gate = Some(Gate {
+            started: started_tx,
+            release: Mutex::new(release_rx),
+        });
+        (f, started_rx, release_tx)
+    }
+}
+
+impl Classifier for Fake {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn classify(&self, _doc: &Document) -> Result<Vec<Finding>, ScanError> {
+        self.calls.fetch_add(1, SeqCst);
+        if let Some(g) = &self.gate {
+            let _ = g.started.send(());
+            let _ = g.release.lock().unwrap().recv();
+        }
+        match &self.says {
+            Says::Findings(fs) => Ok(fs
+                .iter()
+                .map(|(rule, score)| Finding {
+                    classifier: self.name.to_string(),
+                    rule: rule.to_string(),
+                    score: *score,
+                    detail: format!("{rule} matched"),
+                })
+                .collect()),
+            Says::Fails(msg) => Err(ScanError::Limit(msg.to_string())),
+            Says::Panics => panic!("fake classifier panics"),
+        }
+    }
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+}
+
+fn pipeline(fakes: Vec<Fake>) -> Pipeline {
+    pipeline_with(fakes, Settings::default())
+}
+
+fn pipeline_with(fakes: Vec<Fake>, settings: Settings) -> Pipeline {
+    let cs: Vec<Arc<dyn Classifier>> = fakes
+        .into_iter()
+        .map(|f| Arc::new(f) as Arc<dyn Classifier>)
+        .collect();
+    Pipeline::new(cs, settings)
+}
+
+fn html(body: &str) -> Content {
+    Content {
+        bytes: bytes::Bytes::from(body.to_string()),
+        declared_type: "text/html".into(),
+        ..Content::default()
+    }
+}
+
+fn rules(fs: Vec<(&'static str, f64)>) -> Fake {
+    Fake::new("rules", Says::Findings(fs))
+}
+
+#[test]
+fn class_follows_the_score_thresholds() {
+    for (scores, class) in [
+        (vec![], Class::Clean),
+        (vec![("A", 1.0), ("B", 1.4)], Class::Clean),
+        (vec![("A", 2.5)], Class::Suspect),
+        (vec![("A", 3.0), ("B", 1.9)], Class::Suspect),
+        (vec![("A", 3.0), ("B", 2.0)], Class::Spam),
+        (vec![("A", 9.0), ("HAM", -5.0)], Class::Suspect),
+    ] {
+        let want: f64 = scores.iter().map(|(_, s)| s).sum();
+        let v = pipeline(vec![rules(scores)]).scan_sync(&html("<p>x</p>"));
+        assert_eq!(v.class, class, "score {want}");
+        assert_eq!(v.score, want);
+        assert_eq!(v.reason, None);
+    }
+}
+
+#[test]
+fn model_and_rule_scores_add_up() {
+    let p = pipeline(vec![
+        rules(vec![("LOTTERY", 3.0)]),
+        Fake::new("model", Says::Findings(vec![("nb", 2.5)])),
+    ]);
+    let v = p.scan_sync(&html("<p>you won</p>"));
+    assert_eq!((v.class, v.score), (Class::Spam, 5.5));
+    assert_eq!(v.findings.len(), 2);
+}
+
+#[test]
+fn a_hash_list_match_is_listed_whatever_the_score() {
+    for list in ["digest", "pdq"] {
+        let p = pipeline(vec![
+            Fake::new(list, Says::Findings(vec![("known-bad", 0.0)])),
+            rules(vec![("HAM", -10.0)]),
+            Fake::new("model", Says::Fails("model exploded")),
+        ]);
+        let v = p.scan_sync(&html("<p>x</p>"));
+        assert_eq!(v.class, Class::Listed, "{list}");
+        assert!(v.header_value().starts_with("listed; score=-10; sha256="));
+        assert!(v.header_value().contains("rules=known-bad,HAM"));
+    }
+}
+
+#[test]
+fn a_failing_classifier_makes_it_unscanned_and_keeps_other_findings() {
+    let p = pipeline(vec![
+        rules(vec![("PHARMA", 6.0)]),
+        Fake::new("pdq", Says::Fails("image is 100000x100000")),
+    ]);
+    let v = p.scan_sync(&html("<p>pills</p>"));
+    assert_eq!(v.class, Class::Unscanned);
+    assert_eq!(v.reason.as_deref(), Some("limit"));
+    assert_eq!(v.findings[0].rule, "PHARMA");
+    let f = &v.findings[1];
+    assert_eq!(
+        (f.classifier.as_str(), f.rule.as_str()),
+        ("pipeline", "limit")
+    );
+    assert!(
+        f.detail.contains("pdq") && f.detail.contains("100000x100000"),
+        "{}",
+        f.detail
+    );
+    assert!(
+        v.header_value().ends_with("; rules=PHARMA; reason=limit"),
+        "{}",
+        v.header_value()
+    );
+    let s = p.stats();
+    assert_eq!(s.classifiers["pdq"].errors, 1);
+    assert_eq!(s.classes["unscanned"], 1);
+}
+
+#[test]
+fn a_panicking_classifier_is_an_error_not_a_crash() {
+    let p = pipeline(vec![Fake::new("rules", Says::Panics)]);
+    let v = p.scan_sync(&html("<p>x</p>"));
+    assert_eq!(v.class, Class::Unscanned);
+    assert_eq!(v.reason.as_deref(), Some("error"));
+}
+
+#[test]
+fn decode_failures_and_large_bodies_are_unscanned_with_their_reason() {
+    let settings = Settings {
+        limits: DecodeLimits {
+            max_body: 1024,
+            ..DecodeLimits::default()
+        },
+        ..Settings::default()
+    };
+    let p = pipeline_with(vec![rules(vec![("X", 9.0)])], settings);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&[b'a'; 5000]).unwrap();
+    let gz = gz.finish().unwrap();
+    for (bytes, encoding, reason) in [
+        (vec![b'a'; 1025], "", "too_large"),
+        (b"not gzip".to_vec(), "gzip", "undecodable"),
+        (b"whatever".to_vec(), "zstd", "undecodable"),
+        (gz, "gzip", "limit"),
+    ] {
+        let c = Content {
+            bytes: bytes.clone().into(),
+            content_encoding: encoding.into(),
+            ..Content::default()
+        };
+        let v = p.scan_sync(&c);
+        assert_eq!(v.class, Class::Unscanned, "{reason}");
+        assert_eq!(v.reason.as_deref(), Some(reason));
+        assert_eq!(v.sha256, crate::scan::sha256_hex(&bytes), "{reason}");
+        assert_eq!(v.findings.len(), 1);
+        assert_eq!(v.findings[0].classifier, "pipeline");
+    }
+    assert_eq!(p.stats().scans, 0, "no classifier ran");
+}
+
+#[test]
+fn unscanned_constructor_and_json_shape() {
+    let v = Verdict::unscanned("abc", "image/png", "too_large", "r1");
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["class"], "unscanned");
+    assert_eq!(json["reason"], "too_large");
+    assert_eq!(json["findings"][0]["rule"], "too_large");
+    let back: Verdict = serde_json::from_value(json).unwrap();
+    assert_eq!(back, v);
+    let clean = pipeline(vec![]).scan_sync(&html("<p>x</p>"));
+    let json = serde_json::to_value(&clean).unwrap();
+    assert!(json.get("reason").is_none());
+    assert_eq!(json["score"].to_string(), "0.0", "no findings: +0, not -0");
+    assert!(json["scanned_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn ruleset_names_fingerprints_and_thresholds() {
+    let a = pipeline(vec![rules(vec![])]).ruleset();
+    assert_eq!(a.len(), 16);
+    assert_eq!(a, pipeline(vec![rules(vec![])]).ruleset(), "stable");
+    let mut changed = rules(vec![]);
+    changed.fingerprint = "rules-v2".into();
+    assert_ne!(a, pipeline(vec![changed]).ruleset());
+    let mut s = Settings::default();
+    s.thresholds.spam = 7.0;
+    assert_ne!(a, pipeline_with(vec![rules(vec![])], s).ruleset());
+}
+
+#[test]
+fn from_config_loads_the_four_classifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ScanConfig {
+        rules: dir.path().join("rules"),
+        models: dir.path().join("models"),
+        hash_lists: dir.path().join("hashes"),
+        ..ScanConfig::default()
+    };
+    let (p, _warnings) = Pipeline::from_config(&cfg).unwrap();
+    let v = p.scan_sync(&html("<p>hello</p>"));
+    assert_ne!(v.class, Class::Unscanned);
+    let names: Vec<_> = p.stats().classifiers.into_keys().collect();
+    assert_eq!(names, ["digest", "model", "pdq", "rules"]);
+}
+
+#[tokio::test]
+async fn scan_runs_on_the_pool() {
+    let p = pipeline(vec![rules(vec![("A", 5.0)])]);
+    let v = p.scan(html("<p>x</p>")).await;
+    assert_eq!(v.class, Class::Spam);
+    assert_eq!(p.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn a_full_pool_with_no_queue_pushes_back() {
+    let (fake, mut started, release) = Fake::gated("rules");
+    let settings = Settings {
+        workers: 1,
+        queue: 0,
+        ..Settings::default()
+    };
+    let p = pipeline_with(vec![fake], settings);
+    let first = tokio::spawn({
+        let p = p.clone();
+        async move { p.scan(html("<p>one</p>")).await }
+    });
+    started.recv().await.unwrap();
+    let second = p.scan(html("<p>two</p>")).await;
+    assert_eq!(second.class, Class::Unscanned);
+    assert_eq!(second.reason.as_deref(), Some("limit"));
+    assert!(
+        second.findings[0].detail.contains("busy"),
+        "{}",
+        second.findings[0].detail
+    );
+    release.send(()).unwrap();
+    assert_eq!(first.await.unwrap().class, Class::Clean);
+    assert_eq!(p.stats().rejected, 1);
+}
+
+#[tokio::test]
+async fn the_queue_holds_queue_jobs_then_pushes_back() {
+    let (fake, mut started, release) = Fake::gated("rules");
+    let settings = Settings {
+        workers: 1,
+        queue: 1,
+        ..Settings::default()
+    };
+    let p = pipeline_with(vec![fake], settings);
+    let spawn = |body: &'static str| {
+        let p = p.clone();
+        tokio::spawn(async move { p.scan(html(body)).await })
+    };
+    let first = spawn("<p>one</p>");
+    started.recv().await.unwrap();
+    let second = spawn("<p>two</p>");
+    while p.inner.pool.waiting() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let third = p.scan(html("<p>three</p>")).await;
+    assert_eq!(third.reason.as_deref(), Some("limit"));
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    assert_eq!(first.await.unwrap().class, Class::Clean);
+    assert_eq!(second.await.unwrap().class, Class::Clean);
+    assert_eq!(p.inner.pool.waiting(), 0);
+}
+
+#[tokio::test]
+async fn a_stuck_classifier_times_out_as_unscanned() {
+    let (fake, mut started, release) = Fake::gated("model");
+    let settings = Settings {
+        timeout: Duration::from_millis(200),
+        ..Settings::default()
+    };
+    let p = pipeline_with(vec![fake], settings);
+    let body = "<p>slow</p>";
+    let v = p.scan(html(body)).await;
+    started.recv().await.unwrap();
+    assert_eq!(v.class, Class::Unscanned);
+    assert_eq!(v.reason.as_deref(), Some("timeout"));
+    assert_eq!(v.sha256, crate::scan::sha256_hex(body.as_bytes()));
+    assert_eq!(v.media_type, "text/html");
+    assert_eq!(p.stats().timeouts, 1);
+    release.send(()).unwrap();
+}
+
+fn counting_pipeline(store: &Store, fingerprint: &str) -> (Pipeline, Arc<Fake>) {
+    let mut f = rules(vec![("PHARMA", 3.0)]);
+    f.fingerprint = fingerprint.to_string();
+    let f = Arc::new(f);
+    let p = Pipeline::new(vec![f.clone() as Arc<dyn Classifier>], Settings::default())
+        .with_store(store);
+    (p, f)
+}
+
+#[test]
+fn the_same_bytes_are_scanned_once() {
+    let store = Store::temporary().unwrap();
+    let (p, fake) = counting_pipeline(&store, "v1");
+    let body = "<p>buy pills</p>";
+    let first = p.scan_sync(&html(body));
+    let second = p.scan_sync(&Content {
+        url: Some("http://other.example/".into()),
+        ..html(body)
+    });
+    assert_eq!(fake.calls.load(SeqCst), 1);
+    assert_eq!(second, first);
+    assert_eq!(p.lookup(&first.sha256), Some(first.clone()));
+
+    // The same decoded bytes, gzip-encoded: decoded once, then known by their raw hash.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body.as_bytes()).unwrap();
+    let gzipped = Content {
+        bytes: gz.finish().unwrap().into(),
+        content_encoding: "gzip".into(),
+        ..html("")
+    };
+    assert_eq!(p.scan_sync(&gzipped).sha256, first.sha256);
+    assert_eq!(p.scan_sync(&gzipped).sha256, first.sha256);
+    assert_eq!(fake.calls.load(SeqCst), 1);
+    let s = p.stats();
+    assert_eq!((s.requests, s.scans, s.memo_hits), (4, 1, 3));
+    assert_eq!(s.classes["suspect"], 4);
+    assert_eq!(s.classifiers["rules"].calls, 1);
+}
+
+#[test]
+fn a_ruleset_change_rescans_and_overwrites() {
+    let store = Store::temporary().unwrap();
+    let body = html("<p>again</p>");
+    let (old, old_fake) = counting_pipeline(&store, "v1");
+    let v1 = old.scan_sync(&body);
+    let (new, new_fake) = counting_pipeline(&store, "v2");
+    let v2 = new.scan_sync(&body);
+    assert_eq!(
+        new_fake.calls.load(SeqCst),
+        1,
+        "rescanned under the new ruleset"
+    );
+    assert_ne!(v1.ruleset, v2.ruleset);
+    assert_eq!(
+        new.lookup(&v2.sha256).map(|v| v.ruleset),
+        Some(v2.ruleset.clone())
+    );
+    assert_eq!(old.lookup(&v1.sha256), None, "overwritten");
+    new.scan_sync(&body);
+    assert_eq!(new_fake.calls.load(SeqCst), 1);
+    assert_eq!(old_fake.calls.load(SeqCst), 1);
+}
+
+#[test]
+fn unscanned_verdicts_are_not_memoised() {
+    let store = Store::temporary().unwrap();
+    let fake = Arc::new(Fake::new("rules", Says::Fails("flaky")));
+    let p = Pipeline::new(
+        vec![fake.clone() as Arc<dyn Classifier>],
+        Settings::default(),
+    )
+    .with_store(&store);
+    p.scan_sync(&html("<p>x</p>"));
+    p.scan_sync(&html("<p>x</p>"));
+    assert_eq!(fake.calls.load(SeqCst), 2);
+}
