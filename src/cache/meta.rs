@@ -45,6 +45,40 @@ pub struct ObjectMeta {
 pub struct DecodeError;
 
 impl ObjectMeta {
+    /// Builds the meta for a complete response about to be stored: computes the body digest,
+    /// the Vary spec and secondary key from the request, and drops the fields named by
+    /// qualified `private="..."` / `no-cache="..."` (a shared cache must not store them).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_response(
+        key: &super::key::CacheKey,
+        status: StatusCode,
+        resp_headers: &HeaderMap,
+        req_headers: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+        body: &[u8],
+    ) -> ObjectMeta {
+        let mut headers = resp_headers.clone();
+        for name in super::policy::fields_not_stored(resp_headers) {
+            headers.remove(name.as_str());
+        }
+        let vary = super::vary::spec(resp_headers);
+        let secondary = super::vary::secondary_key(&vary, req_headers);
+        ObjectMeta {
+            url: key.as_str().to_string(),
+            status: status.as_u16(),
+            headers,
+            // Millisecond precision, as stored, so a meta read back equals the one written.
+            request_time: from_millis(millis(request_time)),
+            response_time: from_millis(millis(response_time)),
+            stored_at: from_millis(millis(SystemTime::now())),
+            body_sha256: sha256(body),
+            body_len: body.len() as u64,
+            vary,
+            secondary,
+        }
+    }
+
     /// The response status as a typed value (an out-of-range stored value reads as 500).
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
