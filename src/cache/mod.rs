@@ -1,5 +1,6 @@
 //! RFC 9111 shared cache: policy, keys, object store, collapsing.
 pub mod bodies;
+pub mod collapse;
 pub mod directives;
 pub mod evict;
 pub mod freshness;
