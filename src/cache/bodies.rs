@@ -67,7 +67,10 @@ pub fn add_ref(t: &TransactionalTree, sha: &[u8; 32], body: &[u8]) -> TxResult<(
     let mk = manifest_key(sha);
     let existing = t.get(mk)?.and_then(|v| Manifest::decode(&v));
     let m = match existing {
-        Some(m) => Manifest { refs: m.refs + 1, ..m },
+        Some(m) => Manifest {
+            refs: m.refs + 1,
+            ..m
+        },
         None => {
             // Chunks before the manifest that makes them reachable.
             let mut n = 0u32;
@@ -75,7 +78,11 @@ pub fn add_ref(t: &TransactionalTree, sha: &[u8; 32], body: &[u8]) -> TxResult<(
                 t.insert(&chunk_key(sha, i as u32)[..], chunk)?;
                 n += 1;
             }
-            Manifest { len: body.len() as u64, chunks: n, refs: 1 }
+            Manifest {
+                len: body.len() as u64,
+                chunks: n,
+                refs: 1,
+            }
         }
     };
     t.insert(&mk[..], &m.encode()[..])?;
@@ -85,9 +92,18 @@ pub fn add_ref(t: &TransactionalTree, sha: &[u8; 32], body: &[u8]) -> TxResult<(
 /// Drops a reference to `sha`; the last one deletes the body.
 pub fn release(t: &TransactionalTree, sha: &[u8; 32]) -> TxResult<()> {
     let mk = manifest_key(sha);
-    let Some(m) = t.get(mk)?.and_then(|v| Manifest::decode(&v)) else { return Ok(()) };
+    let Some(m) = t.get(mk)?.and_then(|v| Manifest::decode(&v)) else {
+        return Ok(());
+    };
     if m.refs > 1 {
-        t.insert(&mk[..], &Manifest { refs: m.refs - 1, ..m }.encode()[..])?;
+        t.insert(
+            &mk[..],
+            &Manifest {
+                refs: m.refs - 1,
+                ..m
+            }
+            .encode()[..],
+        )?;
     } else {
         delete(t, sha, m.chunks)?;
     }
@@ -117,7 +133,10 @@ pub enum ReadFailure {
 
 /// Reads and verifies a body. One chunk is returned without copying.
 pub fn read(tree: &Tree, sha: &[u8; 32]) -> Result<Result<Bytes, ReadFailure>, sled::Error> {
-    let Some(m) = tree.get(manifest_key(sha))?.and_then(|v| Manifest::decode(&v)) else {
+    let Some(m) = tree
+        .get(manifest_key(sha))?
+        .and_then(|v| Manifest::decode(&v))
+    else {
         return Ok(Err(ReadFailure::Missing));
     };
     let corrupt = Err(ReadFailure::Corrupt { chunks: m.chunks });

@@ -79,19 +79,29 @@ impl<T: Clone + Send + Sync, K: Hash + Eq + Clone> Default for Collapser<T, K> {
 impl<T: Clone + Send + Sync, K: Hash + Eq + Clone> Collapser<T, K> {
     /// An empty collapser.
     pub fn new() -> Self {
-        Collapser { map: Arc::new(Mutex::new(HashMap::new())), next: AtomicU64::new(0) }
+        Collapser {
+            map: Arc::new(Mutex::new(HashMap::new())),
+            next: AtomicU64::new(0),
+        }
     }
 
     /// Becomes the leader for `key`, or a follower of the current one.
     pub fn acquire(&self, key: &K) -> Role<T, K> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = map.get(key) {
-            return Role::Follower(Follower { rx: slot.tx.subscribe() });
+            return Role::Follower(Follower {
+                rx: slot.tx.subscribe(),
+            });
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, _rx) = watch::channel(State::Pending);
         map.insert(key.clone(), Slot { id, tx: tx.clone() });
-        Role::Leader(Leader { key: Some(key.clone()), id, tx, map: self.map.clone() })
+        Role::Leader(Leader {
+            key: Some(key.clone()),
+            id,
+            tx,
+            map: self.map.clone(),
+        })
     }
 
     /// Number of keys being fetched right now.
@@ -183,25 +193,44 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_leader_releases_followers_and_the_key() {
         let c = Collapser::<u32>::new();
-        let Role::Leader(l) = c.acquire(&key()) else { panic!("first caller leads") };
-        let Role::Follower(f) = c.acquire(&key()) else { panic!("second caller follows") };
+        let Role::Leader(l) = c.acquire(&key()) else {
+            panic!("first caller leads")
+        };
+        let Role::Follower(f) = c.acquire(&key()) else {
+            panic!("second caller follows")
+        };
         drop(l);
-        assert_eq!(f.wait(Duration::from_secs(10)).await, WaitOutcome::Abandoned);
-        assert!(matches!(c.acquire(&key()), Role::Leader(_)), "key free again");
+        assert_eq!(
+            f.wait(Duration::from_secs(10)).await,
+            WaitOutcome::Abandoned
+        );
+        assert!(
+            matches!(c.acquire(&key()), Role::Leader(_)),
+            "key free again"
+        );
     }
 
     #[tokio::test]
     async fn a_slow_leader_times_followers_out() {
         let c = Collapser::<u32>::new();
-        let Role::Leader(_l) = c.acquire(&key()) else { panic!("first caller leads") };
-        let Role::Follower(f) = c.acquire(&key()) else { panic!("second caller follows") };
-        assert_eq!(f.wait(Duration::from_millis(20)).await, WaitOutcome::TimedOut);
+        let Role::Leader(_l) = c.acquire(&key()) else {
+            panic!("first caller leads")
+        };
+        let Role::Follower(f) = c.acquire(&key()) else {
+            panic!("second caller follows")
+        };
+        assert_eq!(
+            f.wait(Duration::from_millis(20)).await,
+            WaitOutcome::TimedOut
+        );
     }
 
     #[tokio::test]
     async fn a_follower_arriving_after_finish_is_a_new_leader() {
         let c = Collapser::<u32>::new();
-        let Role::Leader(l) = c.acquire(&key()) else { panic!("leads") };
+        let Role::Leader(l) = c.acquire(&key()) else {
+            panic!("leads")
+        };
         l.finish(1);
         assert!(matches!(c.acquire(&key()), Role::Leader(_)));
     }

@@ -224,6 +224,8 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn directive_table() {
         type Check = fn(&CacheControl) -> bool;
         let rows: &[(&[&str], Check, &str)] = &[

@@ -42,7 +42,11 @@ struct List {
 
 impl Default for List {
     fn default() -> Self {
-        List { head: NIL, tail: NIL, bytes: 0 }
+        List {
+            head: NIL,
+            tail: NIL,
+            bytes: 0,
+        }
     }
 }
 
@@ -53,10 +57,19 @@ struct Slab<K> {
 
 impl<K> Slab<K> {
     fn new() -> Self {
-        Slab { nodes: Vec::new(), free: Vec::new() }
+        Slab {
+            nodes: Vec::new(),
+            free: Vec::new(),
+        }
     }
     fn alloc(&mut self, key: K, size: u64, seg: Seg) -> usize {
-        let node = Node { key: Some(key), size, prev: NIL, next: NIL, seg };
+        let node = Node {
+            key: Some(key),
+            size,
+            prev: NIL,
+            next: NIL,
+            seg,
+        };
         match self.free.pop() {
             Some(i) => {
                 self.nodes[i] = node;
@@ -121,7 +134,12 @@ impl Sketch {
     }
     fn slots<K: Hash>(&self, key: &K) -> [usize; 4] {
         let h = self.hasher.hash_one(key);
-        const SEEDS: [u64; 4] = [0x9E37_79B9_7F4A_7C15, 0xC2B2_AE3D_27D4_EB4F, 0x1656_67B1_9E37_79F9, 0x27D4_EB2F_1656_67C5];
+        const SEEDS: [u64; 4] = [
+            0x9E37_79B9_7F4A_7C15,
+            0xC2B2_AE3D_27D4_EB4F,
+            0x1656_67B1_9E37_79F9,
+            0x27D4_EB2F_1656_67C5,
+        ];
         SEEDS.map(|s| ((h ^ (h >> 29)).wrapping_mul(s) >> 32) as usize & self.mask)
     }
     fn increment<K: Hash>(&mut self, key: &K) {
@@ -140,7 +158,12 @@ impl Sketch {
     }
     fn estimate<K: Hash>(&self, key: &K) -> u8 {
         let slots = self.slots(key);
-        self.rows.iter().zip(slots).map(|(r, i)| r[i]).min().unwrap_or(0)
+        self.rows
+            .iter()
+            .zip(slots)
+            .map(|(r, i)| r[i])
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -258,9 +281,19 @@ impl<K: Hash + Eq + Clone> WTinyLfu<K> {
             let loser = if victim == cand {
                 cand
             } else {
-                let fc = self.slab.nodes[cand].key.as_ref().map_or(0, |k| self.sketch.estimate(k));
-                let fv = self.slab.nodes[victim].key.as_ref().map_or(0, |k| self.sketch.estimate(k));
-                if fc > fv { victim } else { cand }
+                let fc = self.slab.nodes[cand]
+                    .key
+                    .as_ref()
+                    .map_or(0, |k| self.sketch.estimate(k));
+                let fv = self.slab.nodes[victim]
+                    .key
+                    .as_ref()
+                    .map_or(0, |k| self.sketch.estimate(k));
+                if fc > fv {
+                    victim
+                } else {
+                    cand
+                }
             };
             let k = self.drop_index(loser);
             evicted.extend(k);
@@ -301,7 +334,12 @@ pub struct Lru<K> {
 impl<K: Hash + Eq + Clone> Lru<K> {
     /// An LRU bounded at `capacity` bytes.
     pub fn new(capacity: u64) -> Self {
-        Lru { capacity, map: HashMap::new(), slab: Slab::new(), list: List::default() }
+        Lru {
+            capacity,
+            map: HashMap::new(),
+            slab: Slab::new(),
+            list: List::default(),
+        }
     }
 
     /// Whether `key` is tracked.
@@ -383,7 +421,11 @@ mod tests {
         for k in 1_000..11_000u32 {
             lru.insert(k, 1);
         }
-        assert_eq!((0..50u32).filter(|k| lru.contains(k)).count(), 0, "LRU is flushed by a scan");
+        assert_eq!(
+            (0..50u32).filter(|k| lru.contains(k)).count(),
+            0,
+            "LRU is flushed by a scan"
+        );
     }
 
     #[test]

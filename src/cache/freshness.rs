@@ -36,7 +36,10 @@ pub struct Lifetime {
 
 /// Status codes that are heuristically cacheable (RFC 9110 §15.1).
 pub fn heuristically_cacheable(status: u16) -> bool {
-    matches!(status, 200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501)
+    matches!(
+        status,
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
 }
 
 /// Whether the response carries explicit freshness (s-maxage, max-age or Expires).
@@ -48,10 +51,16 @@ pub fn has_explicit_freshness(cc: &CacheControl, headers: &HeaderMap) -> bool {
 pub fn lifetime(status: u16, headers: &HeaderMap, response_time: SystemTime) -> Lifetime {
     let cc = CacheControl::parse(headers);
     if let Some(s) = cc.s_maxage {
-        return Lifetime { secs: s, source: Source::SMaxAge };
+        return Lifetime {
+            secs: s,
+            source: Source::SMaxAge,
+        };
     }
     if let Some(s) = cc.max_age {
-        return Lifetime { secs: s, source: Source::MaxAge };
+        return Lifetime {
+            secs: s,
+            source: Source::MaxAge,
+        };
     }
     let date = date_value(headers).unwrap_or(response_time);
     if let Some(expires) = headers.get(EXPIRES) {
@@ -59,16 +68,29 @@ pub fn lifetime(status: u16, headers: &HeaderMap, response_time: SystemTime) -> 
         let secs = text(expires)
             .and_then(|t| httpdate::parse_http_date(t.trim()).ok())
             .map_or(0, |e| secs_between(date, e));
-        return Lifetime { secs, source: Source::Expires };
+        return Lifetime {
+            secs,
+            source: Source::Expires,
+        };
     }
     // RFC 9111 §4.2.2: heuristics only for heuristically cacheable statuses or `public`.
     if heuristically_cacheable(status) || cc.public {
-        if let Some(lm) = headers.get(LAST_MODIFIED).and_then(text).and_then(|t| httpdate::parse_http_date(t.trim()).ok()) {
+        if let Some(lm) = headers
+            .get(LAST_MODIFIED)
+            .and_then(text)
+            .and_then(|t| httpdate::parse_http_date(t.trim()).ok())
+        {
             let secs = (secs_between(lm, date) / 10).min(HEURISTIC_MAX);
-            return Lifetime { secs, source: Source::Heuristic };
+            return Lifetime {
+                secs,
+                source: Source::Heuristic,
+            };
         }
     }
-    Lifetime { secs: 0, source: Source::None }
+    Lifetime {
+        secs: 0,
+        source: Source::None,
+    }
 }
 
 /// The response's Date, if present and valid.
@@ -101,7 +123,9 @@ pub fn current_age(
     let corrected_age_value = age_value(headers).saturating_add(response_delay);
     let corrected_initial_age = apparent_age.max(corrected_age_value);
     let resident_time = secs_between(response_time, now);
-    corrected_initial_age.saturating_add(resident_time).min(DELTA_MAX)
+    corrected_initial_age
+        .saturating_add(resident_time)
+        .min(DELTA_MAX)
 }
 
 /// `to - from` in whole seconds, 0 when negative.
@@ -131,12 +155,17 @@ mod tests {
     fn headers(pairs: &[(&str, String)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (n, v) in pairs {
-            h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn lifetime_table() {
         let rows: Vec<(u16, Vec<(&str, String)>, u64, Source, &str)> = vec![
             (200, vec![("cache-control", "max-age=60".into())], 60, Source::MaxAge, "§5.2.2.1 max-age"),
@@ -163,6 +192,8 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn current_age_table() {
         // (headers, request_time, response_time, now, expected age, clause)
         let rows: Vec<(Vec<(&str, String)>, u64, u64, u64, u64, &str)> = vec![

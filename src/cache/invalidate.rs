@@ -14,16 +14,25 @@ pub fn invalidations(
     resp: &HeaderMap,
 ) -> Vec<CacheKey> {
     // Safe methods never invalidate; an unknown method is treated as unsafe.
-    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+    let safe = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
     if safe || !(200..400).contains(&status) {
         return Vec::new();
     }
     let mut out = vec![request_uri.clone()];
-    let Ok(base) = url::Url::parse(request_uri.as_str()) else { return out };
+    let Ok(base) = url::Url::parse(request_uri.as_str()) else {
+        return out;
+    };
     let origin = base.origin();
     for name in [LOCATION, CONTENT_LOCATION] {
-        let Some(value) = resp.get(&name).and_then(|v| v.to_str().ok()) else { continue };
-        let Ok(target) = base.join(value.trim()) else { continue };
+        let Some(value) = resp.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let Ok(target) = base.join(value.trim()) else {
+            continue;
+        };
         // §4.4: only same-origin URIs, so one origin cannot purge another's objects.
         if target.origin() != origin {
             continue;
@@ -43,6 +52,8 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn invalidation_table() {
         let uri = CacheKey::parse("http://a.example/items/1").unwrap();
         let rows: Vec<(Method, u16, Vec<(&str, &str)>, Vec<&str>, &str)> = vec![

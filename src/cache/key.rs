@@ -59,6 +59,8 @@ mod tests {
     use super::*;
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn normalisation_table() {
         for (input, expect) in [
             ("http://Example.COM/a", "http://example.com/a"),

@@ -146,11 +146,17 @@ mod tests {
         assert!(m.get("http://a/x", &HeaderMap::new()).is_none());
         assert_eq!(m.used(), 0);
         for i in 0..1000 {
-            m.insert(Arc::new(sample(&format!("http://a/{i}"), &[], &[0u8; 500])), Bytes::from(vec![0u8; 500]));
+            m.insert(
+                Arc::new(sample(&format!("http://a/{i}"), &[], &[0u8; 500])),
+                Bytes::from(vec![0u8; 500]),
+            );
             assert!(m.used() <= 100_000);
         }
         let big = sample("http://a/big", &[], &[0u8; 50_000]);
         m.insert(Arc::new(big), Bytes::from(vec![0u8; 50_000]));
-        assert!(m.get("http://a/big", &HeaderMap::new()).is_none(), "large objects bypass memory");
+        assert!(
+            m.get("http://a/big", &HeaderMap::new()).is_none(),
+            "large objects bypass memory"
+        );
     }
 }

@@ -216,7 +216,12 @@ mod header_list {
     pub fn serialize<S: Serializer>(h: &HeaderMap, s: S) -> Result<S::Ok, S::Error> {
         let pairs: Vec<(&str, String)> = h
             .iter()
-            .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         pairs.serialize(s)
     }
@@ -278,13 +283,20 @@ pub(crate) mod tests {
 
     #[test]
     fn encoding_round_trips_and_rejects_damage() {
-        let mut m = sample("http://a/x", &[("etag", "\"1\""), ("x-multi", "a"), ("x-multi", "b")], b"hi");
+        let mut m = sample(
+            "http://a/x",
+            &[("etag", "\"1\""), ("x-multi", "a"), ("x-multi", "b")],
+            b"hi",
+        );
         m.vary = vec!["accept-encoding".into()];
         m.secondary = "accept-encoding:gzip".into();
         let enc = m.encode();
         assert_eq!(ObjectMeta::decode(&enc).unwrap(), m);
         for cut in [0, 1, 10, enc.len() - 1] {
-            assert!(ObjectMeta::decode(&enc[..cut]).is_err(), "truncated at {cut}");
+            assert!(
+                ObjectMeta::decode(&enc[..cut]).is_err(),
+                "truncated at {cut}"
+            );
         }
         let mut bad = enc.clone();
         bad[0] = 99;

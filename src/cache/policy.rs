@@ -73,11 +73,7 @@ fn understood(status: u16) -> bool {
 }
 
 /// RFC 9111 §3: may a shared cache store this response to this request?
-pub fn storable(
-    req: &RequestInfo<'_>,
-    status: u16,
-    resp: &HeaderMap,
-) -> Result<(), NotStorable> {
+pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<(), NotStorable> {
     if req.method != Method::GET {
         return Err(NotStorable::Method);
     }
@@ -116,7 +112,8 @@ pub fn storable(
     if !explicit && !rcc.public && !heuristically_cacheable(status) {
         return Err(NotStorable::NoExplicitFreshness);
     }
-    let validator = resp.contains_key(http::header::ETAG) || resp.contains_key(http::header::LAST_MODIFIED);
+    let validator =
+        resp.contains_key(http::header::ETAG) || resp.contains_key(http::header::LAST_MODIFIED);
     if !explicit && !validator {
         // Heuristic freshness needs Last-Modified; with nothing at all the entry is dead weight.
         return Err(NotStorable::Useless);
@@ -179,13 +176,20 @@ pub enum Decision {
 pub fn decide(req: &RequestInfo<'_>, stored: &ObjectMeta, now: SystemTime) -> Decision {
     let qcc = CacheControl::parse_request(req.headers);
     let rcc = CacheControl::parse(&stored.headers);
-    let age = freshness::current_age(&stored.headers, stored.request_time, stored.response_time, now);
+    let age = freshness::current_age(
+        &stored.headers,
+        stored.request_time,
+        stored.response_time,
+        now,
+    );
     let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
     let revalidate = || {
         if qcc.only_if_cached {
             Decision::GatewayTimeout
         } else {
-            Decision::Revalidate { conditional: conditional_headers(&stored.headers) }
+            Decision::Revalidate {
+                conditional: conditional_headers(&stored.headers),
+            }
         }
     };
     // §5.2.2.4: response no-cache: stored, but validated on every reuse.
@@ -258,7 +262,12 @@ pub fn can_serve_stale_on_error(
     if rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage.is_some() || rcc.no_cache {
         return false;
     }
-    let age = freshness::current_age(&stored.headers, stored.request_time, stored.response_time, now);
+    let age = freshness::current_age(
+        &stored.headers,
+        stored.request_time,
+        stored.response_time,
+        now,
+    );
     let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
     let staleness = age.saturating_sub(lifetime);
     let window = match (qcc.stale_if_error, rcc.stale_if_error) {

@@ -20,7 +20,10 @@ fn date(secs: i64) -> String {
 fn headers(pairs: &[(&str, String)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (n, v) in pairs {
-        h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        h.append(
+            HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
     }
     h
 }
@@ -30,6 +33,8 @@ fn s(v: &str) -> String {
 }
 
 #[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn storability_table() {
     use NotStorable::{
         Authorization, MustUnderstand, NoExplicitFreshness, NoStore, Partial, Private, Status,
@@ -91,7 +96,10 @@ fn body_completeness_and_unstored_fields() {
     assert!(!body_complete(&h, 11));
     assert!(body_complete(&HeaderMap::new(), 3));
     assert!(!body_complete(&headers(&[("content-length", s("x"))]), 3));
-    let h = headers(&[("cache-control", s("private=\"X-User\", no-cache=\"set-cookie\""))]);
+    let h = headers(&[(
+        "cache-control",
+        s("private=\"X-User\", no-cache=\"set-cookie\""),
+    )]);
     assert_eq!(fields_not_stored(&h), ["x-user", "set-cookie"]);
 }
 
@@ -128,6 +136,8 @@ fn kind(d: &Decision) -> D {
 }
 
 #[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn reuse_table() {
     use D::*;
     // (request headers, stored response headers, seconds after storing, expected, clause)
@@ -174,26 +184,46 @@ fn reuse_table() {
 
 #[test]
 fn revalidation_carries_the_stored_validators() {
-    let m = stored(&[("cache-control", s("max-age=1")), ("etag", s("\"v1\"")), ("last-modified", date(-100))]);
+    let m = stored(&[
+        ("cache-control", s("max-age=1")),
+        ("etag", s("\"v1\"")),
+        ("last-modified", date(-100)),
+    ]);
     let rh = HeaderMap::new();
-    let info = RequestInfo { method: &Method::GET, headers: &rh };
-    let Decision::Revalidate { conditional } = decide(&info, &m, t(10)) else { panic!("expected revalidation") };
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
+    let Decision::Revalidate { conditional } = decide(&info, &m, t(10)) else {
+        panic!("expected revalidation")
+    };
     assert_eq!(conditional.get("if-none-match").unwrap(), "\"v1\"");
-    assert_eq!(conditional.get("if-modified-since").unwrap(), date(-100).as_str());
-    assert!(conditional_headers(&HeaderMap::new()).is_empty(), "no validators: unconditional");
+    assert_eq!(
+        conditional.get("if-modified-since").unwrap(),
+        date(-100).as_str()
+    );
+    assert!(
+        conditional_headers(&HeaderMap::new()).is_empty(),
+        "no validators: unconditional"
+    );
 }
 
 #[test]
 fn fresh_hits_report_their_age() {
     let m = stored(&[("cache-control", s("max-age=60")), ("age", s("5"))]);
     let rh = HeaderMap::new();
-    let info = RequestInfo { method: &Method::GET, headers: &rh };
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
     assert_eq!(decide(&info, &m, t(10)), Decision::Fresh { age: 15 });
     assert_eq!(age_header(15), "15");
     assert_eq!(age_header(u64::MAX), "2147483648");
 }
 
 #[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn stale_on_error_table() {
     use UpstreamError::*;
     let rows: Vec<(Vec<(&str, String)>, Vec<(&str, String)>, u64, UpstreamError, bool, &str)> = vec![
@@ -233,26 +263,60 @@ fn merge_304_table() {
     ]);
     let m = merge_304(&old, &resp, t(99), t(100)).unwrap();
     // age at t(150): 50 s resident + 1 s response delay (RFC 9111 §4.2.3).
-    assert_eq!(m.headers.get("cache-control").unwrap(), "max-age=120", "§3.2 fields replaced");
-    assert_eq!(m.headers.get("content-length").unwrap(), "4", "§3.2 Content-Length kept");
-    assert_eq!(m.headers.get("x-kept").unwrap(), "1", "unmentioned fields kept");
+    assert_eq!(
+        m.headers.get("cache-control").unwrap(),
+        "max-age=120",
+        "§3.2 fields replaced"
+    );
+    assert_eq!(
+        m.headers.get("content-length").unwrap(),
+        "4",
+        "§3.2 Content-Length kept"
+    );
+    assert_eq!(
+        m.headers.get("x-kept").unwrap(),
+        "1",
+        "unmentioned fields kept"
+    );
     assert_eq!(m.headers.get_all("x-replaced").iter().count(), 1);
     assert_eq!(m.headers.get("x-replaced").unwrap(), "new");
     assert_eq!(m.headers.get("x-added").unwrap(), "a");
-    assert_eq!((m.request_time, m.response_time), (t(99), t(100)), "age restarts");
+    assert_eq!(
+        (m.request_time, m.response_time),
+        (t(99), t(100)),
+        "age restarts"
+    );
     assert_eq!(m.body_sha256, old.body_sha256, "same body");
     let rh = HeaderMap::new();
-    let info = RequestInfo { method: &Method::GET, headers: &rh };
-    assert!(matches!(decide(&info, &m, t(150)), Decision::Fresh { age: 51 }), "freshened");
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
+    assert!(
+        matches!(decide(&info, &m, t(150)), Decision::Fresh { age: 51 }),
+        "freshened"
+    );
     let other = headers(&[("etag", s("\"v2\""))]);
-    assert_eq!(merge_304(&old, &other, t(0), t(0)), Err(Mismatch), "§4.3.4 different validator");
+    assert_eq!(
+        merge_304(&old, &other, t(0), t(0)),
+        Err(Mismatch),
+        "§4.3.4 different validator"
+    );
     let weak = headers(&[("etag", s("W/\"v1\""))]);
-    assert!(merge_304(&old, &weak, t(0), t(0)).is_ok(), "weak comparison");
+    assert!(
+        merge_304(&old, &weak, t(0), t(0)).is_ok(),
+        "weak comparison"
+    );
     let no_date = merge_304(&old, &HeaderMap::new(), t(50), t(50)).unwrap();
-    assert!(no_date.headers.get("date").is_none(), "date-less 304: age from response time");
+    assert!(
+        no_date.headers.get("date").is_none(),
+        "date-less 304: age from response time"
+    );
 }
 
 #[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn client_conditional_table() {
     let st = headers(&[("etag", s("\"v1\"")), ("last-modified", date(-100))]);
     let rows: Vec<(Vec<(&str, String)>, bool, &str)> = vec![

@@ -26,32 +26,48 @@ pub enum RangeOutcome {
 
 /// Evaluates a `Range` field value against a body of `len` bytes.
 pub fn ranges(range_header: Option<&str>, len: u64) -> RangeOutcome {
-    let Some(value) = range_header else { return RangeOutcome::Full };
-    let Some((unit, set)) = value.split_once('=') else { return RangeOutcome::Full };
+    let Some(value) = range_header else {
+        return RangeOutcome::Full;
+    };
+    let Some((unit, set)) = value.split_once('=') else {
+        return RangeOutcome::Full;
+    };
     if !unit.trim().eq_ignore_ascii_case("bytes") {
         return RangeOutcome::Full; // unknown unit: ignore the header
     }
-    let specs: Vec<&str> = set.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let specs: Vec<&str> = set
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if specs.is_empty() || specs.len() > MAX_RANGES {
         return RangeOutcome::Full;
     }
     let mut out: Vec<Range<u64>> = Vec::new();
     for spec in specs {
-        let Some((first, last)) = spec.split_once('-') else { return RangeOutcome::Full };
+        let Some((first, last)) = spec.split_once('-') else {
+            return RangeOutcome::Full;
+        };
         let (first, last) = (first.trim(), last.trim());
         let r = if first.is_empty() {
             // suffix-range: the last N bytes
-            let Some(n) = num(last) else { return RangeOutcome::Full };
+            let Some(n) = num(last) else {
+                return RangeOutcome::Full;
+            };
             if n == 0 {
                 continue; // unsatisfiable on its own
             }
             len.saturating_sub(n)..len
         } else {
-            let Some(start) = num(first) else { return RangeOutcome::Full };
+            let Some(start) = num(first) else {
+                return RangeOutcome::Full;
+            };
             let end = if last.is_empty() {
                 len
             } else {
-                let Some(l) = num(last) else { return RangeOutcome::Full };
+                let Some(l) = num(last) else {
+                    return RangeOutcome::Full;
+                };
                 if l < start {
                     return RangeOutcome::Full; // invalid range-spec: ignore the header
                 }
@@ -94,10 +110,15 @@ fn num(s: &str) -> Option<u64> {
 /// The request's Range applies only if `If-Range` (when present) still matches the stored
 /// response: a strong ETag equal to the stored one, or a date equal to Last-Modified.
 pub fn if_range_matches(req: &HeaderMap, stored: &HeaderMap) -> bool {
-    let Some(v) = req.get(IF_RANGE).and_then(|v| v.to_str().ok()) else { return true };
+    let Some(v) = req.get(IF_RANGE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
     let v = v.trim();
     if v.starts_with('"') || v.starts_with("W/") {
-        let etag = stored.get(ETAG).and_then(|e| e.to_str().ok()).map(str::trim);
+        let etag = stored
+            .get(ETAG)
+            .and_then(|e| e.to_str().ok())
+            .map(str::trim);
         return !v.starts_with("W/") && etag.is_some_and(|e| e == v && !e.starts_with("W/"));
     }
     stored
@@ -145,11 +166,16 @@ pub fn multipart(
         if let Some(ct) = content_type {
             out.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
         }
-        out.extend_from_slice(format!("Content-Range: {}\r\n\r\n", content_range(r, len)).as_bytes());
+        out.extend_from_slice(
+            format!("Content-Range: {}\r\n\r\n", content_range(r, len)).as_bytes(),
+        );
         out.extend_from_slice(&slice(body, r));
     }
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/byteranges; boundary={boundary}"), out.freeze())
+    (
+        format!("multipart/byteranges; boundary={boundary}"),
+        out.freeze(),
+    )
 }
 
 #[cfg(test)]
@@ -158,6 +184,8 @@ mod tests {
     use RangeOutcome::*;
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn range_table() {
         let rows: Vec<(Option<&str>, u64, RangeOutcome, &str)> = vec![
             (None, 100, Full, "no header"),
@@ -195,6 +223,8 @@ mod tests {
     }
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn if_range_table() {
         let mut stored = HeaderMap::new();
         stored.insert(ETAG, "\"v1\"".parse().unwrap());
@@ -223,7 +253,13 @@ mod tests {
         let (ct, out) = multipart(&body, &[0..2, 5..7], Some("text/plain"), "B");
         assert_eq!(ct, "multipart/byteranges; boundary=B");
         let text = String::from_utf8(out.to_vec()).unwrap();
-        assert!(text.contains("Content-Range: bytes 0-1/10\r\n\r\nab\r\n--B"), "{text}");
-        assert!(text.contains("Content-Range: bytes 5-6/10\r\n\r\nfg\r\n--B--"), "{text}");
+        assert!(
+            text.contains("Content-Range: bytes 0-1/10\r\n\r\nab\r\n--B"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Content-Range: bytes 5-6/10\r\n\r\nfg\r\n--B--"),
+            "{text}"
+        );
     }
 }

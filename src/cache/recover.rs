@@ -32,7 +32,11 @@ pub(super) fn rebuild(cache: &Cache) -> Result<(), Error> {
             (Ok(key), Ok(meta)) => {
                 *refs.entry(meta.body_sha256).or_default() += 1;
                 shas.push((k.clone(), meta.body_sha256));
-                records.push(Record { key, size: meta.accounted_size(), stored_at: meta.stored_at });
+                records.push(Record {
+                    key,
+                    size: meta.accounted_size(),
+                    stored_at: meta.stored_at,
+                });
             }
             _ => bad.push(k),
         }
@@ -41,8 +45,12 @@ pub(super) fn rebuild(cache: &Cache) -> Result<(), Error> {
     let mut present = std::collections::HashSet::new();
     for item in bodies_tree.scan_prefix(b"m") {
         let (k, v) = item?;
-        let Ok(sha) = <[u8; 32]>::try_from(&k[1..]) else { continue };
-        let Some(m) = Manifest::decode(&v) else { continue };
+        let Ok(sha) = <[u8; 32]>::try_from(&k[1..]) else {
+            continue;
+        };
+        let Some(m) = Manifest::decode(&v) else {
+            continue;
+        };
         let actual = refs.get(&sha).copied().unwrap_or(0);
         if actual == 0 {
             bodies_tree

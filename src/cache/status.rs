@@ -64,12 +64,18 @@ pub struct CacheStatus {
 impl CacheStatus {
     /// A hit served from cache.
     pub fn hit() -> Self {
-        CacheStatus { hit: true, ..Default::default() }
+        CacheStatus {
+            hit: true,
+            ..Default::default()
+        }
     }
 
     /// Forwarded to the origin for `fwd`.
     pub fn forward(fwd: Fwd) -> Self {
-        CacheStatus { fwd: Some(fwd), ..Default::default() }
+        CacheStatus {
+            fwd: Some(fwd),
+            ..Default::default()
+        }
     }
 
     /// Formats the field value.
@@ -95,11 +101,22 @@ impl CacheStatus {
         }
         if let Some(d) = &self.detail {
             // sf-token characters only; anything else becomes a quoted sf-string.
-            if !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/*".contains(&b)) && d.as_bytes()[0].is_ascii_alphabetic() {
+            if !d.is_empty()
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/*".contains(&b))
+                && d.as_bytes()[0].is_ascii_alphabetic()
+            {
                 let _ = write!(s, "; detail={d}");
             } else {
-                let q: String = d.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect();
-                let _ = write!(s, "; detail=\"{}\"", q.replace('\\', "\\\\").replace('"', "\\\""));
+                let q: String = d
+                    .chars()
+                    .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                    .collect();
+                let _ = write!(
+                    s,
+                    "; detail=\"{}\"",
+                    q.replace('\\', "\\\\").replace('"', "\\\"")
+                );
             }
         }
         s
@@ -111,6 +128,8 @@ mod tests {
     use super::*;
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn formatting_table() {
         let rows = vec![
             (CacheStatus::hit(), "sluice; hit"),

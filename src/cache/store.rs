@@ -40,7 +40,10 @@ pub struct CacheConfig {
 impl CacheConfig {
     /// From the `[store]` section.
     pub fn from_config(c: &crate::config::StoreConfig) -> Self {
-        CacheConfig { max_size: c.max_size.0, memory: c.memory.0 }
+        CacheConfig {
+            max_size: c.max_size.0,
+            memory: c.memory.0,
+        }
     }
 }
 
@@ -173,7 +176,11 @@ impl Cache {
         if let Ok(mut d) = self.inner.disk.try_lock() {
             d.touch(&object_key(&meta.url, &meta.secondary));
         }
-        Some(Hit { meta, body, tier: Tier::Memory })
+        Some(Hit {
+            meta,
+            body,
+            tier: Tier::Memory,
+        })
     }
 
     /// Full lookup (memory, then sled with body verification). Blocking.
@@ -182,10 +189,14 @@ impl Cache {
             return Ok(Found::Hit(hit));
         }
         let url = key.as_str();
-        let Some(spec) = self.inner.objects.get(url)? else { return Ok(Found::Miss) };
+        let Some(spec) = self.inner.objects.get(url)? else {
+            return Ok(Found::Miss);
+        };
         let spec = decode_spec(&spec);
         let okey = object_key(url, &vary::secondary_key(&spec, req));
-        let Some(raw) = self.inner.objects.get(okey.as_bytes())? else { return Ok(Found::VaryMiss) };
+        let Some(raw) = self.inner.objects.get(okey.as_bytes())? else {
+            return Ok(Found::VaryMiss);
+        };
         let Ok(meta) = ObjectMeta::decode(&raw) else {
             tracing::warn!(key = %url, "cache: undecodable meta dropped");
             self.drop_objects(&[okey])?;
@@ -196,7 +207,11 @@ impl Cache {
                 let meta = Arc::new(meta);
                 self.disk().touch(&okey);
                 lock(&self.inner.memory).insert(meta.clone(), body.clone());
-                Ok(Found::Hit(Hit { meta, body, tier: Tier::Disk }))
+                Ok(Found::Hit(Hit {
+                    meta,
+                    body,
+                    tier: Tier::Disk,
+                }))
             }
             Err(failure) => {
                 tracing::warn!(key = %url, ?failure, "cache: body missing or corrupt; object dropped");
@@ -260,7 +275,9 @@ impl Cache {
         let okey = object_key(&meta.url, &meta.secondary);
         let encoded = meta.encode();
         let _writer = self.disk();
-        let Some(raw) = self.inner.objects.get(okey.as_bytes())? else { return Ok(false) };
+        let Some(raw) = self.inner.objects.get(okey.as_bytes())? else {
+            return Ok(false);
+        };
         match ObjectMeta::decode(&raw) {
             Ok(old) if old.body_sha256 == meta.body_sha256 => {
                 // compare_and_swap: a concurrent put of a new body wins over this update.
@@ -327,7 +344,11 @@ impl Cache {
             let d = self.disk();
             (d.len(), d.used())
         };
-        Stats { objects, disk_bytes, memory_bytes: lock(&self.inner.memory).used() }
+        Stats {
+            objects,
+            disk_bytes,
+            memory_bytes: lock(&self.inner.memory).used(),
+        }
     }
 
     /// Lookup from async code: memory inline, sled on the blocking pool.

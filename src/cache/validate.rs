@@ -77,7 +77,9 @@ fn strip_weak(t: &[u8]) -> &[u8] {
 /// stored Last-Modified is not newer than `If-Modified-Since`. The proxy then sends 304.
 pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
     if let Some(inm) = req.get(IF_NONE_MATCH) {
-        let Some(etag) = stored.get(ETAG) else { return false };
+        let Some(etag) = stored.get(ETAG) else {
+            return false;
+        };
         let list = String::from_utf8_lossy(inm.as_bytes()).into_owned();
         return list.split(',').any(|t| {
             let t = t.trim();

@@ -67,20 +67,28 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (n, v) in pairs {
-            h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
 
     #[test]
     fn spec_is_lowercase_sorted_deduplicated() {
-        let h = headers(&[("vary", "Accept-Encoding, User-Agent"), ("vary", "accept-encoding")]);
+        let h = headers(&[
+            ("vary", "Accept-Encoding, User-Agent"),
+            ("vary", "accept-encoding"),
+        ]);
         assert_eq!(spec(&h), ["accept-encoding", "user-agent"]);
         assert!(is_star(&spec(&headers(&[("vary", "Accept, *")]))));
         assert!(spec(&HeaderMap::new()).is_empty());
     }
 
     #[test]
+    #[rustfmt::skip]
+    #[allow(clippy::type_complexity)]
     fn secondary_key_matching_table() {
         let s = vec!["accept-encoding".to_string(), "accept-language".to_string()];
         // (request A, request B, same variant?)
