@@ -1,0 +1,162 @@
+//! The memory tier: hot objects (meta and body as `Bytes`, so a hit is a reference-count bump)
+//! in front of sled, bounded by `store.memory` bytes with the same W-TinyLFU policy as the disk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use super::evict::WTinyLfu;
+use super::meta::ObjectMeta;
+use super::vary;
+
+/// Objects larger than `capacity / LARGE_DIVISOR` bypass the memory tier, so one large
+/// download cannot flush every hot small object.
+const LARGE_DIVISOR: u64 = 8;
+
+struct Entry {
+    meta: Arc<ObjectMeta>,
+    body: Bytes,
+}
+
+/// In-memory objects keyed by primary key, each with its variants.
+pub struct MemoryTier {
+    capacity: u64,
+    policy: WTinyLfu<String>,
+    by_primary: HashMap<String, Vec<Entry>>,
+}
+
+/// The key of one variant: `primary \0 secondary` (the same bytes as its sled key).
+pub fn object_key(primary: &str, secondary: &str) -> String {
+    let mut k = String::with_capacity(primary.len() + secondary.len() + 1);
+    k.push_str(primary);
+    k.push('\0');
+    k.push_str(secondary);
+    k
+}
+
+impl MemoryTier {
+    /// A tier bounded at `capacity` bytes (0 disables it).
+    pub fn new(capacity: u64) -> Self {
+        MemoryTier {
+            capacity,
+            policy: WTinyLfu::new(capacity, (capacity / 16_384).max(1024) as usize),
+            by_primary: HashMap::new(),
+        }
+    }
+
+    /// Bytes held.
+    pub fn used(&self) -> u64 {
+        self.policy.used()
+    }
+
+    /// The variant of `primary` matching the request's Vary fields, if held.
+    pub fn get(&mut self, primary: &str, req: &HeaderMap) -> Option<(Arc<ObjectMeta>, Bytes)> {
+        let variants = self.by_primary.get(primary)?;
+        let e = variants
+            .iter()
+            .find(|e| vary::secondary_key(&e.meta.vary, req) == e.meta.secondary)?;
+        let found = (e.meta.clone(), e.body.clone());
+        self.policy.touch(&object_key(primary, &found.0.secondary));
+        Some(found)
+    }
+
+    /// Holds an object (replacing the same variant), evicting colder ones.
+    pub fn insert(&mut self, meta: Arc<ObjectMeta>, body: Bytes) {
+        let size = meta.accounted_size();
+        if self.capacity == 0 || size > self.capacity / LARGE_DIVISOR {
+            self.remove(&meta.url, &meta.secondary);
+            return;
+        }
+        let key = object_key(&meta.url, &meta.secondary);
+        let (url, secondary) = (meta.url.clone(), meta.secondary.clone());
+        self.detach(&url, &secondary);
+        self.by_primary
+            .entry(url)
+            .or_default()
+            .push(Entry { meta, body });
+        for gone in self.policy.insert(key, size) {
+            if let Some((p, s)) = gone.split_once('\0') {
+                self.detach(p, s);
+            }
+        }
+    }
+
+    /// Replaces the meta of a held variant (after a 304), keeping its body.
+    pub fn update_meta(&mut self, meta: Arc<ObjectMeta>) {
+        if let Some(e) = self
+            .by_primary
+            .get_mut(&meta.url)
+            .and_then(|v| v.iter_mut().find(|e| e.meta.secondary == meta.secondary))
+        {
+            if e.meta.body_sha256 == meta.body_sha256 {
+                e.meta = meta;
+            }
+        }
+    }
+
+    /// Drops one variant.
+    pub fn remove(&mut self, primary: &str, secondary: &str) {
+        self.detach(primary, secondary);
+        self.policy.remove(&object_key(primary, secondary));
+    }
+
+    /// Drops every variant of `primary`.
+    pub fn remove_primary(&mut self, primary: &str) {
+        if let Some(variants) = self.by_primary.remove(primary) {
+            for e in variants {
+                self.policy.remove(&object_key(primary, &e.meta.secondary));
+            }
+        }
+    }
+
+    fn detach(&mut self, primary: &str, secondary: &str) {
+        if let Some(v) = self.by_primary.get_mut(primary) {
+            v.retain(|e| e.meta.secondary != secondary);
+            if v.is_empty() {
+                self.by_primary.remove(primary);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::meta::tests::sample;
+
+    #[test]
+    fn variants_are_matched_by_vary_and_bounded() {
+        let mut m = MemoryTier::new(100_000);
+        let mut gz = sample("http://a/x", &[("vary", "accept-encoding")], b"gz");
+        gz.vary = vec!["accept-encoding".into()];
+        gz.secondary = "accept-encoding:gzip".into();
+        let mut plain = gz.clone();
+        plain.secondary = "accept-encoding".into();
+        m.insert(Arc::new(gz), Bytes::from_static(b"gz"));
+        m.insert(Arc::new(plain), Bytes::from_static(b"plain"));
+        let mut req = HeaderMap::new();
+        assert_eq!(m.get("http://a/x", &req).unwrap().1, "plain");
+        req.insert("accept-encoding", "gzip".parse().unwrap());
+        assert_eq!(m.get("http://a/x", &req).unwrap().1, "gz");
+        req.insert("accept-encoding", "br".parse().unwrap());
+        assert!(m.get("http://a/x", &req).is_none());
+        m.remove_primary("http://a/x");
+        assert!(m.get("http://a/x", &HeaderMap::new()).is_none());
+        assert_eq!(m.used(), 0);
+        for i in 0..1000 {
+            m.insert(
+                Arc::new(sample(&format!("http://a/{i}"), &[], &[0u8; 500])),
+                Bytes::from(vec![0u8; 500]),
+            );
+            assert!(m.used() <= 100_000);
+        }
+        let big = sample("http://a/big", &[], &[0u8; 50_000]);
+        m.insert(Arc::new(big), Bytes::from(vec![0u8; 50_000]));
+        assert!(
+            m.get("http://a/big", &HeaderMap::new()).is_none(),
+            "large objects bypass memory"
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! RFC 9111 policy for a shared cache: may this response be stored, and may this stored
+//! response be reused for this request? Pure functions over headers and times; no I/O.
+
+use std::time::SystemTime;
+
+use http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use http::{HeaderMap, Method};
+
+use super::directives::CacheControl;
+use super::freshness::{self, has_explicit_freshness, heuristically_cacheable};
+use super::meta::ObjectMeta;
+use super::validate::conditional_headers;
+use super::vary;
+
+/// What the proxy knows about the client's request when consulting the cache.
+#[derive(Clone, Debug)]
+pub struct RequestInfo<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Request header fields (hop-by-hop already stripped).
+    pub headers: &'a HeaderMap,
+}
+
+/// Why a response is not stored (also usable as Cache-Status `detail`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotStorable {
+    /// Only GET responses are stored (HEAD is answered from a stored GET).
+    Method,
+    /// 1xx, 304, or a status the cache does not understand.
+    Status,
+    /// 206 and other partial content is never stored as a complete object.
+    Partial,
+    /// `no-store` in the request or response.
+    NoStore,
+    /// `private` (unqualified) in the response.
+    Private,
+    /// The request had Authorization and the response did not allow sharing it.
+    Authorization,
+    /// `Vary: *`.
+    VaryStar,
+    /// Status needs explicit freshness (e.g. 302, 307) and none was given.
+    NoExplicitFreshness,
+    /// Neither freshness nor a validator: storing could never produce a hit.
+    Useless,
+    /// `must-understand` with a status the cache does not understand.
+    MustUnderstand,
+    /// The body is shorter or longer than Content-Length.
+    Truncated,
+}
+
+impl NotStorable {
+    /// A short token for logs and Cache-Status `detail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotStorable::Method => "method",
+            NotStorable::Status => "status",
+            NotStorable::Partial => "partial",
+            NotStorable::NoStore => "no-store",
+            NotStorable::Private => "private",
+            NotStorable::Authorization => "authorization",
+            NotStorable::VaryStar => "vary-star",
+            NotStorable::NoExplicitFreshness => "no-explicit-freshness",
+            NotStorable::Useless => "no-freshness-or-validator",
+            NotStorable::MustUnderstand => "must-understand",
+            NotStorable::Truncated => "truncated",
+        }
+    }
+}
+
+/// Status codes whose semantics the cache understands (RFC 9111 §3, `must-understand`).
+fn understood(status: u16) -> bool {
+    heuristically_cacheable(status) || matches!(status, 302 | 303 | 307)
+}
+
+/// RFC 9111 §3: may a shared cache store this response to this request?
+pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<(), NotStorable> {
+    if req.method != Method::GET {
+        return Err(NotStorable::Method);
+    }
+    if status == 206 {
+        return Err(NotStorable::Partial);
+    }
+    if !(200..600).contains(&status) || status == 304 {
+        return Err(NotStorable::Status);
+    }
+    let rcc = CacheControl::parse(resp);
+    let qcc = CacheControl::parse(req.headers);
+    if rcc.must_understand {
+        // §5.2.2.3: understood status → no-store is overridden; otherwise do not store.
+        if !understood(status) {
+            return Err(NotStorable::MustUnderstand);
+        }
+    } else if rcc.no_store {
+        return Err(NotStorable::NoStore);
+    }
+    if qcc.no_store {
+        return Err(NotStorable::NoStore);
+    }
+    if rcc.private {
+        return Err(NotStorable::Private);
+    }
+    // §3.5: a shared cache stores responses to authorized requests only when allowed.
+    if req.headers.contains_key(AUTHORIZATION)
+        && !(rcc.public || rcc.s_maxage.is_some() || rcc.must_revalidate)
+    {
+        return Err(NotStorable::Authorization);
+    }
+    if vary::is_star(&vary::spec(resp)) {
+        return Err(NotStorable::VaryStar);
+    }
+    let explicit = has_explicit_freshness(&rcc, resp);
+    if !explicit && !rcc.public && !heuristically_cacheable(status) {
+        return Err(NotStorable::NoExplicitFreshness);
+    }
+    let validator =
+        resp.contains_key(http::header::ETAG) || resp.contains_key(http::header::LAST_MODIFIED);
+    if !explicit && !validator {
+        // Heuristic freshness needs Last-Modified; with nothing at all the entry is dead weight.
+        return Err(NotStorable::Useless);
+    }
+    Ok(())
+}
+
+/// Whether a received body is complete: its length equals Content-Length when one was sent.
+/// The proxy must also treat a close-delimited body cut by an error as incomplete.
+pub fn body_complete(resp: &HeaderMap, body_len: u64) -> bool {
+    match resp.get(CONTENT_LENGTH) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .is_some_and(|n| n == body_len),
+    }
+}
+
+/// Header fields a shared cache must not store or send without revalidation: the fields named
+/// by qualified `private="..."` and `no-cache="..."` (RFC 9111 §5.2.2.4, §5.2.2.7). The proxy
+/// removes them before storing.
+pub fn fields_not_stored(resp: &HeaderMap) -> Vec<String> {
+    let cc = CacheControl::parse(resp);
+    let mut f = cc.private_fields;
+    f.extend(cc.no_cache_fields);
+    f
+}
+
+/// How a stored response may be used for a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Fresh: serve it with `Age: age`.
+    Fresh {
+        /// Current age in seconds.
+        age: u64,
+    },
+    /// Stale, but the client allowed it (`max-stale`): serve with `Age: age`.
+    StaleAllowed {
+        /// Current age in seconds.
+        age: u64,
+    },
+    /// Stale within `stale-while-revalidate`: serve now, revalidate once in the background.
+    StaleWhileRevalidate {
+        /// Current age in seconds.
+        age: u64,
+    },
+    /// Must be validated upstream first: send the request with these conditional headers
+    /// added (empty when the stored response has no validator: an unconditional fetch).
+    Revalidate {
+        /// `If-None-Match` / `If-Modified-Since` to add to the upstream request.
+        conditional: HeaderMap,
+    },
+    /// `only-if-cached` and the stored response cannot be used without the origin: 504.
+    GatewayTimeout,
+}
+
+/// RFC 9111 §4: may `stored` be reused for `req` at `now`? Vary was already matched by the store.
+pub fn decide(req: &RequestInfo<'_>, stored: &ObjectMeta, now: SystemTime) -> Decision {
+    let qcc = CacheControl::parse_request(req.headers);
+    let rcc = CacheControl::parse(&stored.headers);
+    let age = freshness::current_age(
+        &stored.headers,
+        stored.request_time,
+        stored.response_time,
+        now,
+    );
+    let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
+    let revalidate = || {
+        if qcc.only_if_cached {
+            Decision::GatewayTimeout
+        } else {
+            Decision::Revalidate {
+                conditional: conditional_headers(&stored.headers),
+            }
+        }
+    };
+    // §5.2.2.4: response no-cache: stored, but validated on every reuse.
+    // §5.2.1.4: request no-cache (or Pragma: no-cache): the client asks for validation.
+    if rcc.no_cache || qcc.no_cache {
+        return revalidate();
+    }
+    // §5.2.1.1: request max-age: the client will not accept an older response.
+    // max-age=0 forces validation even at age 0 (ages are whole seconds).
+    if qcc.max_age.is_some_and(|m| m == 0 || age > m) {
+        return revalidate();
+    }
+    // §5.2.1.3: min-fresh: the response must stay fresh for at least this long.
+    let needed = age.saturating_add(qcc.min_fresh.unwrap_or(0));
+    if lifetime > needed {
+        return Decision::Fresh { age };
+    }
+    let staleness = age.saturating_sub(lifetime);
+    // §5.2.2.2, §5.2.2.8, §5.2.2.10: must-revalidate, proxy-revalidate and s-maxage forbid
+    // serving stale in a shared cache, whatever the client allows.
+    if rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage.is_some() {
+        return revalidate();
+    }
+    if lifetime > age {
+        // Fresh but not for min-fresh: only max-stale can't help; validate.
+        return revalidate();
+    }
+    // §5.2.1.2: max-stale.
+    match qcc.max_stale {
+        Some(None) => return Decision::StaleAllowed { age },
+        Some(Some(m)) if staleness <= m => return Decision::StaleAllowed { age },
+        _ => {}
+    }
+    // RFC 5861 §3: stale-while-revalidate.
+    if rcc.stale_while_revalidate.is_some_and(|w| staleness <= w) && !qcc.only_if_cached {
+        return Decision::StaleWhileRevalidate { age };
+    }
+    revalidate()
+}
+
+/// What went wrong upstream when the proxy considers serving stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// The origin could not be reached (connect failure, DNS, timeout before a response).
+    Unreachable,
+    /// The origin answered with this 5xx status.
+    Status(u16),
+}
+
+/// Longest staleness served while the origin is unreachable without an explicit
+/// `stale-if-error` (RFC 9111 §4.2.4 "disconnected"; Traffic Server's `max_stale_age` is a week).
+pub const DISCONNECTED_MAX_STALE: u64 = 86_400;
+
+/// RFC 5861 §4 / RFC 9111 §4.2.4: may the stale `stored` response be served because upstream
+/// failed? `stale-if-error` (request or response) bounds it; a 5xx is covered only by it; an
+/// unreachable origin also allows up to [`DISCONNECTED_MAX_STALE`].
+pub fn can_serve_stale_on_error(
+    req: &RequestInfo<'_>,
+    stored: &ObjectMeta,
+    now: SystemTime,
+    error: UpstreamError,
+) -> bool {
+    if let UpstreamError::Status(s) = error {
+        if !(500..600).contains(&s) {
+            return false;
+        }
+    }
+    let qcc = CacheControl::parse_request(req.headers);
+    let rcc = CacheControl::parse(&stored.headers);
+    if rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage.is_some() || rcc.no_cache {
+        return false;
+    }
+    let age = freshness::current_age(
+        &stored.headers,
+        stored.request_time,
+        stored.response_time,
+        now,
+    );
+    let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
+    let staleness = age.saturating_sub(lifetime);
+    let window = match (qcc.stale_if_error, rcc.stale_if_error) {
+        (Some(q), _) => Some(q),
+        (None, r) => r,
+    };
+    match (window, error) {
+        (Some(w), _) => staleness <= w,
+        (None, UpstreamError::Unreachable) => staleness <= DISCONNECTED_MAX_STALE,
+        (None, UpstreamError::Status(_)) => false,
+    }
+}
+
+/// Whether `only-if-cached` was requested: on a miss the proxy answers 504 without upstream.
+pub fn only_if_cached(req: &HeaderMap) -> bool {
+    CacheControl::parse(req).only_if_cached
+}
+
+/// The `Age` header value to send with a response served from cache.
+pub fn age_header(age: u64) -> http::HeaderValue {
+    http::HeaderValue::from(age.min(super::directives::DELTA_MAX))
+}

@@ -1,0 +1,339 @@
+//! Table tests for `policy` and `validate`: one row per RFC 9111 clause.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use super::meta::tests::sample;
+use super::meta::ObjectMeta;
+use super::policy::*;
+use super::validate::*;
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn date(secs: i64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs((1_700_000_000 + secs) as u64))
+}
+
+fn headers(pairs: &[(&str, String)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (n, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn storability_table() {
+    use NotStorable::{
+        Authorization, MustUnderstand, NoExplicitFreshness, NoStore, Partial, Private, Status,
+        Useless, VaryStar,
+    };
+    let g = Method::GET;
+    let rows: Vec<(Method, Vec<(&str, String)>, u16, Vec<(&str, String)>, Result<(), NotStorable>, &str)> = vec![
+        (g.clone(), vec![], 200, vec![("cache-control", s("max-age=60"))], Ok(()), "§3 GET 200 with max-age"),
+        (Method::HEAD, vec![], 200, vec![("cache-control", s("max-age=60"))], Err(NotStorable::Method), "HEAD answered from GET, not stored"),
+        (Method::POST, vec![], 200, vec![("cache-control", s("max-age=60"))], Err(NotStorable::Method), "POST not stored"),
+        (g.clone(), vec![], 200, vec![("cache-control", s("no-store, max-age=60"))], Err(NoStore), "§5.2.2.5 response no-store"),
+        (g.clone(), vec![("cache-control", s("no-store"))], 200, vec![("cache-control", s("max-age=60"))], Err(NoStore), "§5.2.1.5 request no-store"),
+        (g.clone(), vec![], 200, vec![("cache-control", s("private, max-age=60"))], Err(Private), "§5.2.2.7 private"),
+        (g.clone(), vec![], 200, vec![("cache-control", s("private=\"x-user\", max-age=60"))], Ok(()), "qualified private: store without the field"),
+        (g.clone(), vec![("authorization", s("Basic x"))], 200, vec![("cache-control", s("max-age=60"))], Err(Authorization), "§3.5 Authorization"),
+        (g.clone(), vec![("authorization", s("Basic x"))], 200, vec![("cache-control", s("public, max-age=60"))], Ok(()), "§3.5 public allows"),
+        (g.clone(), vec![("authorization", s("Basic x"))], 200, vec![("cache-control", s("s-maxage=60"))], Ok(()), "§3.5 s-maxage allows"),
+        (g.clone(), vec![("authorization", s("Basic x"))], 200, vec![("cache-control", s("must-revalidate, max-age=60"))], Ok(()), "§3.5 must-revalidate allows"),
+        (g.clone(), vec![], 200, vec![("cache-control", s("max-age=60")), ("vary", s("*"))], Err(VaryStar), "§4.1 Vary: *"),
+        (g.clone(), vec![], 200, vec![("cache-control", s("max-age=60")), ("vary", s("accept-encoding"))], Ok(()), "Vary stored as a variant"),
+        (g.clone(), vec![], 206, vec![("cache-control", s("max-age=60"))], Err(Partial), "§3.3 206 not stored as complete"),
+        (g.clone(), vec![], 304, vec![("cache-control", s("max-age=60"))], Err(Status), "304 not stored"),
+        (g.clone(), vec![], 100, vec![], Err(Status), "1xx"),
+        (g.clone(), vec![], 302, vec![("last-modified", date(-1000))], Err(NoExplicitFreshness), "302 needs explicit freshness"),
+        (g.clone(), vec![], 307, vec![("etag", s("\"a\""))], Err(NoExplicitFreshness), "307 needs explicit freshness"),
+        (g.clone(), vec![], 302, vec![("cache-control", s("max-age=60"))], Ok(()), "302 with max-age"),
+        (g.clone(), vec![], 307, vec![("expires", date(60))], Ok(()), "307 with Expires"),
+        (g.clone(), vec![], 500, vec![("cache-control", s("max-age=60"))], Ok(()), "500 with explicit freshness"),
+        (g.clone(), vec![], 500, vec![("last-modified", date(-1000))], Err(NoExplicitFreshness), "500 not heuristic"),
+        (g.clone(), vec![], 302, vec![("cache-control", s("public")), ("last-modified", date(-1000))], Ok(()), "public makes any status storable"),
+        (g.clone(), vec![], 200, vec![("last-modified", date(-1000))], Ok(()), "200 heuristic"),
+        (g.clone(), vec![], 203, vec![("etag", s("\"a\""))], Ok(()), "203 with validator"),
+        (g.clone(), vec![], 204, vec![("last-modified", date(-1000))], Ok(()), "204"),
+        (g.clone(), vec![], 300, vec![("last-modified", date(-1000))], Ok(()), "300"),
+        (g.clone(), vec![], 301, vec![("last-modified", date(-1000))], Ok(()), "301"),
+        (g.clone(), vec![], 308, vec![("last-modified", date(-1000))], Ok(()), "308"),
+        (g.clone(), vec![], 404, vec![("last-modified", date(-1000))], Ok(()), "404"),
+        (g.clone(), vec![], 405, vec![("last-modified", date(-1000))], Ok(()), "405"),
+        (g.clone(), vec![], 410, vec![("last-modified", date(-1000))], Ok(()), "410"),
+        (g.clone(), vec![], 414, vec![("last-modified", date(-1000))], Ok(()), "414"),
+        (g.clone(), vec![], 501, vec![("last-modified", date(-1000))], Ok(()), "501"),
+        (g.clone(), vec![], 200, vec![("date", date(0))], Err(Useless), "nothing to go on"),
+        (g.clone(), vec![], 200, vec![("cache-control", s("no-cache")), ("etag", s("\"a\""))], Ok(()), "§5.2.2.4 no-cache is stored"),
+        (g.clone(), vec![], 200, vec![("cache-control", s("no-store, must-understand, max-age=60"))], Ok(()), "§5.2.2.3 must-understand overrides no-store"),
+        (g.clone(), vec![], 299, vec![("cache-control", s("no-store, must-understand, max-age=60"))], Err(MustUnderstand), "must-understand, unknown status"),
+    ];
+    for (method, req, status, resp, expect, clause) in rows {
+        let rh = headers(&req);
+        let info = RequestInfo { method: &method, headers: &rh };
+        assert_eq!(storable(&info, status, &headers(&resp)), expect, "{clause}");
+    }
+}
+
+#[test]
+fn body_completeness_and_unstored_fields() {
+    let h = headers(&[("content-length", s("10"))]);
+    assert!(body_complete(&h, 10));
+    assert!(!body_complete(&h, 9), "truncated body");
+    assert!(!body_complete(&h, 11));
+    assert!(body_complete(&HeaderMap::new(), 3));
+    assert!(!body_complete(&headers(&[("content-length", s("x"))]), 3));
+    let h = headers(&[(
+        "cache-control",
+        s("private=\"X-User\", no-cache=\"set-cookie\""),
+    )]);
+    assert_eq!(fields_not_stored(&h), ["x-user", "set-cookie"]);
+}
+
+/// A stored response received at t(0) with these headers (Date = t(0) unless given).
+fn stored(resp: &[(&str, String)]) -> ObjectMeta {
+    let mut pairs: Vec<(&str, String)> = resp.to_vec();
+    if !pairs.iter().any(|(n, _)| *n == "date") {
+        pairs.push(("date", date(0)));
+    }
+    let mut m = sample("http://a/x", &[], b"body");
+    m.headers = headers(&pairs);
+    m.request_time = t(0);
+    m.response_time = t(0);
+    m
+}
+
+#[derive(Debug, PartialEq)]
+enum D {
+    Fresh,
+    StaleOk,
+    Swr,
+    Reval,
+    E504,
+}
+
+fn kind(d: &Decision) -> D {
+    match d {
+        Decision::Fresh { .. } => D::Fresh,
+        Decision::StaleAllowed { .. } => D::StaleOk,
+        Decision::StaleWhileRevalidate { .. } => D::Swr,
+        Decision::Revalidate { .. } => D::Reval,
+        Decision::GatewayTimeout => D::E504,
+    }
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn reuse_table() {
+    use D::*;
+    // (request headers, stored response headers, seconds after storing, expected, clause)
+    let rows: Vec<(Vec<(&str, String)>, Vec<(&str, String)>, u64, D, &str)> = vec![
+        (vec![], vec![("cache-control", s("max-age=60"))], 10, Fresh, "§4.2 fresh"),
+        (vec![], vec![("cache-control", s("max-age=60"))], 60, Reval, "§4.2 age == lifetime is stale"),
+        (vec![], vec![("cache-control", s("max-age=60"))], 100, Reval, "§4.3 stale: validate"),
+        (vec![], vec![("cache-control", s("max-age=60")), ("age", s("50"))], 20, Reval, "§4.2.3 upstream Age counts"),
+        (vec![], vec![("cache-control", s("s-maxage=60, max-age=0"))], 10, Fresh, "s-maxage overrides max-age"),
+        (vec![], vec![("expires", date(60))], 10, Fresh, "Expires"),
+        (vec![], vec![("expires", s("0"))], 0, Reval, "invalid Expires is stale"),
+        (vec![], vec![("last-modified", date(-10_000))], 500, Fresh, "heuristic 1000s"),
+        (vec![], vec![("last-modified", date(-10_000))], 1500, Reval, "heuristic expired"),
+        (vec![], vec![("cache-control", s("max-age=60, no-cache")), ("etag", s("\"a\""))], 1, Reval, "§5.2.2.4 response no-cache: every time"),
+        (vec![("cache-control", s("no-cache"))], vec![("cache-control", s("max-age=60"))], 1, Reval, "§5.2.1.4 request no-cache"),
+        (vec![("pragma", s("no-cache"))], vec![("cache-control", s("max-age=60"))], 1, Reval, "§5.4 Pragma no-cache"),
+        (vec![("cache-control", s("max-age=0"))], vec![("cache-control", s("max-age=60"))], 0, Reval, "§5.2.1.1 request max-age=0"),
+        (vec![("cache-control", s("max-age=5"))], vec![("cache-control", s("max-age=60"))], 10, Reval, "request max-age exceeded"),
+        (vec![("cache-control", s("max-age=20"))], vec![("cache-control", s("max-age=60"))], 10, Fresh, "request max-age satisfied"),
+        (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 40, Reval, "§5.2.1.3 min-fresh unmet"),
+        (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 20, Fresh, "min-fresh met"),
+        (vec![("cache-control", s("max-stale"))], vec![("cache-control", s("max-age=60"))], 1000, StaleOk, "§5.2.1.2 max-stale any"),
+        (vec![("cache-control", s("max-stale=50"))], vec![("cache-control", s("max-age=60"))], 100, StaleOk, "max-stale within"),
+        (vec![("cache-control", s("max-stale=10"))], vec![("cache-control", s("max-age=60"))], 100, Reval, "max-stale exceeded"),
+        (vec![("cache-control", s("max-stale"))], vec![("cache-control", s("max-age=60, must-revalidate"))], 100, Reval, "§5.2.2.2 must-revalidate beats max-stale"),
+        (vec![("cache-control", s("max-stale"))], vec![("cache-control", s("max-age=60, proxy-revalidate"))], 100, Reval, "§5.2.2.8 proxy-revalidate"),
+        (vec![("cache-control", s("max-stale"))], vec![("cache-control", s("s-maxage=60"))], 100, Reval, "§5.2.2.10 s-maxage implies proxy-revalidate"),
+        (vec![], vec![("cache-control", s("max-age=60, stale-while-revalidate=100"))], 100, Swr, "RFC 5861 swr within window"),
+        (vec![], vec![("cache-control", s("max-age=60, stale-while-revalidate=10"))], 100, Reval, "swr window passed"),
+        (vec![], vec![("cache-control", s("max-age=60, stale-while-revalidate=100, must-revalidate"))], 100, Reval, "must-revalidate beats swr"),
+        (vec![("cache-control", s("only-if-cached"))], vec![("cache-control", s("max-age=60"))], 10, Fresh, "§5.2.1.7 only-if-cached, fresh"),
+        (vec![("cache-control", s("only-if-cached"))], vec![("cache-control", s("max-age=60"))], 100, E504, "only-if-cached, stale: 504"),
+        (vec![("cache-control", s("only-if-cached, max-stale"))], vec![("cache-control", s("max-age=60"))], 100, StaleOk, "only-if-cached + max-stale"),
+        (vec![("cache-control", s("only-if-cached"))], vec![("cache-control", s("max-age=60, stale-while-revalidate=100"))], 100, E504, "only-if-cached does not revalidate"),
+        (vec![], vec![("cache-control", s("max-age=60, immutable"))], 10, Fresh, "immutable fresh"),
+    ];
+    for (req, resp, after, expect, clause) in rows {
+        let rh = headers(&req);
+        let info = RequestInfo { method: &Method::GET, headers: &rh };
+        let d = decide(&info, &stored(&resp), t(after));
+        assert_eq!(kind(&d), expect, "{clause}: {d:?}");
+    }
+}
+
+#[test]
+fn revalidation_carries_the_stored_validators() {
+    let m = stored(&[
+        ("cache-control", s("max-age=1")),
+        ("etag", s("\"v1\"")),
+        ("last-modified", date(-100)),
+    ]);
+    let rh = HeaderMap::new();
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
+    let Decision::Revalidate { conditional } = decide(&info, &m, t(10)) else {
+        panic!("expected revalidation")
+    };
+    assert_eq!(conditional.get("if-none-match").unwrap(), "\"v1\"");
+    assert_eq!(
+        conditional.get("if-modified-since").unwrap(),
+        date(-100).as_str()
+    );
+    assert!(
+        conditional_headers(&HeaderMap::new()).is_empty(),
+        "no validators: unconditional"
+    );
+}
+
+#[test]
+fn fresh_hits_report_their_age() {
+    let m = stored(&[("cache-control", s("max-age=60")), ("age", s("5"))]);
+    let rh = HeaderMap::new();
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
+    assert_eq!(decide(&info, &m, t(10)), Decision::Fresh { age: 15 });
+    assert_eq!(age_header(15), "15");
+    assert_eq!(age_header(u64::MAX), "2147483648");
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn stale_on_error_table() {
+    use UpstreamError::*;
+    let rows: Vec<(Vec<(&str, String)>, Vec<(&str, String)>, u64, UpstreamError, bool, &str)> = vec![
+        (vec![], vec![("cache-control", s("max-age=60, stale-if-error=100"))], 100, Status(500), true, "RFC 5861 stale-if-error"),
+        (vec![], vec![("cache-control", s("max-age=60, stale-if-error=10"))], 100, Status(503), false, "window passed"),
+        (vec![("cache-control", s("stale-if-error=100"))], vec![("cache-control", s("max-age=60"))], 100, Status(502), true, "request stale-if-error"),
+        (vec![], vec![("cache-control", s("max-age=60"))], 100, Status(500), false, "5xx without stale-if-error"),
+        (vec![], vec![("cache-control", s("max-age=60"))], 100, Unreachable, true, "§4.2.4 disconnected"),
+        (vec![], vec![("cache-control", s("max-age=60"))], 200_000, Unreachable, false, "too stale even when disconnected"),
+        (vec![], vec![("cache-control", s("max-age=60, must-revalidate, stale-if-error=100"))], 100, Unreachable, false, "must-revalidate: 504"),
+        (vec![], vec![("cache-control", s("s-maxage=60, stale-if-error=100"))], 100, Status(500), false, "s-maxage"),
+        (vec![], vec![("cache-control", s("max-age=60, stale-if-error=100"))], 100, Status(404), false, "4xx is not an error here"),
+    ];
+    for (req, resp, after, err, expect, clause) in rows {
+        let rh = headers(&req);
+        let info = RequestInfo { method: &Method::GET, headers: &rh };
+        assert_eq!(can_serve_stale_on_error(&info, &stored(&resp), t(after), err), expect, "{clause}");
+    }
+}
+
+#[test]
+fn merge_304_table() {
+    let old = stored(&[
+        ("cache-control", s("max-age=60")),
+        ("etag", s("\"v1\"")),
+        ("content-length", s("4")),
+        ("x-kept", s("1")),
+        ("x-replaced", s("old")),
+    ]);
+    let resp = headers(&[
+        ("date", date(100)),
+        ("cache-control", s("max-age=120")),
+        ("etag", s("\"v1\"")),
+        ("content-length", s("0")),
+        ("x-replaced", s("new")),
+        ("x-added", s("a")),
+    ]);
+    let m = merge_304(&old, &resp, t(99), t(100)).unwrap();
+    // age at t(150): 50 s resident + 1 s response delay (RFC 9111 §4.2.3).
+    assert_eq!(
+        m.headers.get("cache-control").unwrap(),
+        "max-age=120",
+        "§3.2 fields replaced"
+    );
+    assert_eq!(
+        m.headers.get("content-length").unwrap(),
+        "4",
+        "§3.2 Content-Length kept"
+    );
+    assert_eq!(
+        m.headers.get("x-kept").unwrap(),
+        "1",
+        "unmentioned fields kept"
+    );
+    assert_eq!(m.headers.get_all("x-replaced").iter().count(), 1);
+    assert_eq!(m.headers.get("x-replaced").unwrap(), "new");
+    assert_eq!(m.headers.get("x-added").unwrap(), "a");
+    assert_eq!(
+        (m.request_time, m.response_time),
+        (t(99), t(100)),
+        "age restarts"
+    );
+    assert_eq!(m.body_sha256, old.body_sha256, "same body");
+    let rh = HeaderMap::new();
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
+    assert!(
+        matches!(decide(&info, &m, t(150)), Decision::Fresh { age: 51 }),
+        "freshened"
+    );
+    let other = headers(&[("etag", s("\"v2\""))]);
+    assert_eq!(
+        merge_304(&old, &other, t(0), t(0)),
+        Err(Mismatch),
+        "§4.3.4 different validator"
+    );
+    let weak = headers(&[("etag", s("W/\"v1\""))]);
+    assert!(
+        merge_304(&old, &weak, t(0), t(0)).is_ok(),
+        "weak comparison"
+    );
+    let no_date = merge_304(&old, &HeaderMap::new(), t(50), t(50)).unwrap();
+    assert!(
+        no_date.headers.get("date").is_none(),
+        "date-less 304: age from response time"
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn client_conditional_table() {
+    let st = headers(&[("etag", s("\"v1\"")), ("last-modified", date(-100))]);
+    let rows: Vec<(Vec<(&str, String)>, bool, &str)> = vec![
+        (vec![("if-none-match", s("\"v1\""))], true, "matching etag"),
+        (vec![("if-none-match", s("\"v0\", \"v1\""))], true, "list"),
+        (vec![("if-none-match", s("W/\"v1\""))], true, "weak comparison"),
+        (vec![("if-none-match", s("*"))], true, "star"),
+        (vec![("if-none-match", s("\"v2\""))], false, "other etag"),
+        (vec![("if-none-match", s("\"v2\"")), ("if-modified-since", date(0))], false, "INM wins over IMS"),
+        (vec![("if-modified-since", date(0))], true, "not modified since"),
+        (vec![("if-modified-since", date(-200))], false, "modified since"),
+        (vec![("if-modified-since", s("garbage"))], false, "invalid date"),
+        (vec![], false, "unconditional"),
+    ];
+    for (req, expect, clause) in rows {
+        assert_eq!(not_modified(&headers(&req), &st), expect, "{clause}");
+    }
+    let h = not_modified_headers(&headers(&[("etag", s("\"v1\"")), ("content-type", s("text/plain"))]));
+    assert!(h.contains_key("etag") && !h.contains_key("content-type"));
+}

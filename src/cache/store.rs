@@ -1,0 +1,399 @@
+//! The object store: sled (`objects`, `bodies`) behind a memory tier, bounded by
+//! `store.max_size` with W-TinyLFU eviction.
+//!
+//! `objects` layout: `url` → the Vary field names of the latest stored response for that URL
+//! (newline-separated, empty without Vary); `url \0 secondary` → encoded [`ObjectMeta`]. A lookup
+//! reads the first, builds the secondary key from the request, then reads the second. Purge
+//! removes `url` and every key under the `url \0` prefix. URLs never contain NUL.
+//!
+//! Crash safety: a put is one sled transaction over both trees that writes the body chunks (if
+//! new), bumps the body's reference count and writes the meta, in that order; sled recovers
+//! transactions atomically, so after kill -9 a meta never names a missing body. Should a body
+//! still be missing or damaged (disk corruption, a foreign writer), `get` verifies length and
+//! SHA-256 on every sled read and drops the object instead of serving it; `open` additionally
+//! recounts references (mark and sweep) and deletes unreferenced bodies and body-less metas.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use super::bodies::{self, ReadFailure};
+use super::evict::WTinyLfu;
+use super::key::CacheKey;
+use super::memory::{object_key, MemoryTier};
+use super::meta::{sha256, ObjectMeta};
+use super::{policy, vary};
+
+/// Sizes for the store, from `[store]`.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheConfig {
+    /// Bound on accounted bytes (metas plus bodies) in sled.
+    pub max_size: u64,
+    /// Bytes of hot objects held in memory.
+    pub memory: u64,
+}
+
+impl CacheConfig {
+    /// From the `[store]` section.
+    pub fn from_config(c: &crate::config::StoreConfig) -> Self {
+        CacheConfig {
+            max_size: c.max_size.0,
+            memory: c.memory.0,
+        }
+    }
+}
+
+/// Errors from the object store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// sled failed.
+    #[error("cache store: {0}")]
+    Sled(#[from] sled::Error),
+    /// The body does not have the length or SHA-256 its meta claims.
+    #[error("cache put: the body does not match its meta")]
+    BodyMismatch,
+    /// The body is shorter or longer than its Content-Length: never stored.
+    #[error("cache put: truncated body (length differs from Content-Length)")]
+    Truncated,
+    /// A blocking task panicked or was cancelled.
+    #[error("cache task failed: {0}")]
+    Join(String),
+}
+
+/// Where a hit came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// The memory tier: no disk I/O.
+    Memory,
+    /// sled (now also promoted to memory).
+    Disk,
+}
+
+/// A stored response matching the request's URL and Vary fields (freshness not yet decided).
+#[derive(Clone, Debug)]
+pub struct Hit {
+    /// The stored meta.
+    pub meta: Arc<ObjectMeta>,
+    /// The verified body.
+    pub body: Bytes,
+    /// Which tier answered.
+    pub tier: Tier,
+}
+
+/// The result of a lookup.
+#[derive(Clone, Debug)]
+pub enum Found {
+    /// A stored variant matches.
+    Hit(Hit),
+    /// Objects exist for the URL but none for this request's Vary values (Cache-Status
+    /// `fwd=vary-miss`).
+    VaryMiss,
+    /// Nothing stored for the URL (`fwd=uri-miss`).
+    Miss,
+}
+
+/// The result of a put.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Written (it may still be evicted later).
+    Stored,
+    /// Larger than the whole store: not written.
+    TooLarge,
+}
+
+/// Size and count figures for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Objects (variants) in sled.
+    pub objects: usize,
+    /// Accounted bytes in sled.
+    pub disk_bytes: u64,
+    /// Bytes in the memory tier.
+    pub memory_bytes: u64,
+}
+
+/// The cache's object store. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    objects: Tree,
+    bodies: Tree,
+    max_size: u64,
+    /// The disk policy; holding it also serialises writers so policy and sled agree.
+    disk: Mutex<WTinyLfu<String>>,
+    memory: Mutex<MemoryTier>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves only approximate policy state behind; carry on.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn tx_err(e: TransactionError<()>) -> Error {
+    match e {
+        TransactionError::Storage(e) => Error::Sled(e),
+        TransactionError::Abort(()) => Error::Join("transaction aborted".into()),
+    }
+}
+
+impl Cache {
+    /// Opens the cache on the store's trees, rebuilding the eviction index and sweeping
+    /// unreferenced bodies. Blocking (reads every meta once); call at start-up.
+    pub fn open(store: &crate::store::Store, cfg: CacheConfig) -> Result<Cache, Error> {
+        let expected = (cfg.max_size / 32_768).clamp(1024, 1 << 22) as usize;
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                objects: store.objects.clone(),
+                bodies: store.bodies.clone(),
+                max_size: cfg.max_size,
+                disk: Mutex::new(WTinyLfu::new(cfg.max_size, expected)),
+                memory: Mutex::new(MemoryTier::new(cfg.memory)),
+            }),
+        };
+        super::recover::rebuild(&cache)?;
+        Ok(cache)
+    }
+
+    pub(super) fn trees(&self) -> (&Tree, &Tree) {
+        (&self.inner.objects, &self.inner.bodies)
+    }
+
+    pub(super) fn disk(&self) -> MutexGuard<'_, WTinyLfu<String>> {
+        lock(&self.inner.disk)
+    }
+
+    /// Memory-tier lookup only: never touches disk, safe on a reactor thread.
+    pub fn get_memory(&self, key: &CacheKey, req: &HeaderMap) -> Option<Hit> {
+        let (meta, body) = lock(&self.inner.memory).get(key.as_str(), req)?;
+        // Frequency for the disk policy too; skipped when a writer holds it (approximate).
+        if let Ok(mut d) = self.inner.disk.try_lock() {
+            d.touch(&object_key(&meta.url, &meta.secondary));
+        }
+        Some(Hit {
+            meta,
+            body,
+            tier: Tier::Memory,
+        })
+    }
+
+    /// Full lookup (memory, then sled with body verification). Blocking.
+    pub fn get_blocking(&self, key: &CacheKey, req: &HeaderMap) -> Result<Found, Error> {
+        if let Some(hit) = self.get_memory(key, req) {
+            return Ok(Found::Hit(hit));
+        }
+        let url = key.as_str();
+        let Some(spec) = self.inner.objects.get(url)? else {
+            return Ok(Found::Miss);
+        };
+        let spec = decode_spec(&spec);
+        let okey = object_key(url, &vary::secondary_key(&spec, req));
+        let Some(raw) = self.inner.objects.get(okey.as_bytes())? else {
+            return Ok(Found::VaryMiss);
+        };
+        let Ok(meta) = ObjectMeta::decode(&raw) else {
+            tracing::warn!(key = %url, "cache: undecodable meta dropped");
+            self.drop_objects(&[okey])?;
+            return Ok(Found::Miss);
+        };
+        match bodies::read(&self.inner.bodies, &meta.body_sha256)? {
+            Ok(body) => {
+                let meta = Arc::new(meta);
+                self.disk().touch(&okey);
+                lock(&self.inner.memory).insert(meta.clone(), body.clone());
+                Ok(Found::Hit(Hit {
+                    meta,
+                    body,
+                    tier: Tier::Disk,
+                }))
+            }
+            Err(failure) => {
+                tracing::warn!(key = %url, ?failure, "cache: body missing or corrupt; object dropped");
+                if let ReadFailure::Corrupt { chunks } = failure {
+                    let sha = meta.body_sha256;
+                    self.inner
+                        .bodies
+                        .transaction(|b| bodies::delete(b, &sha, chunks).map_err(Into::into))
+                        .map_err(tx_err)?;
+                }
+                self.drop_objects(&[okey])?;
+                Ok(Found::Miss)
+            }
+        }
+    }
+
+    /// Stores a complete response (build `meta` with [`ObjectMeta::from_response`]). Blocking.
+    /// Rejects a body that does not match its meta or its Content-Length.
+    pub fn put_blocking(&self, meta: ObjectMeta, body: Bytes) -> Result<PutOutcome, Error> {
+        if body.len() as u64 != meta.body_len || sha256(&body) != meta.body_sha256 {
+            return Err(Error::BodyMismatch);
+        }
+        if !policy::body_complete(&meta.headers, meta.body_len) {
+            return Err(Error::Truncated);
+        }
+        let size = meta.accounted_size();
+        if size > self.inner.max_size {
+            return Ok(PutOutcome::TooLarge);
+        }
+        let okey = object_key(&meta.url, &meta.secondary);
+        let encoded = meta.encode();
+        let spec = meta.vary.join("\n");
+        let sha = meta.body_sha256;
+        let mut disk = self.disk();
+        (&self.inner.objects, &self.inner.bodies)
+            .transaction(|(o, b)| {
+                bodies::add_ref(b, &sha, &body)?;
+                if let Some(old) = o.get(okey.as_bytes())? {
+                    if let Ok(old) = ObjectMeta::decode(&old) {
+                        bodies::release(b, &old.body_sha256)?;
+                    }
+                }
+                o.insert(okey.as_bytes(), encoded.as_slice())?;
+                o.insert(meta.url.as_bytes(), spec.as_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_err)?;
+        let evicted = disk.insert(okey.clone(), size);
+        let self_evicted = evicted.contains(&okey);
+        self.drop_objects(&evicted)?;
+        drop(disk);
+        if !self_evicted {
+            lock(&self.inner.memory).insert(Arc::new(meta), body);
+        }
+        Ok(PutOutcome::Stored)
+    }
+
+    /// Replaces a stored meta after a 304 merge (same body). False when the object is gone or
+    /// now has another body. Blocking.
+    pub fn update_meta_blocking(&self, meta: ObjectMeta) -> Result<bool, Error> {
+        let okey = object_key(&meta.url, &meta.secondary);
+        let encoded = meta.encode();
+        let _writer = self.disk();
+        let Some(raw) = self.inner.objects.get(okey.as_bytes())? else {
+            return Ok(false);
+        };
+        match ObjectMeta::decode(&raw) {
+            Ok(old) if old.body_sha256 == meta.body_sha256 => {
+                // compare_and_swap: a concurrent put of a new body wins over this update.
+                let swapped = self
+                    .inner
+                    .objects
+                    .compare_and_swap(okey.as_bytes(), Some(raw), Some(encoded))?
+                    .is_ok();
+                if swapped {
+                    lock(&self.inner.memory).update_meta(Arc::new(meta));
+                }
+                Ok(swapped)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Purges every variant stored for `key`; returns how many were removed. Blocking.
+    pub fn remove_blocking(&self, key: &CacheKey) -> Result<usize, Error> {
+        let url = key.as_str();
+        let mut prefix = url.as_bytes().to_vec();
+        prefix.push(0);
+        let keys: Vec<String> = self
+            .inner
+            .objects
+            .scan_prefix(&prefix)
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| String::from_utf8(k.to_vec()).ok()))
+            .collect();
+        let mut disk = self.disk();
+        for k in &keys {
+            disk.remove(k);
+        }
+        self.drop_objects(&keys)?;
+        self.inner.objects.remove(url)?;
+        drop(disk);
+        lock(&self.inner.memory).remove_primary(url);
+        Ok(keys.len())
+    }
+
+    /// Removes objects by sled key (`url \0 secondary`), releasing their bodies.
+    pub(super) fn drop_objects(&self, keys: &[String]) -> Result<(), Error> {
+        for okey in keys {
+            (&self.inner.objects, &self.inner.bodies)
+                .transaction(|(o, b)| {
+                    if let Some(old) = o.remove(okey.as_bytes())? {
+                        if let Ok(old) = ObjectMeta::decode(&old) {
+                            bodies::release(b, &old.body_sha256)?;
+                        }
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(tx_err)?;
+            if let Some((p, s)) = okey.split_once('\0') {
+                lock(&self.inner.memory).remove(p, s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> Stats {
+        let (objects, disk_bytes) = {
+            let d = self.disk();
+            (d.len(), d.used())
+        };
+        Stats {
+            objects,
+            disk_bytes,
+            memory_bytes: lock(&self.inner.memory).used(),
+        }
+    }
+
+    /// Lookup from async code: memory inline, sled on the blocking pool.
+    pub async fn get(&self, key: &CacheKey, req: &HeaderMap) -> Result<Found, Error> {
+        if let Some(hit) = self.get_memory(key, req) {
+            return Ok(Found::Hit(hit));
+        }
+        let (this, key, req) = (self.clone(), key.clone(), req.clone());
+        blocking(move || this.get_blocking(&key, &req)).await
+    }
+
+    /// [`put_blocking`](Self::put_blocking) on the blocking pool.
+    pub async fn put(&self, meta: ObjectMeta, body: Bytes) -> Result<PutOutcome, Error> {
+        let this = self.clone();
+        blocking(move || this.put_blocking(meta, body)).await
+    }
+
+    /// [`update_meta_blocking`](Self::update_meta_blocking) on the blocking pool.
+    pub async fn update_meta(&self, meta: ObjectMeta) -> Result<bool, Error> {
+        let this = self.clone();
+        blocking(move || this.update_meta_blocking(meta)).await
+    }
+
+    /// [`remove_blocking`](Self::remove_blocking) on the blocking pool.
+    pub async fn remove(&self, key: &CacheKey) -> Result<usize, Error> {
+        let (this, key) = (self.clone(), key.clone());
+        blocking(move || this.remove_blocking(&key)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Join(e.to_string()))?
+}
+
+fn decode_spec(raw: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(raw)
+        .split('\n')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Reference counts of bodies named by metas, for the start-up sweep.
+pub(super) type RefCounts = HashMap<[u8; 32], u64>;

@@ -1,0 +1,350 @@
+//! Object store tests on temporary sled stores.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::bodies::{chunk_key, manifest_key, Manifest};
+use super::key::CacheKey;
+use super::meta::ObjectMeta;
+use super::store::{Cache, CacheConfig, Error, Found, PutOutcome, Tier};
+use crate::store::Store;
+
+const MB: u64 = 1 << 20;
+
+fn cache(store: &Store, max_size: u64, memory: u64) -> Cache {
+    Cache::open(store, CacheConfig { max_size, memory }).unwrap()
+}
+
+fn meta(url: &str, resp: &[(&str, &str)], req: &HeaderMap, body: &[u8]) -> ObjectMeta {
+    let mut h = HeaderMap::new();
+    for (n, v) in resp {
+        h.append(
+            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let now = SystemTime::now();
+    ObjectMeta::from_response(&key(url), StatusCode::OK, &h, req, now, now, body)
+}
+
+fn key(url: &str) -> CacheKey {
+    CacheKey::parse(url).unwrap()
+}
+
+fn hit(c: &Cache, url: &str, req: &HeaderMap) -> Option<(ObjectMeta, Bytes, Tier)> {
+    match c.get_blocking(&key(url), req).unwrap() {
+        Found::Hit(h) => Some(((*h.meta).clone(), h.body, h.tier)),
+        _ => None,
+    }
+}
+
+fn manifests(s: &Store) -> Vec<Manifest> {
+    s.bodies
+        .scan_prefix(b"m")
+        .map(|kv| Manifest::decode(&kv.unwrap().1).unwrap())
+        .collect()
+}
+
+#[test]
+fn round_trip_through_sled_and_memory() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let req = HeaderMap::new();
+    let m = meta(
+        "http://a.example/x",
+        &[("content-length", "5"), ("etag", "\"1\"")],
+        &req,
+        b"hello",
+    );
+    assert_eq!(
+        c.put_blocking(m.clone(), Bytes::from_static(b"hello"))
+            .unwrap(),
+        PutOutcome::Stored
+    );
+    let (got, body, tier) = hit(&c, "http://A.example:80/x", &req).unwrap();
+    assert_eq!(
+        (got, &body[..], tier),
+        (m.clone(), &b"hello"[..], Tier::Memory)
+    );
+    // A cache without a memory tier reads (and verifies) from sled.
+    let cold = cache(&s, 10 * MB, 0);
+    let (got, body, tier) = hit(&cold, "http://a.example/x", &req).unwrap();
+    assert_eq!((got, &body[..], tier), (m, &b"hello"[..], Tier::Disk));
+    assert!(matches!(
+        cold.get_blocking(&key("http://a.example/other"), &req)
+            .unwrap(),
+        Found::Miss
+    ));
+}
+
+#[test]
+fn identical_bodies_are_stored_once_and_reclaimed_with_the_last_reference() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, 0);
+    let req = HeaderMap::new();
+    let body = Bytes::from(vec![7u8; 5000]);
+    for u in ["http://a/1", "http://b/2"] {
+        c.put_blocking(meta(u, &[], &req, &body), body.clone())
+            .unwrap();
+    }
+    assert_eq!(
+        manifests(&s),
+        vec![Manifest {
+            len: 5000,
+            chunks: 1,
+            refs: 2
+        }]
+    );
+    assert_eq!(c.remove_blocking(&key("http://a/1")).unwrap(), 1);
+    assert_eq!(manifests(&s)[0].refs, 1);
+    assert_eq!(hit(&c, "http://b/2", &req).unwrap().1, body);
+    c.remove_blocking(&key("http://b/2")).unwrap();
+    assert!(manifests(&s).is_empty());
+    assert_eq!(s.bodies.len(), 0, "chunks reclaimed too");
+}
+
+#[test]
+fn a_3_mib_body_is_chunked_and_reassembled() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 100 * MB, 0);
+    let req = HeaderMap::new();
+    let body: Bytes = (0..3 * MB as usize)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let m = meta("http://a/big", &[], &req, &body);
+    c.put_blocking(m.clone(), body.clone()).unwrap();
+    assert_eq!(manifests(&s)[0].chunks, 3);
+    for i in 0..3 {
+        let chunk = s.bodies.get(chunk_key(&m.body_sha256, i)).unwrap().unwrap();
+        assert_eq!(chunk.len() as u64, MB);
+    }
+    assert_eq!(hit(&c, "http://a/big", &req).unwrap().1, body);
+}
+
+#[test]
+fn a_corrupted_body_is_never_served_and_is_dropped() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, 0);
+    let req = HeaderMap::new();
+    let m = meta("http://a/x", &[], &req, b"precious bytes");
+    c.put_blocking(m.clone(), Bytes::from_static(b"precious bytes"))
+        .unwrap();
+    let ck = chunk_key(&m.body_sha256, 0);
+    let mut raw = s.bodies.get(ck).unwrap().unwrap().to_vec();
+    raw[3] ^= 0x20;
+    s.bodies.insert(ck, raw).unwrap();
+    assert!(hit(&c, "http://a/x", &req).is_none());
+    assert!(
+        s.bodies
+            .get(manifest_key(&m.body_sha256))
+            .unwrap()
+            .is_none(),
+        "body deleted"
+    );
+    assert_eq!(
+        s.objects.scan_prefix(b"http://a/x\0").count(),
+        0,
+        "meta deleted"
+    );
+}
+
+#[test]
+fn eviction_keeps_sled_within_the_bound_and_reclaims_bodies() {
+    let s = Store::temporary().unwrap();
+    let max = 200_000;
+    let c = cache(&s, max, 0);
+    let req = HeaderMap::new();
+    for i in 0..100u32 {
+        let body = Bytes::from(vec![i as u8; 10_000]);
+        c.put_blocking(meta(&format!("http://a/{i}"), &[], &req, &body), body)
+            .unwrap();
+        assert!(c.stats().disk_bytes <= max);
+    }
+    let stats = c.stats();
+    let in_sled = s
+        .objects
+        .iter()
+        .keys()
+        .filter(|k| k.as_ref().unwrap().contains(&0))
+        .count();
+    assert_eq!(stats.objects, in_sled, "policy and sled agree");
+    assert!(in_sled < 20 && in_sled > 5, "{in_sled}");
+    assert_eq!(manifests(&s).len(), in_sled, "evicted bodies reclaimed");
+    let body_bytes: u64 = manifests(&s).iter().map(|m| m.len).sum();
+    assert!(body_bytes <= max);
+    let too_big = Bytes::from(vec![0u8; 300_000]);
+    let out = c
+        .put_blocking(meta("http://a/huge", &[], &req, &too_big), too_big)
+        .unwrap();
+    assert_eq!(out, PutOutcome::TooLarge);
+}
+
+#[test]
+fn variants_are_selected_by_vary_and_purge_removes_them_all() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let mut gz = HeaderMap::new();
+    gz.insert("accept-encoding", "gzip".parse().unwrap());
+    let mut br = HeaderMap::new();
+    br.insert("accept-encoding", "br".parse().unwrap());
+    let vary = [("vary", "Accept-Encoding")];
+    c.put_blocking(
+        meta("http://a/v", &vary, &gz, b"GZ"),
+        Bytes::from_static(b"GZ"),
+    )
+    .unwrap();
+    c.put_blocking(
+        meta("http://a/v", &vary, &br, b"BR"),
+        Bytes::from_static(b"BR"),
+    )
+    .unwrap();
+    assert_eq!(hit(&c, "http://a/v", &gz).unwrap().1, "GZ");
+    assert_eq!(hit(&c, "http://a/v", &br).unwrap().1, "BR");
+    let cold = cache(&s, 10 * MB, 0);
+    assert_eq!(hit(&cold, "http://a/v", &br).unwrap().1, "BR");
+    assert!(matches!(
+        cold.get_blocking(&key("http://a/v"), &HeaderMap::new())
+            .unwrap(),
+        Found::VaryMiss
+    ));
+    assert_eq!(c.remove_blocking(&key("http://a/v")).unwrap(), 2);
+    assert!(matches!(
+        c.get_blocking(&key("http://a/v"), &gz).unwrap(),
+        Found::Miss
+    ));
+    assert_eq!(s.objects.len(), 0);
+    assert_eq!(s.bodies.len(), 0);
+}
+
+#[test]
+fn truncated_or_mismatched_bodies_are_refused() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let req = HeaderMap::new();
+    let m = meta("http://a/t", &[("content-length", "10")], &req, b"short");
+    assert!(matches!(
+        c.put_blocking(m, Bytes::from_static(b"short")),
+        Err(Error::Truncated)
+    ));
+    let m = meta("http://a/t", &[], &req, b"one");
+    assert!(matches!(
+        c.put_blocking(m, Bytes::from_static(b"two")),
+        Err(Error::BodyMismatch)
+    ));
+    assert_eq!(s.objects.len() + s.bodies.len(), 0);
+}
+
+#[test]
+fn update_meta_replaces_headers_in_both_tiers() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let req = HeaderMap::new();
+    let m = meta(
+        "http://a/u",
+        &[("etag", "\"1\""), ("x-v", "old")],
+        &req,
+        b"b",
+    );
+    c.put_blocking(m.clone(), Bytes::from_static(b"b")).unwrap();
+    let mut newer = m.clone();
+    newer.headers.insert("x-v", "new".parse().unwrap());
+    assert!(c.update_meta_blocking(newer).unwrap());
+    assert_eq!(hit(&c, "http://a/u", &req).unwrap().0.headers["x-v"], "new");
+    assert_eq!(
+        hit(&cache(&s, 10 * MB, 0), "http://a/u", &req)
+            .unwrap()
+            .0
+            .headers["x-v"],
+        "new"
+    );
+    let mut other = m;
+    other.body_sha256 = [9; 32];
+    assert!(
+        !c.update_meta_blocking(other).unwrap(),
+        "other body: not applied"
+    );
+}
+
+#[test]
+fn reopening_serves_old_objects_and_sweeps_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = HeaderMap::new();
+    let m = meta("http://a/keep", &[], &req, b"kept");
+    {
+        let s = Store::open(dir.path()).unwrap();
+        let c = cache(&s, 10 * MB, MB);
+        c.put_blocking(m.clone(), Bytes::from_static(b"kept"))
+            .unwrap();
+        // Damage as a crash or a foreign writer might: an orphan body, a meta without body,
+        // and a wrong reference count.
+        s.bodies
+            .insert(
+                manifest_key(&[1; 32]),
+                &Manifest {
+                    len: 1,
+                    chunks: 1,
+                    refs: 3,
+                }
+                .encode()[..],
+            )
+            .unwrap();
+        s.bodies.insert(chunk_key(&[1; 32], 0), &b"x"[..]).unwrap();
+        let mut ghost = meta("http://a/ghost", &[], &req, b"ghost");
+        ghost.body_sha256 = [2; 32];
+        s.objects
+            .insert(b"http://a/ghost\0", ghost.encode())
+            .unwrap();
+        let mk = manifest_key(&m.body_sha256);
+        s.bodies
+            .insert(
+                mk,
+                &Manifest {
+                    len: 4,
+                    chunks: 1,
+                    refs: 5,
+                }
+                .encode()[..],
+            )
+            .unwrap();
+        s.db.flush().unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    assert_eq!(c.stats().objects, 1);
+    assert_eq!(
+        manifests(&s),
+        vec![Manifest {
+            len: 4,
+            chunks: 1,
+            refs: 1
+        }]
+    );
+    assert!(s.objects.get(b"http://a/ghost\0").unwrap().is_none());
+    let (got, body, tier) = hit(&c, "http://a/keep", &req).unwrap();
+    assert_eq!((got, &body[..], tier), (m, &b"kept"[..], Tier::Disk));
+}
+
+#[tokio::test]
+async fn async_wrappers_work_from_the_runtime() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, 0);
+    let req = HeaderMap::new();
+    c.put(
+        meta("http://a/y", &[], &req, b"y"),
+        Bytes::from_static(b"y"),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        c.get(&key("http://a/y"), &req).await.unwrap(),
+        Found::Hit(_)
+    ));
+    assert_eq!(c.remove(&key("http://a/y")).await.unwrap(), 1);
+    assert!(matches!(
+        c.get(&key("http://a/y"), &req).await.unwrap(),
+        Found::Miss
+    ));
+}

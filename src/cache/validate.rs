@@ -1,0 +1,117 @@
+//! Validation: conditional requests to the origin (RFC 9111 §4.3.1), merging a 304 into the
+//! stored response (§3.2, §4.3.4), and answering the client's own conditionals from cache.
+
+use std::time::SystemTime;
+
+use http::header::{
+    HeaderName, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, TRANSFER_ENCODING,
+};
+use http::HeaderMap;
+
+use super::meta::ObjectMeta;
+
+/// `If-None-Match` from the stored ETag and `If-Modified-Since` from the stored Last-Modified.
+pub fn conditional_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Some(etag) = stored.get(ETAG) {
+        h.insert(IF_NONE_MATCH, etag.clone());
+    }
+    if let Some(lm) = stored.get(LAST_MODIFIED) {
+        h.insert(IF_MODIFIED_SINCE, lm.clone());
+    }
+    h
+}
+
+/// A 304 that does not describe the stored response (its strong ETag differs).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the 304 does not match the stored response")]
+pub struct Mismatch;
+
+/// Fields a 304 never overwrites: the stored body's framing (RFC 9111 §3.2).
+const KEEP: [HeaderName; 3] = [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING];
+
+/// RFC 9111 §4.3.4: freshen a stored response with a 304. Every field in the 304 replaces the
+/// stored field of that name, except Content-Length and the other framing fields; the timing is
+/// reset to this exchange so age restarts. A 304 whose ETag differs from the stored strong
+/// ETag selects nothing: the proxy must then fetch unconditionally.
+pub fn merge_304(
+    stored: &ObjectMeta,
+    resp_304: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Result<ObjectMeta, Mismatch> {
+    if let (Some(new), Some(old)) = (resp_304.get(ETAG), stored.headers.get(ETAG)) {
+        if !weak_eq(new.as_bytes(), old.as_bytes()) {
+            return Err(Mismatch);
+        }
+    }
+    let mut merged = stored.clone();
+    let names: Vec<&HeaderName> = resp_304.keys().filter(|n| !KEEP.contains(n)).collect();
+    for name in names {
+        merged.headers.remove(name);
+        for v in resp_304.get_all(name) {
+            merged.headers.append(name.clone(), v.clone());
+        }
+    }
+    // A Date-less 304 would otherwise leave the old Date and an inflated apparent age.
+    if !resp_304.contains_key(http::header::DATE) {
+        merged.headers.remove(http::header::DATE);
+    }
+    merged.request_time = request_time;
+    merged.response_time = response_time;
+    Ok(merged)
+}
+
+/// Weak comparison of two entity tags (RFC 9110 §8.8.3.2): opaque tags equal, `W/` ignored.
+pub fn weak_eq(a: &[u8], b: &[u8]) -> bool {
+    strip_weak(a.trim_ascii()) == strip_weak(b.trim_ascii())
+}
+
+fn strip_weak(t: &[u8]) -> &[u8] {
+    t.strip_prefix(b"W/").unwrap_or(t)
+}
+
+/// RFC 9110 §13.1.1–§13.1.3 for a GET/HEAD answered from cache: true when the client's
+/// `If-None-Match` matches the stored ETag (weakly), or, without If-None-Match, when the
+/// stored Last-Modified is not newer than `If-Modified-Since`. The proxy then sends 304.
+pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
+    if let Some(inm) = req.get(IF_NONE_MATCH) {
+        let Some(etag) = stored.get(ETAG) else {
+            return false;
+        };
+        let list = String::from_utf8_lossy(inm.as_bytes()).into_owned();
+        return list.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || weak_eq(t.as_bytes(), etag.as_bytes())
+        });
+    }
+    let since = req
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| httpdate::parse_http_date(t.trim()).ok());
+    let lm = stored
+        .get(LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| httpdate::parse_http_date(t.trim()).ok());
+    matches!((since, lm), (Some(s), Some(l)) if l <= s)
+}
+
+/// Header fields to send with a 304 to the client (RFC 9110 §15.4.5).
+pub fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for name in [
+        ETAG,
+        http::header::CACHE_CONTROL,
+        http::header::CONTENT_LOCATION,
+        http::header::DATE,
+        http::header::EXPIRES,
+        http::header::VARY,
+        LAST_MODIFIED,
+    ] {
+        for v in stored.get_all(&name) {
+            h.append(name.clone(), v.clone());
+        }
+    }
+    h
+}
