@@ -109,7 +109,9 @@ pub async fn collect_limited(mut body: Body, limit: usize) -> Result<Collected, 
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut len = 0usize;
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else { continue };
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
         len += data.len();
         chunks.push(data);
         if len > limit {
@@ -119,24 +121,107 @@ pub async fn collect_limited(mut body: Body, limit: usize) -> Result<Collected, 
             });
         }
     }
-    Ok(Collected::Complete(match chunks.len() {
+    Ok(Collected::Complete(concat(chunks)))
+}
+
+/// A body that yields `head` first, then everything left in `rest`.
+pub fn chain(head: Vec<Bytes>, rest: Body) -> Body {
+    let head =
+        futures_util::stream::iter(head.into_iter().map(|b| Ok::<_, BoxError>(Frame::data(b))));
+    let rest = http_body_util::BodyStream::new(rest);
+    boxed(http_body_util::StreamBody::new(
+        futures_util::StreamExt::chain(head, rest),
+    ))
+}
+
+pin_project_lite::pin_project! {
+    /// Passes a body through while keeping a copy of up to `limit` bytes; when the body ends
+    /// complete and within the limit, the copy is sent on `done` (observe mode scans it).
+    pub struct Tee {
+        #[pin]
+        inner: Body,
+        copy: Vec<Bytes>,
+        len: usize,
+        limit: usize,
+        done: Option<tokio::sync::oneshot::Sender<Bytes>>,
+    }
+}
+
+impl Tee {
+    /// Wraps `inner`; the receiver gets the whole body only if it ended cleanly.
+    pub fn new(inner: Body, limit: usize) -> (Tee, tokio::sync::oneshot::Receiver<Bytes>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (
+            Tee {
+                inner,
+                copy: Vec::new(),
+                len: 0,
+                limit,
+                done: Some(tx),
+            },
+            rx,
+        )
+    }
+}
+
+impl HttpBody for Tee {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let r = this.inner.as_mut().poll_frame(cx);
+        match &r {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    *this.len += d.len();
+                    if *this.len > *this.limit {
+                        this.done.take();
+                        this.copy.clear();
+                    } else if this.done.is_some() {
+                        this.copy.push(d.clone());
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                this.done.take();
+            }
+            _ => {}
+        }
+        let ended = matches!(r, Poll::Ready(None))
+            || (matches!(r, Poll::Ready(Some(Ok(_)))) && this.inner.is_end_stream());
+        if ended {
+            if let Some(tx) = this.done.take() {
+                let _ = tx.send(concat(std::mem::take(this.copy)));
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Joins chunks into one `Bytes` (no copy for zero or one chunk).
+pub fn concat(mut chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
         0 => Bytes::new(),
         1 => chunks.pop().unwrap_or_default(),
         _ => {
+            let len = chunks.iter().map(Bytes::len).sum();
             let mut all = bytes::BytesMut::with_capacity(len);
             for c in chunks {
                 all.extend_from_slice(&c);
             }
             all.freeze()
         }
-    }))
-}
-
-/// A body that yields `head` first, then everything left in `rest`.
-pub fn chain(head: Vec<Bytes>, rest: Body) -> Body {
-    let head = futures_util::stream::iter(head.into_iter().map(|b| Ok::<_, BoxError>(Frame::data(b))));
-    let rest = http_body_util::BodyStream::new(rest);
-    boxed(http_body_util::StreamBody::new(
-        futures_util::StreamExt::chain(head, rest),
-    ))
+    }
 }

@@ -8,8 +8,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cache::collapse::Collapser;
+use crate::cache::store::{Cache, CacheConfig};
 use crate::config::Config;
 use crate::proxy::{listen, Proxy};
+use crate::scan::pipeline::Pipeline;
 use crate::store::{self, Store};
 use crate::{admin, upstream};
 
@@ -26,6 +29,10 @@ pub enum Error {
     Tls(#[from] upstream::tls::ConfigError),
     #[error("{0}")]
     Store(#[from] store::Error),
+    #[error("{0}")]
+    Cache(#[from] crate::cache::store::Error),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Scan(Vec<crate::scan::LoadError>),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -56,7 +63,13 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
 }
 
 /// Like [`start`] with an already open store (tests use a temporary one).
-pub async fn start_with_store(cfg: Config, _store: Store) -> Result<Running, Error> {
+pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Error> {
+    let (pipeline, warnings) = Pipeline::from_config(&cfg.scan).map_err(Error::Scan)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let pipeline = pipeline.with_store(&store);
+    let cache = Cache::open(&store, CacheConfig::from_config(&cfg.store))?;
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
             .await
@@ -76,7 +89,13 @@ pub async fn start_with_store(cfg: Config, _store: Store) -> Result<Running, Err
     })?;
     let proxy = Arc::new(Proxy {
         cfg: cfg.proxy.clone(),
+        upstream_cfg: cfg.upstream.clone(),
+        scan_cfg: cfg.scan.clone(),
         upstream: upstream::Client::new(&cfg.upstream)?,
+        cache,
+        collapser: Collapser::new(),
+        pipeline,
+        store,
     });
     let (tx, rx) = watch::channel(false);
     let tasks = vec![

@@ -19,6 +19,8 @@ pub enum ProxyError {
     UriTooLong(usize),
     #[error("TRACE is not forwarded by this proxy")]
     TraceRefused,
+    #[error("the object is not in the cache and the request said only-if-cached")]
+    OnlyIfCached,
     #[error("{0}")]
     Upstream(#[from] upstream::Error),
 }
@@ -33,6 +35,7 @@ impl ProxyError {
             ProxyError::ConnectPort(_) => (StatusCode::FORBIDDEN, "http_request_denied"),
             ProxyError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "http_request_error"),
             ProxyError::TraceRefused => (StatusCode::METHOD_NOT_ALLOWED, "http_request_denied"),
+            ProxyError::OnlyIfCached => (StatusCode::GATEWAY_TIMEOUT, "proxy_internal_response"),
             ProxyError::Upstream(e) => match e {
                 U::Dns(..) => (StatusCode::BAD_GATEWAY, "dns_error"),
                 U::Guard { .. } => (StatusCode::FORBIDDEN, "destination_ip_prohibited"),

@@ -2,18 +2,23 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
+use super::cached::{self, Head};
 use super::conn::{AccessLog, ConnState, Tracked};
 use super::error::ProxyError;
+use super::fetch::{self, Exchange};
 use super::headers::{add_via, max_forwards, strip_hop_by_hop};
 use super::target::Target;
 use super::{tunnel, Proxy};
 use crate::body::{self, Body};
+use crate::cache::invalidate::invalidations;
+use crate::cache::key::CacheKey;
+use crate::cache::status::{CacheStatus, Fwd};
 
 /// Handles one request from a client connection; never fails (errors become responses).
 pub async fn handle(
@@ -47,7 +52,7 @@ pub async fn handle(
 
 /// A plain (non-CONNECT) request: absolute-form target, forwarded upstream.
 async fn forward(
-    proxy: &Proxy,
+    proxy: &Arc<Proxy>,
     req: Request<Incoming>,
     log: &mut AccessLog,
 ) -> Result<Response<Body>, ProxyError> {
@@ -61,9 +66,43 @@ async fn forward(
         return resp;
     }
     let out = upstream_request(req, &target);
+    let key = CacheKey::parse(&target.to_string()).ok();
+    let method = out.method().clone();
+    if let (&Method::GET | &Method::HEAD, Some(key)) = (&method, key.clone()) {
+        return cached::serve(proxy, Head::of(&out), &target, key, log).await;
+    }
+    // Other methods stream their body upstream and are never stored.
+    let req_headers = out.headers().clone();
+    let request_time = SystemTime::now();
     let fetched = proxy.upstream.send(out, &target).await?;
     log.upstream_ms = Some(fetched.elapsed.as_millis());
-    Ok(downstream_response(fetched.response))
+    let resp = downstream_response(fetched.response);
+    if let Some(key) = &key {
+        // RFC 9111 §4.4: a non-error response to an unsafe method invalidates.
+        for k in invalidations(&method, resp.status().as_u16(), key, resp.headers()) {
+            if let Err(e) = proxy.cache.remove(&k).await {
+                tracing::warn!(error = %e, "cache invalidation failed");
+            }
+        }
+    }
+    let url = target.to_string();
+    let x = Exchange {
+        method: &method,
+        req_headers: &req_headers,
+        url: &url,
+        key: None,
+        request_time,
+        response_time: SystemTime::now(),
+    };
+    fetch::respond(
+        proxy,
+        resp,
+        &x,
+        CacheStatus::forward(Fwd::Method),
+        log,
+        |_| {},
+    )
+    .await
 }
 
 /// TRACE is refused, and OPTIONS with `Max-Forwards: 0` is answered by the proxy itself

@@ -4,19 +4,33 @@
 //! the phases of one request; `headers` strips hop-by-hop fields; `target` parses the
 //! request-target; `tunnel` splices CONNECT; `error` maps every failure to a response.
 
+pub mod cached;
 pub mod conn;
 pub mod error;
+pub mod fetch;
 pub mod handle;
 pub mod headers;
 pub mod listen;
+pub mod respond;
 pub mod target;
 pub mod tunnel;
 
-use crate::config::ProxyConfig;
+use crate::cache::collapse::Collapser;
+use crate::cache::store::Cache;
+use crate::config::{ProxyConfig, ScanConfig, UpstreamConfig};
+use crate::scan::pipeline::Pipeline;
+use crate::store::Store;
 use crate::upstream;
 
 /// Everything a request handler needs, shared by all connections.
 pub struct Proxy {
     pub cfg: ProxyConfig,
+    pub upstream_cfg: UpstreamConfig,
+    pub scan_cfg: ScanConfig,
     pub upstream: upstream::Client,
+    pub cache: Cache,
+    /// In-flight misses by key; the value tells followers whether the leader stored it.
+    pub collapser: Collapser<bool>,
+    pub pipeline: Pipeline,
+    pub store: Store,
 }

@@ -61,7 +61,10 @@ pub fn blocked(verdict: &Verdict, url: &str) -> Response<Body> {
     let mut resp = Response::new(body::full(text));
     *resp.status_mut() = StatusCode::FORBIDDEN;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     tag(h, verdict, Action::Block);
     resp

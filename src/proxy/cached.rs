@@ -1,0 +1,426 @@
+//! The cache phase for GET and HEAD: look up, serve fresh hits, revalidate stale objects,
+//! collapse concurrent misses into one upstream fetch.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+
+use super::conn::AccessLog;
+use super::error::ProxyError;
+use super::fetch::{self, Exchange};
+use super::target::Target;
+use super::Proxy;
+use crate::body::{self, Body};
+use crate::cache::collapse::{Role, WaitOutcome};
+use crate::cache::key::CacheKey;
+use crate::cache::policy::{self, Decision, RequestInfo, UpstreamError};
+use crate::cache::range::{self, RangeOutcome};
+use crate::cache::status::{CacheStatus, Fwd};
+use crate::cache::store::{Found, Hit};
+use crate::cache::validate;
+
+/// The request head kept for the cache phase (GET/HEAD bodies are not forwarded).
+#[derive(Clone)]
+pub struct Head {
+    pub method: Method,
+    pub uri: http::Uri,
+    pub headers: HeaderMap,
+}
+
+impl Head {
+    /// Takes the head of a prepared upstream request.
+    pub fn of(req: &Request<Body>) -> Head {
+        Head {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        }
+    }
+
+    fn request(&self, extra: &HeaderMap) -> Request<Body> {
+        let mut r = Request::new(body::empty());
+        *r.method_mut() = self.method.clone();
+        *r.uri_mut() = self.uri.clone();
+        *r.headers_mut() = self.headers.clone();
+        for (k, v) in extra {
+            r.headers_mut().insert(k, v.clone());
+        }
+        r
+    }
+}
+
+/// GET/HEAD through the cache.
+pub async fn serve(
+    proxy: &Arc<Proxy>,
+    head: Head,
+    target: &Target,
+    key: CacheKey,
+    log: &mut AccessLog,
+) -> Result<Response<Body>, ProxyError> {
+    let info = RequestInfo {
+        method: &head.method,
+        headers: &head.headers,
+    };
+    let found = match proxy.cache.get(&key, &head.headers).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "cache lookup failed; treating as a miss");
+            Found::Miss
+        }
+    };
+    let fwd = match found {
+        Found::Hit(hit) => {
+            return match policy::decide(&info, &hit.meta, SystemTime::now()) {
+                Decision::Fresh { age } | Decision::StaleAllowed { age } => {
+                    Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), target, log).await)
+                }
+                Decision::StaleWhileRevalidate { age } => {
+                    background_revalidate(proxy, &head, &hit, target, key);
+                    Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), target, log).await)
+                }
+                Decision::Revalidate { conditional } => {
+                    revalidate(proxy, &head, hit, conditional, target, &key, log).await
+                }
+                Decision::GatewayTimeout => Err(ProxyError::OnlyIfCached),
+            };
+        }
+        Found::VaryMiss => Fwd::VaryMiss,
+        Found::Miss => Fwd::UriMiss,
+    };
+    if policy::only_if_cached(&head.headers) {
+        return Err(ProxyError::OnlyIfCached);
+    }
+    miss(proxy, &head, target, &key, fwd, log).await
+}
+
+/// A miss: one request per key goes upstream; the others wait for it, then look again.
+async fn miss(
+    proxy: &Arc<Proxy>,
+    head: &Head,
+    target: &Target,
+    key: &CacheKey,
+    fwd: Fwd,
+    log: &mut AccessLog,
+) -> Result<Response<Body>, ProxyError> {
+    match proxy.collapser.acquire(key) {
+        Role::Leader(leader) => {
+            let mut leader = Some(leader);
+            let finish = |stored: bool| {
+                if let Some(l) = leader.take() {
+                    l.finish(stored);
+                }
+            };
+            fetch_and_respond(
+                proxy,
+                head,
+                target,
+                Some(key),
+                CacheStatus::forward(fwd),
+                log,
+                finish,
+            )
+            .await
+        }
+        Role::Follower(follower) => {
+            let waited = follower.wait(proxy.upstream_cfg.response_timeout).await;
+            if let WaitOutcome::Done(true) = waited {
+                if let Ok(Found::Hit(hit)) = proxy.cache.get(key, &head.headers).await {
+                    let info = RequestInfo {
+                        method: &head.method,
+                        headers: &head.headers,
+                    };
+                    if let Decision::Fresh { age } =
+                        policy::decide(&info, &hit.meta, SystemTime::now())
+                    {
+                        let mut st = CacheStatus::hit();
+                        st.collapsed = true;
+                        return Ok(serve_hit(proxy, head, hit, age, st, target, log).await);
+                    }
+                }
+            }
+            fetch_and_respond(
+                proxy,
+                head,
+                target,
+                Some(key),
+                CacheStatus::forward(fwd),
+                log,
+                |_| {},
+            )
+            .await
+        }
+    }
+}
+
+/// Sends `head` upstream and runs the response phase.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_and_respond(
+    proxy: &Proxy,
+    head: &Head,
+    target: &Target,
+    key: Option<&CacheKey>,
+    status: CacheStatus,
+    log: &mut AccessLog,
+    mut on_storable: impl FnMut(bool),
+) -> Result<Response<Body>, ProxyError> {
+    let request_time = SystemTime::now();
+    let fetched = match proxy
+        .upstream
+        .send(head.request(&HeaderMap::new()), target)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            on_storable(false);
+            return Err(e.into());
+        }
+    };
+    log.upstream_ms = Some(fetched.elapsed.as_millis());
+    let resp = super::handle::downstream_response(fetched.response);
+    let url = target.to_string();
+    let x = Exchange {
+        method: &head.method,
+        req_headers: &head.headers,
+        url: &url,
+        key,
+        request_time,
+        response_time: SystemTime::now(),
+    };
+    fetch::respond(proxy, resp, &x, status, log, on_storable).await
+}
+
+/// A stale (or no-cache) object: ask upstream whether it is still good.
+async fn revalidate(
+    proxy: &Arc<Proxy>,
+    head: &Head,
+    hit: Hit,
+    conditional: HeaderMap,
+    target: &Target,
+    key: &CacheKey,
+    log: &mut AccessLog,
+) -> Result<Response<Body>, ProxyError> {
+    let request_time = SystemTime::now();
+    let info = RequestInfo {
+        method: &head.method,
+        headers: &head.headers,
+    };
+    let sent = proxy
+        .upstream
+        .send(head.request(&conditional), target)
+        .await;
+    let fetched = match sent {
+        Ok(f) => f,
+        Err(e) => {
+            if policy::can_serve_stale_on_error(
+                &info,
+                &hit.meta,
+                SystemTime::now(),
+                UpstreamError::Unreachable,
+            ) {
+                let age = stale_age(&hit);
+                let mut st = CacheStatus::hit();
+                st.detail = Some("stale-if-error".into());
+                tracing::warn!(error = %e, url = %target, "origin unreachable; serving stale");
+                return Ok(serve_hit(proxy, head, hit, age, st, target, log).await);
+            }
+            return Err(e.into());
+        }
+    };
+    log.upstream_ms = Some(fetched.elapsed.as_millis());
+    let response_time = SystemTime::now();
+    let upstream_status = fetched.response.status();
+    if upstream_status == StatusCode::NOT_MODIFIED {
+        // RFC 9111 §4.3.4: the 304 freshens the stored headers; the client gets the object.
+        if let Ok(merged) = validate::merge_304(
+            &hit.meta,
+            fetched.response.headers(),
+            request_time,
+            response_time,
+        ) {
+            let merged = Arc::new(merged);
+            if let Err(e) = proxy.cache.update_meta((*merged).clone()).await {
+                tracing::warn!(error = %e, "cache update after 304 failed");
+            }
+            let mut st = CacheStatus::forward(Fwd::Stale);
+            st.fwd_status = Some(304);
+            let hit = Hit {
+                meta: merged,
+                body: hit.body,
+                tier: hit.tier,
+            };
+            return Ok(serve_hit(proxy, head, hit, 0, st, target, log).await);
+        }
+        // The 304 selected a different representation: fetch unconditionally.
+        return fetch_and_respond(
+            proxy,
+            head,
+            target,
+            Some(key),
+            CacheStatus::forward(Fwd::Stale),
+            log,
+            |_| {},
+        )
+        .await;
+    }
+    if upstream_status.is_server_error()
+        && policy::can_serve_stale_on_error(
+            &info,
+            &hit.meta,
+            SystemTime::now(),
+            UpstreamError::Status(upstream_status.as_u16()),
+        )
+    {
+        let mut st = CacheStatus::hit();
+        st.detail = Some("stale-if-error".into());
+        return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, target, log).await);
+    }
+    let resp = super::handle::downstream_response(fetched.response);
+    let url = target.to_string();
+    let x = Exchange {
+        method: &head.method,
+        req_headers: &head.headers,
+        url: &url,
+        key: Some(key),
+        request_time,
+        response_time,
+    };
+    let mut st = CacheStatus::forward(Fwd::Stale);
+    st.fwd_status = Some(upstream_status.as_u16());
+    fetch::respond(proxy, resp, &x, st, log, |_| {}).await
+}
+
+fn stale_age(hit: &Hit) -> u64 {
+    crate::cache::freshness::current_age(
+        &hit.meta.headers,
+        hit.meta.request_time,
+        hit.meta.response_time,
+        SystemTime::now(),
+    )
+}
+
+/// stale-while-revalidate: one background revalidation per key at a time.
+fn background_revalidate(
+    proxy: &Arc<Proxy>,
+    head: &Head,
+    hit: &Hit,
+    target: &Target,
+    key: CacheKey,
+) {
+    let Role::Leader(leader) = proxy.collapser.acquire(&key) else {
+        return; // someone is already fetching it
+    };
+    let proxy = proxy.clone();
+    let head = head.clone();
+    let hit = hit.clone();
+    let target = target.clone();
+    tokio::spawn(async move {
+        let conditional = validate::conditional_headers(&hit.meta.headers);
+        let mut log = AccessLog::default();
+        let r = revalidate(&proxy, &head, hit, conditional, &target, &key, &mut log).await;
+        if let Ok(resp) = r {
+            // Drain so a fresh 200 is scanned/stored and the upstream connection is reused.
+            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+        }
+        leader.finish(true);
+    });
+}
+
+/// Builds the response for a usable stored object: verdict, conditional, Range, HEAD.
+async fn serve_hit(
+    proxy: &Proxy,
+    head: &Head,
+    hit: Hit,
+    age: u64,
+    status: CacheStatus,
+    target: &Target,
+    log: &mut AccessLog,
+) -> Response<Body> {
+    let url = target.to_string();
+    let verdict = proxy
+        .pipeline
+        .scan(fetch::content(&hit.body, &hit.meta.headers, &url))
+        .await;
+    let mut headers = hit.meta.headers.clone();
+    headers.insert(header::AGE, policy::age_header(age));
+    fetch::set_cache_status(&mut headers, &status, log);
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = hit.meta.status_code();
+    *resp.headers_mut() = headers;
+    let (mut parts, _) = resp.into_parts();
+
+    let blocked = respond_blocked(proxy, &verdict);
+    if !blocked && validate::not_modified(&head.headers, &hit.meta.headers) {
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        *r.headers_mut() = validate::not_modified_headers(&parts.headers);
+        return fetch::finish(proxy, r.into_parts().0, body::empty(), &verdict, &url, log);
+    }
+    let len = hit.body.len() as u64;
+    let body = if blocked {
+        body::empty()
+    } else {
+        match range::for_request(&head.headers, &hit.meta.headers, hit.meta.status, len) {
+            RangeOutcome::Full => body::full(hit.body.clone()),
+            RangeOutcome::Partial(r) => {
+                parts.status = StatusCode::PARTIAL_CONTENT;
+                set(
+                    &mut parts.headers,
+                    header::CONTENT_RANGE,
+                    &range::content_range(&r, len),
+                );
+                set(
+                    &mut parts.headers,
+                    header::CONTENT_LENGTH,
+                    &(r.end - r.start).to_string(),
+                );
+                body::full(range::slice(&hit.body, &r))
+            }
+            RangeOutcome::Multi(rs) => {
+                let ctype = hit
+                    .meta
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                let boundary = format!("sluice-{}", hex::encode(&hit.meta.body_sha256[..8]));
+                let (ctype, bytes) = range::multipart(&hit.body, &rs, ctype, &boundary);
+                parts.status = StatusCode::PARTIAL_CONTENT;
+                set(&mut parts.headers, header::CONTENT_TYPE, &ctype);
+                set(
+                    &mut parts.headers,
+                    header::CONTENT_LENGTH,
+                    &bytes.len().to_string(),
+                );
+                body::full(bytes)
+            }
+            RangeOutcome::Unsatisfiable => {
+                parts.status = StatusCode::RANGE_NOT_SATISFIABLE;
+                set(
+                    &mut parts.headers,
+                    header::CONTENT_RANGE,
+                    &range::unsatisfied_range(len),
+                );
+                set(&mut parts.headers, header::CONTENT_LENGTH, "0");
+                body::empty()
+            }
+        }
+    };
+    let body = if head.method == Method::HEAD {
+        body::empty()
+    } else {
+        body
+    };
+    fetch::finish(proxy, parts, body, &verdict, &url, log)
+}
+
+fn respond_blocked(proxy: &Proxy, verdict: &crate::scan::Verdict) -> bool {
+    super::respond::action_for(verdict.class, &proxy.scan_cfg.action)
+        == crate::config::Action::Block
+}
+
+fn set(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}

@@ -1,0 +1,304 @@
+//! The response phase for bodies from upstream: read (enforce) or tee (observe), scan,
+//! store when storable and complete, and apply the verdict's action.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Response, StatusCode};
+
+use super::conn::AccessLog;
+use super::error::ProxyError;
+use super::respond;
+use super::Proxy;
+use crate::body::{self, Body, Collected};
+use crate::cache::key::CacheKey;
+use crate::cache::meta::ObjectMeta;
+use crate::cache::policy::{self, RequestInfo};
+use crate::cache::status::CacheStatus;
+use crate::config::ScanMode;
+use crate::scan::{Content, Verdict};
+use crate::upstream;
+
+/// What the cache phase knows about the exchange whose response is being handled.
+pub struct Exchange<'a> {
+    pub method: &'a Method,
+    pub req_headers: &'a HeaderMap,
+    pub url: &'a str,
+    /// Where to store the response, when the request was a cacheable lookup.
+    pub key: Option<&'a CacheKey>,
+    pub request_time: SystemTime,
+    pub response_time: SystemTime,
+}
+
+/// A response whose body has no bytes to scan.
+pub fn bodiless(method: &Method, status: StatusCode) -> bool {
+    method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+/// Handles an upstream response: scans, stores and tags it. `on_storable` is told as soon as
+/// the head shows whether the response can be stored (collapsed followers stop waiting).
+pub async fn respond(
+    proxy: &Proxy,
+    resp: Response<Body>,
+    x: &Exchange<'_>,
+    mut status_hdr: CacheStatus,
+    log: &mut AccessLog,
+    mut on_storable: impl FnMut(bool),
+) -> Result<Response<Body>, ProxyError> {
+    let (mut parts, body) = resp.into_parts();
+    let info = RequestInfo {
+        method: x.method,
+        headers: x.req_headers,
+    };
+    let storable = x.key.is_some()
+        && match policy::storable(&info, parts.status.as_u16(), &parts.headers) {
+            Ok(()) => true,
+            Err(why) => {
+                status_hdr.detail = Some(why.as_str().to_string());
+                false
+            }
+        };
+    if !storable {
+        on_storable(false);
+    }
+    if bodiless(x.method, parts.status) {
+        if storable {
+            on_storable(false);
+        }
+        set_cache_status(&mut parts.headers, &status_hdr, log);
+        return Ok(Response::from_parts(parts, body));
+    }
+    let max = proxy.scan_cfg.max_body.as_usize();
+    if proxy.scan_cfg.mode == ScanMode::Observe {
+        return Ok(observe(
+            proxy,
+            parts,
+            body,
+            x,
+            storable,
+            status_hdr,
+            log,
+            on_storable,
+        ));
+    }
+    match body::collect_limited(body, max).await {
+        Err(e) => {
+            on_storable(false);
+            Err(ProxyError::Upstream(upstream::Error::Closed(format!(
+                "{} (body: {e})",
+                x.url
+            ))))
+        }
+        Ok(Collected::TooLarge { head, rest }) => {
+            on_storable(false);
+            let verdict = Verdict::unscanned(
+                "",
+                &media_type(&parts.headers),
+                "too_large",
+                &proxy.pipeline.ruleset(),
+            );
+            status_hdr.detail.get_or_insert_with(|| "too-large".into());
+            set_cache_status(&mut parts.headers, &status_hdr, log);
+            Ok(finish(
+                proxy,
+                parts,
+                body::chain(head, rest),
+                &verdict,
+                x.url,
+                log,
+            ))
+        }
+        Ok(Collected::Complete(bytes)) => {
+            let verdict = proxy
+                .pipeline
+                .scan(content(&bytes, &parts.headers, x.url))
+                .await;
+            let stored = if storable {
+                store(proxy, x, &parts, bytes.clone(), &verdict).await
+            } else {
+                false
+            };
+            on_storable(stored);
+            status_hdr.stored = stored;
+            set_cache_status(&mut parts.headers, &status_hdr, log);
+            Ok(finish(
+                proxy,
+                parts,
+                body::full(bytes),
+                &verdict,
+                x.url,
+                log,
+            ))
+        }
+    }
+}
+
+/// Observe mode: the client gets the bytes at once; a copy is scanned (and stored) when the
+/// body has ended complete.
+#[allow(clippy::too_many_arguments)]
+fn observe(
+    proxy: &Proxy,
+    mut parts: http::response::Parts,
+    body: Body,
+    x: &Exchange<'_>,
+    storable: bool,
+    status_hdr: CacheStatus,
+    log: &mut AccessLog,
+    mut on_storable: impl FnMut(bool),
+) -> Response<Body> {
+    let (tee, copy) = body::Tee::new(body, proxy.scan_cfg.max_body.as_usize());
+    let pipeline = proxy.pipeline.clone();
+    let headers = parts.headers.clone();
+    let url = x.url.to_string();
+    let cache = proxy.cache.clone();
+    let store = proxy.store.clone();
+    // Everything the meta needs, captured now; the meta is built once the body is complete.
+    let prepared = x.key.filter(|_| storable).map(|k| {
+        (
+            k.clone(),
+            parts.status,
+            x.req_headers.clone(),
+            x.request_time,
+            x.response_time,
+        )
+    });
+    on_storable(false);
+    tokio::spawn(async move {
+        let Ok(bytes) = copy.await else { return };
+        let verdict = pipeline.scan(content(&bytes, &headers, &url)).await;
+        record_url(&store, &url, &verdict);
+        if let Some((key, status, req_headers, t0, t1)) = prepared {
+            let meta =
+                ObjectMeta::from_response(&key, status, &headers, &req_headers, t0, t1, &bytes);
+            if policy::body_complete(&headers, bytes.len() as u64) {
+                if let Err(e) = cache.put(meta, bytes).await {
+                    tracing::warn!(error = %e, "cache store failed");
+                }
+            }
+        }
+    });
+    set_cache_status(&mut parts.headers, &status_hdr, log);
+    log.verdict = "observe".into();
+    Response::from_parts(parts, body::boxed(tee))
+}
+
+/// Writes a complete, storable response (body before meta, inside the store).
+async fn store(
+    proxy: &Proxy,
+    x: &Exchange<'_>,
+    parts: &http::response::Parts,
+    bytes: Bytes,
+    verdict: &Verdict,
+) -> bool {
+    record_url(&proxy.store, x.url, verdict);
+    let Some(key) = x.key else { return false };
+    if !policy::body_complete(&parts.headers, bytes.len() as u64) {
+        return false;
+    }
+    let meta = ObjectMeta::from_response(
+        key,
+        parts.status,
+        &parts.headers,
+        x.req_headers,
+        x.request_time,
+        x.response_time,
+        &bytes,
+    );
+    match proxy.cache.put(meta, bytes).await {
+        Ok(crate::cache::store::PutOutcome::Stored) => true,
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, url = x.url, "cache store failed; serving without caching");
+            false
+        }
+    }
+}
+
+/// Applies the verdict's action and tags the response.
+pub fn finish(
+    proxy: &Proxy,
+    mut parts: http::response::Parts,
+    body: Body,
+    verdict: &Verdict,
+    url: &str,
+    log: &mut AccessLog,
+) -> Response<Body> {
+    let action = respond::action_for(verdict.class, &proxy.scan_cfg.action);
+    log.verdict = verdict.class.to_string();
+    if action == crate::config::Action::Block {
+        tracing::info!(url, class = %verdict.class, rules = ?respond::rule_names(verdict), "blocked");
+        return respond::blocked(verdict, url);
+    }
+    respond::tag(&mut parts.headers, verdict, action);
+    Response::from_parts(parts, body)
+}
+
+/// Adds `Cache-Status` and notes the result for the access log.
+pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut AccessLog) {
+    log.cache = if status.hit {
+        "hit"
+    } else if status.stored {
+        "miss-stored"
+    } else {
+        "miss"
+    };
+    if let Ok(v) = HeaderValue::from_str(&status.header_value()) {
+        headers.insert("cache-status", v);
+    }
+}
+
+/// The scan input for a body with its response headers.
+pub fn content(bytes: &Bytes, headers: &HeaderMap, url: &str) -> Content {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut params = ctype.split(';');
+    let declared_type = params.next().unwrap_or("").trim().to_ascii_lowercase();
+    let charset = params.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_string())
+    });
+    Content {
+        bytes: bytes.clone(),
+        declared_type,
+        charset,
+        content_encoding: headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        url: Some(url.to_string()),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    content(&Bytes::new(), headers, "").declared_type
+}
+
+/// Records URL → latest verdict SHA-256 and time in the `urls` tree (admin look-up by URL).
+pub fn record_url(store: &crate::store::Store, url: &str, verdict: &Verdict) {
+    if verdict.sha256.is_empty() {
+        return;
+    }
+    let value = serde_json::json!({
+        "sha256": verdict.sha256,
+        "fetched_at": crate::scan::pipeline::verdict::rfc3339(SystemTime::now()),
+    });
+    if let Err(e) = store
+        .urls
+        .insert(url.as_bytes(), value.to_string().as_bytes())
+    {
+        tracing::warn!(error = %e, "recording the URL's verdict failed");
+    }
+}
