@@ -53,9 +53,9 @@ impl FromStr for ByteSize {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let num: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid size {s:?}: expected a number and a unit like \"8MiB\""))?;
+        let num: f64 = num.parse().map_err(|_| {
+            format!("invalid size {s:?}: expected a number and a unit like \"8MiB\"")
+        })?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -66,7 +66,11 @@ impl FromStr for ByteSize {
             "gib" => 1 << 30,
             "t" | "tb" => 1_000_000_000_000,
             "tib" => 1 << 40,
-            other => return Err(format!("invalid size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+            other => {
+                return Err(format!(
+                    "invalid size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+                ))
+            }
         };
         let bytes = num * mult as f64;
         if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
@@ -99,7 +103,11 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 /// Parses `"30s"`, `"5m"`, `"1h"`, `"250ms"`, `"1m30s"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}: expected a number and a unit like \"30s\", \"5m\", \"250ms\"");
+    let bad = || {
+        format!(
+            "invalid duration {s:?}: expected a number and a unit like \"30s\", \"5m\", \"250ms\""
+        )
+    };
     let mut total = Duration::ZERO;
     let mut rest = s.trim();
     if rest.is_empty() {
@@ -112,7 +120,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..n_end].parse().map_err(|_| bad())?;
         rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..u_end] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -486,7 +496,10 @@ impl Config {
         }
         for p in &self.upstream.parents {
             if p.proxies.is_empty() {
-                return Err(invalid("upstream.parents.proxies", "needs at least one host:port"));
+                return Err(invalid(
+                    "upstream.parents.proxies",
+                    "needs at least one host:port",
+                ));
             }
         }
         if !(self.scan.suspect_threshold <= self.scan.spam_threshold) {
@@ -618,7 +631,10 @@ suspect = "tag"
             ("[store]\n\nmax_size = \"3 parsecs\"\n", "line 3"),
             ("[proxy]\nclients = [\"10.0.0.0/33\"]\n", "10.0.0.0/33"),
             ("[proxy]\nlisten = \"nowhere\"\n", "line 2"),
-            ("[upstream]\n[[upstream.parents]]\nproxies = [\"a\"]\n", "host:port"),
+            (
+                "[upstream]\n[[upstream.parents]]\nproxies = [\"a\"]\n",
+                "host:port",
+            ),
             ("[scan]\nmode = \"maybe\"\n", "line 2"),
         ] {
             let err = Config::parse(text, "f.toml").unwrap_err().to_string();

@@ -10,7 +10,11 @@ use sluice::commands;
 use sluice::config::Config;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A content-filtering caching forward proxy")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A content-filtering caching forward proxy"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

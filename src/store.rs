@@ -99,7 +99,9 @@ mod tests {
             s.meta.insert("schema", &99u32.to_be_bytes()).unwrap();
             s.db.flush().unwrap();
         }
-        let err = Store::open(dir.path()).err().expect("newer schema must fail");
+        let err = Store::open(dir.path())
+            .err()
+            .expect("newer schema must fail");
         assert!(err.to_string().contains("schema version 99"), "{err}");
     }
 
