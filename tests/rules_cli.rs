@@ -39,16 +39,30 @@ fn good_rules_pass_with_a_summary() {
 fn bad_rules_exit_1_with_file_line_messages() {
     let d = dir_with(&[
         ("10-good.cf", "body A /a/\n"),
-        ("20-bad.cf", "body B /(unclosed/\nscore NOPE 1\nmeta M A || GHOST\n"),
+        (
+            "20-bad.cf",
+            "body B /(unclosed/\nscore NOPE 1\nmeta M A || GHOST\n",
+        ),
     ]);
     let out = check(d.path());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     let file = d.path().join("20-bad.cf");
     let file = file.display();
-    assert!(err.contains(&format!("{file}:1: invalid regex /(unclosed/: unclosed group")), "{err}");
-    assert!(err.contains(&format!("{file}:2: score for undefined rule NOPE")), "{err}");
-    assert!(err.contains(&format!("{file}:3: meta M references unknown rule GHOST")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:1: invalid regex /(unclosed/: unclosed group"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:2: score for undefined rule NOPE")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:3: meta M references unknown rule GHOST")),
+        "{err}"
+    );
     assert!(err.contains("rules check failed: 3 errors"), "{err}");
     assert_eq!(text(&out.stdout), "");
 }
@@ -61,10 +75,16 @@ fn unknown_directives_warn_and_slow_rules_are_listed() {
     let file = d.path().join("r.cf");
     assert_eq!(
         text(&out.stderr),
-        format!("{}:1: warning: unknown directive 'tflags' ignored\n", file.display())
+        format!(
+            "{}:1: warning: unknown directive 'tflags' ignored\n",
+            file.display()
+        )
     );
     let stdout = text(&out.stdout);
-    assert!(stdout.contains(&format!("slow: A ({}:2)", file.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("slow: A ({}:2)", file.display())),
+        "{stdout}"
+    );
     assert!(stdout.ends_with("2 rules loaded (1 slow)\n"), "{stdout}");
 }
 
@@ -82,6 +102,10 @@ fn shipped_rules_load_without_errors_or_warnings() {
     assert_eq!(text(&out.stderr), "");
     let stdout = text(&out.stdout);
     let summary = stdout.lines().last().unwrap_or_default();
-    let n: usize = summary.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let n: usize = summary
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     assert!(n >= 40, "{summary}");
 }

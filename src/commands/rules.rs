@@ -45,7 +45,10 @@ pub fn check(dir: &Path) -> u8 {
         }
         _ => {
             let n = report.errors.len();
-            eprintln!("sluice: rules check failed: {n} error{}", if n == 1 { "" } else { "s" });
+            eprintln!(
+                "sluice: rules check failed: {n} error{}",
+                if n == 1 { "" } else { "s" }
+            );
             1
         }
     }

@@ -94,8 +94,15 @@ impl DigestList {
         if !dir.exists() {
             return Ok((list, Vec::new()));
         }
-        let at_dir = |message: String| vec![LoadError { file: dir.to_path_buf(), line: 0, message }];
-        let entries = std::fs::read_dir(dir).map_err(|e| at_dir(format!("cannot read hash list directory: {e}")))?;
+        let at_dir = |message: String| {
+            vec![LoadError {
+                file: dir.to_path_buf(),
+                line: 0,
+                message,
+            }]
+        };
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| at_dir(format!("cannot read hash list directory: {e}")))?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -107,28 +114,45 @@ impl DigestList {
         for path in paths {
             match std::fs::read(&path) {
                 Ok(bytes) => parse_file(&path, &bytes, &mut inner, &mut errors, &mut warnings),
-                Err(e) => errors.push(LoadError { file: path, line: 0, message: format!("cannot read: {e}") }),
+                Err(e) => errors.push(LoadError {
+                    file: path,
+                    line: 0,
+                    message: format!("cannot read: {e}"),
+                }),
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok((DigestList { inner: RwLock::new(inner) }, warnings))
+        Ok((
+            DigestList {
+                inner: RwLock::new(inner),
+            },
+            warnings,
+        ))
     }
 
     /// Adds an entry at run time (e.g. from the admin API).
     pub fn add(&self, hex: &str, label: &str, list: &str) -> Result<(), DigestError> {
-        let hash = parse_hex(&hex.to_ascii_lowercase()).ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
-        let e = DigestEntry { label: label.to_string(), list: list.to_string(), size: None };
+        let hash = parse_hex(&hex.to_ascii_lowercase())
+            .ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
+        let e = DigestEntry {
+            label: label.to_string(),
+            list: list.to_string(),
+            size: None,
+        };
         self.write().insert(hash, e);
         Ok(())
     }
 
     /// Removes every entry for a hash; returns how many were removed.
     pub fn remove(&self, hex: &str) -> Result<usize, DigestError> {
-        let hash = parse_hex(&hex.to_ascii_lowercase()).ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
+        let hash = parse_hex(&hex.to_ascii_lowercase())
+            .ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
         let mut inner = self.write();
-        let Some(entries) = inner.map.remove(&hash) else { return Ok(0) };
+        let Some(entries) = inner.map.remove(&hash) else {
+            return Ok(0);
+        };
         for e in &entries {
             xor(&mut inner.fold, &entry_digest(&hash, e));
         }
@@ -183,10 +207,17 @@ fn parse_file(
     errors: &mut Vec<LoadError>,
     warnings: &mut Vec<LoadError>,
 ) {
-    let list = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let list = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let hsb = path.extension().is_some_and(|x| x == "hsb");
     for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let err = |message: String| LoadError { file: path.to_path_buf(), line: n + 1, message };
+        let err = |message: String| LoadError {
+            file: path.to_path_buf(),
+            line: n + 1,
+            message,
+        };
         let Ok(line) = std::str::from_utf8(raw) else {
             errors.push(err("line is not valid UTF-8".into()));
             continue;
@@ -195,10 +226,16 @@ fn parse_file(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let parsed = if hsb { parse_hsb(line, &list) } else { parse_sha256(line, &list) };
+        let parsed = if hsb {
+            parse_hsb(line, &list)
+        } else {
+            parse_sha256(line, &list)
+        };
         match parsed {
             Ok(Some((hash, e))) => inner.insert(hash, e),
-            Ok(None) => warnings.push(err("MD5/SHA-1 signature skipped (only SHA-256 is matched)".into())),
+            Ok(None) => warnings.push(err(
+                "MD5/SHA-1 signature skipped (only SHA-256 is matched)".into()
+            )),
             Err(m) => errors.push(err(m)),
         }
     }
@@ -212,9 +249,17 @@ fn parse_sha256(line: &str, list: &str) -> Result<Parsed, String> {
         Some(i) => (&line[..i], line[i..].trim()),
         None => (line, ""),
     };
-    let hash = parse_hex(&hash.to_ascii_lowercase()).ok_or_else(|| format!("expected 64 hex digits, found '{hash}'"))?;
+    let hash = parse_hex(&hash.to_ascii_lowercase())
+        .ok_or_else(|| format!("expected 64 hex digits, found '{hash}'"))?;
     let label = label.strip_prefix('*').unwrap_or(label).to_string();
-    Ok(Some((hash, DigestEntry { label, list: list.to_string(), size: None })))
+    Ok(Some((
+        hash,
+        DigestEntry {
+            label,
+            list: list.to_string(),
+            size: None,
+        },
+    )))
 }
 
 /// ClamAV `hash:size:Name[:flevel]`.
@@ -236,13 +281,19 @@ fn parse_hsb(line: &str, list: &str) -> Result<Parsed, String> {
         "*" => None,
         s => Some(s.parse::<u64>().map_err(|_| format!("bad size '{s}'"))?),
     };
-    if hash.len() == 32 || hash.len() == 40 {
-        if hash.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Ok(None);
-        }
+    if (hash.len() == 32 || hash.len() == 40) && hash.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(None);
     }
-    let hash = parse_hex(&hash.to_ascii_lowercase()).ok_or_else(|| format!("expected a 64-hex-digit SHA-256, found '{hash}'"))?;
-    Ok(Some((hash, DigestEntry { label: name.to_string(), list: list.to_string(), size })))
+    let hash = parse_hex(&hash.to_ascii_lowercase())
+        .ok_or_else(|| format!("expected a 64-hex-digit SHA-256, found '{hash}'"))?;
+    Ok(Some((
+        hash,
+        DigestEntry {
+            label: name.to_string(),
+            list: list.to_string(),
+            size,
+        },
+    )))
 }
 
 impl Classifier for DigestList {
@@ -255,14 +306,20 @@ impl Classifier for DigestList {
             return Ok(Vec::new());
         };
         let inner = self.read();
-        let Some(entries) = inner.map.get(&hash) else { return Ok(Vec::new()) };
+        let Some(entries) = inner.map.get(&hash) else {
+            return Ok(Vec::new());
+        };
         let len = doc.body.len() as u64;
         Ok(entries
             .iter()
             .filter(|e| e.size.is_none_or(|s| s == len))
             .map(|e| Finding {
                 classifier: "digest".into(),
-                rule: if e.label.is_empty() { e.list.clone() } else { e.label.clone() },
+                rule: if e.label.is_empty() {
+                    e.list.clone()
+                } else {
+                    e.label.clone()
+                },
                 score: 0.0,
                 detail: format!("sha256 listed in {}", e.list),
             })
@@ -305,13 +362,25 @@ mod tests {
         let h = crate::scan::sha256_hex(body);
         let d = dir(&[
             ("a.sha256", &format!("# comment\n\n{h}  *hello.txt\n")),
-            ("b.hsb", &format!("{}:11:Hello.Sig:73\n{EICAR}:68:Eicar\n", h.to_uppercase())),
+            (
+                "b.hsb",
+                &format!("{}:11:Hello.Sig:73\n{EICAR}:68:Eicar\n", h.to_uppercase()),
+            ),
         ]);
         let (list, warnings) = DigestList::load_dir(d.path()).expect("loads");
         assert!(warnings.is_empty());
         let f = list.classify(&doc(body)).expect("classify");
-        let rules: Vec<(&str, &str)> = f.iter().map(|f| (f.rule.as_str(), f.detail.as_str())).collect();
-        assert_eq!(rules, vec![("hello.txt", "sha256 listed in a.sha256"), ("Hello.Sig", "sha256 listed in b.hsb")]);
+        let rules: Vec<(&str, &str)> = f
+            .iter()
+            .map(|f| (f.rule.as_str(), f.detail.as_str()))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![
+                ("hello.txt", "sha256 listed in a.sha256"),
+                ("Hello.Sig", "sha256 listed in b.hsb")
+            ]
+        );
         assert!(f.iter().all(|f| f.classifier == "digest" && f.score == 0.0));
         assert!(list.classify(&doc(b"other")).expect("classify").is_empty());
     }
@@ -325,7 +394,10 @@ mod tests {
         assert!(list.classify(&doc(body)).expect("classify").is_empty());
         let d = dir(&[("x.hsb", &format!("{h}:*:Any.Size\n"))]);
         let (list, _) = DigestList::load_dir(d.path()).expect("loads");
-        assert_eq!(list.classify(&doc(body)).expect("classify")[0].rule, "Any.Size");
+        assert_eq!(
+            list.classify(&doc(body)).expect("classify")[0].rule,
+            "Any.Size"
+        );
     }
 
     #[test]
@@ -333,12 +405,18 @@ mod tests {
         let h = crate::scan::sha256_hex(b"x");
         let d = dir(&[("bad.sha256", &h)]);
         let (list, _) = DigestList::load_dir(d.path()).expect("loads");
-        assert_eq!(list.classify(&doc(b"x")).expect("classify")[0].rule, "bad.sha256");
+        assert_eq!(
+            list.classify(&doc(b"x")).expect("classify")[0].rule,
+            "bad.sha256"
+        );
     }
 
     #[test]
     fn md5_hsb_lines_are_warnings() {
-        let d = dir(&[("m.hsb", "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n")]);
+        let d = dir(&[(
+            "m.hsb",
+            "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n",
+        )]);
         let (list, warnings) = DigestList::load_dir(d.path()).expect("loads");
         assert!(list.is_empty());
         assert_eq!(warnings.len(), 1);
@@ -348,13 +426,41 @@ mod tests {
     #[test]
     fn malformed_lines_are_errors_with_positions() {
         for (name, text, want) in [
-            ("a.sha256", "abc label\n", "a.sha256:1: expected 64 hex digits, found 'abc'"),
-            ("a.sha256", &format!("# c\n{}zz\n", &EICAR[..62]), "a.sha256:2: expected 64 hex digits"),
-            ("b.hsb", &format!("{EICAR}:68\n"), "b.hsb:1: expected hash:size:name"),
-            ("b.hsb", &format!("{EICAR}:big:Name\n"), "b.hsb:1: bad size 'big'"),
-            ("b.hsb", &format!("{EICAR}:68:\n"), "b.hsb:1: missing signature name"),
-            ("b.hsb", &format!("{EICAR}:68:N:x\n"), "b.hsb:1: bad flevel 'x'"),
-            ("b.hsb", "nothex:68:N\n", "b.hsb:1: expected a 64-hex-digit SHA-256"),
+            (
+                "a.sha256",
+                "abc label\n",
+                "a.sha256:1: expected 64 hex digits, found 'abc'",
+            ),
+            (
+                "a.sha256",
+                &format!("# c\n{}zz\n", &EICAR[..62]),
+                "a.sha256:2: expected 64 hex digits",
+            ),
+            (
+                "b.hsb",
+                &format!("{EICAR}:68\n"),
+                "b.hsb:1: expected hash:size:name",
+            ),
+            (
+                "b.hsb",
+                &format!("{EICAR}:big:Name\n"),
+                "b.hsb:1: bad size 'big'",
+            ),
+            (
+                "b.hsb",
+                &format!("{EICAR}:68:\n"),
+                "b.hsb:1: missing signature name",
+            ),
+            (
+                "b.hsb",
+                &format!("{EICAR}:68:N:x\n"),
+                "b.hsb:1: bad flevel 'x'",
+            ),
+            (
+                "b.hsb",
+                "nothex:68:N\n",
+                "b.hsb:1: expected a 64-hex-digit SHA-256",
+            ),
         ] {
             let d = dir(&[(name, text)]);
             let errs = DigestList::load_dir(d.path()).err().expect("errors");
@@ -366,7 +472,8 @@ mod tests {
 
     #[test]
     fn missing_directory_is_empty() {
-        let (list, _) = DigestList::load_dir(Path::new("/nonexistent/sluice/hashes")).expect("empty");
+        let (list, _) =
+            DigestList::load_dir(Path::new("/nonexistent/sluice/hashes")).expect("empty");
         assert!(list.is_empty());
     }
 
@@ -375,10 +482,14 @@ mod tests {
         let list = DigestList::default();
         let empty = list.fingerprint();
         let h = crate::scan::sha256_hex(b"body");
-        list.add(&h.to_uppercase(), "bad page", "admin").expect("add");
+        list.add(&h.to_uppercase(), "bad page", "admin")
+            .expect("add");
         let with = list.fingerprint();
         assert_ne!(with, empty);
-        assert_eq!(list.classify(&doc(b"body")).expect("classify")[0].rule, "bad page");
+        assert_eq!(
+            list.classify(&doc(b"body")).expect("classify")[0].rule,
+            "bad page"
+        );
         assert_eq!(list.lookup(&h)[0].list, "admin");
         assert_eq!(list.entries().len(), 1);
         list.add(&h, "bad page", "admin").expect("idempotent");
@@ -387,7 +498,10 @@ mod tests {
         assert_eq!(list.fingerprint(), empty);
         assert!(list.classify(&doc(b"body")).expect("classify").is_empty());
         assert_eq!(list.remove(&h), Ok(0));
-        assert!(matches!(list.add("xyz", "", "admin"), Err(DigestError::BadHash(_))));
+        assert!(matches!(
+            list.add("xyz", "", "admin"),
+            Err(DigestError::BadHash(_))
+        ));
     }
 
     #[test]

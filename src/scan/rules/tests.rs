@@ -368,3 +368,74 @@ fn files_load_in_name_order_and_later_scores_override() {
     assert_eq!(r.rules()[0].score, 0.0);
     assert!(fired(&r, &doc("a")).is_empty());
 }
+
+/// The shipped `rules/` directory, as `serve` loads it by default.
+fn shipped() -> RuleSet {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let (r, warnings) = RuleSet::load_dir(&dir).expect("shipped rules load");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    r
+}
+
+fn total(r: &RuleSet, d: &Document) -> f64 {
+    r.classify(d)
+        .expect("classify")
+        .iter()
+        .map(|f| f.score)
+        .sum()
+}
+
+#[test]
+fn shipped_rules_score_obvious_spam_as_spam() {
+    let r = shipped();
+    let mut phish = doc(concat!(
+        "Dear Customer,\nWe detected unusual sign-in activity. Your account has been suspended.\n",
+        "Click here to verify your account within 24 hours or it will be permanently closed.\n",
+    ));
+    phish.raw_text = r#"<form action="http://203.0.113.9/secure/login.php"><input type="password" name="pw"></form>"#.into();
+    phish.uris = vec!["http://203.0.113.9/secure/login.php".into()];
+    let lottery = doc(concat!(
+        "CONGRATULATIONS!!! You have won the International Email Lottery.\n",
+        "Contact our claims agent to claim your prize of US$1,500,000.00 today. Processing fee via Western Union.\n",
+        "Keep this strictly confidential. Send your full names and bank details.\n",
+    ));
+    let pharma = doc("Online pharmacy: cheap v1agra and cialis, no prescription needed! Discreet shipping, order now.\n");
+    let crypto = doc(concat!(
+        "Elon Musk bitcoin giveaway! Send 0.1 BTC and receive 0.2 BTC back.\n",
+        "Limited time only, to bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq\n",
+    ));
+    for (name, d) in [
+        ("phish", &phish),
+        ("lottery", &lottery),
+        ("pharma", &pharma),
+        ("crypto", &crypto),
+    ] {
+        let s = total(&r, d);
+        assert!(s >= 5.0, "{name} scored {s}: {:?}", fired(&r, d));
+    }
+}
+
+#[test]
+fn shipped_rules_keep_ordinary_pages_clean() {
+    let r = shipped();
+    let mut newsletter = doc(concat!(
+        "Weekly release notes\nThis week we shipped a faster cache and fixed two bugs in the parser.\n",
+        "Our meetup is on Monday in Paris; free entry, register on the site. Read more on the blog.\n",
+        "You are receiving this because you subscribed. Unsubscribe or manage your preferences.\n",
+    ));
+    newsletter.uris = vec![
+        "https://news.example.org/2024/notes".into(),
+        "https://news.example.org/unsubscribe?id=42".into(),
+    ];
+    newsletter.raw_text = r#"<html><body><p>Weekly release notes</p><form action="/search"><input name="q"></form></body></html>"#.into();
+    let login = Document {
+        text: "Sign in to your account\nEmail\nPassword\nForgot your password?".into(),
+        raw_text: r#"<form action="/session" method="post"><input type="email"><input type="password"></form>"#.into(),
+        uris: vec!["https://example.com/login".into()],
+        ..Default::default()
+    };
+    for (name, d) in [("newsletter", &newsletter), ("login", &login)] {
+        let s = total(&r, d);
+        assert!(s < 2.5, "{name} scored {s}: {:?}", fired(&r, d));
+    }
+}
