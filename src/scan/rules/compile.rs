@@ -1,7 +1,7 @@
 //! Parsed items into a [`RuleSet`]: names resolved, scores applied, patterns compiled into
 //! one `RegexSet` per kind (plus fancy-regex for slow ones), metas ordered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::meta::{self, Step};
 use super::parse::{HeaderTarget, Item, Parsed, Pos, TestKind, TestSpec};
@@ -85,6 +85,7 @@ pub(crate) fn build(
         items,
         mut errors,
         mut warnings,
+        failed,
     } = parsed;
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut rules: Vec<RuleInfo> = Vec::new();
@@ -136,6 +137,7 @@ pub(crate) fn build(
     for item in &items {
         match item {
             Item::Score { name, score, at } => match index.get(name) {
+                None if failed.contains(name) => {}
                 None => errors.push(at.err(format!("score for undefined rule {name}"))),
                 Some(_) if name.starts_with("__") => warnings.push(at.err(format!(
                     "score for sub-rule {name} ignored (__ rules score 0)"
@@ -143,6 +145,7 @@ pub(crate) fn build(
                 Some(&i) => scores[i] = Some(*score),
             },
             Item::Describe { name, text, at } => match index.get(name) {
+                None if failed.contains(name) => {}
                 None => {
                     warnings.push(at.err(format!("describe for undefined rule {name} ignored")))
                 }
@@ -224,7 +227,7 @@ pub(crate) fn build(
         }
     }
 
-    let metas = order_metas(&rules, &index, metas, &mut errors);
+    let metas = order_metas(&rules, &index, &failed, metas, &mut errors);
     if !errors.is_empty() {
         return (None, errors, warnings);
     }
@@ -290,6 +293,7 @@ fn header_group<'a>(
 fn order_metas(
     rules: &[RuleInfo],
     index: &HashMap<String, usize>,
+    failed: &HashSet<String>,
     metas: Vec<(usize, Vec<Step<String>>)>,
     errors: &mut Vec<LoadError>,
 ) -> Vec<(usize, Vec<Step<usize>>)> {
@@ -306,10 +310,12 @@ fn order_metas(
                 Step::Rule(name) => match index.get(&name) {
                     Some(&r) => Step::Rule(r),
                     None => {
-                        errors.push(at(i).err(format!(
-                            "meta {} references unknown rule {name}",
-                            rules[i].name
-                        )));
+                        if !failed.contains(&name) {
+                            errors.push(at(i).err(format!(
+                                "meta {} references unknown rule {name}",
+                                rules[i].name
+                            )));
+                        }
                         ok = false;
                         Step::Num(0.0)
                     }

@@ -2,6 +2,7 @@
 //! `describe`. Unknown directives are warnings; `if`/`ifplugin` blocks are skipped (with a
 //! warning) because sluice has no SpamAssassin plugins; `eval:` tests never fire.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::pattern::{split_regex, Pattern};
@@ -99,6 +100,8 @@ pub(crate) struct Parsed {
     pub items: Vec<Item>,
     pub errors: Vec<LoadError>,
     pub warnings: Vec<LoadError>,
+    /// Rules whose definition had an error: later references to them are not errors too.
+    pub failed: HashSet<String>,
 }
 
 /// Removes a comment: SpamAssassin treats any `#` not preceded by `\` as one.
@@ -240,9 +243,18 @@ impl Parsed {
         };
         match result {
             Ok(item) => self.items.push(item),
-            Err(message) => self.errors.push(at.err(message)),
+            Err(message) => {
+                if kind.is_some() || directive == "meta" {
+                    self.failed.insert(rest_name(rest));
+                }
+                self.errors.push(at.err(message));
+            }
         }
     }
+}
+
+fn rest_name(rest: &str) -> String {
+    word(rest).0.to_string()
 }
 
 fn test_spec(kind: TestKind, arg: &str) -> Result<TestSpec, String> {

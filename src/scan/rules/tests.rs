@@ -439,3 +439,9 @@ fn shipped_rules_keep_ordinary_pages_clean() {
         assert!(s < 2.5, "{name} scored {s}: {:?}", fired(&r, d));
     }
 }
+
+#[test]
+fn a_failed_definition_does_not_cascade() {
+    let got = errors("body A /(/\nscore A 2\ndescribe A x\nmeta M A\n");
+    assert_eq!(got.len(), 1, "{got:?}");
+}
