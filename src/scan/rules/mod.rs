@@ -7,6 +7,12 @@
 //! - `compile`: items into a [`RuleSet`]: one `RegexSet` per kind, metas in dependency order.
 //! - `run`: the [`Classifier`] implementation.
 //!
+//! Matching follows SpamAssassin: `body`/`rawbody` patterns match line by line (`^`/`$` at
+//! line ends); patterns have ASCII semantics like Perl on bytes (`(?u)` opts in to Unicode);
+//! `uri` patterns run on each URI; `header` `=~` fires when any value of the field matches,
+//! `!~` when none does, and neither fires for a missing field unless `[if-unset: value]`
+//! supplies one. Rules without `score` score 1.0; `__` sub-rules score 0 and are not reported.
+//!
 //! Slow rules that hit the backtracking limit on a body count as "did not match" (and are
 //! counted in [`RuleSet::limit_hits`]) rather than failing the whole scan: a hostile page must
 //! not be able to turn itself `unscanned` by tripping one rule while the others still score it.
@@ -42,6 +48,19 @@ pub enum RuleKind {
     Header,
     /// `meta`: an expression over other rules.
     Meta,
+}
+
+impl RuleKind {
+    /// The directive name (`body`, `rawbody`, `uri`, `header`, `meta`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Body => "body",
+            RuleKind::Rawbody => "rawbody",
+            RuleKind::Uri => "uri",
+            RuleKind::Header => "header",
+            RuleKind::Meta => "meta",
+        }
+    }
 }
 
 impl From<TestKind> for RuleKind {
@@ -252,7 +271,11 @@ impl Classifier for RuleSet {
                 classifier: "rules".into(),
                 rule: r.name.clone(),
                 score: r.score,
-                detail: r.describe.clone(),
+                detail: if r.describe.is_empty() {
+                    format!("{} rule matched", r.kind.as_str())
+                } else {
+                    r.describe.clone()
+                },
             })
             .collect())
     }

@@ -56,6 +56,17 @@ fn body_rule_with_flags_score_and_describe() {
 }
 
 #[test]
+fn finding_detail_defaults_to_the_rule_kind() {
+    let r = set("uri U /evil/\n");
+    let mut d = doc("x");
+    d.uris = vec!["http://evil.example/".into()];
+    assert_eq!(
+        r.classify(&d).expect("classify")[0].detail,
+        "uri rule matched"
+    );
+}
+
+#[test]
 fn score_may_precede_the_definition_and_later_score_wins() {
     let r = set("score A 3\nbody A /x/\nscore A 4\n");
     assert_eq!(r.rules()[0].score, 4.0);
