@@ -290,3 +290,15 @@ pub fn only_if_cached(req: &HeaderMap) -> bool {
 pub fn age_header(age: u64) -> http::HeaderValue {
     http::HeaderValue::from(age.min(super::directives::DELTA_MAX))
 }
+
+/// Remaining freshness in seconds (negative when stale), for Cache-Status `ttl`.
+pub fn ttl(stored: &ObjectMeta, now: SystemTime) -> i64 {
+    let age = freshness::current_age(
+        &stored.headers,
+        stored.request_time,
+        stored.response_time,
+        now,
+    );
+    let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
+    lifetime as i64 - age as i64
+}
