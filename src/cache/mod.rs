@@ -100,3 +100,5 @@ pub use store::{Cache, CacheConfig, Found, Hit};
 mod policy_tests;
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod fuzz_tests;
