@@ -35,7 +35,8 @@
 //!      - `StaleWhileRevalidate { age }` → serve as above, then revalidate in the background
 //!        once: `if let Role::Leader(l) = collapser.acquire(&key)` run step 5 and `l.finish(())`;
 //!        a `Follower` means a revalidation is already running, so do nothing.
-//!      - `Revalidate { conditional }` → step 5.
+//!      - `Revalidate { conditional, fwd }` → step 5; `fwd` (`Fwd::Stale`, or `Fwd::Request`
+//!        when the client's no-cache / max-age / min-fresh forced it) goes into Cache-Status.
 //!      - `GatewayTimeout` → 504 (`only-if-cached`), nothing sent upstream.
 //!    - `Found::Miss` / `Found::VaryMiss` → if `policy::only_if_cached(&req_headers)` answer
 //!      504; else step 4 with `Fwd::UriMiss` / `Fwd::VaryMiss`.
@@ -57,8 +58,8 @@
 //!    - **304** → `validate::merge_304(&hit.meta, &resp_headers, request_time,
 //!      response_time)`: `Ok(merged)` → `cache.update_meta(merged.clone()).await` and serve
 //!      `merged` with `hit.body` via `serve::from_cache` (age from `freshness::current_age`),
-//!      Cache-Status `fwd=stale; fwd-status=304` (`fwd=request` when the client forced it with
-//!      no-cache / max-age=0). `Err(Mismatch)` → fetch again unconditionally (step 4).
+//!      Cache-Status `CacheStatus { fwd: Some(fwd), fwd_status: Some(304), .. }`, i.e.
+//!      `sluice; fwd=stale; fwd-status=304`. `Err(Mismatch)` → fetch again unconditionally.
 //!    - **200 or other full response** → as a miss: store it (replaces that variant),
 //!      Cache-Status `fwd=stale; fwd-status=200; stored`.
 //!    - **5xx, or upstream unreachable** → if `policy::can_serve_stale_on_error(&info,
@@ -100,5 +101,7 @@ pub use store::{Cache, CacheConfig, Found, Hit};
 mod policy_tests;
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod fuzz_tests;

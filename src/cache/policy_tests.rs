@@ -194,9 +194,10 @@ fn revalidation_carries_the_stored_validators() {
         method: &Method::GET,
         headers: &rh,
     };
-    let Decision::Revalidate { conditional } = decide(&info, &m, t(10)) else {
+    let Decision::Revalidate { conditional, fwd } = decide(&info, &m, t(10)) else {
         panic!("expected revalidation")
     };
+    assert_eq!(fwd, super::status::Fwd::Stale);
     assert_eq!(conditional.get("if-none-match").unwrap(), "\"v1\"");
     assert_eq!(
         conditional.get("if-modified-since").unwrap(),
@@ -206,6 +207,39 @@ fn revalidation_carries_the_stored_validators() {
         conditional_headers(&HeaderMap::new()).is_empty(),
         "no validators: unconditional"
     );
+}
+
+#[test]
+fn revalidation_says_whether_the_client_forced_it() {
+    use super::status::Fwd;
+    let m = stored(&[("cache-control", s("max-age=60"))]);
+    for (req, expect) in [
+        ("no-cache", Fwd::Request),
+        ("max-age=0", Fwd::Request),
+        ("min-fresh=100", Fwd::Request),
+    ] {
+        let rh = headers(&[("cache-control", s(req))]);
+        let info = RequestInfo {
+            method: &Method::GET,
+            headers: &rh,
+        };
+        let Decision::Revalidate { fwd, .. } = decide(&info, &m, t(1)) else {
+            panic!("{req}: expected revalidation")
+        };
+        assert_eq!(fwd, expect, "{req}");
+    }
+    let rh = HeaderMap::new();
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
+    assert!(matches!(
+        decide(&info, &m, t(100)),
+        Decision::Revalidate {
+            fwd: Fwd::Stale,
+            ..
+        }
+    ));
 }
 
 #[test]

@@ -370,7 +370,8 @@ fn evicted_urls_leave_no_vary_index_behind() {
     let req = HeaderMap::new();
     for i in 0..50u32 {
         let body = Bytes::from(vec![i as u8; 10_000]);
-        c.put_blocking(meta(&format!("http://a/{i}"), &[], &req, &body), body).unwrap();
+        c.put_blocking(meta(&format!("http://a/{i}"), &[], &req, &body), body)
+            .unwrap();
     }
     let (mut metas, mut index) = (0, 0);
     for k in s.objects.iter().keys() {
@@ -406,9 +407,17 @@ fn concurrent_writers_and_readers_keep_policy_and_sled_in_step() {
             });
         }
     });
-    let in_sled = s.objects.iter().keys().filter(|k| k.as_ref().unwrap().contains(&0)).count();
+    let in_sled = s
+        .objects
+        .iter()
+        .keys()
+        .filter(|k| k.as_ref().unwrap().contains(&0))
+        .count();
     assert_eq!(c.stats().objects, in_sled);
     assert!(c.stats().disk_bytes <= 300_000);
     let refs: u64 = manifests(&s).iter().map(|m| m.refs).sum();
-    assert_eq!(refs as usize, in_sled, "every meta holds exactly one body reference");
+    assert_eq!(
+        refs as usize, in_sled,
+        "every meta holds exactly one body reference"
+    );
 }
