@@ -71,6 +71,8 @@
 //! Headers handed to the cache are end-to-end only: the proxy strips hop-by-hop fields before
 //! `from_response`, and `serve::from_cache` replaces any stored `Age`.
 
+#![warn(missing_docs)]
+
 pub mod bodies;
 pub mod collapse;
 pub mod directives;
