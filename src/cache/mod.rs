@@ -65,6 +65,9 @@
 //!    - **5xx, or upstream unreachable** → if `policy::can_serve_stale_on_error(&info,
 //!      &hit.meta, now, UpstreamError::..)` serve the stale object (Cache-Status
 //!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on.
+//!    - **HEAD** that needs revalidation may be forwarded as a HEAD: a 200 goes through
+//!      `validate::merge_head` (RFC 9111 §4.3.5); `Ok(m)` → `cache.update_meta(m)`,
+//!      `Err(Mismatch)` → `cache.remove(&key)` (the stored GET is outdated).
 //! 6. **Purge** (`POST /purge {"url"}`): `cache.remove(&CacheKey::parse(url)?).await` → number
 //!    of variants removed (all Vary variants of the URL).
 //!

@@ -342,10 +342,36 @@ fn merge_304_table() {
         "weak comparison"
     );
     let no_date = merge_304(&old, &HeaderMap::new(), t(50), t(50)).unwrap();
-    assert!(
-        no_date.headers.get("date").is_none(),
-        "date-less 304: age from response time"
+    assert_eq!(
+        no_date.headers["date"],
+        date(50).as_str(),
+        "date-less 304: receipt time"
     );
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn head_freshening_table() {
+    let old = stored(&[
+        ("cache-control", s("max-age=60")),
+        ("etag", s("\"v1\"")),
+        ("content-length", s("4")),
+        ("last-modified", date(-100)),
+    ]);
+    let rows: Vec<(Vec<(&str, String)>, bool, &str)> = vec![
+        (vec![("cache-control", s("max-age=300")), ("etag", s("\"v1\""))], true, "§4.3.5 same validator"),
+        (vec![("content-length", s("4"))], true, "same length"),
+        (vec![("etag", s("\"v2\""))], false, "new ETag"),
+        (vec![("content-length", s("5"))], false, "new length"),
+        (vec![("last-modified", date(-10))], false, "new Last-Modified"),
+    ];
+    for (head, ok, clause) in rows {
+        let got = merge_head(&old, &headers(&head), t(10), t(10));
+        assert_eq!(got.is_ok(), ok, "{clause}");
+    }
+    let m = merge_head(&old, &headers(&[("cache-control", s("max-age=300"))]), t(10), t(10)).unwrap();
+    assert_eq!(m.headers["cache-control"], "max-age=300");
 }
 
 #[test]
