@@ -274,6 +274,10 @@ pub fn can_serve_stale_on_error(
     if rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage.is_some() || rcc.no_cache {
         return false;
     }
+    // A client that asked for validation gets stale content only if it also said it may.
+    if qcc.no_cache && qcc.stale_if_error.is_none() {
+        return false;
+    }
     let age = freshness::current_age(
         &stored.headers,
         stored.request_time,

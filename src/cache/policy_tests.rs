@@ -270,6 +270,8 @@ fn stale_on_error_table() {
         (vec![], vec![("cache-control", s("max-age=60, must-revalidate, stale-if-error=100"))], 100, Unreachable, false, "must-revalidate: 504"),
         (vec![], vec![("cache-control", s("s-maxage=60, stale-if-error=100"))], 100, Status(500), false, "s-maxage"),
         (vec![], vec![("cache-control", s("max-age=60, stale-if-error=100"))], 100, Status(404), false, "4xx is not an error here"),
+        (vec![("cache-control", s("no-cache"))], vec![("cache-control", s("max-age=60"))], 100, Unreachable, false, "client asked for validation"),
+        (vec![("cache-control", s("no-cache, stale-if-error=500"))], vec![("cache-control", s("max-age=60"))], 100, Unreachable, true, "...unless it allows stale on error"),
     ];
     for (req, resp, after, err, expect, clause) in rows {
         let rh = headers(&req);
