@@ -61,7 +61,8 @@
 //!      Cache-Status `CacheStatus { fwd: Some(fwd), fwd_status: Some(304), .. }`, i.e.
 //!      `sluice; fwd=stale; fwd-status=304`. `Err(Mismatch)` → fetch again unconditionally.
 //!    - **200 or other full response** → as a miss: store it (replaces that variant),
-//!      Cache-Status `fwd=stale; fwd-status=200; stored`.
+//!      Cache-Status `fwd=stale; fwd-status=200; stored`; if it is not storable, drop the
+//!      outdated object with `cache.remove(&key)`.
 //!    - **5xx, or upstream unreachable** → if `policy::can_serve_stale_on_error(&info,
 //!      &hit.meta, now, UpstreamError::..)` serve the stale object (Cache-Status
 //!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on.
