@@ -104,10 +104,10 @@ pub use status::{CacheStatus, Fwd};
 pub use store::{Cache, CacheConfig, Found, Hit};
 
 #[cfg(test)]
-mod policy_tests;
-#[cfg(test)]
-mod store_tests;
-#[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
+mod store_tests;
