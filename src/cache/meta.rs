@@ -62,6 +62,12 @@ impl ObjectMeta {
         for name in super::policy::fields_not_stored(resp_headers) {
             headers.remove(name.as_str());
         }
+        // RFC 9110 §6.6.1: a cache records a Date-less response's receipt time as its Date.
+        if !headers.contains_key(http::header::DATE) {
+            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(response_time)) {
+                headers.insert(http::header::DATE, v);
+            }
+        }
         let vary = super::vary::spec(resp_headers);
         let secondary = super::vary::secondary_key(&vary, req_headers);
         ObjectMeta {

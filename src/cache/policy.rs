@@ -9,6 +9,7 @@ use http::{HeaderMap, Method};
 use super::directives::CacheControl;
 use super::freshness::{self, has_explicit_freshness, heuristically_cacheable};
 use super::meta::ObjectMeta;
+use super::status::Fwd;
 use super::validate::conditional_headers;
 use super::vary;
 
@@ -167,6 +168,9 @@ pub enum Decision {
     Revalidate {
         /// `If-None-Match` / `If-Modified-Since` to add to the upstream request.
         conditional: HeaderMap,
+        /// For Cache-Status: `Fwd::Request` when the client's directives forced it
+        /// (no-cache, max-age, min-fresh), `Fwd::Stale` otherwise.
+        fwd: Fwd,
     },
     /// `only-if-cached` and the stored response cannot be used without the origin: 504.
     GatewayTimeout,
@@ -183,24 +187,28 @@ pub fn decide(req: &RequestInfo<'_>, stored: &ObjectMeta, now: SystemTime) -> De
         now,
     );
     let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
-    let revalidate = || {
+    let revalidate = |fwd: Fwd| {
         if qcc.only_if_cached {
             Decision::GatewayTimeout
         } else {
             Decision::Revalidate {
                 conditional: conditional_headers(&stored.headers),
+                fwd,
             }
         }
     };
-    // §5.2.2.4: response no-cache: stored, but validated on every reuse.
     // §5.2.1.4: request no-cache (or Pragma: no-cache): the client asks for validation.
-    if rcc.no_cache || qcc.no_cache {
-        return revalidate();
+    if qcc.no_cache {
+        return revalidate(Fwd::Request);
+    }
+    // §5.2.2.4: response no-cache: stored, but validated on every reuse.
+    if rcc.no_cache {
+        return revalidate(Fwd::Stale);
     }
     // §5.2.1.1: request max-age: the client will not accept an older response.
     // max-age=0 forces validation even at age 0 (ages are whole seconds).
     if qcc.max_age.is_some_and(|m| m == 0 || age > m) {
-        return revalidate();
+        return revalidate(Fwd::Request);
     }
     // §5.2.1.3: min-fresh: the response must stay fresh for at least this long.
     let needed = age.saturating_add(qcc.min_fresh.unwrap_or(0));
@@ -211,11 +219,15 @@ pub fn decide(req: &RequestInfo<'_>, stored: &ObjectMeta, now: SystemTime) -> De
     // §5.2.2.2, §5.2.2.8, §5.2.2.10: must-revalidate, proxy-revalidate and s-maxage forbid
     // serving stale in a shared cache, whatever the client allows.
     if rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage.is_some() {
-        return revalidate();
+        return revalidate(if lifetime > age {
+            Fwd::Request
+        } else {
+            Fwd::Stale
+        });
     }
     if lifetime > age {
-        // Fresh but not for min-fresh: only max-stale can't help; validate.
-        return revalidate();
+        // Still fresh, but not for as long as min-fresh demands.
+        return revalidate(Fwd::Request);
     }
     // §5.2.1.2: max-stale.
     match qcc.max_stale {
@@ -227,7 +239,7 @@ pub fn decide(req: &RequestInfo<'_>, stored: &ObjectMeta, now: SystemTime) -> De
     if rcc.stale_while_revalidate.is_some_and(|w| staleness <= w) && !qcc.only_if_cached {
         return Decision::StaleWhileRevalidate { age };
     }
-    revalidate()
+    revalidate(Fwd::Stale)
 }
 
 /// What went wrong upstream when the proxy considers serving stale.
@@ -262,6 +274,10 @@ pub fn can_serve_stale_on_error(
     if rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage.is_some() || rcc.no_cache {
         return false;
     }
+    // A client that asked for validation gets stale content only if it also said it may.
+    if qcc.no_cache && qcc.stale_if_error.is_none() {
+        return false;
+    }
     let age = freshness::current_age(
         &stored.headers,
         stored.request_time,
@@ -289,4 +305,16 @@ pub fn only_if_cached(req: &HeaderMap) -> bool {
 /// The `Age` header value to send with a response served from cache.
 pub fn age_header(age: u64) -> http::HeaderValue {
     http::HeaderValue::from(age.min(super::directives::DELTA_MAX))
+}
+
+/// Remaining freshness in seconds (negative when stale), for Cache-Status `ttl`.
+pub fn ttl(stored: &ObjectMeta, now: SystemTime) -> i64 {
+    let age = freshness::current_age(
+        &stored.headers,
+        stored.request_time,
+        stored.response_time,
+        now,
+    );
+    let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
+    lifetime as i64 - age as i64
 }

@@ -194,9 +194,10 @@ fn revalidation_carries_the_stored_validators() {
         method: &Method::GET,
         headers: &rh,
     };
-    let Decision::Revalidate { conditional } = decide(&info, &m, t(10)) else {
+    let Decision::Revalidate { conditional, fwd } = decide(&info, &m, t(10)) else {
         panic!("expected revalidation")
     };
+    assert_eq!(fwd, super::status::Fwd::Stale);
     assert_eq!(conditional.get("if-none-match").unwrap(), "\"v1\"");
     assert_eq!(
         conditional.get("if-modified-since").unwrap(),
@@ -206,6 +207,39 @@ fn revalidation_carries_the_stored_validators() {
         conditional_headers(&HeaderMap::new()).is_empty(),
         "no validators: unconditional"
     );
+}
+
+#[test]
+fn revalidation_says_whether_the_client_forced_it() {
+    use super::status::Fwd;
+    let m = stored(&[("cache-control", s("max-age=60"))]);
+    for (req, expect) in [
+        ("no-cache", Fwd::Request),
+        ("max-age=0", Fwd::Request),
+        ("min-fresh=100", Fwd::Request),
+    ] {
+        let rh = headers(&[("cache-control", s(req))]);
+        let info = RequestInfo {
+            method: &Method::GET,
+            headers: &rh,
+        };
+        let Decision::Revalidate { fwd, .. } = decide(&info, &m, t(1)) else {
+            panic!("{req}: expected revalidation")
+        };
+        assert_eq!(fwd, expect, "{req}");
+    }
+    let rh = HeaderMap::new();
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &rh,
+    };
+    assert!(matches!(
+        decide(&info, &m, t(100)),
+        Decision::Revalidate {
+            fwd: Fwd::Stale,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -236,6 +270,8 @@ fn stale_on_error_table() {
         (vec![], vec![("cache-control", s("max-age=60, must-revalidate, stale-if-error=100"))], 100, Unreachable, false, "must-revalidate: 504"),
         (vec![], vec![("cache-control", s("s-maxage=60, stale-if-error=100"))], 100, Status(500), false, "s-maxage"),
         (vec![], vec![("cache-control", s("max-age=60, stale-if-error=100"))], 100, Status(404), false, "4xx is not an error here"),
+        (vec![("cache-control", s("no-cache"))], vec![("cache-control", s("max-age=60"))], 100, Unreachable, false, "client asked for validation"),
+        (vec![("cache-control", s("no-cache, stale-if-error=500"))], vec![("cache-control", s("max-age=60"))], 100, Unreachable, true, "...unless it allows stale on error"),
     ];
     for (req, resp, after, err, expect, clause) in rows {
         let rh = headers(&req);
@@ -308,10 +344,36 @@ fn merge_304_table() {
         "weak comparison"
     );
     let no_date = merge_304(&old, &HeaderMap::new(), t(50), t(50)).unwrap();
-    assert!(
-        no_date.headers.get("date").is_none(),
-        "date-less 304: age from response time"
+    assert_eq!(
+        no_date.headers["date"],
+        date(50).as_str(),
+        "date-less 304: receipt time"
     );
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn head_freshening_table() {
+    let old = stored(&[
+        ("cache-control", s("max-age=60")),
+        ("etag", s("\"v1\"")),
+        ("content-length", s("4")),
+        ("last-modified", date(-100)),
+    ]);
+    let rows: Vec<(Vec<(&str, String)>, bool, &str)> = vec![
+        (vec![("cache-control", s("max-age=300")), ("etag", s("\"v1\""))], true, "§4.3.5 same validator"),
+        (vec![("content-length", s("4"))], true, "same length"),
+        (vec![("etag", s("\"v2\""))], false, "new ETag"),
+        (vec![("content-length", s("5"))], false, "new length"),
+        (vec![("last-modified", date(-10))], false, "new Last-Modified"),
+    ];
+    for (head, ok, clause) in rows {
+        let got = merge_head(&old, &headers(&head), t(10), t(10));
+        assert_eq!(got.is_ok(), ok, "{clause}");
+    }
+    let m = merge_head(&old, &headers(&[("cache-control", s("max-age=300"))]), t(10), t(10)).unwrap();
+    assert_eq!(m.headers["cache-control"], "max-age=300");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Start-up: rebuild the eviction index from sled and sweep bodies (mark and sweep).
 //!
-//! Every meta is read once: undecodable metas and metas whose body manifest is missing are
+//! Every meta is read once: undecodable metas, Vary index records without variants and metas whose body manifest is missing are
 //! deleted, body reference counts are recomputed from the metas (so a count can never drift
 //! across crashes), bodies no meta names are deleted, and the objects are fed to the disk
 //! policy oldest first; if the store is over `max_size` (e.g. the bound was lowered), the
@@ -79,13 +79,26 @@ pub(super) fn rebuild(cache: &Cache) -> Result<(), Error> {
     for k in &bad {
         objects.remove(k)?;
     }
-    records.sort_by_key(|r| r.stored_at);
-    let mut victims = Vec::new();
-    {
-        let mut disk = cache.disk();
-        for r in records {
-            victims.extend(disk.insert(r.key, r.size));
+    // Vary index records (`url`) whose variants are all gone.
+    let primaries: std::collections::HashSet<&str> = records
+        .iter()
+        .filter_map(|r| r.key.split_once('\0').map(|(p, _)| p))
+        .collect();
+    let mut stale_index = Vec::new();
+    for k in objects.iter().keys() {
+        let k = k?;
+        if !k.contains(&0) && !std::str::from_utf8(&k).is_ok_and(|u| primaries.contains(u)) {
+            stale_index.push(k);
         }
+    }
+    for k in stale_index {
+        objects.remove(k)?;
+    }
+    records.sort_by_key(|r| r.stored_at);
+    let mut disk = cache.disk();
+    let mut victims = Vec::new();
+    for r in records {
+        victims.extend(disk.insert(r.key, r.size));
     }
     cache.drop_objects(&victims)?;
     Ok(())

@@ -199,7 +199,7 @@ impl Cache {
         };
         let Ok(meta) = ObjectMeta::decode(&raw) else {
             tracing::warn!(key = %url, "cache: undecodable meta dropped");
-            self.drop_objects(&[okey])?;
+            self.forget(okey)?;
             return Ok(Found::Miss);
         };
         match bodies::read(&self.inner.bodies, &meta.body_sha256)? {
@@ -216,13 +216,15 @@ impl Cache {
             Err(failure) => {
                 tracing::warn!(key = %url, ?failure, "cache: body missing or corrupt; object dropped");
                 if let ReadFailure::Corrupt { chunks } = failure {
+                    // Every meta naming this body would fail the same check: delete the body;
+                    // the others are dropped as body-less when next read.
                     let sha = meta.body_sha256;
                     self.inner
                         .bodies
                         .transaction(|b| bodies::delete(b, &sha, chunks).map_err(Into::into))
                         .map_err(tx_err)?;
                 }
-                self.drop_objects(&[okey])?;
+                self.forget(okey)?;
                 Ok(Found::Miss)
             }
         }
@@ -318,7 +320,16 @@ impl Cache {
         Ok(keys.len())
     }
 
-    /// Removes objects by sled key (`url \0 secondary`), releasing their bodies.
+    /// Drops one object found unusable on read, from sled, the policy and memory.
+    fn forget(&self, okey: String) -> Result<(), Error> {
+        let mut disk = self.disk();
+        disk.remove(&okey);
+        self.drop_objects(&[okey])
+    }
+
+    /// Removes objects by sled key (`url \0 secondary`), releasing their bodies, and the URL's
+    /// Vary index once its last variant is gone. Callers hold the disk lock (writers are
+    /// serialised), which makes the "last variant" check safe.
     pub(super) fn drop_objects(&self, keys: &[String]) -> Result<(), Error> {
         for okey in keys {
             (&self.inner.objects, &self.inner.bodies)
@@ -333,6 +344,11 @@ impl Cache {
                 .map_err(tx_err)?;
             if let Some((p, s)) = okey.split_once('\0') {
                 lock(&self.inner.memory).remove(p, s);
+                let mut prefix = p.as_bytes().to_vec();
+                prefix.push(0);
+                if self.inner.objects.scan_prefix(&prefix).next().is_none() {
+                    self.inner.objects.remove(p.as_bytes())?;
+                }
             }
         }
         Ok(())

@@ -348,3 +348,76 @@ async fn async_wrappers_work_from_the_runtime() {
         Found::Miss
     ));
 }
+
+#[test]
+fn a_missing_chunk_is_a_miss_not_a_short_body() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 100 * MB, 0);
+    let req = HeaderMap::new();
+    let body = Bytes::from(vec![5u8; 2 * MB as usize + 10]);
+    let m = meta("http://a/m", &[], &req, &body);
+    c.put_blocking(m.clone(), body).unwrap();
+    s.bodies.remove(chunk_key(&m.body_sha256, 1)).unwrap();
+    assert!(hit(&c, "http://a/m", &req).is_none());
+    assert_eq!(s.objects.len(), 0, "meta and Vary index gone");
+    assert_eq!(c.stats().objects, 0, "policy forgot it too");
+}
+
+#[test]
+fn evicted_urls_leave_no_vary_index_behind() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 100_000, 0);
+    let req = HeaderMap::new();
+    for i in 0..50u32 {
+        let body = Bytes::from(vec![i as u8; 10_000]);
+        c.put_blocking(meta(&format!("http://a/{i}"), &[], &req, &body), body)
+            .unwrap();
+    }
+    let (mut metas, mut index) = (0, 0);
+    for k in s.objects.iter().keys() {
+        if k.unwrap().contains(&0) {
+            metas += 1;
+        } else {
+            index += 1;
+        }
+    }
+    assert_eq!(index, metas, "one index record per stored URL");
+}
+
+#[test]
+fn concurrent_writers_and_readers_keep_policy_and_sled_in_step() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 300_000, 50_000);
+    std::thread::scope(|scope| {
+        for t in 0..4u32 {
+            let c = c.clone();
+            scope.spawn(move || {
+                let req = HeaderMap::new();
+                for i in 0..60u32 {
+                    let url = format!("http://a/{}", (i * 7 + t) % 40);
+                    if i % 3 == 0 {
+                        c.remove_blocking(&key(&url)).unwrap();
+                    } else if i % 2 == 0 {
+                        let body = Bytes::from(vec![(i % 4) as u8; 9_000]);
+                        c.put_blocking(meta(&url, &[], &req, &body), body).unwrap();
+                    } else if let Found::Hit(h) = c.get_blocking(&key(&url), &req).unwrap() {
+                        assert_eq!(h.body.len(), 9_000);
+                    }
+                }
+            });
+        }
+    });
+    let in_sled = s
+        .objects
+        .iter()
+        .keys()
+        .filter(|k| k.as_ref().unwrap().contains(&0))
+        .count();
+    assert_eq!(c.stats().objects, in_sled);
+    assert!(c.stats().disk_bytes <= 300_000);
+    let refs: u64 = manifests(&s).iter().map(|m| m.refs).sum();
+    assert_eq!(
+        refs as usize, in_sled,
+        "every meta holds exactly one body reference"
+    );
+}

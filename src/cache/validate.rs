@@ -54,13 +54,35 @@ pub fn merge_304(
             merged.headers.append(name.clone(), v.clone());
         }
     }
-    // A Date-less 304 would otherwise leave the old Date and an inflated apparent age.
+    // RFC 9110 §6.6.1: a Date-less response gets its receipt time as Date; keeping the old
+    // Date would inflate the apparent age.
     if !resp_304.contains_key(http::header::DATE) {
-        merged.headers.remove(http::header::DATE);
+        if let Ok(v) = http::HeaderValue::from_str(&httpdate::fmt_http_date(response_time)) {
+            merged.headers.insert(http::header::DATE, v);
+        }
     }
     merged.request_time = request_time;
     merged.response_time = response_time;
     Ok(merged)
+}
+
+/// RFC 9111 §4.3.5: freshen a stored GET response with the headers of a HEAD response to the
+/// same URL. Like a 304 merge, but a differing ETag, Last-Modified or Content-Length means the
+/// stored response is outdated: `Err(Mismatch)`, and the proxy should drop it.
+pub fn merge_head(
+    stored: &ObjectMeta,
+    head: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Result<ObjectMeta, Mismatch> {
+    for name in [LAST_MODIFIED, CONTENT_LENGTH] {
+        if let (Some(new), Some(old)) = (head.get(&name), stored.headers.get(&name)) {
+            if new.as_bytes().trim_ascii() != old.as_bytes().trim_ascii() {
+                return Err(Mismatch);
+            }
+        }
+    }
+    merge_304(stored, head, request_time, response_time)
 }
 
 /// Weak comparison of two entity tags (RFC 9110 §8.8.3.2): opaque tags equal, `W/` ignored.

@@ -1,0 +1,178 @@
+//! Building the client response for a stored object: Age, Cache-Status, the client's own
+//! conditionals (304), Range (206 / multipart / 416) and HEAD (no body).
+
+use bytes::Bytes;
+use http::header::{
+    HeaderValue, AGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE, TRANSFER_ENCODING,
+};
+use http::{HeaderMap, Method, StatusCode};
+
+use super::meta::ObjectMeta;
+use super::range::{self, RangeOutcome};
+use super::status::CacheStatus;
+use super::validate;
+
+/// A response ready to send: the proxy adds Via and its own fields, then writes it.
+#[derive(Clone, Debug)]
+pub struct Served {
+    /// Status to send.
+    pub status: StatusCode,
+    /// Header fields (stored fields plus Age, Cache-Status, framing).
+    pub headers: HeaderMap,
+    /// Body (empty for HEAD, 304 and 416; a zero-copy slice for a single range).
+    pub body: Bytes,
+}
+
+/// The field name of RFC 9211's Cache-Status.
+pub const CACHE_STATUS: &str = "cache-status";
+
+/// Answers `method` (GET or HEAD) with `req` headers from a stored object of current `age`.
+pub fn from_cache(
+    method: &Method,
+    req: &HeaderMap,
+    meta: &ObjectMeta,
+    body: &Bytes,
+    age: u64,
+    cache_status: &CacheStatus,
+) -> Served {
+    let mut headers = meta.headers.clone();
+    headers.remove(TRANSFER_ENCODING);
+    headers.insert(AGE, super::policy::age_header(age));
+    if let Ok(v) = HeaderValue::from_str(&cache_status.header_value()) {
+        headers.append(CACHE_STATUS, v);
+    }
+    let head = method == Method::HEAD;
+    let status = meta.status_code();
+    // RFC 9110 §13.2.2: evaluate the client's preconditions against the stored response.
+    if status == StatusCode::OK && validate::not_modified(req, &meta.headers) {
+        let mut h = validate::not_modified_headers(&meta.headers);
+        for name in [AGE] {
+            if let Some(v) = headers.get(&name) {
+                h.insert(name.clone(), v.clone());
+            }
+        }
+        for v in headers.get_all(CACHE_STATUS) {
+            h.append(CACHE_STATUS, v.clone());
+        }
+        return Served {
+            status: StatusCode::NOT_MODIFIED,
+            headers: h,
+            body: Bytes::new(),
+        };
+    }
+    let len = body.len() as u64;
+    let outcome = if head || !req.contains_key(RANGE) {
+        RangeOutcome::Full
+    } else {
+        range::for_request(req, &meta.headers, meta.status, len)
+    };
+    let (status, body) = match outcome {
+        RangeOutcome::Full => (status, body.clone()),
+        RangeOutcome::Partial(r) => {
+            set(&mut headers, CONTENT_RANGE, &range::content_range(&r, len));
+            (StatusCode::PARTIAL_CONTENT, range::slice(body, &r))
+        }
+        RangeOutcome::Multi(rs) => {
+            let ct = meta.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let boundary = format!("sluice-{}", hex::encode(&meta.body_sha256[..8]));
+            let (ct, multi) = range::multipart(body, &rs, ct, &boundary);
+            set(&mut headers, CONTENT_TYPE, &ct);
+            (StatusCode::PARTIAL_CONTENT, multi)
+        }
+        RangeOutcome::Unsatisfiable => {
+            set(&mut headers, CONTENT_RANGE, &range::unsatisfied_range(len));
+            (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+        }
+    };
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    let body = if head { Bytes::new() } else { body };
+    Served {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn set(h: &mut HeaderMap, name: http::header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::meta::tests::sample;
+
+    fn serve(method: Method, req: &[(&str, &str)]) -> Served {
+        let body = Bytes::from_static(b"0123456789");
+        let meta = sample(
+            "http://a/x",
+            &[
+                ("etag", "\"v1\""),
+                ("content-type", "text/plain"),
+                ("age", "99"),
+            ],
+            &body,
+        );
+        let mut h = HeaderMap::new();
+        for (n, v) in req {
+            h.insert(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        from_cache(&method, &h, &meta, &body, 7, &CacheStatus::hit())
+    }
+
+    #[test]
+    fn a_plain_hit_carries_age_and_cache_status() {
+        let s = serve(Method::GET, &[]);
+        assert_eq!(s.status, 200);
+        assert_eq!(s.headers[AGE], "7", "computed age replaces the stored Age");
+        assert_eq!(s.headers[CACHE_STATUS], "sluice; hit");
+        assert_eq!(s.headers[CONTENT_LENGTH], "10");
+        assert_eq!(s.body, "0123456789");
+    }
+
+    #[test]
+    fn head_gets_the_get_headers_without_a_body() {
+        let s = serve(Method::HEAD, &[("range", "bytes=0-1")]);
+        assert_eq!((s.status, s.body.len()), (StatusCode::OK, 0));
+        assert_eq!(s.headers[CONTENT_LENGTH], "10");
+    }
+
+    #[test]
+    fn client_conditionals_get_304() {
+        let s = serve(Method::GET, &[("if-none-match", "\"v1\"")]);
+        assert_eq!(s.status, 304);
+        assert!(s.body.is_empty() && s.headers.contains_key("etag"));
+        assert!(!s.headers.contains_key(CONTENT_TYPE));
+        assert_eq!(s.headers[AGE], "7");
+    }
+
+    #[test]
+    fn ranges_get_206_multipart_or_416() {
+        let s = serve(Method::GET, &[("range", "bytes=2-4")]);
+        assert_eq!(
+            (s.status, &s.body[..]),
+            (StatusCode::PARTIAL_CONTENT, &b"234"[..])
+        );
+        assert_eq!(s.headers[CONTENT_RANGE], "bytes 2-4/10");
+        assert_eq!(s.headers[CONTENT_LENGTH], "3");
+        let s = serve(Method::GET, &[("range", "bytes=0-0,8-9")]);
+        assert_eq!(s.status, 206);
+        assert!(s.headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("multipart/byteranges"));
+        let s = serve(Method::GET, &[("range", "bytes=50-")]);
+        assert_eq!(s.status, 416);
+        assert_eq!(s.headers[CONTENT_RANGE], "bytes */10");
+        let s = serve(
+            Method::GET,
+            &[("range", "bytes=2-4"), ("if-range", "\"other\"")],
+        );
+        assert_eq!(s.status, 200, "If-Range mismatch: whole body");
+    }
+}
