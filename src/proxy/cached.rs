@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use super::conn::AccessLog;
@@ -16,10 +15,9 @@ use crate::body::{self, Body};
 use crate::cache::collapse::{Role, WaitOutcome};
 use crate::cache::key::CacheKey;
 use crate::cache::policy::{self, Decision, RequestInfo, UpstreamError};
-use crate::cache::range::{self, RangeOutcome};
 use crate::cache::status::{CacheStatus, Fwd};
 use crate::cache::store::{Found, Hit};
-use crate::cache::validate;
+use crate::cache::{serve, validate};
 
 /// The request head kept for the cache phase (GET/HEAD bodies are not forwarded).
 #[derive(Clone)]
@@ -80,8 +78,8 @@ pub async fn serve(
                     background_revalidate(proxy, &head, &hit, target, key);
                     Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), target, log).await)
                 }
-                Decision::Revalidate { conditional } => {
-                    revalidate(proxy, &head, hit, conditional, target, &key, log).await
+                Decision::Revalidate { conditional, fwd } => {
+                    revalidate(proxy, &head, hit, conditional, fwd, target, &key, log).await
                 }
                 Decision::GatewayTimeout => Err(ProxyError::OnlyIfCached),
             };
@@ -192,11 +190,13 @@ async fn fetch_and_respond(
 }
 
 /// A stale (or no-cache) object: ask upstream whether it is still good.
+#[allow(clippy::too_many_arguments)]
 async fn revalidate(
     proxy: &Arc<Proxy>,
     head: &Head,
     hit: Hit,
     conditional: HeaderMap,
+    fwd: Fwd,
     target: &Target,
     key: &CacheKey,
     log: &mut AccessLog,
@@ -243,7 +243,7 @@ async fn revalidate(
             if let Err(e) = proxy.cache.update_meta((*merged).clone()).await {
                 tracing::warn!(error = %e, "cache update after 304 failed");
             }
-            let mut st = CacheStatus::forward(Fwd::Stale);
+            let mut st = CacheStatus::forward(fwd);
             st.fwd_status = Some(304);
             let hit = Hit {
                 meta: merged,
@@ -258,7 +258,7 @@ async fn revalidate(
             head,
             target,
             Some(key),
-            CacheStatus::forward(Fwd::Stale),
+            CacheStatus::forward(fwd),
             log,
             |_| {},
         )
@@ -277,6 +277,12 @@ async fn revalidate(
         return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, target, log).await);
     }
     let resp = super::handle::downstream_response(fetched.response);
+    if policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err() {
+        // The origin's new answer may not be stored: the old object must not be served again.
+        if let Err(e) = proxy.cache.remove(key).await {
+            tracing::warn!(error = %e, "cache removal failed");
+        }
+    }
     let url = target.to_string();
     let x = Exchange {
         method: &head.method,
@@ -286,7 +292,7 @@ async fn revalidate(
         request_time,
         response_time,
     };
-    let mut st = CacheStatus::forward(Fwd::Stale);
+    let mut st = CacheStatus::forward(fwd);
     st.fwd_status = Some(upstream_status.as_u16());
     fetch::respond(proxy, resp, &x, st, log, |_| {}).await
 }
@@ -318,7 +324,17 @@ fn background_revalidate(
     tokio::spawn(async move {
         let conditional = validate::conditional_headers(&hit.meta.headers);
         let mut log = AccessLog::default();
-        let r = revalidate(&proxy, &head, hit, conditional, &target, &key, &mut log).await;
+        let r = revalidate(
+            &proxy,
+            &head,
+            hit,
+            conditional,
+            Fwd::Stale,
+            &target,
+            &key,
+            &mut log,
+        )
+        .await;
         if let Ok(resp) = r {
             // Drain so a fresh 200 is scanned/stored and the upstream connection is reused.
             let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
@@ -327,13 +343,14 @@ fn background_revalidate(
     });
 }
 
-/// Builds the response for a usable stored object: verdict, conditional, Range, HEAD.
+/// Builds the response for a usable stored object: verdict first (a blocked object is
+/// blocked whatever the request), then `cache::serve` for conditionals, Range and HEAD.
 async fn serve_hit(
     proxy: &Proxy,
     head: &Head,
     hit: Hit,
     age: u64,
-    status: CacheStatus,
+    mut status: CacheStatus,
     target: &Target,
     log: &mut AccessLog,
 ) -> Response<Body> {
@@ -342,85 +359,21 @@ async fn serve_hit(
         .pipeline
         .scan(fetch::content(&hit.body, &hit.meta.headers, &url))
         .await;
-    let mut headers = hit.meta.headers.clone();
-    headers.insert(header::AGE, policy::age_header(age));
-    fetch::set_cache_status(&mut headers, &status, log);
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = hit.meta.status_code();
-    *resp.headers_mut() = headers;
-    let (mut parts, _) = resp.into_parts();
-
-    let blocked = respond_blocked(proxy, &verdict);
-    if !blocked && validate::not_modified(&head.headers, &hit.meta.headers) {
-        let mut r = Response::new(body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        *r.headers_mut() = validate::not_modified_headers(&parts.headers);
-        return fetch::finish(proxy, r.into_parts().0, body::empty(), &verdict, &url, log);
+    if status.hit {
+        status.ttl = Some(policy::ttl(&hit.meta, SystemTime::now()));
     }
-    let len = hit.body.len() as u64;
-    let body = if blocked {
-        body::empty()
-    } else {
-        match range::for_request(&head.headers, &hit.meta.headers, hit.meta.status, len) {
-            RangeOutcome::Full => body::full(hit.body.clone()),
-            RangeOutcome::Partial(r) => {
-                parts.status = StatusCode::PARTIAL_CONTENT;
-                set(
-                    &mut parts.headers,
-                    header::CONTENT_RANGE,
-                    &range::content_range(&r, len),
-                );
-                set(
-                    &mut parts.headers,
-                    header::CONTENT_LENGTH,
-                    &(r.end - r.start).to_string(),
-                );
-                body::full(range::slice(&hit.body, &r))
-            }
-            RangeOutcome::Multi(rs) => {
-                let ctype = hit
-                    .meta
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok());
-                let boundary = format!("sluice-{}", hex::encode(&hit.meta.body_sha256[..8]));
-                let (ctype, bytes) = range::multipart(&hit.body, &rs, ctype, &boundary);
-                parts.status = StatusCode::PARTIAL_CONTENT;
-                set(&mut parts.headers, header::CONTENT_TYPE, &ctype);
-                set(
-                    &mut parts.headers,
-                    header::CONTENT_LENGTH,
-                    &bytes.len().to_string(),
-                );
-                body::full(bytes)
-            }
-            RangeOutcome::Unsatisfiable => {
-                parts.status = StatusCode::RANGE_NOT_SATISFIABLE;
-                set(
-                    &mut parts.headers,
-                    header::CONTENT_RANGE,
-                    &range::unsatisfied_range(len),
-                );
-                set(&mut parts.headers, header::CONTENT_LENGTH, "0");
-                body::empty()
-            }
-        }
-    };
-    let body = if head.method == Method::HEAD {
-        body::empty()
-    } else {
-        body
-    };
+    fetch::set_cache_status(&mut HeaderMap::new(), &status, log);
+    let served = serve::from_cache(
+        &head.method,
+        &head.headers,
+        &hit.meta,
+        &hit.body,
+        age,
+        &status,
+    );
+    let mut resp = Response::new(body::full(served.body));
+    *resp.status_mut() = served.status;
+    *resp.headers_mut() = served.headers;
+    let (parts, body) = resp.into_parts();
     fetch::finish(proxy, parts, body, &verdict, &url, log)
-}
-
-fn respond_blocked(proxy: &Proxy, verdict: &crate::scan::Verdict) -> bool {
-    super::respond::action_for(verdict.class, &proxy.scan_cfg.action)
-        == crate::config::Action::Block
-}
-
-fn set(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
-    }
 }
