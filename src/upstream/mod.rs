@@ -187,13 +187,8 @@ impl Client {
                     let keep = wants_keep_alive(resp.version(), resp.headers());
                     let (parts, incoming) = resp.into_parts();
                     let slot = keep.then(|| (self.pool.clone(), key.clone(), tx));
-                    let body = Deadline::new(
-                        PooledBody {
-                            inner: incoming,
-                            slot,
-                        },
-                        self.cfg.body_timeout,
-                    );
+                    let body =
+                        Deadline::new(PooledBody::new(incoming, slot), self.cfg.body_timeout);
                     return Ok(Fetched {
                         response: Response::from_parts(parts, body::boxed(body)),
                         hop,
@@ -339,13 +334,32 @@ fn map_hyper(who: String, e: &hyper::Error) -> Error {
     }
 }
 
+type Slot = Option<(Arc<Pool>, PoolKey, SendRequest<Body>)>;
+
 pin_project_lite::pin_project! {
     /// A response body that checks its connection back into the pool once it has been read
     /// to the end. A body dropped early takes its connection with it (it is not reusable).
     struct PooledBody {
         #[pin]
         inner: Incoming,
-        slot: Option<(Arc<Pool>, PoolKey, SendRequest<Body>)>,
+        slot: Slot,
+    }
+}
+
+impl PooledBody {
+    /// An empty body (HEAD, 204, 304, `Content-Length: 0`) is complete at once: hyper never
+    /// polls a body that reports its end, so the connection goes back to the pool now.
+    fn new(inner: Incoming, mut slot: Slot) -> PooledBody {
+        if inner.is_end_stream() {
+            release(&mut slot);
+        }
+        PooledBody { inner, slot }
+    }
+}
+
+fn release(slot: &mut Slot) {
+    if let Some((pool, key, tx)) = slot.take() {
+        pool.put(key, tx);
     }
 }
 
@@ -357,21 +371,18 @@ impl HttpBody for PooledBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        let done = match &polled {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => false,
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => release(this.slot),
+            // A Content-Length body reports its end with its last frame, and hyper (the
+            // server writing it to the client) stops polling there: release now, or the
+            // connection would never be reused.
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => release(this.slot),
             Poll::Ready(Some(Err(_))) => {
                 this.slot.take();
-                false
             }
-            Poll::Pending => false,
-        };
-        if done {
-            if let Some((pool, key, tx)) = this.slot.take() {
-                pool.put(key, tx);
-            }
+            _ => {}
         }
         polled.map(|o| o.map(|r| r.map_err(Into::into)))
     }
