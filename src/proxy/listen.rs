@@ -91,11 +91,14 @@ async fn serve_conn(
         let (proxy, state) = (proxy.clone(), state.clone());
         service_fn(move |req| handle::handle(proxy.clone(), state.clone(), peer, allowed, req))
     };
+    // No `pipeline_flush`: with it, hyper never flushes its automatic 400/414/431 answers
+    // to a malformed or oversized head before closing, so the client just sees a close.
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
-        .pipeline_flush(true)
         .preserve_header_case(true)
+        // hyper's buffer cannot be under 8 KiB; `max_header_size` holds the exact limit.
         .max_buf_size(proxy.cfg.max_header_size.as_usize().max(8192))
+        .max_header_size(proxy.cfg.max_header_size.as_usize())
         .max_headers(proxy.cfg.max_headers)
         .serve_connection(io, svc)
         .with_upgrades();
