@@ -74,7 +74,11 @@ async fn hop_by_hop_response_fields_do_not_reach_the_client() {
     let r = sluice.fetch(&origin.url("/h")).await;
     assert_eq!((r.status(), r.text().as_str()), (200, "ok"));
     for name in HOP_BY_HOP {
-        assert!(!r.head.has(name), "{name} reached the client: {:?}", r.head.headers);
+        assert!(
+            !r.head.has(name),
+            "{name} reached the client: {:?}",
+            r.head.headers
+        );
     }
     assert_eq!(r.header("x-end-to-end"), Some("kept"));
 }
@@ -115,7 +119,12 @@ async fn options_with_max_forwards_zero_is_answered_by_the_proxy() {
     let sluice = start_default().await;
     let mut c = sluice.client().await;
     let r = c
-        .exchange(request("OPTIONS", &origin.url("/"), &["Max-Forwards: 0"], b""))
+        .exchange(request(
+            "OPTIONS",
+            &origin.url("/"),
+            &["Max-Forwards: 0"],
+            b"",
+        ))
         .await;
     assert_eq!(r.status(), 200);
     assert!(r.header("allow").is_some(), "the proxy lists its methods");
@@ -128,11 +137,19 @@ async fn max_forwards_is_decremented_when_forwarded() {
     let sluice = start_default().await;
     let mut c = sluice.client().await;
     let r = c
-        .exchange(request("OPTIONS", &origin.url("/"), &["Max-Forwards: 5"], b""))
+        .exchange(request(
+            "OPTIONS",
+            &origin.url("/"),
+            &["Max-Forwards: 5"],
+            b"",
+        ))
         .await;
     assert_eq!(r.status(), 200);
     let seen = origin.last_request();
-    assert_eq!((seen.method(), seen.header("max-forwards")), ("OPTIONS", Some("4")));
+    assert_eq!(
+        (seen.method(), seen.header("max-forwards")),
+        ("OPTIONS", Some("4"))
+    );
 }
 
 #[tokio::test]
@@ -141,7 +158,12 @@ async fn trace_is_refused_with_405() {
     let sluice = start_default().await;
     let mut c = sluice.client().await;
     let r = c
-        .exchange(request("TRACE", &origin.url("/"), &["Max-Forwards: 3"], b""))
+        .exchange(request(
+            "TRACE",
+            &origin.url("/"),
+            &["Max-Forwards: 3"],
+            b"",
+        ))
         .await;
     assert_eq!(r.status(), 405);
     assert!(r.header("allow").is_some());
@@ -213,7 +235,9 @@ async fn a_content_length_upload_arrives_byte_for_byte() {
     let sluice = start_default().await;
     let body = pattern(1_000_000);
     let mut c = sluice.client().await;
-    let r = c.exchange(request("PUT", &origin.url("/up"), &[], &body)).await;
+    let r = c
+        .exchange(request("PUT", &origin.url("/up"), &[], &body))
+        .await;
     assert_eq!((r.status(), r.text().as_str()), (200, "1000000"));
     let seen = origin.last_request();
     assert_eq!(seen.header("content-length"), Some("1000000"));
@@ -223,7 +247,11 @@ async fn a_content_length_upload_arrives_byte_for_byte() {
 #[tokio::test]
 async fn bodies_of_every_method_are_forwarded() {
     let origin = Origin::respond(|req| {
-        common::ok(&format!("{} {}", req.method(), String::from_utf8_lossy(&req.body)))
+        common::ok(&format!(
+            "{} {}",
+            req.method(),
+            String::from_utf8_lossy(&req.body)
+        ))
     })
     .await;
     let sluice = start_default().await;
@@ -253,7 +281,10 @@ async fn a_truncated_upstream_body_reaches_the_client_incomplete() {
     c.send(get(&origin.url("/cut"))).await;
     match c.try_read_response().await {
         Err(common::wire::WireError::Incomplete(_)) => {}
-        Ok(r) => panic!("a truncated body was delivered as complete ({} bytes)", r.body.len()),
+        Ok(r) => panic!(
+            "a truncated body was delivered as complete ({} bytes)",
+            r.body.len()
+        ),
         Err(e) => panic!("unexpected: {e}"),
     }
 }
