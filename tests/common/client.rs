@@ -117,6 +117,17 @@ impl Client {
         }
     }
 
+    /// Reads whatever bytes arrive next (at least one; tunnelled data). Panics on a close
+    /// or when nothing arrives within `within`.
+    pub async fn expect_some(&mut self, within: Duration) -> Vec<u8> {
+        match tokio::time::timeout(within, self.wire.read_some()).await {
+            Ok(Ok(bytes)) if !bytes.is_empty() => bytes,
+            Ok(Ok(_)) => panic!("connection closed while waiting for data"),
+            Ok(Err(e)) => panic!("error while waiting for data: {e}"),
+            Err(_) => panic!("no data within {within:?}"),
+        }
+    }
+
     /// True when the server closes the connection within `within` (without sending more).
     pub async fn closes_within(&mut self, within: Duration) -> bool {
         matches!(

@@ -243,6 +243,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         }
     }
 
+    /// Returns buffered bytes, or reads once and returns what came (empty at the end).
+    pub async fn read_some(&mut self) -> Result<Vec<u8>, WireError> {
+        if self.buf.is_empty() {
+            self.fill().await?;
+        }
+        Ok(std::mem::take(&mut self.buf))
+    }
+
     /// Reads until the peer closes and returns what arrived (buffered bytes included).
     pub async fn read_to_close(&mut self) -> Result<Vec<u8>, WireError> {
         while self.fill().await? > 0 {}
