@@ -59,6 +59,23 @@ pub enum Error {
     Protocol(String, String),
 }
 
+/// How an exchange failed: for good, or before the request could be (re)sent on a fresh
+/// connection, in which case the next hop gets the request.
+enum Failed {
+    Final(Error),
+    NextHop(Error, Box<Request<Body>>),
+}
+
+impl Failed {
+    fn retry(e: Error, unsent: Request<Body>) -> Failed {
+        if e.before_sending() {
+            Failed::NextHop(e, Box::new(unsent))
+        } else {
+            Failed::Final(e)
+        }
+    }
+}
+
 impl Error {
     /// A failure before anything was sent: another hop may be tried.
     fn before_sending(&self) -> bool {
@@ -141,9 +158,24 @@ impl Client {
             if let Hop::Parent(p) = &hop {
                 self.router.mark_up(p);
             }
-            let Some(mut req) = req.take() else { break };
-            *req.uri_mut() = request_uri(&hop, target);
-            return self.exchange(tx, reused, key, req, hop, target).await;
+            let Some(mut this) = req.take() else { break };
+            *this.uri_mut() = request_uri(&hop, target);
+            match self
+                .exchange(tx, reused, key, this, hop.clone(), target)
+                .await
+            {
+                Ok(fetched) => return Ok(fetched),
+                Err(Failed::Final(e)) => return Err(e),
+                Err(Failed::NextHop(e, unsent)) => {
+                    // The replay's fresh connection failed: the hop is down, not the request.
+                    if let Hop::Parent(p) = &hop {
+                        tracing::warn!(parent = %p, error = %e, "parent marked down");
+                        self.router.mark_down(p);
+                    }
+                    last = Some(e);
+                    req = Some(*unsent);
+                }
+            }
         }
         Err(last.unwrap_or_else(|| Error::Refused(target.host_port(), "no route".into())))
     }
@@ -156,7 +188,7 @@ impl Client {
         req: Request<Body>,
         hop: Hop,
         target: &Target,
-    ) -> Result<Fetched, Error> {
+    ) -> Result<Fetched, Failed> {
         let who = hop_name(&hop, target);
         // A request without a body to an idempotent method can be replayed once if a reused
         // connection dies before the response starts (the peer closed it while idle).
@@ -164,7 +196,7 @@ impl Client {
         let mut req = Some(req);
         loop {
             let Some(this) = req.take() else {
-                return Err(Error::Closed(who));
+                return Err(Failed::Final(Error::Closed(who)));
             };
             let started = Instant::now();
             let ready_ok = tx.ready().await.is_ok();
@@ -173,15 +205,23 @@ impl Client {
             } else {
                 // Dead before we could use it: never sent.
                 if reused {
-                    req = Some(this);
                     reused = false;
-                    tx = self.connect(&hop, target).await?;
+                    tx = match self.connect(&hop, target).await {
+                        Ok(t) => t,
+                        Err(e) => return Err(Failed::retry(e, this)),
+                    };
+                    req = Some(this);
                     continue;
                 }
-                return Err(Error::Closed(who));
+                return Err(Failed::Final(Error::Closed(who)));
             };
             match outcome {
-                Err(_) => return Err(Error::ResponseTimeout(who, self.cfg.response_timeout)),
+                Err(_) => {
+                    return Err(Failed::Final(Error::ResponseTimeout(
+                        who,
+                        self.cfg.response_timeout,
+                    )))
+                }
                 Ok(Ok(resp)) => {
                     let elapsed = started.elapsed();
                     let keep = wants_keep_alive(resp.version(), resp.headers());
@@ -207,13 +247,16 @@ impl Client {
                         });
                         if let Some(r) = retry {
                             tracing::debug!(upstream = %who, "reused connection was dead; retrying on a fresh one");
-                            req = Some(r);
                             reused = false;
-                            tx = self.connect(&hop, target).await?;
+                            tx = match self.connect(&hop, target).await {
+                                Ok(t) => t,
+                                Err(e) => return Err(Failed::retry(e, r)),
+                            };
+                            req = Some(r);
                             continue;
                         }
                     }
-                    return Err(map_hyper(who, &err));
+                    return Err(Failed::Final(map_hyper(who, &err)));
                 }
             }
         }
