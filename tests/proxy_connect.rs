@@ -128,8 +128,11 @@ async fn bytes_sent_right_behind_the_connect_head_are_tunnelled() {
     let sluice = start(cfg).await;
     let mut c = sluice.client().await;
     // A client that does not wait for the 200 (as TLS False Start style clients do).
-    c.send(format!("{}early bytes", connect_request(&origin.addr().to_string())))
-        .await;
+    c.send(format!(
+        "{}early bytes",
+        connect_request(&origin.addr().to_string())
+    ))
+    .await;
     let r = read_connect_response(&mut c).await;
     assert_eq!(r.status(), 200);
     let mut got = Vec::new();

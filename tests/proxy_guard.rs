@@ -39,7 +39,11 @@ async fn loopback_names_and_addresses_are_refused_without_a_connection() {
         let r = sluice.fetch(&url).await;
         assert_prohibited(&r, &url);
     }
-    assert_eq!(origin.connections(), 0, "the guard must refuse before connecting");
+    assert_eq!(
+        origin.connections(),
+        0,
+        "the guard must refuse before connecting"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +67,11 @@ async fn numeric_spellings_of_loopback_are_refused() {
             s => panic!("{url}: unexpected {s}: {}", r.text()),
         }
     }
-    assert_eq!(origin.connections(), 0, "no spelling of 127.0.0.1 may get through");
+    assert_eq!(
+        origin.connections(),
+        0,
+        "no spelling of 127.0.0.1 may get through"
+    );
 }
 
 #[tokio::test]
