@@ -42,7 +42,9 @@ async fn https_urls_are_fetched_over_tls_with_the_configured_ca() {
     let file = ca_file(&ca);
     let sluice = sluice_trusting(&file).await;
     let p = origin.port();
-    let r = sluice.fetch(&format!("https://localhost:{p}/secure?x=1")).await;
+    let r = sluice
+        .fetch(&format!("https://localhost:{p}/secure?x=1"))
+        .await;
     assert_eq!(r.status(), 200, "{}", r.text());
     assert_eq!(r.text(), format!("tls /secure?x=1 localhost:{p}"));
     // An IP literal is checked against the certificate's IP SAN.
@@ -62,7 +64,11 @@ async fn tls_upstream_connections_are_reused() {
             .await;
         assert_eq!(r.status(), 200);
     }
-    assert_eq!(origin.connections(), 1, "one TLS handshake for three requests");
+    assert_eq!(
+        origin.connections(),
+        1,
+        "one TLS handshake for three requests"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +85,10 @@ async fn an_untrusted_certificate_gets_502_with_a_tls_proxy_status() {
         "Proxy-Status {:?}",
         r.proxy_status()
     );
-    assert!(origin.requests().is_empty(), "no request over an unverified connection");
+    assert!(
+        origin.requests().is_empty(),
+        "no request over an unverified connection"
+    );
 }
 
 #[tokio::test]
@@ -103,16 +112,24 @@ async fn https_through_a_parent_uses_connect_then_tls_end_to_end() {
     let origin = https_origin(&ca).await;
     // A raw parent that answers CONNECT by splicing to the (loopback) authority it names.
     let parent = Origin::start(|mut conn| async move {
-        let Some(head) = conn.read_head().await else { return };
+        let Some(head) = conn.read_head().await else {
+            return;
+        };
         if head.start[0] != "CONNECT" {
-            let _ = conn.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n").await;
+            let _ = conn
+                .write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                .await;
             return;
         }
         let port = head.start[1].rsplit(':').next().unwrap_or("").to_string();
         let Ok(mut up) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await else {
             return;
         };
-        if conn.write(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
+        if conn
+            .write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
             return;
         }
         let _ = tokio::io::copy_bidirectional(&mut conn.wire().stream, &mut up).await;
@@ -123,12 +140,16 @@ async fn https_through_a_parent_uses_connect_then_tls_end_to_end() {
     cfg.upstream.ca_file = file.path().display().to_string();
     cfg.upstream.parents = vec![ParentConfig {
         domains: vec!["localhost".into()],
-        proxies: vec![format!("127.0.0.1:{}", parent.port()).parse().expect("host:port")],
+        proxies: vec![format!("127.0.0.1:{}", parent.port())
+            .parse()
+            .expect("host:port")],
         go_direct: false,
     }];
     let sluice = start(cfg).await;
     let p = origin.port();
-    let r = sluice.fetch(&format!("https://localhost:{p}/via-parent")).await;
+    let r = sluice
+        .fetch(&format!("https://localhost:{p}/via-parent"))
+        .await;
     assert_eq!(r.status(), 200, "{}", r.text());
     assert_eq!(r.text(), format!("tls /via-parent localhost:{p}"));
     let connect = parent.last_request();
