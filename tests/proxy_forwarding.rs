@@ -332,3 +332,53 @@ async fn unsupported_scheme_gets_400() {
     assert_eq!(r.status(), 400);
     assert!(r.text().contains("ftp"), "body: {}", r.text());
 }
+
+#[tokio::test]
+async fn via_names_the_version_each_message_arrived_in() {
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok".to_vec()
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(format!(
+            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            origin.url("/"),
+            origin.addr()
+        ))
+        .await;
+    assert_eq!(r.header("via"), Some("1.0 sluice"));
+    assert_eq!(origin.last_request().header("via"), Some("1.0 sluice"));
+}
+
+#[tokio::test]
+async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
+    let origin = Origin::respond(|req| common::ok(req.target())).await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    // CL says 4 bytes ("0\r\n\r"), chunked says the body ends at "0\r\n\r\n"; a desync would
+    // make "GET /smuggled" a second request to the origin.
+    let smuggled = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+        origin.url("/smuggled")
+    );
+    let req = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}",
+        origin.url("/front"),
+        origin.addr()
+    );
+    c.send(req).await;
+    let _ = c.try_read_response().await;
+    let _ = c.try_read_response().await;
+    for seen in origin.requests() {
+        assert!(
+            !seen.has_both_lengths(),
+            "the origin saw both Content-Length and Transfer-Encoding"
+        );
+        assert!(
+            seen.body.windows(8).all(|w| w != b"smuggled"),
+            "request bytes ended up in another request's body"
+        );
+    }
+}

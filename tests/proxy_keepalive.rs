@@ -286,3 +286,54 @@ async fn http10_client_with_proxy_connection_keep_alive_never_hangs() {
         }
     }
 }
+
+#[tokio::test]
+async fn http10_client_gets_a_chunked_origin_body_delimited_by_close() {
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nten \r\n5\r\nchunk\r\n0\r\n\r\n"
+            .to_vec()
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        origin.url("/c"),
+        origin.addr()
+    ))
+    .await;
+    let r = c.read_response().await;
+    assert_eq!(r.text(), "ten chunk");
+    assert!(
+        !r.head.has_token("transfer-encoding", "chunked"),
+        "an HTTP/1.0 client cannot read chunked coding"
+    );
+}
+
+#[tokio::test]
+async fn a_client_connection_close_does_not_stop_upstream_reuse() {
+    let origin = Origin::ok("ok").await;
+    let sluice = start_default().await;
+    for path in ["/1", "/2"] {
+        let mut c = sluice.client().await;
+        let r = c
+            .exchange(request(
+                "GET",
+                &origin.url(path),
+                &["Connection: close"],
+                b"",
+            ))
+            .await;
+        assert_eq!(r.status(), 200);
+        assert!(
+            c.closes_within(common::LIMIT).await,
+            "the client asked for close"
+        );
+        assert!(!origin.last_request().head.has_token("connection", "close"));
+    }
+    assert_eq!(
+        origin.connections(),
+        1,
+        "the client's Connection is hop-by-hop"
+    );
+}

@@ -44,6 +44,11 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.header(name)
     }
+
+    /// Whether both `Content-Length` and `Transfer-Encoding` arrived (a smuggling vector).
+    pub fn has_both_lengths(&self) -> bool {
+        self.head.has("content-length") && self.head.has("transfer-encoding")
+    }
 }
 
 #[derive(Default)]
