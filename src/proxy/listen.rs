@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -17,7 +18,7 @@ use super::{handle, Proxy};
 /// their in-flight requests (bounded by `proxy.shutdown_grace`).
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(proxy.cfg.max_connections));
-    let (closing_tx, closing_rx) = watch::channel(false);
+    let (closing_tx, closing_rx) = watch::channel(Phase::Serving);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -28,7 +29,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
             Err(e) => {
                 // EMFILE and friends: keep serving the connections we have.
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -44,15 +45,27 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
         });
     }
     drop(listener);
-    let _ = closing_tx.send(true);
+    let _ = closing_tx.send(Phase::Closing);
     let grace = proxy.cfg.shutdown_grace;
-    let all = proxy.cfg.max_connections as u32;
+    let all = u32::try_from(proxy.cfg.max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, slots.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
+        let _ = closing_tx.send(Phase::Abort);
+        let _ = tokio::time::timeout(Duration::from_secs(1), slots.acquire_many(all)).await;
     }
+}
+
+/// Where shutdown is, as seen by each open connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Finish the request in flight, then close.
+    Closing,
+    /// The grace period is over: close now.
+    Abort,
 }
 
 /// Over `proxy.max_connections`: a short 503 and close, without reading the request.
@@ -62,11 +75,7 @@ async fn refuse(mut stream: TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nProxy-Status: sluice; error=connection_limit_reached\r\nRetry-After: 1\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        stream.write_all(msg.as_bytes()),
-    )
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(msg.as_bytes())).await;
 }
 
 fn client_allowed(proxy: &Proxy, ip: IpAddr) -> bool {
@@ -81,8 +90,9 @@ async fn serve_conn(
     stream: TcpStream,
     peer: SocketAddr,
     proxy: Arc<Proxy>,
-    mut closing: watch::Receiver<bool>,
+    mut closing: watch::Receiver<Phase>,
 ) {
+    let mut abort = closing.clone();
     let _ = stream.set_nodelay(true);
     let allowed = client_allowed(&proxy, peer.ip());
     let state = ConnState::new();
@@ -91,11 +101,14 @@ async fn serve_conn(
         let (proxy, state) = (proxy.clone(), state.clone());
         service_fn(move |req| handle::handle(proxy.clone(), state.clone(), peer, allowed, req))
     };
+    // No `pipeline_flush`: with it, hyper never flushes its automatic 400/414/431 answers
+    // to a malformed or oversized head before closing, so the client just sees a close.
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
-        .pipeline_flush(true)
         .preserve_header_case(true)
+        // hyper's buffer cannot be under 8 KiB; `max_header_size` holds the exact limit.
         .max_buf_size(proxy.cfg.max_header_size.as_usize().max(8192))
+        .max_header_size(proxy.cfg.max_header_size.as_usize())
         .max_headers(proxy.cfg.max_headers)
         .serve_connection(io, svc)
         .with_upgrades();
@@ -123,9 +136,13 @@ async fn serve_conn(
                 return;
             }
             _ = tokio::time::sleep(wait) => {}
-            _ = closing.wait_for(|c| *c), if !shutting_down => {
+            _ = closing.wait_for(|p| *p != Phase::Serving), if !shutting_down => {
                 conn.as_mut().graceful_shutdown();
                 shutting_down = true;
+            }
+            _ = abort.wait_for(|p| *p == Phase::Abort) => {
+                tracing::debug!(client = %peer, "closed at the end of the shutdown grace period");
+                return;
             }
         }
     }

@@ -59,6 +59,23 @@ pub enum Error {
     Protocol(String, String),
 }
 
+/// How an exchange failed: for good, or before the request could be (re)sent on a fresh
+/// connection, in which case the next hop gets the request.
+enum Failed {
+    Final(Error),
+    NextHop(Error, Box<Request<Body>>),
+}
+
+impl Failed {
+    fn retry(e: Error, unsent: Request<Body>) -> Failed {
+        if e.before_sending() {
+            Failed::NextHop(e, Box::new(unsent))
+        } else {
+            Failed::Final(e)
+        }
+    }
+}
+
 impl Error {
     /// A failure before anything was sent: another hop may be tried.
     fn before_sending(&self) -> bool {
@@ -141,9 +158,24 @@ impl Client {
             if let Hop::Parent(p) = &hop {
                 self.router.mark_up(p);
             }
-            let Some(mut req) = req.take() else { break };
-            *req.uri_mut() = request_uri(&hop, target);
-            return self.exchange(tx, reused, key, req, hop, target).await;
+            let Some(mut this) = req.take() else { break };
+            *this.uri_mut() = request_uri(&hop, target);
+            match self
+                .exchange(tx, reused, key, this, hop.clone(), target)
+                .await
+            {
+                Ok(fetched) => return Ok(fetched),
+                Err(Failed::Final(e)) => return Err(e),
+                Err(Failed::NextHop(e, unsent)) => {
+                    // The replay's fresh connection failed: the hop is down, not the request.
+                    if let Hop::Parent(p) = &hop {
+                        tracing::warn!(parent = %p, error = %e, "parent marked down");
+                        self.router.mark_down(p);
+                    }
+                    last = Some(e);
+                    req = Some(*unsent);
+                }
+            }
         }
         Err(last.unwrap_or_else(|| Error::Refused(target.host_port(), "no route".into())))
     }
@@ -156,7 +188,7 @@ impl Client {
         req: Request<Body>,
         hop: Hop,
         target: &Target,
-    ) -> Result<Fetched, Error> {
+    ) -> Result<Fetched, Failed> {
         let who = hop_name(&hop, target);
         // A request without a body to an idempotent method can be replayed once if a reused
         // connection dies before the response starts (the peer closed it while idle).
@@ -164,7 +196,7 @@ impl Client {
         let mut req = Some(req);
         loop {
             let Some(this) = req.take() else {
-                return Err(Error::Closed(who));
+                return Err(Failed::Final(Error::Closed(who)));
             };
             let started = Instant::now();
             let ready_ok = tx.ready().await.is_ok();
@@ -173,27 +205,30 @@ impl Client {
             } else {
                 // Dead before we could use it: never sent.
                 if reused {
-                    req = Some(this);
                     reused = false;
-                    tx = self.connect(&hop, target).await?;
+                    tx = match self.connect(&hop, target).await {
+                        Ok(t) => t,
+                        Err(e) => return Err(Failed::retry(e, this)),
+                    };
+                    req = Some(this);
                     continue;
                 }
-                return Err(Error::Closed(who));
+                return Err(Failed::Final(Error::Closed(who)));
             };
             match outcome {
-                Err(_) => return Err(Error::ResponseTimeout(who, self.cfg.response_timeout)),
+                Err(_) => {
+                    return Err(Failed::Final(Error::ResponseTimeout(
+                        who,
+                        self.cfg.response_timeout,
+                    )))
+                }
                 Ok(Ok(resp)) => {
                     let elapsed = started.elapsed();
                     let keep = wants_keep_alive(resp.version(), resp.headers());
                     let (parts, incoming) = resp.into_parts();
                     let slot = keep.then(|| (self.pool.clone(), key.clone(), tx));
-                    let body = Deadline::new(
-                        PooledBody {
-                            inner: incoming,
-                            slot,
-                        },
-                        self.cfg.body_timeout,
-                    );
+                    let body =
+                        Deadline::new(PooledBody::new(incoming, slot), self.cfg.body_timeout);
                     return Ok(Fetched {
                         response: Response::from_parts(parts, body::boxed(body)),
                         hop,
@@ -212,13 +247,16 @@ impl Client {
                         });
                         if let Some(r) = retry {
                             tracing::debug!(upstream = %who, "reused connection was dead; retrying on a fresh one");
-                            req = Some(r);
                             reused = false;
-                            tx = self.connect(&hop, target).await?;
+                            tx = match self.connect(&hop, target).await {
+                                Ok(t) => t,
+                                Err(e) => return Err(Failed::retry(e, r)),
+                            };
+                            req = Some(r);
                             continue;
                         }
                     }
-                    return Err(map_hyper(who, &err));
+                    return Err(Failed::Final(map_hyper(who, &err)));
                 }
             }
         }
@@ -339,13 +377,32 @@ fn map_hyper(who: String, e: &hyper::Error) -> Error {
     }
 }
 
+type Slot = Option<(Arc<Pool>, PoolKey, SendRequest<Body>)>;
+
 pin_project_lite::pin_project! {
     /// A response body that checks its connection back into the pool once it has been read
     /// to the end. A body dropped early takes its connection with it (it is not reusable).
     struct PooledBody {
         #[pin]
         inner: Incoming,
-        slot: Option<(Arc<Pool>, PoolKey, SendRequest<Body>)>,
+        slot: Slot,
+    }
+}
+
+impl PooledBody {
+    /// An empty body (HEAD, 204, 304, `Content-Length: 0`) is complete at once: hyper never
+    /// polls a body that reports its end, so the connection goes back to the pool now.
+    fn new(inner: Incoming, mut slot: Slot) -> PooledBody {
+        if inner.is_end_stream() {
+            release(&mut slot);
+        }
+        PooledBody { inner, slot }
+    }
+}
+
+fn release(slot: &mut Slot) {
+    if let Some((pool, key, tx)) = slot.take() {
+        pool.put(key, tx);
     }
 }
 
@@ -357,21 +414,18 @@ impl HttpBody for PooledBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        let done = match &polled {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => false,
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => release(this.slot),
+            // A Content-Length body reports its end with its last frame, and hyper (the
+            // server writing it to the client) stops polling there: release now, or the
+            // connection would never be reused.
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => release(this.slot),
             Poll::Ready(Some(Err(_))) => {
                 this.slot.take();
-                false
             }
-            Poll::Pending => false,
-        };
-        if done {
-            if let Some((pool, key, tx)) = this.slot.take() {
-                pool.put(key, tx);
-            }
+            _ => {}
         }
         polled.map(|o| o.map(|r| r.map_err(Into::into)))
     }

@@ -1,0 +1,213 @@
+//! Protecting the proxy from its clients: header (slowloris) and idle timeouts, request
+//! size limits (414/431), the client ACL and the connection cap.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{config, get, request, start, Client, Origin, LIMIT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn a_half_sent_request_head_is_closed_at_the_header_timeout() {
+    let mut cfg = config();
+    cfg.proxy.header_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send("GET http://127.0.0.1:9/ HTTP/1.1\r\nHost: 127.")
+        .await;
+    let started = Instant::now();
+    let rest = c.expect_close(LIMIT).await;
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(
+        rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+        "nothing or a 408 before the close: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+#[tokio::test]
+async fn a_slowloris_dripping_header_bytes_is_closed_at_the_header_timeout() {
+    let mut cfg = config();
+    cfg.proxy.header_timeout = Duration::from_millis(400);
+    let sluice = start(cfg).await;
+    let stream = tokio::net::TcpStream::connect(sluice.addr)
+        .await
+        .expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let drip = tokio::spawn(async move {
+        let _ = wr.write_all(b"GET http://127.0.0.1:9/ HTTP/1.1\r\n").await;
+        for i in 0..200 {
+            let line = format!("X-Drip-{i}: x\r\n");
+            if wr.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    });
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(LIMIT, rd.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "a slowloris client was never closed");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "closed only after {took:?}");
+    drip.abort();
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_client_is_closed_at_the_idle_timeout() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.idle_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    assert_eq!(c.exchange(get(&origin.url("/"))).await.status(), 200);
+    let started = Instant::now();
+    let rest = c.expect_close(LIMIT).await;
+    assert!(rest.is_empty(), "no bytes after the response");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // A connection that never sends anything is idle too.
+    let mut silent = sluice.client().await;
+    silent.expect_close(LIMIT).await;
+}
+
+#[tokio::test]
+async fn a_busy_client_is_not_cut_by_the_idle_timeout() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.idle_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    let started = Instant::now();
+    // Keep one connection busy for longer than the idle timeout.
+    while started.elapsed() < Duration::from_millis(600) {
+        assert_eq!(c.exchange(get(&origin.url("/"))).await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_request_line_over_max_request_line_gets_414() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_request_line = "1KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    let long = origin.url(&format!("/{}", "a".repeat(2000)));
+    assert_eq!(c.exchange(get(&long)).await.status(), 414);
+    let short = origin.url(&format!("/{}", "a".repeat(500)));
+    assert_eq!(c.exchange(get(&short)).await.status(), 200);
+    assert_eq!(origin.requests().len(), 1, "the long one was not forwarded");
+}
+
+fn with_fields(url: &str, n: usize, value_len: usize) -> Vec<u8> {
+    let fields: Vec<String> = (0..n)
+        .map(|i| format!("X-Field-{i}: {}", "v".repeat(value_len)))
+        .collect();
+    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+    request("GET", url, &refs, b"")
+}
+
+#[tokio::test]
+async fn more_fields_than_max_headers_gets_431() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_headers = 10;
+    let sluice = start(cfg).await;
+    let mut ok = sluice.client().await;
+    assert_eq!(
+        ok.exchange(with_fields(&origin.url("/"), 5, 10))
+            .await
+            .status(),
+        200
+    );
+    let mut c = sluice.client().await;
+    c.send(with_fields(&origin.url("/"), 20, 10)).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status(), 431);
+    assert_eq!(origin.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_head_over_max_header_size_gets_431() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_header_size = "16KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    // 12 KiB passes, 24 KiB does not.
+    let mut ok = sluice.client().await;
+    assert_eq!(
+        ok.exchange(with_fields(&origin.url("/"), 12, 1000))
+            .await
+            .status(),
+        200
+    );
+    let mut c = sluice.client().await;
+    c.send(with_fields(&origin.url("/"), 24, 1000)).await;
+    let r = c.read_response().await;
+    assert_eq!(r.status(), 431);
+    assert_eq!(origin.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_small_max_header_size_is_enforced_exactly() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_header_size = "4KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(with_fields(&origin.url("/"), 6, 1000)).await;
+    assert_eq!(c.read_response().await.status(), 431);
+}
+
+#[tokio::test]
+async fn a_client_outside_proxy_clients_gets_403() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.clients = vec!["10.0.0.0/8".parse().expect("CIDR")];
+    let sluice = start(cfg).await;
+    let r = sluice.fetch(&origin.url("/")).await;
+    common::assert_proxy_error(&r, 403, "http_request_denied");
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn connections_over_max_connections_get_503() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_connections = 2;
+    let sluice = start(cfg).await;
+    let mut first = sluice.client().await;
+    let mut second = sluice.client().await;
+    assert_eq!(first.exchange(get(&origin.url("/1"))).await.status(), 200);
+    assert_eq!(second.exchange(get(&origin.url("/2"))).await.status(), 200);
+    let mut third = sluice.client().await;
+    let r = third.read_response().await;
+    assert_eq!(r.status(), 503);
+    assert!(r.proxy_status().contains("connection_limit_reached"));
+    // The two admitted connections still work, and a slot frees when one closes.
+    assert_eq!(first.exchange(get(&origin.url("/3"))).await.status(), 200);
+    drop(second);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let mut c = Client::connect(sluice.addr).await;
+        c.send(get(&origin.url("/4"))).await;
+        if c.read_response().await.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's slot never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_request_head_gets_400_before_the_close() {
+    let sluice = start(config()).await;
+    let mut c = sluice.client().await;
+    c.send("GET http://127.0.0.1/ HTTP/1.1\r\nBad Header Line\r\n\r\n")
+        .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status(), 400);
+}

@@ -1,0 +1,143 @@
+//! CONNECT: tunnels bytes both ways to ports in `proxy.connect_ports` after the
+//! destination guard; anything else is refused with 403 before any connection is made.
+
+mod common;
+
+use common::{config, start, Client, Origin};
+
+/// An origin that echoes every byte back, upper-cased, until the peer closes.
+async fn echo_origin() -> Origin {
+    Origin::start(|mut conn| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stream = &mut conn.wire().stream;
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let up = buf[..n].to_ascii_uppercase();
+                    if stream.write_all(&up).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+fn connect_request(authority: &str) -> String {
+    format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n")
+}
+
+async fn read_connect_response(c: &mut Client) -> common::Response {
+    c.try_read_response_to("CONNECT")
+        .await
+        .expect("a complete CONNECT response")
+}
+
+#[tokio::test]
+async fn connect_to_an_allowed_port_tunnels_bytes_both_ways() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(connect_request(&origin.addr().to_string())).await;
+    let r = read_connect_response(&mut c).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.header("content-length").is_none() && r.header("transfer-encoding").is_none(),
+        "a 2xx CONNECT response has no body framing: {:?}",
+        r.head.headers
+    );
+    // Bytes that are not HTTP, in several round trips, arrive intact both ways.
+    for msg in ["hello tunnel\n", "\u{1}binary\u{0}ish\n", "third"] {
+        c.send(msg).await;
+        let mut got = Vec::new();
+        while got.len() < msg.len() {
+            let chunk = c.expect_some(common::LIMIT).await;
+            got.extend(chunk);
+        }
+        assert_eq!(got, msg.to_ascii_uppercase().as_bytes());
+    }
+    assert_eq!(origin.connections(), 1);
+}
+
+#[tokio::test]
+async fn connect_to_a_disallowed_port_is_refused_without_connecting() {
+    let origin = echo_origin().await;
+    let sluice = start(config()).await; // connect_ports = [443]
+    let mut c = sluice.client().await;
+    c.send(connect_request(&origin.addr().to_string())).await;
+    let r = read_connect_response(&mut c).await;
+    common::assert_proxy_error(&r, 403, "http_request_denied");
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn connect_to_a_guarded_destination_is_refused_without_connecting() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.upstream.allow.clear();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let sluice = start(cfg).await;
+    for authority in [
+        origin.addr().to_string(),
+        format!("localhost:{}", origin.port()),
+    ] {
+        let mut c = sluice.client().await;
+        c.send(connect_request(&authority)).await;
+        let r = read_connect_response(&mut c).await;
+        common::assert_proxy_error(&r, 403, "destination_ip_prohibited");
+    }
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn connect_to_a_refused_port_gets_502() {
+    let port = common::refused_port();
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![port];
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(connect_request(&format!("127.0.0.1:{port}"))).await;
+    let r = read_connect_response(&mut c).await;
+    common::assert_proxy_error(&r, 502, "connection_refused");
+}
+
+#[tokio::test]
+async fn connect_from_a_client_outside_the_acl_is_refused() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.clients = vec!["192.0.2.0/24".parse().expect("CIDR")];
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(connect_request(&origin.addr().to_string())).await;
+    let r = read_connect_response(&mut c).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(origin.connections(), 0);
+}
+
+#[tokio::test]
+async fn bytes_sent_right_behind_the_connect_head_are_tunnelled() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    // A client that does not wait for the 200 (as TLS False Start style clients do).
+    c.send(format!(
+        "{}early bytes",
+        connect_request(&origin.addr().to_string())
+    ))
+    .await;
+    let r = read_connect_response(&mut c).await;
+    assert_eq!(r.status(), 200);
+    let mut got = Vec::new();
+    while got.len() < "early bytes".len() {
+        got.extend(c.expect_some(common::LIMIT).await);
+    }
+    assert_eq!(got, b"EARLY BYTES");
+}

@@ -1,0 +1,339 @@
+//! Keep-alive on both sides of the proxy (issue 3, "the heart of the issue"): pooled and
+//! reused upstream connections, HTTP/1.0 origins, `Connection: close`, dead pooled
+//! connections and the one safe retry; persistent and pipelined client connections.
+
+mod common;
+
+use common::{get, request, start_default, Origin};
+
+#[tokio::test]
+async fn sequential_requests_share_one_origin_connection() {
+    let origin = Origin::ok("hello").await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    for path in ["/a", "/b"] {
+        let r = c.exchange(get(&origin.url(path))).await;
+        assert_eq!((r.status(), r.text().as_str()), (200, "hello"));
+    }
+    // A different client connection uses the same pooled upstream connection too.
+    assert_eq!(sluice.fetch(&origin.url("/c")).await.status(), 200);
+    assert_eq!(origin.requests().len(), 3);
+    assert_eq!(
+        origin.connections(),
+        1,
+        "every request should reuse the pooled connection"
+    );
+}
+
+#[tokio::test]
+async fn empty_and_chunked_bodies_also_return_the_connection_to_the_pool() {
+    let origin = Origin::respond(|req| match req.target() {
+        _ if req.method() == "HEAD" => {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec()
+        }
+        "/empty" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+        "/zero" => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        _ => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec(),
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    for path in ["/empty", "/zero", "/chunked", "/empty"] {
+        let r = c.exchange(get(&origin.url(path))).await;
+        assert!(
+            r.status() == 200 || r.status() == 204,
+            "{path}: {}",
+            r.status()
+        );
+    }
+    c.send(request("HEAD", &origin.url("/chunked"), &[], b""))
+        .await;
+    let head = c.try_read_response_to("HEAD").await.expect("HEAD response");
+    assert_eq!(head.status(), 200);
+    let r = c.exchange(get(&origin.url("/zero"))).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the connection is still in sync after HEAD"
+    );
+    let seen: Vec<(usize, String, String)> = origin
+        .requests()
+        .iter()
+        .map(|r| (r.conn, r.method().to_string(), r.target().to_string()))
+        .collect();
+    assert_eq!(
+        origin.connections(),
+        1,
+        "all six requests on one connection: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn http10_keepalive_origin_with_content_length_is_reused() {
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok".to_vec()
+    })
+    .await;
+    let sluice = start_default().await;
+    for path in ["/1", "/2", "/3"] {
+        let r = sluice.fetch(&origin.url(path)).await;
+        assert_eq!((r.status(), r.text().as_str()), (200, "ok"));
+    }
+    assert_eq!(
+        origin.connections(),
+        1,
+        "the HTTP/1.0 keep-alive connection is reused"
+    );
+}
+
+#[tokio::test]
+async fn http10_response_without_length_is_read_to_close_and_not_reused() {
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let expected = body.clone();
+    let origin = Origin::start(move |mut conn| {
+        let body = body.clone();
+        async move {
+            if conn.read_request().await.is_some() {
+                let _ = conn
+                    .write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+                    .await;
+                let _ = conn.write(&body).await;
+            }
+            // Returning closes the connection: the end of the body.
+        }
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    let r = c.exchange(get(&origin.url("/a"))).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body.len(), expected.len());
+    assert!(r.body == expected, "close-delimited body delivered intact");
+    // The client connection stays usable (the proxy re-framed the body), and the next
+    // request needs a new origin connection.
+    let r = c.exchange(get(&origin.url("/b"))).await;
+    assert_eq!(r.body.len(), expected.len());
+    assert_eq!(origin.connections(), 2);
+}
+
+#[tokio::test]
+async fn connection_close_from_the_origin_is_honoured() {
+    // The origin says `Connection: close` but leaves the socket open: only the header can
+    // tell the proxy not to reuse it.
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok".to_vec()
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    for path in ["/1", "/2"] {
+        let r = c.exchange(get(&origin.url(path))).await;
+        assert_eq!((r.status(), r.text().as_str()), (200, "ok"));
+        assert!(
+            r.header("connection").is_none(),
+            "the origin's Connection is not forwarded"
+        );
+    }
+    assert_eq!(origin.connections(), 2);
+    let conns: Vec<usize> = origin.requests().iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 1], "one request per origin connection");
+}
+
+#[tokio::test]
+async fn an_idle_pooled_connection_closed_by_the_origin_is_not_a_failure() {
+    // Connection 0 answers once (keep-alive) and then closes while idle.
+    let origin = Origin::start(|mut conn| async move {
+        while let Some(req) = conn.read_request().await {
+            let body = format!("conn{} {}", conn.index, req.target());
+            let _ = conn.write(common::ok(&body)).await;
+            if conn.index == 0 {
+                return;
+            }
+        }
+    })
+    .await;
+    let sluice = start_default().await;
+    assert_eq!(sluice.fetch(&origin.url("/1")).await.text(), "conn0 /1");
+    let r = sluice.fetch(&origin.url("/2")).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "conn1 /2"));
+    assert_eq!(origin.connections(), 2);
+}
+
+/// Connection 0 answers its first request, then reads the second one completely and closes
+/// without answering: the race where the origin's idle timeout fires just as a reused
+/// connection carries a new request. Later connections answer normally.
+async fn origin_dropping_second_request() -> Origin {
+    Origin::start(|mut conn| async move {
+        let mut n = 0;
+        while let Some(req) = conn.read_request().await {
+            n += 1;
+            if conn.index == 0 && n == 2 {
+                return;
+            }
+            let body = format!("conn{} {} {}", conn.index, req.method(), req.body.len());
+            let _ = conn.write(common::ok(&body)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn idempotent_get_is_retried_once_when_a_reused_connection_dies_unanswered() {
+    let origin = origin_dropping_second_request().await;
+    let sluice = start_default().await;
+    assert_eq!(sluice.fetch(&origin.url("/1")).await.text(), "conn0 GET 0");
+    let r = sluice.fetch(&origin.url("/2")).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "conn1 GET 0"));
+    let seen: Vec<(usize, String)> = origin
+        .requests()
+        .iter()
+        .map(|r| (r.conn, r.target().to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(0, "/1".into()), (0, "/2".into()), (1, "/2".into())],
+        "the GET was replayed once, on a fresh connection"
+    );
+}
+
+#[tokio::test]
+async fn post_with_body_is_not_retried_when_a_reused_connection_dies() {
+    let origin = origin_dropping_second_request().await;
+    let sluice = start_default().await;
+    assert_eq!(sluice.fetch(&origin.url("/1")).await.status(), 200);
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("POST", &origin.url("/submit"), &[], b"payload"))
+        .await;
+    common::assert_proxy_error(&r, 502, "http_response_incomplete");
+    let posts = origin
+        .requests()
+        .iter()
+        .filter(|r| r.method() == "POST")
+        .count();
+    assert_eq!(posts, 1, "a POST is never replayed");
+    assert_eq!(origin.connections(), 1);
+}
+
+#[tokio::test]
+async fn client_persistent_connection_serves_several_requests() {
+    let origin = Origin::respond(|req| common::ok(req.target())).await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    for i in 0..5 {
+        let path = format!("/item/{i}");
+        let r = c.exchange(get(&origin.url(&path))).await;
+        assert_eq!((r.status(), r.text()), (200, path));
+        assert_eq!(r.version(), "HTTP/1.1");
+    }
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let origin = Origin::respond(|req| common::ok(req.target())).await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    let mut batch = Vec::new();
+    for p in ["/first", "/second", "/third"] {
+        batch.extend(get(&origin.url(p)));
+    }
+    c.send(batch).await;
+    for p in ["/first", "/second", "/third"] {
+        let r = c.read_response().await;
+        assert_eq!((r.status(), r.text().as_str()), (200, p));
+    }
+}
+
+#[tokio::test]
+async fn http10_client_with_connection_keep_alive_stays_open() {
+    let origin = Origin::ok("ten").await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    let req = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\nConnection: keep-alive\r\n\r\n",
+        origin.url("/x"),
+        origin.addr()
+    );
+    for _ in 0..2 {
+        let r = c.exchange(&req).await;
+        assert_eq!((r.status(), r.text().as_str()), (200, "ten"));
+        assert!(
+            r.head.has_token("connection", "keep-alive"),
+            "an HTTP/1.0 client is told the connection stays open: {:?}",
+            r.head.headers
+        );
+    }
+}
+
+#[tokio::test]
+async fn http10_client_with_proxy_connection_keep_alive_never_hangs() {
+    let origin = Origin::ok("ten").await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    let req = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\nProxy-Connection: keep-alive\r\n\r\n",
+        origin.url("/x"),
+        origin.addr()
+    );
+    let r = c.exchange(&req).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "ten"));
+    // Either honoured (a second request works) or closed after a complete response.
+    if c.try_send(&req).await.is_ok() {
+        match c.try_read_response().await {
+            Ok(r) => assert_eq!(r.text(), "ten"),
+            Err(common::wire::WireError::Closed) => {}
+            Err(e) => panic!("second request got a broken answer: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn http10_client_gets_a_chunked_origin_body_delimited_by_close() {
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nten \r\n5\r\nchunk\r\n0\r\n\r\n"
+            .to_vec()
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        origin.url("/c"),
+        origin.addr()
+    ))
+    .await;
+    let r = c.read_response().await;
+    assert_eq!(r.text(), "ten chunk");
+    assert!(
+        !r.head.has_token("transfer-encoding", "chunked"),
+        "an HTTP/1.0 client cannot read chunked coding"
+    );
+}
+
+#[tokio::test]
+async fn a_client_connection_close_does_not_stop_upstream_reuse() {
+    let origin = Origin::ok("ok").await;
+    let sluice = start_default().await;
+    for path in ["/1", "/2"] {
+        let mut c = sluice.client().await;
+        let r = c
+            .exchange(request(
+                "GET",
+                &origin.url(path),
+                &["Connection: close"],
+                b"",
+            ))
+            .await;
+        assert_eq!(r.status(), 200);
+        assert!(
+            c.closes_within(common::LIMIT).await,
+            "the client asked for close"
+        );
+        assert!(!origin.last_request().head.has_token("connection", "close"));
+    }
+    assert_eq!(
+        origin.connections(),
+        1,
+        "the client's Connection is hop-by-hop"
+    );
+}

@@ -1,0 +1,186 @@
+//! Parent proxies: host-suffix match, absolute-form requests to the parent, the same URL
+//! to the same parent (rendezvous hashing), failover when a parent is down, `go_direct`.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{config, refused_port, start, Origin, Sluice};
+use sluice::config::ParentConfig;
+
+/// A raw parent proxy that answers every request itself, naming itself and the target.
+async fn parent(name: &'static str) -> Origin {
+    Origin::respond(move |req| common::ok(&format!("{name} {}", req.target()))).await
+}
+
+async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
+    let mut cfg = config();
+    cfg.upstream.parents = vec![ParentConfig {
+        domains: vec!["localhost".into()],
+        proxies: proxies
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}").parse().expect("host:port"))
+            .collect(),
+        go_direct,
+    }];
+    start(cfg).await
+}
+
+/// Which parent ("A"/"B") answered.
+fn answered_by(r: &common::Response) -> String {
+    assert_eq!(r.status(), 200, "{}", r.text());
+    r.text().split(' ').next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn matching_hosts_go_to_a_parent_in_absolute_form_others_go_direct() {
+    let (a, b) = (parent("A").await, parent("B").await);
+    let direct = Origin::ok("direct").await;
+    let sluice = sluice_with_parents(&[a.port(), b.port()], false).await;
+
+    let r = sluice.fetch("http://localhost:8080/page?q=1").await;
+    let got = if answered_by(&r) == "A" { &a } else { &b };
+    let seen = got.last_request();
+    assert_eq!(seen.target(), "http://localhost:8080/page?q=1");
+    assert_eq!(seen.header("host"), Some("localhost:8080"));
+    assert!(seen.header("via").is_some_and(|v| v.contains("sluice")));
+
+    let r = sluice.fetch(&direct.url("/x")).await;
+    assert_eq!(
+        r.text(),
+        "direct",
+        "127.0.0.1 does not match domains = [\"localhost\"]"
+    );
+    assert_eq!(a.requests().len() + b.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_url_always_goes_to_the_same_parent_and_urls_spread() {
+    let (a, b) = (parent("A").await, parent("B").await);
+    let sluice = sluice_with_parents(&[a.port(), b.port()], false).await;
+    let first = answered_by(&sluice.fetch("http://localhost/sticky").await);
+    for _ in 0..5 {
+        assert_eq!(
+            answered_by(&sluice.fetch("http://localhost/sticky").await),
+            first
+        );
+    }
+    let mut used = HashSet::new();
+    for i in 0..24 {
+        used.insert(answered_by(
+            &sluice.fetch(&format!("http://localhost/spread/{i}")).await,
+        ));
+    }
+    assert_eq!(used.len(), 2, "24 URLs all hashed to one parent");
+}
+
+#[tokio::test]
+async fn a_down_parent_fails_over_to_the_other() {
+    let (a, b) = (parent("A").await, parent("B").await);
+    let sluice = sluice_with_parents(&[a.port(), b.port()], false).await;
+    let url = "http://localhost/failover";
+    let first = answered_by(&sluice.fetch(url).await);
+    let (down, other) = if first == "A" { (&a, "B") } else { (&b, "A") };
+    // The parent dies: its listener and its (pooled) connections close.
+    down.stop().await;
+    for _ in 0..3 {
+        let r = sluice.fetch(url).await;
+        assert_eq!(answered_by(&r), other);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_parent_fails_over_to_the_other() {
+    let live = parent("B").await;
+    let sluice = sluice_with_parents(&[refused_port(), live.port()], false).await;
+    for i in 0..6 {
+        let r = sluice.fetch(&format!("http://localhost/{i}")).await;
+        assert_eq!(answered_by(&r), "B");
+    }
+}
+
+#[tokio::test]
+async fn with_go_direct_all_parents_down_means_direct() {
+    let direct = Origin::ok("direct").await;
+    let sluice = sluice_with_parents(&[refused_port(), refused_port()], true).await;
+    let url = format!("http://localhost:{}/d", direct.port());
+    let r = sluice.fetch(&url).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "direct"));
+    assert_eq!(
+        direct.last_request().target(),
+        "/d",
+        "origin-form when direct"
+    );
+}
+
+#[tokio::test]
+async fn without_go_direct_all_parents_down_is_502() {
+    let direct = Origin::ok("direct").await;
+    let sluice = sluice_with_parents(&[refused_port(), refused_port()], false).await;
+    let url = format!("http://localhost:{}/d", direct.port());
+    for _ in 0..2 {
+        let r = sluice.fetch(&url).await;
+        assert_eq!(r.status(), 502, "{}", r.text());
+        assert!(r.proxy_status().starts_with("sluice; error="));
+    }
+    assert_eq!(
+        direct.connections(),
+        0,
+        "never direct when go_direct = false"
+    );
+}
+
+/// A parent that answers the first request on a connection and, on the second, reports
+/// its name and then hangs without answering (the test then kills it).
+async fn dying_parent(
+    name: &'static str,
+    tell: tokio::sync::mpsc::UnboundedSender<&'static str>,
+) -> Origin {
+    Origin::start(move |mut conn| {
+        let tell = tell.clone();
+        async move {
+            let mut n = 0;
+            while let Some(req) = conn.read_request().await {
+                n += 1;
+                if n == 2 {
+                    let _ = tell.send(name);
+                    std::future::pending::<()>().await;
+                }
+                let _ = conn
+                    .write(common::ok(&format!("{name} {}", req.target())))
+                    .await;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_parent_dying_under_a_reused_connection_fails_over_for_a_get() {
+    let (tell, mut told) = tokio::sync::mpsc::unbounded_channel();
+    let a = dying_parent("A", tell.clone()).await;
+    let b = dying_parent("B", tell).await;
+    let sluice = sluice_with_parents(&[a.port(), b.port()], false).await;
+    let url = "http://localhost/dies";
+    let first = answered_by(&sluice.fetch(url).await);
+    // The second request reuses the pooled connection; the parent takes it and dies.
+    let addr = sluice.addr;
+    let pending = tokio::spawn(async move { common::fetch(addr, url).await });
+    let holder = tokio::time::timeout(common::LIMIT, told.recv())
+        .await
+        .expect("the request reached a parent")
+        .expect("channel open");
+    assert_eq!(holder, first, "reused the same parent's pooled connection");
+    if holder == "A" {
+        a.stop().await
+    } else {
+        b.stop().await
+    }
+    let r = pending.await.expect("fetch task");
+    let other = if holder == "A" { "B" } else { "A" };
+    assert_eq!(
+        answered_by(&r),
+        other,
+        "the GET is replayed on the next parent"
+    );
+}

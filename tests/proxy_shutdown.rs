@@ -1,0 +1,125 @@
+//! Graceful shutdown (`Running::shutdown`, what SIGTERM runs): stop accepting, let
+//! in-flight responses finish, close idle connections at once, and bound the wait.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{config, get, start, start_default, Origin, LIMIT};
+use tokio::sync::{mpsc, Notify};
+
+/// Waits (bounded) until connecting to `addr` is refused: the listener is closed.
+async fn until_refused(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + LIMIT;
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener is still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_in_flight_response_completes_and_new_connections_are_refused() {
+    let release = Arc::new(Notify::new());
+    let (started, mut has_started) = mpsc::unbounded_channel();
+    let origin = {
+        let release = release.clone();
+        Origin::start(move |mut conn| {
+            let (release, started) = (release.clone(), started.clone());
+            async move {
+                if conn.read_request().await.is_none() {
+                    return;
+                }
+                let _ = conn
+                    .write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+                    .await;
+                let _ = started.send(());
+                release.notified().await;
+                let _ = conn.write(b"world").await;
+            }
+        })
+        .await
+    };
+    let mut sluice = start_default().await;
+    let addr = sluice.addr;
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/slow"))).await;
+    tokio::time::timeout(LIMIT, has_started.recv())
+        .await
+        .expect("the origin got the request");
+
+    let running = sluice.running.take().expect("running");
+    let stopping = tokio::spawn(running.shutdown());
+    until_refused(addr).await;
+    assert!(
+        !stopping.is_finished(),
+        "shutdown waits for the in-flight response"
+    );
+
+    release.notify_one();
+    let r = c.read_response().await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "helloworld"));
+    assert!(
+        c.closes_within(LIMIT).await,
+        "the connection closes after its response"
+    );
+    tokio::time::timeout(LIMIT, stopping)
+        .await
+        .expect("shutdown returns once the response is done")
+        .expect("shutdown task");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_do_not_delay_shutdown() {
+    let origin = Origin::ok("ok").await;
+    let mut sluice = start_default().await;
+    let mut c = sluice.client().await;
+    assert_eq!(c.exchange(get(&origin.url("/"))).await.status(), 200);
+    let started = Instant::now();
+    let running = sluice.running.take().expect("running");
+    tokio::time::timeout(LIMIT, running.shutdown())
+        .await
+        .expect("shutdown finishes");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an idle client must not hold shutdown for the grace period"
+    );
+    assert!(
+        c.closes_within(LIMIT).await,
+        "the idle client connection is closed"
+    );
+}
+
+#[tokio::test]
+async fn a_response_that_never_finishes_is_cut_after_the_grace_period() {
+    let origin =
+        Origin::start(|mut conn| async move { while conn.read_request().await.is_some() {} }).await;
+    let mut cfg = config();
+    cfg.proxy.shutdown_grace = Duration::from_millis(300);
+    let mut sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/never"))).await;
+    // Make sure the request is in flight before stopping.
+    let deadline = Instant::now() + LIMIT;
+    while origin.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "request never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let running = sluice.running.take().expect("running");
+    tokio::time::timeout(LIMIT, running.shutdown())
+        .await
+        .expect("shutdown is bounded by proxy.shutdown_grace");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // After the grace period the remaining connections are closed, not left running.
+    let rest = c.expect_close(Duration::from_secs(2)).await;
+    assert!(
+        !rest.starts_with(b"HTTP/1.1 200"),
+        "no success after the cut: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}

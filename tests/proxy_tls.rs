@@ -1,0 +1,158 @@
+//! `https://` absolute-form requests: fetched over TLS (rustls) with `upstream.ca_file`
+//! trusted, pooled like plain connections, refused with a TLS `Proxy-Status` when the
+//! certificate does not verify, and tunnelled through a parent with CONNECT.
+
+mod common;
+
+use std::io::Write;
+
+use common::tls::{test_ca, tls_origin, TestCa};
+use common::{config, start, Origin, Sluice};
+use sluice::config::ParentConfig;
+
+async fn https_origin(ca: &TestCa) -> Origin {
+    tls_origin(ca, |mut conn| async move {
+        while let Some(req) = conn.read_request().await {
+            let body = format!("tls {} {}", req.target(), req.header("host").unwrap_or(""));
+            if conn.write(common::ok(&body)).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// Writes the CA to a temporary file (kept alive by the returned handle).
+fn ca_file(ca: &TestCa) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(ca.ca_pem.as_bytes()).expect("write CA");
+    f
+}
+
+async fn sluice_trusting(ca: &tempfile::NamedTempFile) -> Sluice {
+    let mut cfg = config();
+    cfg.upstream.ca_file = ca.path().display().to_string();
+    start(cfg).await
+}
+
+#[tokio::test]
+async fn https_urls_are_fetched_over_tls_with_the_configured_ca() {
+    let ca = test_ca(&["localhost", "127.0.0.1"]);
+    let origin = https_origin(&ca).await;
+    let file = ca_file(&ca);
+    let sluice = sluice_trusting(&file).await;
+    let p = origin.port();
+    let r = sluice
+        .fetch(&format!("https://localhost:{p}/secure?x=1"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(r.text(), format!("tls /secure?x=1 localhost:{p}"));
+    // An IP literal is checked against the certificate's IP SAN.
+    let r = sluice.fetch(&format!("https://127.0.0.1:{p}/ip")).await;
+    assert_eq!(r.text(), format!("tls /ip 127.0.0.1:{p}"));
+}
+
+#[tokio::test]
+async fn tls_upstream_connections_are_reused() {
+    let ca = test_ca(&["localhost"]);
+    let origin = https_origin(&ca).await;
+    let file = ca_file(&ca);
+    let sluice = sluice_trusting(&file).await;
+    for i in 0..3 {
+        let r = sluice
+            .fetch(&format!("https://localhost:{}/{i}", origin.port()))
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(
+        origin.connections(),
+        1,
+        "one TLS handshake for three requests"
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_gets_502_with_a_tls_proxy_status() {
+    let ca = test_ca(&["localhost"]);
+    let origin = https_origin(&ca).await;
+    let sluice = start(config()).await; // webpki roots only: the test CA is unknown
+    let r = sluice
+        .fetch(&format!("https://localhost:{}/", origin.port()))
+        .await;
+    assert_eq!(r.status(), 502, "{}", r.text());
+    assert!(
+        r.proxy_status().starts_with("sluice; error=tls_"),
+        "Proxy-Status {:?}",
+        r.proxy_status()
+    );
+    assert!(
+        origin.requests().is_empty(),
+        "no request over an unverified connection"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_gets_502() {
+    let ca = test_ca(&["localhost"]);
+    let origin = https_origin(&ca).await;
+    let file = ca_file(&ca);
+    let sluice = sluice_trusting(&file).await;
+    // Trusted CA, but the certificate does not name 127.0.0.1.
+    let r = sluice
+        .fetch(&format!("https://127.0.0.1:{}/", origin.port()))
+        .await;
+    assert_eq!(r.status(), 502, "{}", r.text());
+    assert!(r.proxy_status().starts_with("sluice; error=tls_"));
+    assert!(origin.requests().is_empty());
+}
+
+#[tokio::test]
+async fn https_through_a_parent_uses_connect_then_tls_end_to_end() {
+    let ca = test_ca(&["localhost"]);
+    let origin = https_origin(&ca).await;
+    // A raw parent that answers CONNECT by splicing to the (loopback) authority it names.
+    let parent = Origin::start(|mut conn| async move {
+        let Some(head) = conn.read_head().await else {
+            return;
+        };
+        if head.start[0] != "CONNECT" {
+            let _ = conn
+                .write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            return;
+        }
+        let port = head.start[1].rsplit(':').next().unwrap_or("").to_string();
+        let Ok(mut up) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await else {
+            return;
+        };
+        if conn
+            .write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = tokio::io::copy_bidirectional(&mut conn.wire().stream, &mut up).await;
+    })
+    .await;
+    let file = ca_file(&ca);
+    let mut cfg = config();
+    cfg.upstream.ca_file = file.path().display().to_string();
+    cfg.upstream.parents = vec![ParentConfig {
+        domains: vec!["localhost".into()],
+        proxies: vec![format!("127.0.0.1:{}", parent.port())
+            .parse()
+            .expect("host:port")],
+        go_direct: false,
+    }];
+    let sluice = start(cfg).await;
+    let p = origin.port();
+    let r = sluice
+        .fetch(&format!("https://localhost:{p}/via-parent"))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(r.text(), format!("tls /via-parent localhost:{p}"));
+    let connect = parent.last_request();
+    assert_eq!(connect.method(), "CONNECT");
+    assert_eq!(connect.target(), format!("localhost:{p}"));
+}
