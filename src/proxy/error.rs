@@ -48,6 +48,7 @@ impl ProxyError {
                     (StatusCode::BAD_GATEWAY, "http_response_header_section_size")
                 }
                 U::Closed(..) => (StatusCode::BAD_GATEWAY, "http_response_incomplete"),
+                U::BodyTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "http_response_timeout"),
                 U::Protocol(..) => (StatusCode::BAD_GATEWAY, "http_protocol_error"),
             },
         }

@@ -87,11 +87,14 @@ pub async fn respond(
     }
     match body::collect_limited(body, max).await {
         Err(e) => {
+            // Enforce mode has sent nothing yet, so a failed body is an honest 502/504.
             on_storable(false);
-            Err(ProxyError::Upstream(upstream::Error::Closed(format!(
-                "{} (body: {e})",
-                x.url
-            ))))
+            Err(ProxyError::Upstream(
+                match e.downcast_ref::<body::BodyTimeout>() {
+                    Some(t) => upstream::Error::BodyTimeout(x.url.to_string(), t.0),
+                    None => upstream::Error::Closed(format!("{} (body: {e})", x.url)),
+                },
+            ))
         }
         Ok(Collected::TooLarge { head, rest }) => {
             on_storable(false);

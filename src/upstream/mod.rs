@@ -55,6 +55,8 @@ pub enum Error {
     HeadTooLarge(String),
     #[error("{0} closed the connection before a complete response")]
     Closed(String),
+    #[error("the response body from {0} did not complete within {1:?}")]
+    BodyTimeout(String, Duration),
     #[error("bad response from {0}: {1}")]
     Protocol(String, String),
 }
