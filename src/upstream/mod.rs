@@ -48,6 +48,8 @@ pub enum Error {
     ConnectTimeout(String),
     #[error("TLS with {0} failed: {1}")]
     Tls(String, String),
+    #[error("the certificate of {0} is not valid: {1}")]
+    TlsCertificate(String, String),
     #[error("parent proxy {0} refused the tunnel: {1}")]
     Parent(String, String),
     #[error("no response head from {0} within {1:?}")]
