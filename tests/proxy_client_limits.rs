@@ -211,3 +211,20 @@ async fn a_malformed_request_head_gets_400_before_the_close() {
     let r = c.read_response().await;
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn a_half_sent_second_request_on_a_keep_alive_connection_hits_the_header_timeout() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.header_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    assert_eq!(c.exchange(get(&origin.url("/"))).await.status(), 200);
+    c.send("GET http://127.0.0.1:9/ HTTP/1.1\r\nHo").await;
+    let started = Instant::now();
+    c.expect_close(LIMIT).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle timeout is 60s: closed by the header timeout"
+    );
+}

@@ -141,3 +141,52 @@ async fn bytes_sent_right_behind_the_connect_head_are_tunnelled() {
     }
     assert_eq!(got, b"EARLY BYTES");
 }
+
+#[tokio::test]
+async fn open_tunnels_count_against_max_connections() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    cfg.proxy.max_connections = 2;
+    let sluice = start(cfg).await;
+    let mut tunnels = Vec::new();
+    for _ in 0..2 {
+        let mut c = sluice.client().await;
+        c.send(connect_request(&origin.addr().to_string())).await;
+        assert_eq!(read_connect_response(&mut c).await.status(), 200);
+        c.send("ping").await;
+        assert_eq!(c.expect_some(common::LIMIT).await, b"PING");
+        tunnels.push(c);
+    }
+    let mut third = sluice.client().await;
+    let r = third.read_response().await;
+    assert_eq!(
+        r.status(),
+        503,
+        "two open tunnels use both connection slots"
+    );
+}
+
+#[tokio::test]
+async fn an_open_tunnel_is_closed_when_the_shutdown_grace_period_ends() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    cfg.proxy.shutdown_grace = std::time::Duration::from_millis(300);
+    let mut sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(connect_request(&origin.addr().to_string())).await;
+    assert_eq!(read_connect_response(&mut c).await.status(), 200);
+    c.send("ping").await;
+    assert_eq!(c.expect_some(common::LIMIT).await, b"PING");
+    let started = std::time::Instant::now();
+    let running = sluice.running.take().expect("running");
+    tokio::time::timeout(common::LIMIT, running.shutdown())
+        .await
+        .expect("shutdown is bounded by the grace period");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "an open tunnel is in-flight work: shutdown waits for it (up to the grace period)"
+    );
+    assert!(c.closes_within(common::LIMIT).await, "the tunnel is closed");
+}

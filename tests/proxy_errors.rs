@@ -143,3 +143,31 @@ async fn a_slow_drip_body_is_a_504_in_enforce_mode() {
     assert_proxy_error(&r, 504, "http_response_timeout");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_slow_upload_is_not_cut_by_the_response_timeout() {
+    // The origin answers as soon as the whole body is in; the client needs ~800ms to send
+    // it. The response timeout (300ms) is about the origin's silence, not the upload.
+    let origin = Origin::respond(|req| common::ok(&req.body.len().to_string())).await;
+    let mut cfg = config();
+    cfg.upstream.response_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 8000\r\n\r\n",
+        origin.url("/slow-up"),
+        origin.addr()
+    ))
+    .await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.send([b'u'; 1000]).await;
+    }
+    let r = c.read_response().await;
+    assert_eq!(
+        (r.status(), r.text().as_str()),
+        (200, "8000"),
+        "{}",
+        r.proxy_status()
+    );
+}

@@ -337,3 +337,32 @@ async fn a_client_connection_close_does_not_stop_upstream_reuse() {
         "the client's Connection is hop-by-hop"
     );
 }
+
+#[tokio::test]
+async fn pooled_upstream_connections_are_closed_after_the_upstream_idle_timeout() {
+    let (closed, mut was_closed) = tokio::sync::mpsc::unbounded_channel();
+    let origin = Origin::start(move |mut conn| {
+        let closed = closed.clone();
+        async move {
+            while conn.read_request().await.is_some() {
+                let _ = conn.write(common::ok("ok")).await;
+            }
+            let _ = closed.send(conn.index);
+        }
+    })
+    .await;
+    let mut cfg = common::config();
+    cfg.upstream.idle_timeout = std::time::Duration::from_millis(200);
+    let sluice = common::start(cfg).await;
+    assert_eq!(sluice.fetch(&origin.url("/")).await.status(), 200);
+    assert_eq!(sluice.idle_upstreams(), 1, "kept for reuse first");
+    let which = tokio::time::timeout(common::LIMIT, was_closed.recv())
+        .await
+        .expect("the idle pooled connection is closed by the proxy")
+        .expect("channel");
+    assert_eq!(which, 0);
+    assert_eq!(sluice.idle_upstreams(), 0);
+    // And the next request simply opens a new one.
+    assert_eq!(sluice.fetch(&origin.url("/")).await.status(), 200);
+    assert_eq!(origin.connections(), 2);
+}

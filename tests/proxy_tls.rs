@@ -92,6 +92,28 @@ async fn an_untrusted_certificate_gets_502_with_a_tls_proxy_status() {
 }
 
 #[tokio::test]
+async fn a_tls_origin_that_speaks_plain_http_gets_502_tls_protocol_error() {
+    // Not a certificate problem: the peer does not speak TLS at all.
+    let plain = Origin::start(|mut conn| async move {
+        let _ = conn
+            .write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            .await;
+    })
+    .await;
+    let sluice = start(config()).await;
+    let r = sluice
+        .fetch(&format!("https://127.0.0.1:{}/", plain.port()))
+        .await;
+    assert_eq!(r.status(), 502, "{}", r.text());
+    assert!(
+        r.proxy_status()
+            .starts_with("sluice; error=tls_protocol_error"),
+        "Proxy-Status {:?}",
+        r.proxy_status()
+    );
+}
+
+#[tokio::test]
 async fn a_certificate_for_another_name_gets_502() {
     let ca = test_ca(&["localhost"]);
     let origin = https_origin(&ca).await;
@@ -102,7 +124,9 @@ async fn a_certificate_for_another_name_gets_502() {
         .fetch(&format!("https://127.0.0.1:{}/", origin.port()))
         .await;
     assert_eq!(r.status(), 502, "{}", r.text());
-    assert!(r.proxy_status().starts_with("sluice; error=tls_"));
+    assert!(r
+        .proxy_status()
+        .starts_with("sluice; error=tls_certificate_error"));
     assert!(origin.requests().is_empty());
 }
 

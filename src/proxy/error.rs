@@ -42,6 +42,7 @@ impl ProxyError {
                 U::Refused(..) => (StatusCode::BAD_GATEWAY, "connection_refused"),
                 U::ConnectTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "connection_timeout"),
                 U::Tls(..) => (StatusCode::BAD_GATEWAY, "tls_protocol_error"),
+                U::TlsCertificate(..) => (StatusCode::BAD_GATEWAY, "tls_certificate_error"),
                 U::Parent(..) => (StatusCode::BAD_GATEWAY, "destination_unavailable"),
                 U::ResponseTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "http_response_timeout"),
                 U::HeadTooLarge(..) => {

@@ -9,7 +9,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{Check, ConnState, TrackedIo};
 use super::{handle, Proxy};
@@ -38,11 +38,11 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
             continue;
         };
         let proxy = proxy.clone();
-        let closing = closing_rx.clone();
-        tokio::spawn(async move {
-            serve_conn(stream, peer, proxy, closing).await;
-            drop(permit);
-        });
+        let slot = ConnSlot {
+            _permit: Arc::new(permit),
+            phase: closing_rx.clone(),
+        };
+        tokio::spawn(serve_conn(stream, peer, proxy, slot));
     }
     drop(listener);
     let _ = closing_tx.send(Phase::Closing);
@@ -58,9 +58,26 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
     }
 }
 
+/// What lives as long as a client connection, including a CONNECT tunnel that outlives
+/// hyper's connection: its `proxy.max_connections` slot and the shutdown phase. Handed to
+/// request handlers in the request's extensions.
+#[derive(Clone)]
+pub struct ConnSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+    phase: watch::Receiver<Phase>,
+}
+
+impl ConnSlot {
+    /// Resolves when the shutdown grace period is over (or the listener is gone): whatever
+    /// still holds the slot must close now.
+    pub async fn aborted(&mut self) {
+        let _ = self.phase.wait_for(|p| *p == Phase::Abort).await;
+    }
+}
+
 /// Where shutdown is, as seen by each open connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub enum Phase {
     Serving,
     /// Finish the request in flight, then close.
     Closing,
@@ -86,20 +103,19 @@ fn client_allowed(proxy: &Proxy, ip: IpAddr) -> bool {
     proxy.cfg.clients.iter().any(|n| n.contains(&ip))
 }
 
-async fn serve_conn(
-    stream: TcpStream,
-    peer: SocketAddr,
-    proxy: Arc<Proxy>,
-    mut closing: watch::Receiver<Phase>,
-) {
-    let mut abort = closing.clone();
+async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot: ConnSlot) {
+    let mut closing = slot.phase.clone();
+    let mut abort = slot.phase.clone();
     let _ = stream.set_nodelay(true);
     let allowed = client_allowed(&proxy, peer.ip());
     let state = ConnState::new();
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
     let svc = {
         let (proxy, state) = (proxy.clone(), state.clone());
-        service_fn(move |req| handle::handle(proxy.clone(), state.clone(), peer, allowed, req))
+        service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(slot.clone());
+            handle::handle(proxy.clone(), state.clone(), peer, allowed, req)
+        })
     };
     // No `pipeline_flush`: with it, hyper never flushes its automatic 400/414/431 answers
     // to a malformed or oversized head before closing, so the client just sees a close.

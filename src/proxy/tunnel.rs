@@ -5,6 +5,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::error::ProxyError;
+use super::listen::ConnSlot;
 use super::target::Target;
 use super::Proxy;
 use crate::body::{self, Body};
@@ -29,15 +30,30 @@ pub async fn connect(proxy: &Proxy, req: Request<Incoming>) -> Result<Response<B
         &target.host_port(),
     )
     .await?;
+    // The tunnel keeps its client connection's slot (it counts against
+    // proxy.max_connections) and closes when the shutdown grace period ends.
+    let slot = req.extensions().get::<ConnSlot>().cloned();
     tokio::spawn(async move {
-        match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                let mut client = TokioIo::new(upgraded);
-                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    tracing::debug!(error = %e, target = %target.host_port(), "tunnel ended");
+        let splice = async move {
+            match hyper::upgrade::on(req).await {
+                Ok(upgraded) => {
+                    let mut client = TokioIo::new(upgraded);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                    {
+                        tracing::debug!(error = %e, target = %target.host_port(), "tunnel ended");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            }
+        };
+        match slot {
+            Some(mut slot) => {
+                tokio::select! {
+                    _ = splice => {}
+                    _ = slot.aborted() => tracing::debug!("tunnel closed at shutdown"),
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            None => splice.await,
         }
     });
     let mut resp = Response::new(body::empty());

@@ -83,7 +83,17 @@ pub async fn tls(
     let connector = tokio_rustls::TlsConnector::from(config);
     match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
-        Ok(Err(e)) => Err(Error::Tls(host.to_string(), e.to_string())),
+        Ok(Err(e)) => {
+            let bad_cert = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+            if bad_cert {
+                Err(Error::TlsCertificate(host.to_string(), e.to_string()))
+            } else {
+                Err(Error::Tls(host.to_string(), e.to_string()))
+            }
+        }
         Err(_) => Err(Error::ConnectTimeout(host.to_string())),
     }
 }

@@ -7,6 +7,7 @@
 pub mod connect;
 pub mod guard;
 pub mod pool;
+pub mod progress;
 pub mod route;
 pub mod tls;
 
@@ -47,6 +48,8 @@ pub enum Error {
     ConnectTimeout(String),
     #[error("TLS with {0} failed: {1}")]
     Tls(String, String),
+    #[error("the certificate of {0} is not valid: {1}")]
+    TlsCertificate(String, String),
     #[error("parent proxy {0} refused the tunnel: {1}")]
     Parent(String, String),
     #[error("no response head from {0} within {1:?}")]
@@ -203,7 +206,11 @@ impl Client {
             let started = Instant::now();
             let ready_ok = tx.ready().await.is_ok();
             let outcome = if ready_ok {
-                tokio::time::timeout(self.cfg.response_timeout, tx.try_send_request(this)).await
+                // The timeout counts from the request's last progress, not from its start:
+                // a long upload is not the origin being slow.
+                let (this, sent) = progress::track(this);
+                let send = tx.try_send_request(this);
+                progress::within(send, &sent, self.cfg.response_timeout).await
             } else {
                 // Dead before we could use it: never sent.
                 if reused {
@@ -218,13 +225,13 @@ impl Client {
                 return Err(Failed::Final(Error::Closed(who)));
             };
             match outcome {
-                Err(_) => {
+                None => {
                     return Err(Failed::Final(Error::ResponseTimeout(
                         who,
                         self.cfg.response_timeout,
                     )))
                 }
-                Ok(Ok(resp)) => {
+                Some(Ok(resp)) => {
                     let elapsed = started.elapsed();
                     let keep = wants_keep_alive(resp.version(), resp.headers());
                     let (parts, incoming) = resp.into_parts();
@@ -238,7 +245,7 @@ impl Client {
                         elapsed,
                     });
                 }
-                Ok(Err(mut e)) => {
+                Some(Err(mut e)) => {
                     let unsent = e.take_message();
                     let err = e.into_error();
                     if reused {

@@ -1,0 +1,119 @@
+//! The response timeout measured from the request's last progress: an upload that keeps
+//! moving is never cut, and the clock for the origin's answer starts once the request
+//! body has stopped flowing (sent completely, or stalled).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::Instant;
+
+use crate::body::{self, Body, BoxError};
+
+/// When the request last made progress (a body frame went out, or the send began).
+#[derive(Clone)]
+pub struct Progress(Arc<Mutex<Instant>>);
+
+impl Progress {
+    fn touch(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Wraps the request body so each frame it yields counts as progress.
+pub fn track(req: Request<Body>) -> (Request<Body>, Progress) {
+    let progress = Progress(Arc::new(Mutex::new(Instant::now())));
+    let (parts, inner) = req.into_parts();
+    let body = body::boxed(Tracked {
+        inner,
+        progress: progress.clone(),
+    });
+    (Request::from_parts(parts, body), progress)
+}
+
+/// Awaits `send` until it resolves, or until `timeout` has passed with no progress;
+/// `None` on timeout.
+pub async fn within<F: Future>(
+    send: F,
+    progress: &Progress,
+    timeout: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(send);
+    loop {
+        let deadline = progress.last() + timeout;
+        match tokio::time::timeout_at(deadline, &mut send).await {
+            Ok(out) => return Some(out),
+            Err(_) if progress.last() + timeout <= Instant::now() => return None,
+            Err(_) => {}
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct Tracked {
+        #[pin]
+        inner: Body,
+        progress: Progress,
+    }
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if polled.is_ready() {
+            this.progress.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn progress_pushes_the_deadline_and_silence_ends_it() {
+        let (_req, progress) = track(Request::new(body::empty()));
+        let t = Duration::from_millis(100);
+        // Progress every 60ms keeps a 250ms wait alive.
+        let p = progress.clone();
+        let ticker = tokio::spawn(async move {
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                p.touch();
+            }
+        });
+        let slow = tokio::time::sleep(Duration::from_millis(250));
+        assert!(within(slow, &progress, t).await.is_some());
+        ticker.await.unwrap();
+        // No progress: cut after the timeout.
+        let never = std::future::pending::<()>();
+        let started = Instant::now();
+        assert!(within(never, &progress, t).await.is_none());
+        assert!(started.elapsed() >= t);
+    }
+}
