@@ -175,3 +175,43 @@ mod tests {
         assert_eq!(err.reason(), "limit");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the bytes, coding and declared type: no panic, and a decoded body stays
+        /// within max_body.
+        #[test]
+        fn decode_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+            prefix in prop::sample::select(vec![
+                &b""[..], b"\x1f\x8b\x08\x00\x00\x00\x00\x00", b"\x78\x9c", b"<!doctype html>",
+                b"<meta charset=shift_jis><script>", b"\xff\xfe", b"\x89PNG\r\n\x1a\n",
+            ]),
+            coding in prop::sample::select(vec!["", "gzip", "deflate", "br", "gzip, br", "x"]),
+            declared in prop::sample::select(vec!["", "text/html", "text/plain", "image/png"]),
+            charset in prop::option::of(prop::sample::select(vec!["utf-8", "shift_jis", "utf-16le", "bogus"])),
+        ) {
+            let content = Content {
+                bytes: [prefix, &bytes[..]].concat().into(),
+                declared_type: declared.to_string(),
+                charset: charset.map(str::to_string),
+                content_encoding: coding.to_string(),
+                url: Some("http://fuzz.example/a/b".to_string()),
+                headers: Vec::new(),
+            };
+            let limits = DecodeLimits { max_body: 4096, ..DecodeLimits::default() };
+            if let Ok(doc) = decode(&content, &limits) {
+                prop_assert!(doc.body.len() <= 4096);
+                prop_assert_eq!(doc.sha256, sha256_hex(&doc.body));
+                prop_assert!(doc.uris.len() <= limits.max_uris);
+            }
+        }
+    }
+}
