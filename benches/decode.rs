@@ -46,9 +46,13 @@ fn benches(c: &mut Criterion) {
     let html = content(page.clone().into_bytes(), "text/html", "");
     g.bench_function("html_256k", |b| b.iter(|| decode(&html, &limits).unwrap()));
     let gz = content(gzip(page.as_bytes()), "text/html", "gzip");
-    g.bench_function("gzip_html_256k", |b| b.iter(|| decode(&gz, &limits).unwrap()));
+    g.bench_function("gzip_html_256k", |b| {
+        b.iter(|| decode(&gz, &limits).unwrap())
+    });
     let text = content(page.clone().into_bytes(), "text/plain", "");
-    g.bench_function("plain_text_256k", |b| b.iter(|| decode(&text, &limits).unwrap()));
+    g.bench_function("plain_text_256k", |b| {
+        b.iter(|| decode(&text, &limits).unwrap())
+    });
     let pipeline = Pipeline::new(Vec::new(), Settings::default());
     g.bench_function("scan_sync_no_classifiers_256k", |b| {
         b.iter(|| pipeline.scan_sync(&html))
@@ -56,7 +60,11 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let member = gzip(&vec![0u8; 16 << 20]);
-    let bomb = content(member.repeat(10_000_000 / member.len() + 1), "text/html", "gzip");
+    let bomb = content(
+        member.repeat(10_000_000 / member.len() + 1),
+        "text/html",
+        "gzip",
+    );
     let mut g = c.benchmark_group("bomb");
     g.sample_size(10);
     g.bench_function("gzip_10MB_to_10GB_refused", |b| {
