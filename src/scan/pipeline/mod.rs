@@ -45,7 +45,9 @@ mod tests;
 /// Everything the pipeline needs from `[scan]` besides the classifiers.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Scores at which a body becomes `suspect` and `spam`.
     pub thresholds: Thresholds,
+    /// Decode bounds (`max_body`, `max_decode_ratio`, URI cap).
     pub limits: DecodeLimits,
     /// Scan jobs at once (0 = one per core).
     pub workers: usize,
