@@ -202,7 +202,19 @@ impl SinkState {
         if s.starts_with(char::is_whitespace) {
             self.pending_space = true;
         }
-        for (i, word) in s.split_whitespace().enumerate() {
+        // ASCII text (the common case) splits several times faster.
+        if s.is_ascii() {
+            self.words(s.split_ascii_whitespace());
+        } else {
+            self.words(s.split_whitespace());
+        }
+        if s.ends_with(char::is_whitespace) {
+            self.pending_space = true;
+        }
+    }
+
+    fn words<'a>(&mut self, words: impl Iterator<Item = &'a str>) {
+        for (i, word) in words.enumerate() {
             if i > 0 {
                 self.pending_space = true;
             }
@@ -211,9 +223,6 @@ impl SinkState {
             }
             self.pending_space = false;
             self.out.push_str(word);
-        }
-        if s.ends_with(char::is_whitespace) {
-            self.pending_space = true;
         }
     }
 
