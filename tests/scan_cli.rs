@@ -193,7 +193,7 @@ fn the_shipped_samples_scan() {
         .iter()
         .map(|v| v["media_type"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(media, ["text/html", "text/html", "text/plain"]);
+    assert_eq!(media, ["text/html", "text/html", "message/rfc822"]);
 }
 
 #[test]

@@ -153,7 +153,8 @@ fn types_from_name(path: &Path) -> (String, String) {
     let declared = match stem.rsplit_once('.').map(|(_, ext)| ext) {
         Some("html" | "htm" | "shtml") => "text/html",
         Some("xhtml") => "application/xhtml+xml",
-        Some("txt" | "text" | "eml" | "msg") => "text/plain",
+        Some("txt" | "text") => "text/plain",
+        Some("eml" | "msg" | "mbox") => "message/rfc822",
         Some("json") => "application/json",
         Some("xml") => "application/xml",
         Some("css") => "text/css",
@@ -172,7 +173,7 @@ mod tests {
         for (name, declared, encoding) in [
             ("a/page.html", "text/html", ""),
             ("PAGE.HTM", "text/html", ""),
-            ("mail.eml", "text/plain", ""),
+            ("mail.eml", "message/rfc822", ""),
             ("notes.txt", "text/plain", ""),
             ("page.html.gz", "text/html", "gzip"),
             ("data.json.br", "application/json", "br"),

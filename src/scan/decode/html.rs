@@ -87,7 +87,7 @@ fn has_scheme(s: &str) -> bool {
 pub fn extract_text_uris(text: &str, uris: &mut UriSet) {
     static RE: OnceLock<Option<regex::Regex>> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        regex::Regex::new(r#"(?i)\b(?:https?://|www\.)[^\s<>"'`{}|\\^\x00-\x1f]+"#).ok()
+        regex::Regex::new(r#"(?i)(?-u:\b)(?:https?://|www\.)[^\s<>"'`{}|\\^\x00-\x1f]+"#).ok()
     });
     let Some(re) = re else { return };
     for m in re.find_iter(text) {
@@ -197,17 +197,32 @@ struct SinkState {
 }
 
 impl SinkState {
+    /// Appends text with HTML whitespace collapsing (runs of white space become one space).
     fn text(&mut self, s: &str) {
-        for c in s.chars() {
-            if c.is_whitespace() {
+        if s.starts_with(char::is_whitespace) {
+            self.pending_space = true;
+        }
+        // ASCII text (the common case) splits several times faster.
+        if s.is_ascii() {
+            self.words(s.split_ascii_whitespace());
+        } else {
+            self.words(s.split_whitespace());
+        }
+        if s.ends_with(char::is_whitespace) {
+            self.pending_space = true;
+        }
+    }
+
+    fn words<'a>(&mut self, words: impl Iterator<Item = &'a str>) {
+        for (i, word) in words.enumerate() {
+            if i > 0 {
                 self.pending_space = true;
-            } else {
-                if self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n') {
-                    self.out.push(' ');
-                }
-                self.pending_space = false;
-                self.out.push(c);
             }
+            if self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n') {
+                self.out.push(' ');
+            }
+            self.pending_space = false;
+            self.out.push_str(word);
         }
     }
 

@@ -12,6 +12,7 @@ use crate::scan::{sha256_hex, Content, Document, ScanError};
 pub mod charset;
 pub mod encoding;
 pub mod html;
+pub mod mime;
 pub mod sniff;
 
 pub use encoding::decode_content_encoding;
@@ -82,11 +83,16 @@ pub fn decode(content: &Content, limits: &DecodeLimits) -> Result<Document, Scan
         if let Some(u) = &content.url {
             uris.push(u);
         }
-        doc.text = if is_html {
-            html::to_text(&doc.raw_text, &mut uris)
+        if doc.media_type == "message/rfc822" {
+            let mail = mime::render(&body, &mut uris);
+            doc.headers.extend(mail.headers);
+            doc.text = mail.text;
+            doc.raw_text = mail.raw_text;
+        } else if is_html {
+            doc.text = html::to_text(&doc.raw_text, &mut uris);
         } else {
-            doc.raw_text.clone()
-        };
+            doc.text = doc.raw_text.clone();
+        }
         html::extract_text_uris(&doc.text, &mut uris);
         doc.uris = uris.into_vec();
     } else if let Some(u) = &content.url {
@@ -166,6 +172,19 @@ mod tests {
     }
 
     #[test]
+    fn a_mail_is_sniffed_and_rendered_with_its_headers() {
+        let mail = b"Return-Path: <x@spam.example>\nSubject: Claim your prize\n\
+                     Content-Type: text/html\n\n<p>Visit <a href=\"http://prize.example/\">us</a></p>\n";
+        let doc = decode(&content(mail.to_vec(), "", ""), &DecodeLimits::default()).unwrap();
+        assert_eq!(doc.media_type, "message/rfc822");
+        assert_eq!(doc.text, "Claim your prize\nVisit us");
+        assert!(doc
+            .headers
+            .contains(&("subject".to_string(), "Claim your prize".to_string())));
+        assert!(doc.uris.contains(&"http://prize.example/".to_string()));
+    }
+
+    #[test]
     fn identity_body_over_max_body_is_a_limit() {
         let limits = DecodeLimits {
             max_body: 10,
@@ -173,5 +192,46 @@ mod tests {
         };
         let err = decode(&content(vec![b'a'; 11], "text/plain", ""), &limits).unwrap_err();
         assert_eq!(err.reason(), "limit");
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the bytes, coding and declared type: no panic, and a decoded body stays
+        /// within max_body.
+        #[test]
+        fn decode_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+            prefix in prop::sample::select(vec![
+                &b""[..], b"\x1f\x8b\x08\x00\x00\x00\x00\x00", b"\x78\x9c", b"<!doctype html>",
+                b"<meta charset=shift_jis><script>", b"\xff\xfe", b"\x89PNG\r\n\x1a\n",
+                b"Subject: x\nContent-Type: multipart/mixed; boundary=a\n\n--a\nContent-Transfer-Encoding: base64\n\n",
+            ]),
+            coding in prop::sample::select(vec!["", "gzip", "deflate", "br", "gzip, br", "x"]),
+            declared in prop::sample::select(vec!["", "text/html", "text/plain", "image/png"]),
+            charset in prop::option::of(prop::sample::select(vec!["utf-8", "shift_jis", "utf-16le", "bogus"])),
+        ) {
+            let content = Content {
+                bytes: [prefix, &bytes[..]].concat().into(),
+                declared_type: declared.to_string(),
+                charset: charset.map(str::to_string),
+                content_encoding: coding.to_string(),
+                url: Some("http://fuzz.example/a/b".to_string()),
+                headers: Vec::new(),
+            };
+            let limits = DecodeLimits { max_body: 4096, ..DecodeLimits::default() };
+            if let Ok(doc) = decode(&content, &limits) {
+                prop_assert!(doc.body.len() <= 4096);
+                prop_assert_eq!(doc.sha256, sha256_hex(&doc.body));
+                prop_assert!(doc.uris.len() <= limits.max_uris);
+            }
+        }
     }
 }

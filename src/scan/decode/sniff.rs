@@ -18,6 +18,9 @@ pub fn sniff(bytes: &[u8]) -> &'static str {
     if looks_binary(head) {
         return "application/octet-stream";
     }
+    if looks_like_mail(text) {
+        return "message/rfc822";
+    }
     if matches!(text.first(), Some(b'{') | Some(b'[')) && looks_json(text) {
         return "application/json";
     }
@@ -156,6 +159,25 @@ fn looks_json(text: &[u8]) -> bool {
     }
 }
 
+/// An mbox `From ` line or a well-known mail header field on the first line.
+fn looks_like_mail(text: &[u8]) -> bool {
+    const FIELDS: &[&[u8]] = &[
+        b"return-path:",
+        b"received:",
+        b"delivered-to:",
+        b"envelope-to:",
+        b"x-original-to:",
+        b"message-id:",
+        b"mime-version:",
+        b"from:",
+        b"to:",
+        b"subject:",
+        b"date:",
+        b"reply-to:",
+    ];
+    text.starts_with(b"From ") || FIELDS.iter().any(|f| starts_with_ci(text, f))
+}
+
 /// True for types identified by a signature, where the sniffed type beats any declaration.
 fn is_signature_type(t: &str) -> bool {
     t.starts_with("image/")
@@ -223,6 +245,13 @@ mod tests {
             (b"", "text/plain"),
             (b"<b>bold</b>", "text/html"),
             (b"<bogus>", "text/plain"),
+            (b"Return-Path: <a@b.example>\nReceived: x", "message/rfc822"),
+            (
+                b"From someone@example Mon Jan  1 00:00:00 2026\n",
+                "message/rfc822",
+            ),
+            (b"Subject: hi\n\nbody", "message/rfc822"),
+            (b"Note: remember the milk", "text/plain"),
         ];
         for (bytes, want) in cases {
             assert_eq!(sniff(bytes), *want, "{:?}", String::from_utf8_lossy(bytes));

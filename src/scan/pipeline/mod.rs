@@ -8,6 +8,7 @@
 //! - `memo`: verdicts in sled by decoded-body SHA-256 (+ raw→decoded map for encoded bodies).
 //! - `pool`: semaphore-gated `spawn_blocking` with a bounded queue and a deadline.
 //! - `stats`: atomic counters for metrics.
+//! - `content`: a `Content` from an HTTP response's header map.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,14 +26,17 @@ use crate::scan::rules::RuleSet;
 use crate::scan::{Classifier, Content, LoadError, Loaded, ScanError, Verdict};
 use crate::store::Store;
 
+pub mod content;
 pub mod memo;
 pub mod pool;
 pub mod stats;
 pub mod verdict;
 
+pub use content::{content_from_response, parse_content_type};
 use memo::{Memo, RawKey};
 use pool::{Pool, PoolError};
-use stats::{ClassifierCounters, Stats, StatsSnapshot};
+use stats::{ClassifierCounters, Stats};
+pub use stats::{ClassifierSnapshot, StatsSnapshot};
 pub use verdict::{format_score, rfc3339, Thresholds};
 
 #[cfg(test)]
@@ -41,7 +45,9 @@ mod tests;
 /// Everything the pipeline needs from `[scan]` besides the classifiers.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Scores at which a body becomes `suspect` and `spam`.
     pub thresholds: Thresholds,
+    /// Decode bounds (`max_body`, `max_decode_ratio`, URI cap).
     pub limits: DecodeLimits,
     /// Scan jobs at once (0 = one per core).
     pub workers: usize,

@@ -40,10 +40,15 @@ pub struct Stats {
 /// A point-in-time copy of [`Stats`], for metrics and JSON.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StatsSnapshot {
+    /// `scan`/`scan_sync` calls.
     pub requests: u64,
+    /// Requests answered from the verdict memo.
     pub memo_hits: u64,
+    /// Requests that ran the classifiers.
     pub scans: u64,
+    /// Requests refused with `limit` because the pool and its queue were full.
     pub rejected: u64,
+    /// Requests that ended with `timeout`.
     pub timeouts: u64,
     /// Verdicts per class name (`clean`, `unscanned`, `suspect`, `spam`, `listed`).
     pub classes: BTreeMap<&'static str, u64>,
@@ -54,8 +59,11 @@ pub struct StatsSnapshot {
 /// One classifier's counters at a point in time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ClassifierSnapshot {
+    /// Documents classified.
     pub calls: u64,
+    /// Calls that failed or panicked.
     pub errors: u64,
+    /// Time spent, in microseconds.
     pub micros: u64,
 }
 

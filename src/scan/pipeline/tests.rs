@@ -277,6 +277,28 @@ fn from_config_loads_the_four_classifiers() {
     assert_eq!(names, ["digest", "model", "pdq", "rules"]);
 }
 
+#[test]
+fn reload_swaps_the_ruleset_and_keeps_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ScanConfig {
+        rules: dir.path().join("rules"),
+        models: dir.path().join("models"),
+        hash_lists: dir.path().join("hashes"),
+        ..ScanConfig::default()
+    };
+    let (p, _) = Pipeline::from_config(&cfg).unwrap();
+    let before = p.ruleset();
+    p.scan_sync(&html("<p>x</p>"));
+    cfg.spam_threshold = 9.0;
+    p.reload(&cfg).unwrap();
+    assert_ne!(p.ruleset(), before);
+    assert_eq!(
+        p.stats().classifiers["rules"].calls,
+        1,
+        "counters survive a reload"
+    );
+}
+
 #[tokio::test]
 async fn scan_runs_on_the_pool() {
     let p = pipeline(vec![rules(vec![("A", 5.0)])]);
@@ -344,7 +366,8 @@ async fn the_queue_holds_queue_jobs_then_pushes_back() {
 async fn a_stuck_classifier_times_out_as_unscanned() {
     let (fake, mut started, release) = Fake::gated("model");
     let settings = Settings {
-        timeout: Duration::from_millis(200),
+        // Long enough for the job to start and hash the body even on a loaded machine.
+        timeout: Duration::from_secs(1),
         ..Settings::default()
     };
     let p = pipeline_with(vec![fake], settings);
