@@ -194,3 +194,6 @@ impl Classifier for TextModel {
             .map_or_else(String::new, |a| a.fingerprint.clone())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! `sluice model train` run as a user would: the real binary on a small corpus on disk.
+
+use std::path::Path;
+use std::process::Command;
+
+use sluice::config::ScanConfig;
+use sluice::scan::model::{TextModel, MODEL_FILE};
+use sluice::scan::{Classifier, Document};
+
+const SPAM: &[&str] = &[
+    "FREE", "cash", "winner", "click", "here", "bonus", "offer", "prize", "urgent", "$1000",
+];
+const HAM: &[&str] = &[
+    "meeting", "patch", "kernel", "thanks", "review", "build", "merge", "release", "notes", "bug",
+];
+
+fn write_corpus(dir: &Path, vocab: &[&str], n: usize) {
+    // Nested folders: the command must read recursively.
+    let sub = dir.join("nested");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    for i in 0..n {
+        let text: Vec<&str> = (0..25)
+            .map(|k| vocab[(i * 3 + k * k) % vocab.len()])
+            .collect();
+        let target = if i % 2 == 0 { dir } else { &sub };
+        std::fs::write(target.join(format!("{i}.txt")), text.join(" ")).expect("write");
+    }
+}
+
+fn sluice(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .output()
+        .expect("runs sluice")
+}
+
+#[test]
+fn model_train_writes_a_model_that_loads_and_scores() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (spam, ham, models) = (
+        tmp.path().join("spam"),
+        tmp.path().join("ham"),
+        tmp.path().join("models"),
+    );
+    write_corpus(&spam, SPAM, 24);
+    write_corpus(&ham, HAM, 30);
+    std::fs::create_dir_all(&models).expect("mkdir");
+    let out = models.join(MODEL_FILE);
+    let run = sluice(&[
+        "model".as_ref(),
+        "train".as_ref(),
+        "--spam".as_ref(),
+        spam.as_os_str(),
+        "--ham".as_ref(),
+        ham.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("24 spam and 30 ham"), "{stdout}");
+
+    let cfg = ScanConfig {
+        models,
+        ..ScanConfig::default()
+    };
+    let (model, warnings) = TextModel::load(&cfg).expect("the trained model loads");
+    assert!(warnings.is_empty());
+    let doc = |text: &str| Document {
+        media_type: "text/plain".to_string(),
+        raw_text: text.to_string(),
+        ..Document::default()
+    };
+    let spam_score = model.classify(&doc("urgent: click here, FREE cash prize for the winner"));
+    let ham_score = model.classify(&doc("thanks for the review of the kernel patch notes"));
+    let (s, h) = (
+        spam_score.expect("scores")[0].score,
+        ham_score.expect("scores")[0].score,
+    );
+    assert!(s >= 5.0 && h < 0.0, "spam {s}, ham {h}");
+}
+
+#[test]
+fn model_train_fails_clearly_on_a_missing_dir_or_an_empty_class() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ham = tmp.path().join("ham");
+    write_corpus(&ham, HAM, 4);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = tmp.path().join("out.model");
+    for (spam_dir, expect) in [
+        (tmp.path().join("missing"), "cannot read"),
+        (empty, "no spam documents"),
+    ] {
+        let run = sluice(&[
+            "model".as_ref(),
+            "train".as_ref(),
+            "--spam".as_ref(),
+            spam_dir.as_os_str(),
+            "--ham".as_ref(),
+            ham.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+        assert!(!out.exists(), "no model is written on failure");
+    }
+}
