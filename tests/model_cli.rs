@@ -113,3 +113,53 @@ fn model_train_fails_clearly_on_a_missing_dir_or_an_empty_class() {
         assert!(!out.exists(), "no model is written on failure");
     }
 }
+
+/// Is this corpus file in the validation carve-out? (first 8 hex digits of the SHA-256 of the
+/// file name, as an integer, divisible by 5: a deterministic ~20%).
+fn in_validation(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let hash = sluice::scan::sha256_hex(name.unwrap_or_default().as_bytes());
+    u64::from_str_radix(hash.get(..8).unwrap_or("1"), 16).is_ok_and(|h| h % 5 == 0)
+}
+
+/// The validation figures of models/README.md: the training recipe run on 80% of the training
+/// split and scored on the other 20% at its own operating point. Needs the corpus from
+/// `shared/spam/make-train.py`: `SLUICE_SPAM_CORPUS=/tmp/spam-corpus/body cargo test --release
+/// --test model_cli -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs the training corpus (SLUICE_SPAM_CORPUS) and a release build"]
+fn validation_carve_out_figures() {
+    use sluice::scan::model::corpus::read_texts;
+    use sluice::scan::model::train::{train, Metrics, TrainOptions};
+    let root = std::path::PathBuf::from(
+        std::env::var("SLUICE_SPAM_CORPUS").expect("set SLUICE_SPAM_CORPUS to .../body"),
+    );
+    let (mut fit, mut val) = (Vec::new(), Vec::new());
+    for (class, spam) in [("spam", true), ("ham", false)] {
+        for (path, text) in read_texts(&root.join(class)).expect("reads the corpus") {
+            if in_validation(&path) {
+                val.push((text, spam));
+            } else {
+                fit.push((text, spam));
+            }
+        }
+    }
+    let (model, report) = train(&fit, &TrainOptions::default()).expect("trains");
+    let scored: Vec<(f64, bool)> = val.iter().map(|(t, s)| (model.margin(t), *s)).collect();
+    let m = Metrics::at(&scored, model.header.spam_margin);
+    println!(
+        "fit {} / validation {}: out-of-fold P {:.4} R {:.4} F1 {:.4} FPR {:.4}; \
+         validation {m:?} P {:.4} R {:.4} F1 {:.4} FPR {:.4}",
+        fit.len(),
+        val.len(),
+        report.cv.precision(),
+        report.cv.recall(),
+        report.cv.f1(),
+        report.cv.fpr(),
+        m.precision(),
+        m.recall(),
+        m.f1(),
+        m.fpr()
+    );
+    assert!(m.f1() > 0.95 && m.fpr() < 0.005, "{m:?}");
+}

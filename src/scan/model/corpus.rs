@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read {}: {source}", path.display())]
 pub struct CorpusError {
+    /// The directory or file that failed.
     pub path: PathBuf,
+    /// The underlying I/O error.
     #[source]
     pub source: std::io::Error,
 }

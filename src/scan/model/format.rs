@@ -45,8 +45,17 @@ pub enum FormatError {
     Weights,
 }
 
-/// Serialises a model.
+/// Serialises a model; refuses one that [`decode`] would reject.
 pub fn encode(model: &ModelData) -> Result<Vec<u8>, FormatError> {
+    validate(&model.header)?;
+    if model.weights.len() != 1usize << model.header.features.bits {
+        return Err(FormatError::Length(
+            "weights do not match features.bits".into(),
+        ));
+    }
+    if !model.weights.iter().all(|w| w.is_finite()) {
+        return Err(FormatError::Weights);
+    }
     let header =
         serde_json::to_vec(&model.header).map_err(|e| FormatError::Header(e.to_string()))?;
     let hlen = u32::try_from(header.len()).map_err(|_| FormatError::Header("too large".into()))?;

@@ -45,24 +45,55 @@ pub struct ModelHeader {
     /// How texts become features.
     pub features: FeatureConfig,
     /// The intercept.
+    #[serde(with = "exact")]
     pub bias: f32,
-    /// Platt calibration: p(spam) = sigmoid(platt_a · m + platt_b).
+    /// Platt calibration slope: p(spam) = sigmoid(platt_a · m + platt_b).
+    #[serde(with = "exact")]
     pub platt_a: f64,
+    /// Platt calibration intercept.
+    #[serde(with = "exact")]
     pub platt_b: f64,
     /// The margin that maps to `scan.spam_threshold` points (the operating point).
+    #[serde(with = "exact")]
     pub spam_margin: f64,
     /// The margin that maps to 0 points (uncertain).
+    #[serde(with = "exact")]
     pub zero_margin: f64,
-    /// Training set sizes.
+    /// Spam documents the model was trained on.
     pub trained_spam: usize,
+    /// Ham documents the model was trained on.
     pub trained_ham: usize,
     /// Out-of-fold confusion counts at the operating point.
     pub cv: train::Metrics,
 }
 
+/// Floats as decimal strings: serde_json's float parser is not always correctly rounded, and a
+/// model must read back bit for bit what was trained.
+mod exact {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(x: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(x)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A model's header and weights, as trained or as read from a file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelData {
+    /// Everything but the weights.
     pub header: ModelHeader,
     /// One weight per hash bucket (`2^features.bits`).
     pub weights: Vec<f32>,

@@ -126,6 +126,7 @@ fn model_file_round_trips() {
     let bytes = encode(&model).expect("encodes");
     assert_eq!(&bytes[..8], format::MAGIC);
     let back = decode(&bytes).expect("decodes");
+    assert_eq!(back.weights, model.weights);
     assert_eq!(back, model);
 
     let dir = tempfile::tempdir().expect("tempdir");

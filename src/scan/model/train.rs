@@ -49,6 +49,9 @@ pub enum TrainError {
     /// One class has no documents.
     #[error("no {0} documents to train on")]
     EmptyClass(&'static str),
+    /// SGD produced non-finite weights (should not happen with normalised inputs).
+    #[error("training diverged (non-finite weights)")]
+    Diverged,
     /// The options are unusable.
     #[error("bad training options: {0}")]
     Options(String),
@@ -57,9 +60,13 @@ pub enum TrainError {
 /// Confusion counts and the figures derived from them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Spam called spam.
     pub tp: usize,
+    /// Ham called spam.
     pub fp: usize,
+    /// Ham called ham.
     pub tn: usize,
+    /// Spam called ham.
     pub fn_: usize,
 }
 
@@ -125,7 +132,9 @@ impl Rng {
 /// A linear model over hashed features.
 #[derive(Clone, Debug)]
 pub struct Linear {
+    /// One weight per hash bucket.
     pub weights: Vec<f32>,
+    /// The intercept.
     pub bias: f32,
 }
 
@@ -278,7 +287,9 @@ pub fn operating_point(scored: &[(f64, bool)], max_fpr: f64) -> (f64, Metrics) {
 /// What a training run produced besides the model.
 #[derive(Clone, Debug)]
 pub struct TrainReport {
+    /// Spam documents trained on.
     pub spam: usize,
+    /// Ham documents trained on.
     pub ham: usize,
     /// Out-of-fold figures at the chosen operating point.
     pub cv: Metrics,
@@ -331,8 +342,16 @@ pub fn train(
     // The "uncertain" point is where the calibrated probability is 1/2; it must lie below the
     // operating point for the score mapping to be monotone.
     let zero = (-b / a).min(threshold - 3f64.ln() / a);
+    let zero = if zero.is_finite() && zero < threshold {
+        zero
+    } else {
+        threshold - 1.0
+    };
     let all: Vec<usize> = (0..data.len()).collect();
     let model = fit(&data, &all, opts, &mut rng);
+    if !model.weights.iter().all(|w| w.is_finite()) || !threshold.is_finite() {
+        return Err(TrainError::Diverged);
+    }
     let header = ModelHeader {
         name: "TEXT_MODEL".to_string(),
         features: opts.features,
