@@ -151,12 +151,6 @@ impl Linear {
     }
 }
 
-/// Fits one linear model on all of `data` (no folds, no calibration): for experiments.
-pub fn fit_all(data: &[(SparseVec, bool)], opts: &TrainOptions) -> Linear {
-    let rows: Vec<usize> = (0..data.len()).collect();
-    fit(data, &rows, opts, &mut Rng(opts.seed))
-}
-
 /// Logistic regression by SGD with the learning rate `1 / (lambda (t0 + t))` (Bottou) and the
 /// weight vector kept as `scale * v` so that L2 decay costs O(1) per step.
 fn fit(data: &[(SparseVec, bool)], rows: &[usize], opts: &TrainOptions, rng: &mut Rng) -> Linear {
