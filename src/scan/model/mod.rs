@@ -214,7 +214,8 @@ impl Classifier for TextModel {
         Ok(vec![Finding {
             classifier: "model".to_string(),
             rule: a.model.header.name.clone(),
-            score: (score * 1000.0).round() / 1000.0,
+            // Three decimals, rounded down so that rounding never lifts a score over a threshold.
+            score: (score * 1000.0).floor() / 1000.0,
             detail: format!("p(spam)={p:.3}"),
         }])
     }
