@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::conn::AccessLog;
@@ -256,33 +256,7 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut
 
 /// The scan input for a body with its response headers.
 pub fn content(bytes: &Bytes, headers: &HeaderMap, url: &str) -> Content {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut params = ctype.split(';');
-    let declared_type = params.next().unwrap_or("").trim().to_ascii_lowercase();
-    let charset = params.find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches('"').to_string())
-    });
-    Content {
-        bytes: bytes.clone(),
-        declared_type,
-        charset,
-        content_encoding: headers
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
-        url: Some(url.to_string()),
-        headers: headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
-    }
+    crate::scan::pipeline::content_from_response(bytes.clone(), headers, Some(url.to_string()))
 }
 
 fn media_type(headers: &HeaderMap) -> String {
