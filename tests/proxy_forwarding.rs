@@ -265,22 +265,36 @@ async fn bodies_of_every_method_are_forwarded() {
     }
 }
 
-#[tokio::test]
-async fn a_truncated_upstream_body_reaches_the_client_incomplete() {
-    let origin = Origin::start(|mut conn| async move {
+/// A cut body must never look complete: in enforce mode nothing was sent yet, so the client
+/// gets a 502 `http_response_incomplete`; in observe mode the head went out, so the
+/// connection is cut mid-body.
+async fn assert_truncation_is_visible(head: &'static [u8], mode: sluice::config::ScanMode) {
+    let origin = Origin::start(move |mut conn| async move {
         if conn.read_request().await.is_some() {
-            let _ = conn
-                .write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-                .await;
-            let _ = conn.write([b'x'; 400]).await;
+            let _ = conn.write(head).await;
         }
     })
     .await;
-    let sluice = start_default().await;
+    let mut cfg = common::config();
+    cfg.scan.mode = mode;
+    let sluice = common::start(cfg).await;
     let mut c = sluice.client().await;
     c.send(get(&origin.url("/cut"))).await;
     match c.try_read_response().await {
-        Err(common::wire::WireError::Incomplete(_)) => {}
+        Err(common::wire::WireError::Incomplete(_)) => {
+            assert_eq!(
+                mode,
+                sluice::config::ScanMode::Observe,
+                "enforce mode should answer 502"
+            )
+        }
+        Ok(r) if r.status() == 502 => {
+            assert_eq!(mode, sluice::config::ScanMode::Enforce);
+            assert!(r
+                .header("proxy-status")
+                .unwrap_or("")
+                .contains("http_response_incomplete"));
+        }
         Ok(r) => panic!(
             "a truncated body was delivered as complete ({} bytes)",
             r.body.len()
@@ -290,25 +304,26 @@ async fn a_truncated_upstream_body_reaches_the_client_incomplete() {
 }
 
 #[tokio::test]
+async fn a_truncated_upstream_body_reaches_the_client_incomplete() {
+    const HEAD: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    for mode in [
+        sluice::config::ScanMode::Enforce,
+        sluice::config::ScanMode::Observe,
+    ] {
+        assert_truncation_is_visible(HEAD, mode).await;
+    }
+}
+
+#[tokio::test]
 async fn a_truncated_chunked_upstream_body_reaches_the_client_incomplete() {
-    let origin = Origin::start(|mut conn| async move {
-        if conn.read_request().await.is_some() {
-            let _ = conn
-                .write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-                .await;
-        }
-    })
-    .await;
-    let sluice = start_default().await;
-    let mut c = sluice.client().await;
-    c.send(get(&origin.url("/cut"))).await;
-    assert!(
-        matches!(
-            c.try_read_response().await,
-            Err(common::wire::WireError::Incomplete(_))
-        ),
-        "a chunked body cut before its last chunk must not look complete"
-    );
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    for mode in [
+        sluice::config::ScanMode::Enforce,
+        sluice::config::ScanMode::Observe,
+    ] {
+        assert_truncation_is_visible(HEAD, mode).await;
+    }
 }
 
 #[tokio::test]

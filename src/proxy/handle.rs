@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::cached::{self, Head};
@@ -68,10 +69,13 @@ async fn forward(
     let out = upstream_request(req, &target);
     let key = CacheKey::parse(&target.to_string()).ok();
     let method = out.method().clone();
-    if let (&Method::GET | &Method::HEAD, Some(key)) = (&method, key.clone()) {
+    // A GET or HEAD with a body (rare, but legal) is forwarded as is, past the cache.
+    if let (&Method::GET | &Method::HEAD, Some(key), true) =
+        (&method, key.clone(), out.body().is_end_stream())
+    {
         return cached::serve(proxy, Head::of(&out), &target, key, log).await;
     }
-    // Other methods stream their body upstream and are never stored.
+    // Other requests stream their body upstream and are never stored.
     let req_headers = out.headers().clone();
     let request_time = SystemTime::now();
     let fetched = proxy.upstream.send(out, &target).await?;

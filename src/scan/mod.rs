@@ -45,7 +45,8 @@ pub struct Document {
     pub text: String,
     /// The whole body as UTF-8 (markup kept) for `rawbody` rules.
     pub raw_text: String,
-    /// URIs found in href/src attributes and plain text, plus the request URL.
+    /// URIs found in href/src attributes and plain text (relative ones left unresolved: a
+    /// verdict depends on the body bytes alone).
     pub uris: Vec<String>,
     /// Response header fields (lowercase name, value).
     pub headers: Vec<(String, String)>,

@@ -79,10 +79,9 @@ pub fn decode(content: &Content, limits: &DecodeLimits) -> Result<Document, Scan
         let is_html = is_html(&doc.media_type);
         let enc = charset::detect(&body, content.charset.as_deref(), is_html);
         doc.raw_text = charset::to_utf8(&body, enc);
-        let mut uris = html::UriSet::new(limits.max_uris, content.url.as_deref());
-        if let Some(u) = &content.url {
-            uris.push(u);
-        }
+        // Neither the request URL nor relative links resolved against it: a verdict depends
+        // on the body bytes alone, so the memo (keyed by body SHA-256) is exact.
+        let mut uris = html::UriSet::new(limits.max_uris, None);
         if doc.media_type == "message/rfc822" {
             let mail = mime::render(&body, &mut uris);
             doc.headers.extend(mail.headers);
@@ -95,8 +94,6 @@ pub fn decode(content: &Content, limits: &DecodeLimits) -> Result<Document, Scan
         }
         html::extract_text_uris(&doc.text, &mut uris);
         doc.uris = uris.into_vec();
-    } else if let Some(u) = &content.url {
-        doc.uris.push(u.clone());
     }
     doc.body = body;
     Ok(doc)
@@ -146,10 +143,8 @@ mod tests {
         assert_eq!(doc.media_type, "text/html");
         assert_eq!(doc.text, "Gagn\u{e9}!\nclaim");
         assert!(doc.raw_text.contains("<script>x()</script>"));
-        assert_eq!(
-            doc.uris,
-            ["http://spam.example/offer", "http://spam.example/claim"]
-        );
+        // Relative links stay relative: the verdict must not depend on the URL.
+        assert_eq!(doc.uris, ["/claim"]);
         assert_eq!(doc.url.as_deref(), Some("http://spam.example/offer"));
     }
 
@@ -168,7 +163,7 @@ mod tests {
         assert_eq!(doc.media_type, "image/png");
         assert!(doc.is_image());
         assert!(doc.text.is_empty() && doc.raw_text.is_empty());
-        assert_eq!(doc.uris, ["http://spam.example/offer"]);
+        assert!(doc.uris.is_empty());
     }
 
     #[test]

@@ -196,6 +196,9 @@ fn load_error(file: PathBuf, message: &str) -> LoadError {
     }
 }
 
+/// Texts with fewer words than this get no model finding.
+const MIN_WORDS: usize = 5;
+
 impl Classifier for TextModel {
     fn name(&self) -> &'static str {
         "model"
@@ -205,7 +208,8 @@ impl Classifier for TextModel {
         let Some(a) = &self.active else {
             return Ok(Vec::new());
         };
-        if !doc.is_text() || doc.raw_text.trim().is_empty() {
+        // A few words are no evidence either way (a bare number, "OK"): say nothing.
+        if !doc.is_text() || doc.raw_text.split_whitespace().nth(MIN_WORDS - 1).is_none() {
             return Ok(Vec::new());
         }
         let margin = a.model.margin(&doc.raw_text);
