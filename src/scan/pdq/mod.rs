@@ -1,0 +1,30 @@
+//! PDQ perceptual image hashing and near-neighbour matching against `*.pdq` lists.
+//!
+//! - `decode`: image bytes → luma plane, bounded by `scan.max_image_pixels`, pre-resized to
+//!   512×512 by nearest neighbour (JPEG through libjpeg-turbo for bit-exactness).
+//! - `hash`: the PDQ algorithm, bit-exact with Meta's C++ reference (hash and quality).
+//! - `types`: [`PdqHash`], its hex form and Hamming distance.
+//! - `index`: [`PdqIndex`], a multi-index answering "all hashes within distance d".
+//! - `list`: `*.pdq` list files.
+//! - `classifier`: [`PdqClassifier`], the pipeline's `pdq` classifier.
+
+mod classifier;
+mod decode;
+mod hash;
+mod index;
+mod list;
+mod types;
+
+pub use classifier::{PdqClassifier, PdqEntry, PdqMatch, RUNTIME_LIST};
+pub use index::PdqIndex;
+pub use types::{HexError, PdqHash};
+
+use crate::scan::ScanError;
+
+/// Hashes an image (JPEG, PNG, GIF, WebP or BMP): the same hash and quality as the reference
+/// `pdq-photo-hasher`. Images over `max_pixels` fail with [`ScanError::Limit`] before any
+/// pixel is decoded; bytes that are not a decodable image fail with [`ScanError::Undecodable`].
+pub fn hash_image(bytes: &[u8], max_pixels: u64) -> Result<PdqHash, ScanError> {
+    let luma = decode::luma_from_bytes(bytes, max_pixels)?;
+    Ok(hash::hash_luma(luma))
+}
