@@ -267,3 +267,164 @@ impl Classifier for PdqClassifier {
         sha256_hex(text.as_bytes())[..16].to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    const BRIDGE: &str = "d8f8f0cee0f4a84f0637022a078f67f0b36e2ed596621e1d33e6339c4e9c9b22";
+    const Q0003: &str = "54a9f7c321d1443c43ba566e21d4a13989a3553f1472611cbbc5fda59e03b677";
+
+    fn image(rel: &str) -> bytes::Bytes {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/pdq/images")
+            .join(rel);
+        std::fs::read(path).unwrap().into()
+    }
+
+    fn doc(body: bytes::Bytes, media_type: &str) -> Document {
+        Document {
+            body,
+            media_type: media_type.to_string(),
+            ..Document::default()
+        }
+    }
+
+    fn load(lists: &[(&str, String)]) -> (tempfile::TempDir, Loaded<PdqClassifier>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in lists {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let cfg = ScanConfig {
+            hash_lists: dir.path().to_path_buf(),
+            ..ScanConfig::default()
+        };
+        let loaded = PdqClassifier::load(&cfg);
+        (dir, loaded)
+    }
+
+    #[test]
+    fn a_resized_copy_of_a_listed_image_is_reported() {
+        let (_dir, loaded) = load(&[("banned.pdq", format!("# test\n{BRIDGE} bridge\n"))]);
+        let (c, warnings) = loaded.unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.len(), 1);
+        let found = c
+            .classify(&doc(image("bridge-mods/shrink-a-lot.jpg"), "image/jpeg"))
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].classifier.as_str(), found[0].rule.as_str()),
+            ("pdq", "bridge")
+        );
+        assert!(
+            found[0]
+                .detail
+                .starts_with(&format!("distance 14 to {BRIDGE}")),
+            "{}",
+            found[0].detail
+        );
+        assert!(
+            found[0].detail.contains("image pdq d0f8f1ccc0f4a84d"),
+            "{}",
+            found[0].detail
+        );
+        // An unrelated image is not.
+        let other = c
+            .classify(&doc(image("labelme-subset/q0122.jpg"), "image/jpeg"))
+            .unwrap();
+        assert!(other.is_empty());
+    }
+
+    #[test]
+    fn low_quality_images_and_non_images_give_no_findings() {
+        let (_dir, loaded) = load(&[("flat.pdq", format!("{Q0003}\n"))]);
+        let (c, _) = loaded.unwrap();
+        let low = doc(image("labelme-subset/q0003.jpg"), "image/jpeg");
+        assert_eq!(
+            c.hash_of(&low).unwrap().map(|h| h.to_hex()).as_deref(),
+            Some(Q0003)
+        );
+        assert!(
+            c.classify(&low).unwrap().is_empty(),
+            "quality 3 is below 50"
+        );
+        let html = doc(bytes::Bytes::from_static(b"<html></html>"), "text/html");
+        assert!(c.classify(&html).unwrap().is_empty());
+        let svg = doc(bytes::Bytes::from_static(b"<svg/>"), "image/svg+xml");
+        assert!(c.classify(&svg).unwrap().is_empty());
+        let broken = doc(
+            bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\nbroken"),
+            "image/png",
+        );
+        assert!(matches!(
+            c.classify(&broken),
+            Err(ScanError::Undecodable(_))
+        ));
+        let garbage = doc(bytes::Bytes::from_static(b"garbage"), "image/jpeg");
+        assert!(matches!(
+            c.classify(&garbage),
+            Err(ScanError::Undecodable(_))
+        ));
+    }
+
+    #[test]
+    fn unlabelled_entries_take_the_list_name() {
+        let (_dir, loaded) = load(&[("known-bad.pdq", format!("{BRIDGE}\n"))]);
+        let (c, _) = loaded.unwrap();
+        let found = c
+            .classify(&doc(image("dih/bridge-1-original.jpg"), "image/jpeg"))
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rule, "known-bad");
+        assert!(found[0].detail.starts_with("distance 0 to"));
+    }
+
+    #[test]
+    fn malformed_list_fails_to_load_with_file_and_line() {
+        let (_dir, loaded) = load(&[("x.pdq", format!("{BRIDGE}\n\nxyz label\n"))]);
+        let errors = loaded.err().unwrap();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0]
+            .to_string()
+            .ends_with("x.pdq:3: not a PDQ hash: expected 64 hex digits, found 3 characters"));
+    }
+
+    #[test]
+    fn runtime_add_and_remove_update_matches_and_fingerprint() {
+        let c = PdqClassifier::default();
+        let empty_fp = c.fingerprint();
+        let bridge = PdqHash::from_hex(BRIDGE).unwrap();
+        let body = doc(image("bridge-mods/square-256x256.jpg"), "image/jpeg");
+        assert!(c.classify(&body).unwrap().is_empty());
+        assert!(c.add(bridge, "bridge"));
+        assert!(
+            !c.add(bridge, "bridge"),
+            "the same entry twice is one entry"
+        );
+        assert!(c.add_to_list(bridge, "", "other"));
+        assert_eq!(c.len(), 2);
+        let fp = c.fingerprint();
+        assert_ne!(fp, empty_fp);
+        let rules: Vec<String> = c
+            .classify(&body)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules.len(), 2);
+        assert!(rules.contains(&"bridge".to_string()) && rules.contains(&"other".to_string()));
+        // The same entries added in another order give the same fingerprint.
+        let d = PdqClassifier::default();
+        d.add_to_list(bridge, "", "other");
+        d.add(bridge, "bridge");
+        assert_eq!(d.fingerprint(), fp);
+        assert_eq!(d.entries(), c.entries());
+        assert_eq!(c.remove(&bridge), 2);
+        assert!(c.is_empty());
+        assert_eq!(c.fingerprint(), empty_fp);
+        assert!(c.classify(&body).unwrap().is_empty());
+    }
+}
