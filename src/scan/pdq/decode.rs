@@ -9,6 +9,7 @@
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::LazyLock;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
 use mozjpeg::{ColorSpace, ColorSpaceExt, DctMethod, Decompress, Format};
@@ -40,14 +41,19 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<Kind> {
 }
 
 /// Decodes `bytes` into the (pre-resized) luma plane the PDQ hasher takes.
-pub(crate) fn luma_from_bytes(bytes: &[u8], max_pixels: u64) -> Result<Luma, ScanError> {
+/// `data` is a buffer to fill (its capacity is reused).
+pub(crate) fn luma_from_bytes(
+    bytes: &[u8],
+    max_pixels: u64,
+    data: Vec<f32>,
+) -> Result<Luma, ScanError> {
     let kind =
         sniff(bytes).ok_or_else(|| undecodable("not a JPEG, PNG, GIF, WebP or BMP image"))?;
     // libjpeg reports fatal errors by unwinding (without the panic hook); a bug in a decoder
     // must not take the worker down either.
     let run = AssertUnwindSafe(|| match kind {
-        Kind::Jpeg => decode_jpeg(bytes, max_pixels),
-        Kind::Other(format) => decode_other(bytes, format, max_pixels),
+        Kind::Jpeg => decode_jpeg(bytes, max_pixels, data),
+        Kind::Other(format) => decode_other(bytes, format, max_pixels, data),
     });
     match catch_unwind(run) {
         Ok(result) => result,
@@ -83,6 +89,8 @@ enum Pixels {
     Grey { channels: usize },
     /// R, G, B first in each pixel of `channels` bytes (RGB, RGBA).
     Rgb { channels: usize },
+    /// JPEG YCbCr, converted to RGB here (only for sampled pixels) exactly as libjpeg does.
+    YCbCr,
     /// Adobe (inverted) CMYK, as libjpeg returns it.
     InvertedCmyk,
 }
@@ -96,7 +104,7 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn new(width: usize, height: usize) -> Sampler {
+    fn new(width: usize, height: usize, mut data: Vec<f32>) -> Sampler {
         let resize = width > DOWNSAMPLE_DIMS || height > DOWNSAMPLE_DIMS;
         let (w, h) = if resize {
             (DOWNSAMPLE_DIMS, DOWNSAMPLE_DIMS)
@@ -109,6 +117,8 @@ impl Sampler {
                 .map(|x| ((x as f64 * old as f64 / new as f64) as usize).min(old - 1))
                 .collect()
         };
+        data.clear();
+        data.reserve(w * h);
         Sampler {
             cols: map(width, w),
             rows: map(height, h),
@@ -116,33 +126,50 @@ impl Sampler {
             luma: Luma {
                 width: w,
                 height: h,
-                data: Vec::with_capacity(w * h),
+                data,
             },
         }
     }
 
     /// Feeds source row `y` (rows must come in order); emits every output row that samples it.
+    /// A row shorter than the image width yields black pixels rather than a panic.
     fn row(&mut self, y: usize, row: &[u8], px: Pixels) {
         while self.rows.get(self.next_row) == Some(&y) {
             self.next_row += 1;
-            for &x in &self.cols {
-                let luma = match px {
-                    Pixels::Grey { channels } => {
-                        row.get(x * channels).map_or(0.0, |g| f32::from(*g))
-                    }
-                    Pixels::Rgb { channels } => match row.get(x * channels..x * channels + 3) {
-                        Some(p) => rgb_luma(p[0], p[1], p[2]),
+            let out = &mut self.luma.data;
+            let cols = &self.cols;
+            match px {
+                Pixels::Grey { channels } => out.extend(
+                    cols.iter()
+                        .map(|&x| row.get(x * channels).map_or(0.0, |g| f32::from(*g))),
+                ),
+                Pixels::Rgb { channels } => {
+                    out.extend(cols.iter().map(
+                        |&x| match row.get(x * channels..x * channels + 3) {
+                            Some(p) => rgb_luma(p[0], p[1], p[2]),
+                            None => 0.0,
+                        },
+                    ))
+                }
+                Pixels::YCbCr => {
+                    let t = &*YCC_TABLES;
+                    out.extend(cols.iter().map(|&x| match row.get(x * 3..x * 3 + 3) {
+                        Some(p) => {
+                            let (r, g, b) = t.rgb(p[0], p[1], p[2]);
+                            rgb_luma(r, g, b)
+                        }
                         None => 0.0,
-                    },
-                    Pixels::InvertedCmyk => match row.get(x * 4..x * 4 + 4) {
+                    }))
+                }
+                Pixels::InvertedCmyk => {
+                    out.extend(cols.iter().map(|&x| match row.get(x * 4..x * 4 + 4) {
                         Some(p) => {
                             let ink = |c: u8| ((u32::from(c) * u32::from(p[3]) + 127) / 255) as u8;
                             rgb_luma(ink(p[0]), ink(p[1]), ink(p[2]))
                         }
                         None => 0.0,
-                    },
-                };
-                self.luma.data.push(luma);
+                    }))
+                }
             }
         }
     }
@@ -160,7 +187,50 @@ fn rgb_luma(r: u8, g: u8, b: u8) -> f32 {
     0.299f32 * f32::from(r) + 0.587f32 * f32::from(g) + 0.114f32 * f32::from(b)
 }
 
-fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Luma, ScanError> {
+/// libjpeg's YCbCr→RGB tables (`build_ycc_rgb_table` in jdcolor.c, 16-bit fixed point).
+struct YccTables {
+    cr_r: [i32; 256],
+    cb_b: [i32; 256],
+    cr_g: [i64; 256],
+    cb_g: [i64; 256],
+}
+
+const SCALEBITS: u32 = 16;
+
+static YCC_TABLES: LazyLock<YccTables> = LazyLock::new(|| {
+    let fix = |x: f64| (x * f64::from(1u32 << SCALEBITS) + 0.5) as i64;
+    let half = 1i64 << (SCALEBITS - 1);
+    let mut t = YccTables {
+        cr_r: [0; 256],
+        cb_b: [0; 256],
+        cr_g: [0; 256],
+        cb_g: [0; 256],
+    };
+    for i in 0..256usize {
+        let x = i as i64 - 128;
+        t.cr_r[i] = ((fix(1.40200) * x + half) >> SCALEBITS) as i32;
+        t.cb_b[i] = ((fix(1.77200) * x + half) >> SCALEBITS) as i32;
+        t.cr_g[i] = -fix(0.71414) * x;
+        t.cb_g[i] = -fix(0.34414) * x + half;
+    }
+    t
+});
+
+impl YccTables {
+    /// `ycc_rgb_convert` for one pixel, range-limited to 0..=255.
+    fn rgb(&self, y: u8, cb: u8, cr: u8) -> (u8, u8, u8) {
+        let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
+        let clamp = |v: i32| v.clamp(0, 255) as u8;
+        let g = ((self.cb_g[cb] + self.cr_g[cr]) >> SCALEBITS) as i32;
+        (
+            clamp(y + self.cr_r[cr]),
+            clamp(y + g),
+            clamp(y + self.cb_b[cb]),
+        )
+    }
+}
+
+fn decode_jpeg(bytes: &[u8], max_pixels: u64, data: Vec<f32>) -> Result<Luma, ScanError> {
     let mut dec = Decompress::new_mem(bytes).map_err(undecodable)?;
     let (width, height) = dec.size();
     check_pixels(width, height, max_pixels)?;
@@ -170,23 +240,29 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Luma, ScanError> {
     // libjpeg-turbo's defaults, set explicitly because bit-exactness depends on them.
     dec.dct_method(DctMethod::IntegerSlow);
     dec.do_fancy_upsampling(true);
-    let mut started = match dec.image().map_err(undecodable)? {
-        Format::RGB(s) | Format::Gray(s) | Format::CMYK(s) => s,
-    };
-    let space: ColorSpace = started.color_space();
-    let px = match space.num_components() {
-        1 => Pixels::Grey { channels: 1 },
-        3 => Pixels::Rgb { channels: 3 },
-        4 => Pixels::InvertedCmyk,
-        n => {
-            return Err(undecodable(format!(
-                "unsupported JPEG with {n} colour components"
-            )))
+    let (mut started, px, channels) = if dec.color_space() == ColorSpace::JCS_YCbCr {
+        // Upsampled but not colour-converted: only the sampled pixels are converted.
+        let s = dec
+            .to_colorspace(ColorSpace::JCS_YCbCr)
+            .map_err(undecodable)?;
+        (s, Pixels::YCbCr, 3)
+    } else {
+        let s = match dec.image().map_err(undecodable)? {
+            Format::RGB(s) | Format::Gray(s) | Format::CMYK(s) => s,
+        };
+        match s.color_space().num_components() {
+            1 => (s, Pixels::Grey { channels: 1 }, 1),
+            3 => (s, Pixels::Rgb { channels: 3 }, 3),
+            4 => (s, Pixels::InvertedCmyk, 4),
+            n => {
+                return Err(undecodable(format!(
+                    "unsupported JPEG with {n} colour components"
+                )))
+            }
         }
     };
-    let channels = space.num_components();
     let mut row = vec![0u8; width * channels];
-    let mut sampler = Sampler::new(width, height);
+    let mut sampler = Sampler::new(width, height, data);
     for y in 0..height {
         started
             .read_scanlines_into(&mut row[..])
@@ -198,7 +274,12 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Luma, ScanError> {
     sampler.finish()
 }
 
-fn decode_other(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Luma, ScanError> {
+fn decode_other(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+    data: Vec<f32>,
+) -> Result<Luma, ScanError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     // Room for the decoded image (up to 8 bytes a pixel) plus decoder state.
@@ -212,7 +293,7 @@ fn decode_other(bytes: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Lu
         return Err(undecodable("image has no pixels"));
     }
     let img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
-    let mut sampler = Sampler::new(width, height);
+    let mut sampler = Sampler::new(width, height, data);
     let mut feed = |raw: &[u8], px: Pixels, channels: usize| {
         for (y, row) in raw.chunks_exact(width * channels).enumerate() {
             sampler.row(y, row, px);
@@ -290,7 +371,7 @@ mod tests {
     fn png_bomb_fails_fast_as_limit() {
         let bomb = png_bomb();
         let start = Instant::now();
-        let err = luma_from_bytes(&bomb, MAX).unwrap_err();
+        let err = luma_from_bytes(&bomb, MAX, Vec::new()).unwrap_err();
         assert!(matches!(err, ScanError::Limit(_)), "{err}");
         assert!(start.elapsed() < Duration::from_secs(1));
     }
@@ -300,12 +381,12 @@ mod tests {
         let mut jpeg = small_jpeg();
         let sof = sof_offset(&jpeg);
         jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]); // 60000×60000
-        let err = luma_from_bytes(&jpeg, MAX).unwrap_err();
+        let err = luma_from_bytes(&jpeg, MAX, Vec::new()).unwrap_err();
         assert!(matches!(err, ScanError::Limit(_)), "{err}");
         // The real image is within a small limit and over a tiny one.
-        assert!(luma_from_bytes(&small_jpeg(), 64 * 48).is_ok());
+        assert!(luma_from_bytes(&small_jpeg(), 64 * 48, Vec::new()).is_ok());
         assert!(matches!(
-            luma_from_bytes(&small_jpeg(), 64 * 48 - 1),
+            luma_from_bytes(&small_jpeg(), 64 * 48 - 1, Vec::new()),
             Err(ScanError::Limit(_))
         ));
     }
@@ -320,7 +401,7 @@ mod tests {
             bad_precision,
             small_jpeg()[..40].to_vec(),
         ] {
-            let err = luma_from_bytes(&bytes, MAX).unwrap_err();
+            let err = luma_from_bytes(&bytes, MAX, Vec::new()).unwrap_err();
             assert!(matches!(err, ScanError::Undecodable(_)), "{err}");
         }
     }
@@ -339,40 +420,81 @@ mod tests {
                 bytes[pos] ^= (seed >> 17) as u8 | 1;
             }
             // Either outcome is fine; returning at all is the point.
-            let _ = luma_from_bytes(&bytes, MAX);
+            let _ = luma_from_bytes(&bytes, MAX, Vec::new());
         }
         let truncated = &jpeg[..jpeg.len() / 2];
-        let _ = luma_from_bytes(truncated, MAX);
+        let _ = luma_from_bytes(truncated, MAX, Vec::new());
     }
 
     #[test]
     fn other_formats_and_non_images() {
         assert!(matches!(
-            luma_from_bytes(b"hello world", MAX),
+            luma_from_bytes(b"hello world", MAX, Vec::new()),
             Err(ScanError::Undecodable(_))
         ));
         let mut png = Vec::new();
         let img = image::GrayAlphaImage::from_fn(20, 10, |x, _| image::LumaA([x as u8 * 10, 0]));
         img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
             .unwrap();
-        let luma = luma_from_bytes(&png, MAX).unwrap();
+        let luma = luma_from_bytes(&png, MAX, Vec::new()).unwrap();
         assert_eq!((luma.width, luma.height), (20, 10));
         // Grey values are used as they are; alpha is dropped, not composited.
         assert_eq!(luma.data[3], 30.0);
         png.truncate(png.len() - 20);
         assert!(matches!(
-            luma_from_bytes(&png, MAX),
+            luma_from_bytes(&png, MAX, Vec::new()),
             Err(ScanError::Undecodable(_))
         ));
     }
 
     #[test]
     fn sampler_resizes_large_images_to_512_square() {
-        let s = Sampler::new(1600, 100);
+        let s = Sampler::new(1600, 100, Vec::new());
         assert_eq!((s.cols.len(), s.rows.len()), (512, 512));
         assert_eq!(s.cols[1], 3); // floor(1 * 1600 / 512)
         assert_eq!(s.rows[511], 99);
-        let s = Sampler::new(300, 200);
+        let s = Sampler::new(300, 200, Vec::new());
         assert_eq!((s.cols.len(), s.rows.len()), (300, 200));
+    }
+
+    fn decode_all(bytes: &[u8], space: ColorSpace) -> Vec<u8> {
+        let d = Decompress::new_mem(bytes).unwrap();
+        d.to_colorspace(space)
+            .unwrap()
+            .read_scanlines::<u8>()
+            .unwrap()
+    }
+
+    #[test]
+    fn ycbcr_conversion_matches_libjpeg_rgb_output_exactly() {
+        let photo = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/pdq/images/labelme-subset/q0122.jpg"
+        ))
+        .unwrap();
+        // Saturated colours exercise the range limiting.
+        let vivid = image::RgbImage::from_fn(96, 80, |x, y| {
+            image::Rgb([
+                (x * 37 % 256) as u8,
+                (y * 53 % 256) as u8,
+                ((x ^ y) * 29 % 256) as u8,
+            ])
+        });
+        let mut vivid_jpeg = Vec::new();
+        vivid
+            .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut vivid_jpeg,
+                95,
+            ))
+            .unwrap();
+        for bytes in [photo, vivid_jpeg] {
+            let rgb = decode_all(&bytes, ColorSpace::JCS_RGB);
+            let ycc = decode_all(&bytes, ColorSpace::JCS_YCbCr);
+            assert_eq!(rgb.len(), ycc.len());
+            for (want, p) in rgb.chunks_exact(3).zip(ycc.chunks_exact(3)) {
+                let got = YCC_TABLES.rgb(p[0], p[1], p[2]);
+                assert_eq!((want[0], want[1], want[2]), got);
+            }
+        }
     }
 }

@@ -19,12 +19,22 @@ pub use classifier::{PdqClassifier, PdqEntry, PdqMatch, RUNTIME_LIST};
 pub use index::PdqIndex;
 pub use types::{HexError, PdqHash};
 
+use std::cell::RefCell;
+
 use crate::scan::ScanError;
+
+thread_local! {
+    /// Per-thread luma and filter buffers (at most 512×512 `f32` each), reused across images.
+    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
 
 /// Hashes an image (JPEG, PNG, GIF, WebP or BMP): the same hash and quality as the reference
 /// `pdq-photo-hasher`. Images over `max_pixels` fail with [`ScanError::Limit`] before any
 /// pixel is decoded; bytes that are not a decodable image fail with [`ScanError::Undecodable`].
 pub fn hash_image(bytes: &[u8], max_pixels: u64) -> Result<PdqHash, ScanError> {
-    let luma = decode::luma_from_bytes(bytes, max_pixels)?;
-    Ok(hash::hash_luma(luma))
+    let (data, mut tmp) = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let mut luma = decode::luma_from_bytes(bytes, max_pixels, data)?;
+    let hash = hash::hash_luma(&mut luma, &mut tmp);
+    BUFFERS.with(|b| *b.borrow_mut() = (luma.data, tmp));
+    Ok(hash)
 }
