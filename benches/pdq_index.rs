@@ -2,7 +2,10 @@
 //!
 //! Sizes come from `PDQ_INDEX_SIZES` (comma-separated, default `1000000`; e.g.
 //! `PDQ_INDEX_SIZES=1000000,10000000`). Besides criterion's mean, p50/p99/max over 20 000
-//! queries (half of them with planted neighbours) are printed per size.
+//! queries (half of them with planted neighbours) are printed per size, once over all queries
+//! and once over the queries the scheduler did not preempt (run-queue wait from
+//! `/proc/thread-self/schedstat` unchanged), which is what the index itself costs on a busy
+//! machine.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -30,6 +33,29 @@ impl Rng {
         }
         PdqHash::from_u64s(w)
     }
+}
+
+/// Nanoseconds this thread has waited on a run queue so far.
+fn runqueue_wait_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn percentiles(label: &str, n: usize, lat: &mut [f64]) {
+    if lat.is_empty() {
+        return;
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    eprintln!(
+        "pdq_index: n={n} d=31 {label}: queries={} p50={:.1}us p99={:.1}us max={:.1}us",
+        lat.len(),
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
 }
 
 fn sizes() -> Vec<usize> {
@@ -67,22 +93,22 @@ fn bench_index(c: &mut Criterion) {
                 }
             })
             .collect();
-        let mut lat: Vec<f64> = Vec::with_capacity(queries.len());
+        let mut all: Vec<f64> = Vec::with_capacity(queries.len());
+        let mut unpreempted: Vec<f64> = Vec::with_capacity(queries.len());
         let mut hits = 0usize;
         for q in &queries {
+            let waited = runqueue_wait_ns();
             let t = Instant::now();
             hits += black_box(index.query(q, 31)).len();
-            lat.push(t.elapsed().as_secs_f64() * 1e6);
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            all.push(us);
+            if runqueue_wait_ns() == waited {
+                unpreempted.push(us);
+            }
         }
-        lat.sort_by(f64::total_cmp);
-        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-        eprintln!(
-            "pdq_index: n={n} d=31 queries={} hits={hits} p50={:.1}us p99={:.1}us max={:.1}us",
-            lat.len(),
-            pct(0.50),
-            pct(0.99),
-            pct(1.0)
-        );
+        eprintln!("pdq_index: n={n} d=31 hits={hits}");
+        percentiles("all", n, &mut all);
+        percentiles("not preempted", n, &mut unpreempted);
         let mut i = 0;
         c.bench_function(&format!("pdq_index_query_d31_{n}"), |b| {
             b.iter(|| {
