@@ -80,6 +80,7 @@ fn bench_index(c: &mut Criterion) {
                 planted.push(rng.near(&h, d));
             }
         }
+        index.shrink_to_fit();
         eprintln!(
             "pdq_index: built {n} hashes in {:.1} s",
             start.elapsed().as_secs_f64()

@@ -133,6 +133,7 @@ impl PdqClassifier {
                     });
                 }
             }
+            state.index.shrink_to_fit();
         }
         Ok((classifier, Vec::new()))
     }

@@ -95,6 +95,15 @@ impl PdqIndex {
         self.len == 0
     }
 
+    /// Releases spare capacity left by growth, e.g. after a bulk load (buckets grow by
+    /// doubling, so this can return a third of the postings' memory).
+    pub fn shrink_to_fit(&mut self) {
+        self.tables.iter_mut().for_each(Vec::shrink_to_fit);
+        self.hashes.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.live.shrink_to_fit();
+    }
+
     /// Adds `(hash, id)`; returns false (and changes nothing) if that exact pair is present.
     pub fn insert(&mut self, hash: &PdqHash, id: u64) -> bool {
         let words = hash.as_u64s();
