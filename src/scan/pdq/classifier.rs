@@ -27,6 +27,7 @@ const DECODED_TYPES: [&str; 6] = [
 /// One hash of a list, as loaded or added at runtime.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PdqEntry {
+    /// The listed hash (quality 0: lists carry none).
     pub hash: PdqHash,
     /// The finding's rule: the line's label, else the list name.
     pub rule: String,
@@ -37,7 +38,9 @@ pub struct PdqEntry {
 /// One list entry close to a hashed image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PdqMatch {
+    /// The list entry that matched.
     pub entry: PdqEntry,
+    /// Hamming distance between the image's hash and the entry's.
     pub distance: u32,
 }
 
