@@ -10,7 +10,7 @@ use std::process::Command;
 
 use image::{DynamicImage, ImageFormat};
 use serde_json::Value;
-use sluice::scan::pdq::{hash_image, PdqHash};
+use sluice::scan::pdq::{hash_image, hash_image_dihedral, PdqHash};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pdq")
@@ -57,6 +57,38 @@ fn sluice_hash_reproduces_every_reference_vector() {
         let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 4, "{name}: {keys:?}");
     }
+}
+
+#[test]
+fn dihedral_hashes_match_the_reference() {
+    let text = std::fs::read_to_string(data_dir().join("dihedral.jsonl")).unwrap();
+    let names = [
+        "orig",
+        "rot90",
+        "rot180",
+        "rot270",
+        "flipx",
+        "flipy",
+        "flipplus1",
+        "flipminus1",
+    ];
+    let mut count = 0;
+    for line in text.lines() {
+        let exp: Value = serde_json::from_str(line).unwrap();
+        let file = exp["file"].as_str().unwrap();
+        let bytes = std::fs::read(data_dir().join(file)).unwrap();
+        let hashes = hash_image_dihedral(&bytes, u64::MAX).unwrap();
+        for (h, name) in hashes.iter().zip(names) {
+            assert_eq!(
+                Some(h.to_hex().as_str()),
+                exp[name].as_str(),
+                "{file} {name}"
+            );
+            assert_eq!(Value::from(h.quality), exp["quality"], "{file} {name}");
+        }
+        count += 1;
+    }
+    assert_eq!(count, 20);
 }
 
 #[test]

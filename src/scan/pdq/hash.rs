@@ -54,16 +54,75 @@ static DCT_T: LazyLock<[[f32; 16]; 64]> = LazyLock::new(|| {
 
 /// Hashes a luma plane, filtering it in place; `tmp` is scratch space (its capacity is reused).
 pub(crate) fn hash_luma(luma: &mut Luma, tmp: &mut Vec<f32>) -> PdqHash {
-    let (rows, cols) = (luma.height, luma.width);
-    if rows < MIN_HASHABLE_DIM || cols < MIN_HASHABLE_DIM || luma.data.len() != rows * cols {
-        return PdqHash {
+    match dct_of(luma, tmp) {
+        Some((dct, quality)) => PdqHash {
+            bits: bits_from_dct(&dct),
+            quality,
+        },
+        None => PdqHash {
             bits: [0; 16],
             quality: 0,
-        };
+        },
+    }
+}
+
+/// The eight dihedral hashes (`pdqDihedralHash256esFromFloatLuma`), in the order
+/// original, rot90, rot180, rot270, flipx, flipy, flipplus1, flipminus1, each derived from the
+/// one DCT by sign changes and transposition.
+pub(crate) fn dihedral_luma(luma: &mut Luma, tmp: &mut Vec<f32>) -> [PdqHash; 8] {
+    let Some((dct, quality)) = dct_of(luma, tmp) else {
+        return [PdqHash {
+            bits: [0; 16],
+            quality: 0,
+        }; 8];
+    };
+    // (transpose?, sign of coefficient (i, j)) per variant, from pdqhashing.cpp.
+    let variants: [(bool, KeepSign); 8] = [
+        (false, |_, _| true),
+        (true, |_, j| j & 1 == 1),
+        (false, |i, j| (i + j) & 1 == 0),
+        (true, |i, _| i & 1 == 1),
+        (false, |i, _| i & 1 == 1),
+        (false, |_, j| j & 1 == 1),
+        (true, |_, _| true),
+        (true, |i, j| (i + j) & 1 == 0),
+    ];
+    variants.map(|(transpose, keep_sign)| {
+        let mut b = [[0f32; 16]; 16];
+        for (i, row) in dct.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let v = if keep_sign(i, j) { *v } else { -*v };
+                if transpose {
+                    b[j][i] = v;
+                } else {
+                    b[i][j] = v;
+                }
+            }
+        }
+        PdqHash {
+            bits: bits_from_dct(&b),
+            quality,
+        }
+    })
+}
+
+/// Whether coefficient (i, j) keeps its sign in a dihedral variant.
+type KeepSign = fn(usize, usize) -> bool;
+
+/// The 16×16 DCT coefficients the hash bits are taken from.
+type Dct16 = [[f32; 16]; 16];
+
+/// Blur, decimate, quality and DCT: the 16×16 coefficients and the quality, or `None` for an
+/// image under 5 pixels on a side.
+fn dct_of(luma: &mut Luma, tmp: &mut Vec<f32>) -> Option<(Dct16, u8)> {
+    let (rows, cols) = (luma.height, luma.width);
+    if rows < MIN_HASHABLE_DIM || cols < MIN_HASHABLE_DIM || luma.data.len() != rows * cols {
+        return None;
     }
     let mut block = [[0f32; 64]; 64];
     if rows == 64 && cols == 64 {
-        // The reference skips the blur for inputs that are already 64×64.
+        // The reference skips the blur for inputs that are already 64×64 (a window of 1 would
+        // leave them unchanged anyway).
         for (i, row) in block.iter_mut().enumerate() {
             row.copy_from_slice(&luma.data[i * 64..(i + 1) * 64]);
         }
@@ -71,12 +130,7 @@ pub(crate) fn hash_luma(luma: &mut Luma, tmp: &mut Vec<f32>) -> PdqHash {
         jarosz_filter(&mut luma.data, tmp, rows, cols);
         decimate(&luma.data, rows, cols, &mut block);
     }
-    let quality = quality_metric(&block);
-    let dct = dct64_to_16(&block);
-    PdqHash {
-        bits: bits_from_dct(&dct),
-        quality,
-    }
+    Some((dct64_to_16(&block), quality_metric(&block)))
 }
 
 /// `computeJaroszFilterWindowSize`: half of the old-to-64 ratio, rounded up.

@@ -38,3 +38,15 @@ pub fn hash_image(bytes: &[u8], max_pixels: u64) -> Result<PdqHash, ScanError> {
     BUFFERS.with(|b| *b.borrow_mut() = (luma.data, tmp));
     Ok(hash)
 }
+
+/// The eight dihedral PDQ hashes of an image, as `pdq-photo-hasher --pdqdih` prints them:
+/// original, rot90, rot180, rot270, flipx, flipy, flipplus1, flipminus1. A rotated or mirrored
+/// copy of a listed image is near one of them (ThreatExchange advises matching all eight, not
+/// a "canonical" one). Errors as [`hash_image`].
+pub fn hash_image_dihedral(bytes: &[u8], max_pixels: u64) -> Result<[PdqHash; 8], ScanError> {
+    let (data, mut tmp) = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let mut luma = decode::luma_from_bytes(bytes, max_pixels, data)?;
+    let hashes = hash::dihedral_luma(&mut luma, &mut tmp);
+    BUFFERS.with(|b| *b.borrow_mut() = (luma.data, tmp));
+    Ok(hashes)
+}
