@@ -224,19 +224,18 @@ impl PdqClassifier {
         }
         hash_image(&doc.body, self.max_pixels).map(Some)
     }
-}
 
-impl Classifier for PdqClassifier {
-    fn name(&self) -> &'static str {
-        "pdq"
-    }
-
-    fn classify(&self, doc: &Document) -> Result<Vec<Finding>, ScanError> {
+    /// [`Classifier::classify`] that also returns the image's hash (when it has one), so a
+    /// caller can store it with the verdict without hashing twice.
+    pub fn classify_with_hash(
+        &self,
+        doc: &Document,
+    ) -> Result<(Option<PdqHash>, Vec<Finding>), ScanError> {
         let Some(hash) = self.hash_of(doc)? else {
-            return Ok(Vec::new());
+            return Ok((None, Vec::new()));
         };
         if hash.quality < self.min_quality || self.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Some(hash), Vec::new()));
         }
         let findings = self
             .matches(&hash)
@@ -254,7 +253,17 @@ impl Classifier for PdqClassifier {
                 ),
             })
             .collect();
-        Ok(findings)
+        Ok((Some(hash), findings))
+    }
+}
+
+impl Classifier for PdqClassifier {
+    fn name(&self) -> &'static str {
+        "pdq"
+    }
+
+    fn classify(&self, doc: &Document) -> Result<Vec<Finding>, ScanError> {
+        self.classify_with_hash(doc).map(|(_, findings)| findings)
     }
 
     fn fingerprint(&self) -> String {
