@@ -1,0 +1,324 @@
+//! Image bytes to the luma plane the reference hashes, with bounded memory.
+//!
+//! JPEG goes through libjpeg-turbo's decoder (the `mozjpeg` crate: islow IDCT, fancy
+//! upsampling — what the reference's ImageMagick does), PNG/GIF/WebP/BMP through `image`.
+//! The header is read first and an image over `max_pixels` is refused before any pixel buffer
+//! is allocated. Images larger than 512 on a side are resampled to 512×512 by nearest
+//! neighbour (`pdq/cpp/io/pdqio.cpp`, CImg's `resize`) while decoding, so a JPEG never needs
+//! a full-size buffer. No EXIF orientation is applied: the reference hashes stored pixels.
+
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::LazyLock;
+
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
+use mozjpeg::{ColorSpace, ColorSpaceExt, DctMethod, Decompress, Format};
+
+use super::hash::Luma;
+use crate::scan::ScanError;
+
+/// Images wider or taller than this are resampled to exactly this square (`DOWNSAMPLE_DIMS`).
+const DOWNSAMPLE_DIMS: usize = 512;
+
+/// The image formats this module decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Jpeg,
+    Other(ImageFormat),
+}
+
+/// Recognises a supported image format by its magic bytes.
+pub(crate) fn sniff(bytes: &[u8]) -> Option<Kind> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some(Kind::Jpeg);
+    }
+    match image::guess_format(bytes).ok()? {
+        f @ (ImageFormat::Png | ImageFormat::Gif | ImageFormat::WebP | ImageFormat::Bmp) => {
+            Some(Kind::Other(f))
+        }
+        _ => None,
+    }
+}
+
+/// Decodes `bytes` into the (pre-resized) luma plane the PDQ hasher takes.
+/// `data` is a buffer to fill (its capacity is reused).
+pub(crate) fn luma_from_bytes(
+    bytes: &[u8],
+    max_pixels: u64,
+    data: Vec<f32>,
+) -> Result<Luma, ScanError> {
+    let kind =
+        sniff(bytes).ok_or_else(|| undecodable("not a JPEG, PNG, GIF, WebP or BMP image"))?;
+    // libjpeg reports fatal errors by unwinding (without the panic hook); a bug in a decoder
+    // must not take the worker down either.
+    let run = AssertUnwindSafe(|| match kind {
+        Kind::Jpeg => decode_jpeg(bytes, max_pixels, data),
+        Kind::Other(format) => decode_other(bytes, format, max_pixels, data),
+    });
+    match catch_unwind(run) {
+        Ok(result) => result,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("decoder failed");
+            Err(undecodable(msg.trim_start_matches("libjpeg fatal error: ")))
+        }
+    }
+}
+
+fn undecodable(msg: impl std::fmt::Display) -> ScanError {
+    ScanError::Undecodable(msg.to_string())
+}
+
+fn check_pixels(width: usize, height: usize, max_pixels: u64) -> Result<(), ScanError> {
+    let pixels = (width as u64).saturating_mul(height as u64);
+    if pixels > max_pixels {
+        return Err(ScanError::Limit(format!(
+            "image is {width}x{height} ({pixels} pixels), more than the {max_pixels} allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// How pixels of one stored row are turned into luma.
+#[derive(Clone, Copy)]
+enum Pixels {
+    /// Grey value first in each pixel of `channels` bytes (grey, grey+alpha).
+    Grey { channels: usize },
+    /// R, G, B first in each pixel of `channels` bytes (RGB, RGBA).
+    Rgb { channels: usize },
+    /// JPEG YCbCr, converted to RGB here (only for sampled pixels) exactly as libjpeg does.
+    YCbCr,
+    /// Adobe (inverted) CMYK, as libjpeg returns it.
+    InvertedCmyk,
+}
+
+/// Nearest-neighbour resampling plan and the luma plane being filled, one source row at a time.
+struct Sampler {
+    cols: Vec<usize>,
+    rows: Vec<usize>,
+    next_row: usize,
+    luma: Luma,
+}
+
+impl Sampler {
+    fn new(width: usize, height: usize, mut data: Vec<f32>) -> Sampler {
+        let resize = width > DOWNSAMPLE_DIMS || height > DOWNSAMPLE_DIMS;
+        let (w, h) = if resize {
+            (DOWNSAMPLE_DIMS, DOWNSAMPLE_DIMS)
+        } else {
+            (width, height)
+        };
+        // CImg's nearest neighbour: output x reads input floor(x * old / new), in double.
+        let map = |old: usize, new: usize| -> Vec<usize> {
+            (0..new)
+                .map(|x| ((x as f64 * old as f64 / new as f64) as usize).min(old - 1))
+                .collect()
+        };
+        data.clear();
+        data.reserve(w * h);
+        Sampler {
+            cols: map(width, w),
+            rows: map(height, h),
+            next_row: 0,
+            luma: Luma {
+                width: w,
+                height: h,
+                data,
+            },
+        }
+    }
+
+    /// Feeds source row `y` (rows must come in order); emits every output row that samples it.
+    /// A row shorter than the image width yields black pixels rather than a panic.
+    fn row(&mut self, y: usize, row: &[u8], px: Pixels) {
+        while self.rows.get(self.next_row) == Some(&y) {
+            self.next_row += 1;
+            let out = &mut self.luma.data;
+            let cols = &self.cols;
+            match px {
+                Pixels::Grey { channels } => out.extend(
+                    cols.iter()
+                        .map(|&x| row.get(x * channels).map_or(0.0, |g| f32::from(*g))),
+                ),
+                Pixels::Rgb { channels } => {
+                    out.extend(cols.iter().map(
+                        |&x| match row.get(x * channels..x * channels + 3) {
+                            Some(p) => rgb_luma(p[0], p[1], p[2]),
+                            None => 0.0,
+                        },
+                    ))
+                }
+                Pixels::YCbCr => {
+                    let t = &*YCC_TABLES;
+                    out.extend(cols.iter().map(|&x| match row.get(x * 3..x * 3 + 3) {
+                        Some(p) => {
+                            let (r, g, b) = t.rgb(p[0], p[1], p[2]);
+                            rgb_luma(r, g, b)
+                        }
+                        None => 0.0,
+                    }))
+                }
+                Pixels::InvertedCmyk => {
+                    out.extend(cols.iter().map(|&x| match row.get(x * 4..x * 4 + 4) {
+                        Some(p) => {
+                            let ink = |c: u8| ((u32::from(c) * u32::from(p[3]) + 127) / 255) as u8;
+                            rgb_luma(ink(p[0]), ink(p[1]), ink(p[2]))
+                        }
+                        None => 0.0,
+                    }))
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Luma, ScanError> {
+        if self.luma.data.len() != self.luma.width * self.luma.height {
+            return Err(undecodable("image data ended early"));
+        }
+        Ok(self.luma)
+    }
+}
+
+/// `fillFloatLumaFromRGB`: f32 constants, f32 products, summed left to right.
+fn rgb_luma(r: u8, g: u8, b: u8) -> f32 {
+    0.299f32 * f32::from(r) + 0.587f32 * f32::from(g) + 0.114f32 * f32::from(b)
+}
+
+/// libjpeg's YCbCr→RGB tables (`build_ycc_rgb_table` in jdcolor.c, 16-bit fixed point).
+struct YccTables {
+    cr_r: [i32; 256],
+    cb_b: [i32; 256],
+    cr_g: [i64; 256],
+    cb_g: [i64; 256],
+}
+
+const SCALEBITS: u32 = 16;
+
+static YCC_TABLES: LazyLock<YccTables> = LazyLock::new(|| {
+    let fix = |x: f64| (x * f64::from(1u32 << SCALEBITS) + 0.5) as i64;
+    let half = 1i64 << (SCALEBITS - 1);
+    let mut t = YccTables {
+        cr_r: [0; 256],
+        cb_b: [0; 256],
+        cr_g: [0; 256],
+        cb_g: [0; 256],
+    };
+    for i in 0..256usize {
+        let x = i as i64 - 128;
+        t.cr_r[i] = ((fix(1.40200) * x + half) >> SCALEBITS) as i32;
+        t.cb_b[i] = ((fix(1.77200) * x + half) >> SCALEBITS) as i32;
+        t.cr_g[i] = -fix(0.71414) * x;
+        t.cb_g[i] = -fix(0.34414) * x + half;
+    }
+    t
+});
+
+impl YccTables {
+    /// `ycc_rgb_convert` for one pixel, range-limited to 0..=255.
+    fn rgb(&self, y: u8, cb: u8, cr: u8) -> (u8, u8, u8) {
+        let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
+        let clamp = |v: i32| v.clamp(0, 255) as u8;
+        let g = ((self.cb_g[cb] + self.cr_g[cr]) >> SCALEBITS) as i32;
+        (
+            clamp(y + self.cr_r[cr]),
+            clamp(y + g),
+            clamp(y + self.cb_b[cb]),
+        )
+    }
+}
+
+fn decode_jpeg(bytes: &[u8], max_pixels: u64, data: Vec<f32>) -> Result<Luma, ScanError> {
+    let mut dec = Decompress::new_mem(bytes).map_err(undecodable)?;
+    let (width, height) = dec.size();
+    check_pixels(width, height, max_pixels)?;
+    if width == 0 || height == 0 {
+        return Err(undecodable("image has no pixels"));
+    }
+    // libjpeg-turbo's defaults, set explicitly because bit-exactness depends on them.
+    dec.dct_method(DctMethod::IntegerSlow);
+    dec.do_fancy_upsampling(true);
+    let (mut started, px, channels) = if dec.color_space() == ColorSpace::JCS_YCbCr {
+        // Upsampled but not colour-converted: only the sampled pixels are converted.
+        let s = dec
+            .to_colorspace(ColorSpace::JCS_YCbCr)
+            .map_err(undecodable)?;
+        (s, Pixels::YCbCr, 3)
+    } else {
+        let s = match dec.image().map_err(undecodable)? {
+            Format::RGB(s) | Format::Gray(s) | Format::CMYK(s) => s,
+        };
+        match s.color_space().num_components() {
+            1 => (s, Pixels::Grey { channels: 1 }, 1),
+            3 => (s, Pixels::Rgb { channels: 3 }, 3),
+            4 => (s, Pixels::InvertedCmyk, 4),
+            n => {
+                return Err(undecodable(format!(
+                    "unsupported JPEG with {n} colour components"
+                )))
+            }
+        }
+    };
+    let mut row = vec![0u8; width * channels];
+    let mut sampler = Sampler::new(width, height, data);
+    for y in 0..height {
+        started
+            .read_scanlines_into(&mut row[..])
+            .map_err(undecodable)?;
+        sampler.row(y, &row, px);
+    }
+    // Trailing garbage after the image is not worth failing for; the pixels are complete.
+    let _ = started.finish();
+    sampler.finish()
+}
+
+fn decode_other(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_pixels: u64,
+    data: Vec<f32>,
+) -> Result<Luma, ScanError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    // Room for the decoded image (up to 8 bytes a pixel) plus decoder state.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(image_error)?;
+    let (w, h) = decoder.dimensions();
+    let (width, height) = (w as usize, h as usize);
+    check_pixels(width, height, max_pixels)?;
+    if width == 0 || height == 0 {
+        return Err(undecodable("image has no pixels"));
+    }
+    let img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    let mut sampler = Sampler::new(width, height, data);
+    let mut feed = |raw: &[u8], px: Pixels, channels: usize| {
+        for (y, row) in raw.chunks_exact(width * channels).enumerate() {
+            sampler.row(y, row, px);
+        }
+    };
+    match &img {
+        DynamicImage::ImageLuma8(b) => feed(b.as_raw(), Pixels::Grey { channels: 1 }, 1),
+        DynamicImage::ImageLumaA8(b) => feed(b.as_raw(), Pixels::Grey { channels: 2 }, 2),
+        DynamicImage::ImageRgb8(b) => feed(b.as_raw(), Pixels::Rgb { channels: 3 }, 3),
+        DynamicImage::ImageRgba8(b) => feed(b.as_raw(), Pixels::Rgb { channels: 4 }, 4),
+        DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => {
+            feed(img.to_luma8().as_raw(), Pixels::Grey { channels: 1 }, 1)
+        }
+        _ => feed(img.to_rgb8().as_raw(), Pixels::Rgb { channels: 3 }, 3),
+    }
+    sampler.finish()
+}
+
+fn image_error(e: ImageError) -> ScanError {
+    match e {
+        ImageError::Limits(l) => ScanError::Limit(l.to_string()),
+        other => undecodable(other),
+    }
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

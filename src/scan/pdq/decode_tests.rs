@@ -1,0 +1,178 @@
+//! Tests of `decode`: limits, damaged input, colour handling, resampling.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const MAX: u64 = 64_000_000;
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+}
+
+/// A PNG whose header claims 100000×100000 RGB, followed by a little real IDAT data.
+fn png_bomb() -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![0u8; 1 << 20]).unwrap();
+    png_chunk(&mut out, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn small_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+    });
+    let mut out = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80);
+    img.write_with_encoder(enc).unwrap();
+    out
+}
+
+fn sof_offset(jpeg: &[u8]) -> usize {
+    jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap()
+}
+
+#[test]
+fn png_bomb_fails_fast_as_limit() {
+    let bomb = png_bomb();
+    let start = Instant::now();
+    let err = luma_from_bytes(&bomb, MAX, Vec::new()).unwrap_err();
+    assert!(matches!(err, ScanError::Limit(_)), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn jpeg_over_the_pixel_limit_fails_before_decoding() {
+    let mut jpeg = small_jpeg();
+    let sof = sof_offset(&jpeg);
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]); // 60000×60000
+    let err = luma_from_bytes(&jpeg, MAX, Vec::new()).unwrap_err();
+    assert!(matches!(err, ScanError::Limit(_)), "{err}");
+    // The real image is within a small limit and over a tiny one.
+    assert!(luma_from_bytes(&small_jpeg(), 64 * 48, Vec::new()).is_ok());
+    assert!(matches!(
+        luma_from_bytes(&small_jpeg(), 64 * 48 - 1, Vec::new()),
+        Err(ScanError::Limit(_))
+    ));
+}
+
+#[test]
+fn corrupt_jpeg_is_undecodable_not_a_panic() {
+    let mut bad_precision = small_jpeg();
+    let sof = sof_offset(&bad_precision);
+    bad_precision[sof + 4] = 3;
+    for bytes in [
+        b"\xFF\xD8\xFF\xE0garbage".to_vec(),
+        bad_precision,
+        small_jpeg()[..40].to_vec(),
+    ] {
+        let err = luma_from_bytes(&bytes, MAX, Vec::new()).unwrap_err();
+        assert!(matches!(err, ScanError::Undecodable(_)), "{err}");
+    }
+}
+
+#[test]
+fn damaged_images_never_panic() {
+    let jpeg = small_jpeg();
+    let mut seed = 0x1234_5678u64;
+    for _ in 0..60 {
+        let mut bytes = jpeg.clone();
+        for _ in 0..4 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let pos = (seed >> 33) as usize % bytes.len();
+            bytes[pos] ^= (seed >> 17) as u8 | 1;
+        }
+        // Either outcome is fine; returning at all is the point.
+        let _ = luma_from_bytes(&bytes, MAX, Vec::new());
+    }
+    let truncated = &jpeg[..jpeg.len() / 2];
+    let _ = luma_from_bytes(truncated, MAX, Vec::new());
+}
+
+#[test]
+fn other_formats_and_non_images() {
+    assert!(matches!(
+        luma_from_bytes(b"hello world", MAX, Vec::new()),
+        Err(ScanError::Undecodable(_))
+    ));
+    let mut png = Vec::new();
+    let img = image::GrayAlphaImage::from_fn(20, 10, |x, _| image::LumaA([x as u8 * 10, 0]));
+    img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+        .unwrap();
+    let luma = luma_from_bytes(&png, MAX, Vec::new()).unwrap();
+    assert_eq!((luma.width, luma.height), (20, 10));
+    // Grey values are used as they are; alpha is dropped, not composited.
+    assert_eq!(luma.data[3], 30.0);
+    png.truncate(png.len() - 20);
+    assert!(matches!(
+        luma_from_bytes(&png, MAX, Vec::new()),
+        Err(ScanError::Undecodable(_))
+    ));
+}
+
+#[test]
+fn sampler_resizes_large_images_to_512_square() {
+    let s = Sampler::new(1600, 100, Vec::new());
+    assert_eq!((s.cols.len(), s.rows.len()), (512, 512));
+    assert_eq!(s.cols[1], 3); // floor(1 * 1600 / 512)
+    assert_eq!(s.rows[511], 99);
+    let s = Sampler::new(300, 200, Vec::new());
+    assert_eq!((s.cols.len(), s.rows.len()), (300, 200));
+}
+
+fn decode_all(bytes: &[u8], space: ColorSpace) -> Vec<u8> {
+    let d = Decompress::new_mem(bytes).unwrap();
+    d.to_colorspace(space)
+        .unwrap()
+        .read_scanlines::<u8>()
+        .unwrap()
+}
+
+#[test]
+fn ycbcr_conversion_matches_libjpeg_rgb_output_exactly() {
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/pdq/images/labelme-subset/q0122.jpg"
+    ))
+    .unwrap();
+    // Saturated colours exercise the range limiting.
+    let vivid = image::RgbImage::from_fn(96, 80, |x, y| {
+        image::Rgb([
+            (x * 37 % 256) as u8,
+            (y * 53 % 256) as u8,
+            ((x ^ y) * 29 % 256) as u8,
+        ])
+    });
+    let mut vivid_jpeg = Vec::new();
+    vivid
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut vivid_jpeg,
+            95,
+        ))
+        .unwrap();
+    for bytes in [photo, vivid_jpeg] {
+        let rgb = decode_all(&bytes, ColorSpace::JCS_RGB);
+        let ycc = decode_all(&bytes, ColorSpace::JCS_YCbCr);
+        assert_eq!(rgb.len(), ycc.len());
+        for (want, p) in rgb.chunks_exact(3).zip(ycc.chunks_exact(3)) {
+            let got = YCC_TABLES.rgb(p[0], p[1], p[2]);
+            assert_eq!((want[0], want[1], want[2]), got);
+        }
+    }
+}
