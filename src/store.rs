@@ -1,7 +1,7 @@
 //! The sled database: one directory, named trees, a schema version checked on open.
 //!
-//! Trees (DESIGN.md): `objects` (cache key → object meta), `bodies` (SHA-256 → bytes, chunked
-//! above 1 MiB), `verdicts` (SHA-256 → verdict), `urls` (URL → latest SHA-256 and time),
+//! Trees (DESIGN.md): `objects` (cache key → object meta), `bodies` (content-addressed by
+//! SHA-256: a manifest `m‖sha256` and chunks `c‖sha256‖i` of at most 1 MiB, see `cache::bodies`), `verdicts` (SHA-256 → verdict), `urls` (URL → latest SHA-256 and time),
 //! `hashes` (kind|hash → entry), `meta` (schema version).
 
 use std::path::{Path, PathBuf};
