@@ -85,7 +85,18 @@ pub async fn respond(
             on_storable,
         ));
     }
-    match body::collect_limited(body, max).await {
+    // A body whose Content-Length already exceeds max_body cannot be scanned: decide from
+    // the head (stream at once, or refuse under `unscanned = "block"`) instead of buffering
+    // max_body bytes first.
+    let collected = if declared_length(&parts.headers).is_some_and(|n| n > max as u64) {
+        Ok(Collected::TooLarge {
+            head: Vec::new(),
+            rest: body,
+        })
+    } else {
+        body::collect_limited(body, max).await
+    };
+    match collected {
         Err(e) => {
             // Enforce mode has sent nothing yet, so a failed body is an honest 502/504.
             on_storable(false);
@@ -257,6 +268,17 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut
 /// The scan input for a body with its response headers.
 pub fn content(bytes: &Bytes, headers: &HeaderMap, url: &str) -> Content {
     crate::scan::pipeline::content_from_response(bytes.clone(), headers, Some(url.to_string()))
+}
+
+/// The `Content-Length` of a response head, when present and valid.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn media_type(headers: &HeaderMap) -> String {
