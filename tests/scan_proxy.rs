@@ -155,7 +155,10 @@ async fn spam_page_is_blocked_with_a_403_naming_class_and_rules() {
     for rule in rules.split(',') {
         assert!(text.contains(rule), "403 body should name {rule}: {text}");
     }
-    assert!(!text.contains("Western Union"), "the page itself is withheld");
+    assert!(
+        !text.contains("Western Union"),
+        "the page itself is withheld"
+    );
     assert_eq!(origin.requests().len(), 1, "the origin was contacted once");
 }
 
@@ -230,7 +233,12 @@ async fn image_origin(png_body: Vec<u8>, jpeg_body: Vec<u8>, other: Vec<u8>) -> 
 #[tokio::test]
 async fn listed_image_is_blocked_by_sha256_and_its_resized_copy_by_pdq() {
     let im = images();
-    let origin = image_origin(im.original.clone(), im.resized.clone(), im.unrelated.clone()).await;
+    let origin = image_origin(
+        im.original.clone(),
+        im.resized.clone(),
+        im.unrelated.clone(),
+    )
+    .await;
     let sluice = start(config_with_lists(im.dir.path())).await;
 
     let resp = sluice.fetch(&origin.url("/original.png")).await;
@@ -272,7 +280,11 @@ async fn clamav_hsb_entry_blocks_the_matching_body() {
     let resp = sluice.fetch(&origin.url("/sample.exe")).await;
     assert_eq!(resp.status(), 403, "{}", resp.text());
     assert!(verdict(&resp).starts_with("listed;"), "{}", verdict(&resp));
-    assert!(resp.text().contains("Sluice.Test.Sample"), "{}", resp.text());
+    assert!(
+        resp.text().contains("Sluice.Test.Sample"),
+        "{}",
+        resp.text()
+    );
     // A body that differs by one byte is not listed.
     let mut other = body.clone();
     other[0] = b'N';
@@ -306,7 +318,11 @@ async fn spam_with_action_log_is_delivered_without_a_header() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.body, SPAM.as_bytes());
     assert_eq!(resp.header("x-sluice-verdict"), None);
-    assert_eq!(stats(&sluice).classes.get("spam"), Some(&1), "still scanned");
+    assert_eq!(
+        stats(&sluice).classes.get("spam"),
+        Some(&1),
+        "still scanned"
+    );
 }
 
 /// A text body of `n` bytes.
@@ -425,7 +441,11 @@ async fn same_bytes_under_another_url_are_not_rescanned() {
     assert_eq!(second.body, NEWSLETTER.as_bytes());
     let after = stats(&sluice);
     assert_eq!(after.scans, before.scans, "not scanned again");
-    assert_eq!(after.memo_hits, before.memo_hits + 1, "answered by the memo");
+    assert_eq!(
+        after.memo_hits,
+        before.memo_hits + 1,
+        "answered by the memo"
+    );
     assert_eq!(verdict(&second), verdict(&first));
     assert_eq!(origin.requests().len(), 2, "both URLs were fetched");
 }
@@ -520,7 +540,11 @@ async fn observe_mode_streams_at_once_and_records_the_verdict() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     release.notify_one();
     read_at_least(&mut c, &mut got, head_end + SPAM.len()).await;
-    assert_eq!(&got[head_end..], SPAM.as_bytes(), "the spam page is delivered");
+    assert_eq!(
+        &got[head_end..],
+        SPAM.as_bytes(),
+        "the spam page is delivered"
+    );
 
     let pipeline = &sluice.running.as_ref().expect("running").proxy.pipeline;
     let sha = sha256_hex(SPAM.as_bytes());
@@ -574,7 +598,11 @@ async fn proxy_keeps_serving_after_blocks_bombs_and_bad_images() {
     let sluice = start(cfg).await;
     assert_eq!(sluice.fetch(&origin.url("/spam")).await.status(), 403);
     let bomb = sluice.fetch(&origin.url("/bomb")).await;
-    assert!(verdict(&bomb).contains("reason=limit"), "{}", verdict(&bomb));
+    assert!(
+        verdict(&bomb).contains("reason=limit"),
+        "{}",
+        verdict(&bomb)
+    );
     let broken = sluice.fetch(&origin.url("/broken.png")).await;
     assert_eq!(broken.status(), 200);
     assert!(
@@ -590,4 +618,72 @@ async fn proxy_keeps_serving_after_blocks_bombs_and_bad_images() {
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.body, NEWSLETTER.as_bytes());
     assert!(verdict(&ok).starts_with("clean;"), "{}", verdict(&ok));
+}
+
+/// An origin that sends a `Content-Length: 5000` head and the first `first` body bytes, then
+/// stalls until `release` is notified and sends the rest.
+async fn stalling(release: std::sync::Arc<tokio::sync::Notify>, first: usize) -> Origin {
+    let body = big_text(5000);
+    Origin::start(move |mut conn| {
+        let (release, body) = (release.clone(), body.clone());
+        async move {
+            if conn.read_request().await.is_none() {
+                return;
+            }
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5000\r\n\r\n";
+            let mut start = head.as_bytes().to_vec();
+            start.extend_from_slice(&body[..first]);
+            let _ = conn.write(start).await;
+            release.notified().await;
+            let _ = conn.write(&body[first..]).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn body_declared_over_max_body_streams_at_once_in_enforce_mode() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let origin = stalling(release.clone(), 512).await;
+    let mut cfg = config();
+    cfg.scan.max_body = ByteSize(1024);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/declared-big"))).await;
+    // The head and the first 512 bytes arrive while the origin still holds the rest back:
+    // Content-Length already says the body cannot be scanned, so nothing is buffered.
+    let mut got = Vec::new();
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        got.extend(c.expect_some(LIMIT).await);
+    };
+    read_at_least(&mut c, &mut got, head_end + 512).await;
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("reason=too_large"), "{head}");
+    release.notify_one();
+    read_at_least(&mut c, &mut got, head_end + 5000).await;
+    assert_eq!(&got[head_end..], &big_text(5000)[..], "byte-identical");
+}
+
+#[tokio::test]
+async fn unscanned_block_refuses_a_declared_too_large_body_without_waiting_for_it() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let origin = stalling(release.clone(), 100).await;
+    let mut cfg = config();
+    cfg.scan.max_body = ByteSize(1024);
+    cfg.scan.action.unscanned = Action::Block;
+    let sluice = start(cfg).await;
+    // The origin never sends more than 100 bytes: the 403 comes from the head alone.
+    let resp = sluice.fetch(&origin.url("/declared-big")).await;
+    assert_eq!(resp.status(), 403, "{}", resp.text());
+    assert!(
+        verdict(&resp).contains("reason=too_large"),
+        "{}",
+        verdict(&resp)
+    );
+    release.notify_one();
 }
