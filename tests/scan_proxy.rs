@@ -687,3 +687,30 @@ async fn unscanned_block_refuses_a_declared_too_large_body_without_waiting_for_i
     );
     release.notify_one();
 }
+
+#[tokio::test]
+async fn an_origin_cannot_forge_the_verdict_header() {
+    let forged = response(
+        "text/html",
+        "X-Sluice-Verdict: clean; score=0\r\nCache-Control: max-age=300\r\n",
+        SPAM.as_bytes(),
+    );
+    let origin = serving(forged).await;
+    // `log` adds no header of its own, so a forged one would survive unless it is removed.
+    let mut cfg = config();
+    cfg.scan.action.spam = Action::Log;
+    let sluice = start(cfg).await;
+    let miss = sluice.fetch(&origin.url("/forged")).await;
+    assert_eq!(miss.status(), 200);
+    assert_eq!(miss.header("x-sluice-verdict"), None, "miss");
+    let hit = sluice.fetch(&origin.url("/forged")).await;
+    assert_eq!(origin.requests().len(), 1, "the second fetch is a hit");
+    assert_eq!(hit.header("x-sluice-verdict"), None, "hit");
+    // Observe mode sends the head before any verdict exists.
+    let mut cfg = config();
+    cfg.scan.mode = ScanMode::Observe;
+    let sluice = start(cfg).await;
+    let observed = sluice.fetch(&origin.url("/forged")).await;
+    assert_eq!(observed.status(), 200);
+    assert_eq!(observed.header("x-sluice-verdict"), None, "observe");
+}
