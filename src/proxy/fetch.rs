@@ -134,8 +134,9 @@ pub async fn respond(
                 .pipeline
                 .scan(content(&bytes, &parts.headers, x.url))
                 .await;
+            record_url(&proxy.store, x.url, &verdict);
             let stored = if storable {
-                store(proxy, x, &parts, bytes.clone(), &verdict).await
+                store(proxy, x, &parts, bytes.clone()).await
             } else {
                 false
             };
@@ -209,9 +210,7 @@ async fn store(
     x: &Exchange<'_>,
     parts: &http::response::Parts,
     bytes: Bytes,
-    verdict: &Verdict,
 ) -> bool {
-    record_url(&proxy.store, x.url, verdict);
     let Some(key) = x.key else { return false };
     if !policy::body_complete(&parts.headers, bytes.len() as u64) {
         return false;
