@@ -714,3 +714,30 @@ async fn an_origin_cannot_forge_the_verdict_header() {
     assert_eq!(observed.status(), 200);
     assert_eq!(observed.header("x-sluice-verdict"), None, "observe");
 }
+
+/// The SHA-256 the `urls` tree records for `url`, if any.
+fn recorded_sha(s: &Sluice, url: &str) -> Option<String> {
+    let store = &s.running.as_ref().expect("running").proxy.store;
+    let value = store.urls.get(url.as_bytes()).expect("urls tree")?;
+    let json: serde_json::Value = serde_json::from_slice(&value).expect("urls value is JSON");
+    json["sha256"].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn every_scanned_url_is_recorded_for_look_up_by_url() {
+    // Neither page may be stored (no-store): the URL record is for verdicts, not the cache.
+    let spam = page(SPAM).await;
+    let clean = page(NEWSLETTER).await;
+    let sluice = start(config()).await;
+    let (spam_url, clean_url) = (spam.url("/win"), clean.url("/news"));
+    assert_eq!(sluice.fetch(&spam_url).await.status(), 403);
+    assert_eq!(sluice.fetch(&clean_url).await.status(), 200);
+    assert_eq!(
+        recorded_sha(&sluice, &spam_url),
+        Some(sha256_hex(SPAM.as_bytes()))
+    );
+    assert_eq!(
+        recorded_sha(&sluice, &clean_url),
+        Some(sha256_hex(NEWSLETTER.as_bytes()))
+    );
+}
