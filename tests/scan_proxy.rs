@@ -561,23 +561,33 @@ async fn observe_mode_streams_at_once_and_records_the_verdict() {
 }
 
 #[tokio::test]
-async fn broken_rule_file_stops_startup_with_file_and_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn broken_rule_or_list_file_stops_startup_naming_file_and_line() {
+    let rules = tempfile::tempdir().expect("tempdir");
     std::fs::write(
-        dir.path().join("bad.cf"),
+        rules.path().join("bad.cf"),
         "# a comment\n\
          body     LOCAL_OK   /fine/i\n\
          score    LOCAL_OK   not-a-number\n",
     )
     .expect("write rules");
+    let lists = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        lists.path().join("photos.pdq"),
+        "# list\nnot-a-hash label\n",
+    )
+    .expect("write list");
     let mut cfg = config();
-    cfg.scan.rules = dir.path().to_path_buf();
+    cfg.scan.rules = rules.path().to_path_buf();
+    cfg.scan.hash_lists = lists.path().to_path_buf();
     let store = sluice::store::Store::temporary().expect("store");
     let err = match sluice::server::start_with_store(cfg, store).await {
         Ok(_) => panic!("a broken ruleset must stop startup"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains("bad.cf:3"), "{err}");
+    // Every loader's errors are reported together, each as `file:line: message`.
+    assert!(err.contains("bad.cf:3: "), "{err}");
+    assert!(err.contains("photos.pdq:2: "), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
 }
 
 #[tokio::test]
