@@ -247,7 +247,12 @@ pub fn finish(
     log.verdict = verdict.class.to_string();
     if action == crate::config::Action::Block {
         tracing::info!(url, class = %verdict.class, rules = ?respond::rule_names(verdict), "blocked");
-        return respond::blocked(verdict, url);
+        let mut resp = respond::blocked(verdict, url);
+        // The 403 replaces the object, not the cache's account of where it came from.
+        if let Some(cs) = parts.headers.remove("cache-status") {
+            resp.headers_mut().insert("cache-status", cs);
+        }
+        return resp;
     }
     respond::tag(&mut parts.headers, verdict, action);
     Response::from_parts(parts, body)
