@@ -490,6 +490,10 @@ async fn cached_spam_stays_blocked_on_a_hit() {
     let again = sluice.fetch(&origin.url("/w")).await;
     assert_eq!(again.status(), 403, "{}", again.text());
     assert!(verdict(&again).starts_with("spam;"), "{}", verdict(&again));
+    assert_eq!(origin.requests().len(), 1, "blocked from the cache");
+    // The 403 still says where the object came from.
+    let cs = again.header("cache-status").unwrap_or("");
+    assert!(cs.starts_with("sluice; hit"), "Cache-Status {cs:?}");
 }
 
 /// Reads from `c` until `buf` holds at least `n` bytes.
