@@ -50,6 +50,9 @@ pub async fn respond(
     mut on_storable: impl FnMut(bool),
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = resp.into_parts();
+    // Only sluice speaks X-Sluice-Verdict: an origin's own (forged) one is never relayed or
+    // stored, whatever the mode or action.
+    parts.headers.remove(respond::VERDICT_HEADER);
     let info = RequestInfo {
         method: x.method,
         headers: x.req_headers,
@@ -85,7 +88,18 @@ pub async fn respond(
             on_storable,
         ));
     }
-    match body::collect_limited(body, max).await {
+    // A body whose Content-Length already exceeds max_body cannot be scanned: decide from
+    // the head (stream at once, or refuse under `unscanned = "block"`) instead of buffering
+    // max_body bytes first.
+    let collected = if declared_length(&parts.headers).is_some_and(|n| n > max as u64) {
+        Ok(Collected::TooLarge {
+            head: Vec::new(),
+            rest: body,
+        })
+    } else {
+        body::collect_limited(body, max).await
+    };
+    match collected {
         Err(e) => {
             // Enforce mode has sent nothing yet, so a failed body is an honest 502/504.
             on_storable(false);
@@ -120,8 +134,9 @@ pub async fn respond(
                 .pipeline
                 .scan(content(&bytes, &parts.headers, x.url))
                 .await;
+            record_url(&proxy.store, x.url, &verdict);
             let stored = if storable {
-                store(proxy, x, &parts, bytes.clone(), &verdict).await
+                store(proxy, x, &parts, bytes.clone()).await
             } else {
                 false
             };
@@ -195,9 +210,7 @@ async fn store(
     x: &Exchange<'_>,
     parts: &http::response::Parts,
     bytes: Bytes,
-    verdict: &Verdict,
 ) -> bool {
-    record_url(&proxy.store, x.url, verdict);
     let Some(key) = x.key else { return false };
     if !policy::body_complete(&parts.headers, bytes.len() as u64) {
         return false;
@@ -234,7 +247,12 @@ pub fn finish(
     log.verdict = verdict.class.to_string();
     if action == crate::config::Action::Block {
         tracing::info!(url, class = %verdict.class, rules = ?respond::rule_names(verdict), "blocked");
-        return respond::blocked(verdict, url);
+        let mut resp = respond::blocked(verdict, url);
+        // The 403 replaces the object, not the cache's account of where it came from.
+        if let Some(cs) = parts.headers.remove("cache-status") {
+            resp.headers_mut().insert("cache-status", cs);
+        }
+        return resp;
     }
     respond::tag(&mut parts.headers, verdict, action);
     Response::from_parts(parts, body)
@@ -257,6 +275,17 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut
 /// The scan input for a body with its response headers.
 pub fn content(bytes: &Bytes, headers: &HeaderMap, url: &str) -> Content {
     crate::scan::pipeline::content_from_response(bytes.clone(), headers, Some(url.to_string()))
+}
+
+/// The `Content-Length` of a response head, when present and valid.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn media_type(headers: &HeaderMap) -> String {

@@ -1,0 +1,324 @@
+//! Issue 5 through the proxy, by body: bodies over `scan.max_body` stream byte-identical as
+//! `unscanned`/`too_large` (or are refused under `unscanned = "block"`, from the head when
+//! Content-Length shows it), gzip is decoded and gzip bombs end as `unscanned`/`limit`, the
+//! same bytes are scanned once (memo, cache hits), and observe mode streams first and records
+//! the verdict later.
+
+mod common;
+mod scan_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{config, get, start, Origin, LIMIT};
+use scan_support::{gzip, page, response, serving, stats, verdict, NEWSLETTER, SPAM};
+use sluice::config::{Action, ByteSize, ScanMode};
+use sluice::scan::{sha256_hex, Class};
+use tokio::sync::Notify;
+
+/// A text body of `n` bytes.
+fn big_text(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b"abcdefghij klmnop\n"[i % 18]).collect()
+}
+
+/// Reads from `c` until `buf` holds at least `n` bytes.
+async fn read_at_least(c: &mut common::Client, buf: &mut Vec<u8>, n: usize) {
+    while buf.len() < n {
+        buf.extend(c.expect_some(LIMIT).await);
+    }
+}
+
+/// An origin that sends a `Content-Length: 5000` head and the first `first` body bytes, then
+/// stalls until `release` is notified and sends the rest.
+async fn stalling(release: Arc<Notify>, first: usize) -> Origin {
+    let body = big_text(5000);
+    Origin::start(move |mut conn| {
+        let (release, body) = (release.clone(), body.clone());
+        async move {
+            if conn.read_request().await.is_none() {
+                return;
+            }
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5000\r\n\r\n";
+            let mut start = head.as_bytes().to_vec();
+            start.extend_from_slice(&body[..first]);
+            let _ = conn.write(start).await;
+            release.notified().await;
+            let _ = conn.write(&body[first..]).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn body_over_max_body_streams_byte_identical_as_unscanned_too_large() {
+    let body = big_text(5000);
+    let origin = serving(response("text/plain", "", &body)).await;
+    let mut cfg = config();
+    cfg.scan.max_body = ByteSize(1024);
+    let sluice = start(cfg).await;
+    let resp = sluice.fetch(&origin.url("/big.txt")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body, body, "byte-identical");
+    let v = verdict(&resp);
+    assert!(v.starts_with("unscanned;"), "{v}");
+    assert!(v.ends_with("reason=too_large"), "{v}");
+    assert_eq!(stats(&sluice).scans, 0, "nothing was scanned");
+}
+
+#[tokio::test]
+async fn unscanned_block_refuses_a_too_large_body_before_sending_any_of_it() {
+    let body = big_text(5000);
+    let sized = response("text/plain", "", &body);
+    let chunked = {
+        let mut r =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        for c in body.chunks(700) {
+            r.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            r.extend_from_slice(c);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"0\r\n\r\n");
+        r
+    };
+    let origin = Origin::respond(move |req| {
+        if req.target().ends_with("/chunked") {
+            chunked.clone()
+        } else {
+            sized.clone()
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.scan.max_body = ByteSize(1024);
+    cfg.scan.action.unscanned = Action::Block;
+    let sluice = start(cfg).await;
+    for path in ["/sized", "/chunked"] {
+        let resp = sluice.fetch(&origin.url(path)).await;
+        assert_eq!(resp.status(), 403, "{path}: {}", resp.text());
+        assert!(resp.text().contains("unscanned"), "{}", resp.text());
+        let v = verdict(&resp);
+        assert!(v.contains("reason=too_large"), "{path}: {v}");
+        assert!(!resp.text().contains("abcdefghij"), "no body byte leaks");
+    }
+    // A small body is still scanned and delivered.
+    let small = page(NEWSLETTER).await;
+    assert_eq!(sluice.fetch(&small.url("/")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn body_declared_over_max_body_streams_at_once_in_enforce_mode() {
+    let release = Arc::new(Notify::new());
+    let origin = stalling(release.clone(), 512).await;
+    let mut cfg = config();
+    cfg.scan.max_body = ByteSize(1024);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/declared-big"))).await;
+    // The head and the first 512 bytes arrive while the origin still holds the rest back:
+    // Content-Length already says the body cannot be scanned, so nothing is buffered.
+    let mut got = Vec::new();
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        got.extend(c.expect_some(LIMIT).await);
+    };
+    read_at_least(&mut c, &mut got, head_end + 512).await;
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("reason=too_large"), "{head}");
+    release.notify_one();
+    read_at_least(&mut c, &mut got, head_end + 5000).await;
+    assert_eq!(&got[head_end..], &big_text(5000)[..], "byte-identical");
+}
+
+#[tokio::test]
+async fn unscanned_block_refuses_a_declared_too_large_body_without_waiting_for_it() {
+    let release = Arc::new(Notify::new());
+    let origin = stalling(release.clone(), 100).await;
+    let mut cfg = config();
+    cfg.scan.max_body = ByteSize(1024);
+    cfg.scan.action.unscanned = Action::Block;
+    let sluice = start(cfg).await;
+    // The origin never sends more than 100 bytes: the 403 comes from the head alone.
+    let resp = sluice.fetch(&origin.url("/declared-big")).await;
+    assert_eq!(resp.status(), 403, "{}", resp.text());
+    assert!(
+        verdict(&resp).contains("reason=too_large"),
+        "{}",
+        verdict(&resp)
+    );
+    release.notify_one();
+}
+
+#[tokio::test]
+async fn gzip_spam_page_is_decoded_and_blocked() {
+    let origin = serving(response(
+        "text/html; charset=utf-8",
+        "Content-Encoding: gzip\r\nCache-Control: no-store\r\n",
+        &gzip(SPAM.as_bytes()),
+    ))
+    .await;
+    let sluice = start(config()).await;
+    let resp = sluice.fetch(&origin.url("/win.gz")).await;
+    assert_eq!(resp.status(), 403, "{}", resp.text());
+    let v = verdict(&resp);
+    assert!(v.starts_with("spam;"), "{v}");
+    // The verdict key is the decoded body's SHA-256.
+    assert!(v.contains(&sha256_hex(SPAM.as_bytes())), "{v}");
+}
+
+#[tokio::test]
+async fn gzip_bomb_is_relayed_unscanned_with_reason_limit_in_bounded_time() {
+    let bomb = gzip(&vec![0u8; 10 << 20]);
+    assert!(bomb.len() < 64 << 10, "{} compressed bytes", bomb.len());
+    let origin = serving(response(
+        "text/html",
+        "Content-Encoding: gzip\r\nCache-Control: no-store\r\n",
+        &bomb,
+    ))
+    .await;
+    let mut cfg = config();
+    cfg.scan.max_body = ByteSize(1 << 20);
+    let sluice = start(cfg).await;
+    let t0 = Instant::now();
+    let resp = sluice.fetch(&origin.url("/bomb")).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    assert_eq!(resp.body, bomb, "relayed as sent, still encoded");
+    assert_eq!(resp.header("content-encoding"), Some("gzip"));
+    let v = verdict(&resp);
+    assert!(v.starts_with("unscanned;"), "{v}");
+    assert!(v.ends_with("reason=limit"), "{v}");
+}
+
+#[tokio::test]
+async fn same_bytes_under_another_url_are_not_rescanned() {
+    let origin = page(NEWSLETTER).await;
+    let sluice = start(config()).await;
+    let first = sluice.fetch(&origin.url("/a")).await;
+    assert_eq!(first.status(), 200);
+    let before = stats(&sluice);
+    assert_eq!(before.scans, 1);
+    let second = sluice.fetch(&origin.url("/b?utm=x")).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.body, NEWSLETTER.as_bytes());
+    let after = stats(&sluice);
+    assert_eq!(after.scans, before.scans, "not scanned again");
+    assert_eq!(
+        after.memo_hits,
+        before.memo_hits + 1,
+        "answered by the memo"
+    );
+    assert_eq!(verdict(&second), verdict(&first));
+    assert_eq!(origin.requests().len(), 2, "both URLs were fetched");
+}
+
+#[tokio::test]
+async fn cache_hit_carries_the_stored_verdict() {
+    let origin = serving(response(
+        "text/html; charset=utf-8",
+        "Cache-Control: max-age=300\r\n",
+        NEWSLETTER.as_bytes(),
+    ))
+    .await;
+    let sluice = start(config()).await;
+    let first = sluice.fetch(&origin.url("/cached")).await;
+    assert_eq!(first.status(), 200);
+    let scans = stats(&sluice).scans;
+    let hit = sluice.fetch(&origin.url("/cached")).await;
+    assert_eq!(hit.status(), 200);
+    assert_eq!(origin.requests().len(), 1, "served from the cache");
+    assert!(
+        hit.header("cache-status").unwrap_or("").contains("hit"),
+        "{:?}",
+        hit.header("cache-status")
+    );
+    assert_eq!(hit.body, NEWSLETTER.as_bytes());
+    let v = verdict(&hit);
+    assert!(v.starts_with("clean;"), "{v}");
+    assert_eq!(v, verdict(&first));
+    assert_eq!(stats(&sluice).scans, scans, "a hit is not rescanned");
+}
+
+#[tokio::test]
+async fn cached_spam_stays_blocked_on_a_hit() {
+    let origin = serving(response(
+        "text/html; charset=utf-8",
+        "Cache-Control: max-age=300\r\n",
+        SPAM.as_bytes(),
+    ))
+    .await;
+    let sluice = start(config()).await;
+    assert_eq!(sluice.fetch(&origin.url("/w")).await.status(), 403);
+    let again = sluice.fetch(&origin.url("/w")).await;
+    assert_eq!(again.status(), 403, "{}", again.text());
+    assert!(verdict(&again).starts_with("spam;"), "{}", verdict(&again));
+    assert_eq!(origin.requests().len(), 1, "blocked from the cache");
+    // The 403 still says where the object came from.
+    let cs = again.header("cache-status").unwrap_or("");
+    assert!(cs.starts_with("sluice; hit"), "Cache-Status {cs:?}");
+}
+
+#[tokio::test]
+async fn observe_mode_streams_at_once_and_records_the_verdict() {
+    let release = Arc::new(Notify::new());
+    let split = SPAM.len() / 2;
+    let origin = {
+        let release = release.clone();
+        Origin::start(move |mut conn| {
+            let release = release.clone();
+            async move {
+                if conn.read_request().await.is_none() {
+                    return;
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+                    SPAM.len()
+                );
+                let _ = conn.write(format!("{head}{}", &SPAM[..split])).await;
+                // The rest only once the client has proven it got the first half.
+                release.notified().await;
+                let _ = conn.write(&SPAM[split..]).await;
+            }
+        })
+        .await
+    };
+    let mut cfg = config();
+    cfg.scan.mode = ScanMode::Observe;
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/observed"))).await;
+    let mut got = Vec::new();
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        got.extend(c.expect_some(LIMIT).await);
+    };
+    read_at_least(&mut c, &mut got, head_end + split).await;
+    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    release.notify_one();
+    read_at_least(&mut c, &mut got, head_end + SPAM.len()).await;
+    assert_eq!(
+        &got[head_end..],
+        SPAM.as_bytes(),
+        "the spam page is delivered"
+    );
+
+    let pipeline = &sluice.running.as_ref().expect("running").proxy.pipeline;
+    let sha = sha256_hex(SPAM.as_bytes());
+    let deadline = Instant::now() + LIMIT;
+    let recorded = loop {
+        if let Some(v) = pipeline.lookup(&sha) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no verdict recorded for {sha}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(recorded.class, Class::Spam);
+    assert!(!recorded.findings.is_empty());
+}
