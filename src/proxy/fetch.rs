@@ -243,7 +243,7 @@ pub fn finish(
     url: &str,
     log: &mut AccessLog,
 ) -> Response<Body> {
-    let action = respond::action_for(verdict.class, &proxy.scan_cfg.action);
+    let action = respond::action_in(verdict.class, &proxy.scan_cfg.action, proxy.scan_cfg.mode);
     log.verdict = verdict.class.to_string();
     if action == crate::config::Action::Block {
         tracing::info!(url, class = %verdict.class, rules = ?respond::rule_names(verdict), "blocked");

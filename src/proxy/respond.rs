@@ -7,11 +7,20 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::body::{self, Body};
-use crate::config::{Action, ActionConfig};
+use crate::config::{Action, ActionConfig, ScanMode};
 use crate::scan::{Class, Verdict};
 
 /// The header that carries a verdict on every scanned response.
 pub const VERDICT_HEADER: &str = "x-sluice-verdict";
+
+/// The action for a class. Observe mode never blocks: it is for watching what enforce would
+/// do, so a cache hit behaves like the first fetch (delivered, tagged).
+pub fn action_in(class: Class, actions: &ActionConfig, mode: ScanMode) -> Action {
+    match action_for(class, actions) {
+        Action::Block if mode == ScanMode::Observe => Action::Tag,
+        a => a,
+    }
+}
 
 /// The configured action for a class.
 pub fn action_for(class: Class, actions: &ActionConfig) -> Action {
@@ -113,6 +122,14 @@ mod tests {
         ] {
             assert_eq!(action_for(class, &a), expect, "{class}");
         }
+    }
+
+    #[test]
+    fn observe_mode_never_blocks() {
+        let a = ActionConfig::default();
+        assert_eq!(action_in(Class::Spam, &a, ScanMode::Enforce), Action::Block);
+        assert_eq!(action_in(Class::Spam, &a, ScanMode::Observe), Action::Tag);
+        assert_eq!(action_in(Class::Clean, &a, ScanMode::Observe), Action::Tag);
     }
 
     #[test]
