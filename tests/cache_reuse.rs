@@ -1,0 +1,294 @@
+//! Cache reuse through the real proxy: fresh hits, what is not stored, freshness sources,
+//! HEAD and Range from a stored GET, Vary variants, and request directives.
+
+mod common;
+
+use common::cache::{answer, assert_cache_status, hits, http_date, ok_with};
+use common::{request, Origin};
+
+/// An origin answering `/p` with `headers` and the body "body of /p".
+async fn origin_with(headers: &'static [&'static str]) -> Origin {
+    Origin::respond(move |r| ok_with(headers, &format!("body of {}", r.target()))).await
+}
+
+#[tokio::test]
+async fn fresh_object_is_served_from_cache_without_contacting_the_origin() {
+    let origin = origin_with(&["Cache-Control: max-age=60"]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/fresh");
+    let first = sluice.fetch(&url).await;
+    assert_eq!(first.status(), 200);
+    assert_cache_status(&first, "sluice; fwd=uri-miss; stored");
+    let second = sluice.fetch(&url).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.text(), "body of /fresh");
+    assert_cache_status(&second, "sluice; hit");
+    let age: u64 = second.header("age").expect("Age on a hit").parse().expect("Age");
+    assert!(age <= 60, "Age {age}");
+    assert_eq!(hits(&origin, "/fresh"), 1, "the hit must not reach the origin");
+}
+
+#[tokio::test]
+async fn responses_that_may_not_be_stored_go_to_the_origin_every_time() {
+    let origin = Origin::respond(|r| {
+        let h: &[&str] = match r.target() {
+            t if t.ends_with("/no-store") => &["Cache-Control: no-store, max-age=60"],
+            t if t.ends_with("/private") => &["Cache-Control: private, max-age=60"],
+            t if t.ends_with("/vary-star") => &["Cache-Control: max-age=60", "Vary: *"],
+            t if t.ends_with("/nothing") => &[],
+            _ => &["Cache-Control: max-age=60"],
+        };
+        if r.target().ends_with("/found") {
+            return answer("302 Found", &["Location: /elsewhere"], b"moved");
+        }
+        ok_with(h, "x")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for path in ["/no-store", "/private", "/vary-star", "/nothing", "/found"] {
+        let url = origin.url(path);
+        for _ in 0..2 {
+            let r = sluice.fetch(&url).await;
+            assert!(
+                !r.header("cache-status").unwrap_or("").contains("hit"),
+                "{path}: {:?}",
+                r.header("cache-status")
+            );
+        }
+        assert_eq!(hits(&origin, path), 2, "{path} must not be stored");
+    }
+}
+
+#[tokio::test]
+async fn a_response_to_a_request_with_authorization_is_not_stored_unless_public() {
+    let origin = Origin::respond(|r| {
+        let h: &[&str] = if r.target().ends_with("/public") {
+            &["Cache-Control: public, max-age=60"]
+        } else {
+            &["Cache-Control: max-age=60"]
+        };
+        ok_with(h, "secret")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for (path, want) in [("/auth", 2), ("/public", 1)] {
+        let url = origin.url(path);
+        for _ in 0..2 {
+            let mut c = sluice.client().await;
+            let r = c
+                .exchange(request("GET", &url, &["Authorization: Basic dTpw"], b""))
+                .await;
+            assert_eq!(r.status(), 200);
+        }
+        assert_eq!(hits(&origin, path), want, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn last_modified_gives_heuristic_freshness() {
+    let lm = format!("Last-Modified: {}", http_date(-10 * 86_400));
+    let date = format!("Date: {}", http_date(0));
+    let origin = Origin::respond(move |_| ok_with(&[&lm, &date], "heuristic")).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/lm");
+    assert_eq!(sluice.fetch(&url).await.status(), 200);
+    let second = sluice.fetch(&url).await;
+    assert_cache_status(&second, "hit");
+    assert_eq!(second.text(), "heuristic");
+    assert_eq!(hits(&origin, "/lm"), 1);
+}
+
+#[tokio::test]
+async fn expires_in_the_future_is_fresh_and_in_the_past_is_not() {
+    let future = format!("Expires: {}", http_date(120));
+    let past = format!("Expires: {}", http_date(-120));
+    let date = format!("Date: {}", http_date(0));
+    let origin = Origin::respond(move |r| {
+        let e = if r.target().ends_with("/future") { &future } else { &past };
+        ok_with(&[&date, e], "expires")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for (path, want) in [("/future", 1), ("/past", 2)] {
+        let url = origin.url(path);
+        sluice.fetch(&url).await;
+        sluice.fetch(&url).await;
+        assert_eq!(hits(&origin, path), want, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn s_maxage_wins_over_max_age_in_the_shared_cache() {
+    let origin = Origin::respond(|r| {
+        let h: &[&str] = if r.target().ends_with("/long") {
+            &["Cache-Control: max-age=0, s-maxage=60"]
+        } else {
+            &["Cache-Control: max-age=60, s-maxage=0", "ETag: \"v1\""]
+        };
+        ok_with(h, "smax")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for (path, want) in [("/long", 1), ("/short", 2)] {
+        let url = origin.url(path);
+        sluice.fetch(&url).await;
+        sluice.fetch(&url).await;
+        assert_eq!(hits(&origin, path), want, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn head_is_answered_from_a_stored_get() {
+    let origin = origin_with(&["Cache-Control: max-age=60"]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/head");
+    let get = sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    c.send(request("HEAD", &url, &[], b"")).await;
+    let head = c.try_read_response_to("HEAD").await.expect("HEAD response");
+    assert_eq!(head.status(), 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
+    assert_cache_status(&head, "hit");
+    // The connection is still usable: no stray body bytes followed the HEAD response.
+    let again = c.exchange(common::get(&url)).await;
+    assert_eq!(again.text(), "body of /head");
+    assert_eq!(hits(&origin, "/head"), 1);
+}
+
+#[tokio::test]
+async fn range_requests_are_served_from_a_stored_object() {
+    let origin = Origin::respond(|_| {
+        ok_with(&["Cache-Control: max-age=60"], "0123456789abcdefghij")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/range");
+    assert_eq!(sluice.fetch(&url).await.body.len(), 20);
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["Range: bytes=5-9"], b""))
+        .await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.header("content-range"), Some("bytes 5-9/20"));
+    assert_eq!(r.text(), "56789");
+    let r = c
+        .exchange(request("GET", &url, &["Range: bytes=-3"], b""))
+        .await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.header("content-range"), Some("bytes 17-19/20"));
+    assert_eq!(r.text(), "hij");
+    let r = c
+        .exchange(request("GET", &url, &["Range: bytes=50-60"], b""))
+        .await;
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.header("content-range"), Some("bytes */20"));
+    assert_eq!(hits(&origin, "/range"), 1, "ranges must be served from the store");
+}
+
+#[tokio::test]
+async fn vary_variants_are_stored_and_served_separately() {
+    let origin = Origin::respond(|r| {
+        let lang = r.header("accept-language").unwrap_or("none").to_string();
+        let enc = r.header("accept-encoding").unwrap_or("none").to_string();
+        ok_with(
+            &["Cache-Control: max-age=60", "Vary: Accept-Language, Accept-Encoding"],
+            &format!("lang={lang} enc={enc}"),
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/vary");
+    let variants = [
+        ["Accept-Language: en", "Accept-Encoding: gzip"],
+        ["Accept-Language: de", "Accept-Encoding: gzip"],
+        ["Accept-Language: en", "Accept-Encoding: br"],
+    ];
+    for round in 0..2 {
+        for v in &variants {
+            let mut c = sluice.client().await;
+            let r = c.exchange(request("GET", &url, v, b"")).await;
+            let lang = &v[0]["Accept-Language: ".len()..];
+            let enc = &v[1]["Accept-Encoding: ".len()..];
+            assert_eq!(r.text(), format!("lang={lang} enc={enc}"), "round {round}");
+            if round == 1 {
+                assert_cache_status(&r, "hit");
+            }
+        }
+    }
+    assert_eq!(hits(&origin, "/vary"), 3, "one origin request per variant");
+}
+
+#[tokio::test]
+async fn only_if_cached_on_a_miss_is_a_504_without_origin_contact() {
+    let origin = origin_with(&["Cache-Control: max-age=60"]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/oic");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["Cache-Control: only-if-cached"], b""))
+        .await;
+    assert_eq!(r.status(), 504);
+    assert_eq!(origin.requests().len(), 0);
+    sluice.fetch(&url).await;
+    let r = c
+        .exchange(request("GET", &url, &["Cache-Control: only-if-cached"], b""))
+        .await;
+    assert_eq!(r.status(), 200, "a stored object satisfies only-if-cached");
+    assert_eq!(hits(&origin, "/oic"), 1);
+}
+
+#[tokio::test]
+async fn request_no_cache_and_max_age_zero_force_revalidation() {
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match") == Some("\"e1\"") {
+            return common::cache::not_modified(&["ETag: \"e1\"", "Cache-Control: max-age=60"]);
+        }
+        ok_with(&["Cache-Control: max-age=60", "ETag: \"e1\""], "validated")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/force");
+    sluice.fetch(&url).await;
+    for directive in ["Cache-Control: no-cache", "Cache-Control: max-age=0"] {
+        let before = hits(&origin, "/force");
+        let mut c = sluice.client().await;
+        let r = c.exchange(request("GET", &url, &[directive], b"")).await;
+        assert_eq!(r.status(), 200, "{directive}");
+        assert_eq!(r.text(), "validated");
+        assert_eq!(hits(&origin, "/force"), before + 1, "{directive} must revalidate");
+        assert_eq!(
+            origin.last_request().header("if-none-match"),
+            Some("\"e1\""),
+            "{directive}: conditional"
+        );
+    }
+    // A plain request is still a hit.
+    assert_cache_status(&sluice.fetch(&url).await, "hit");
+    assert_eq!(hits(&origin, "/force"), 3);
+}
+
+#[tokio::test]
+async fn max_stale_allows_a_stale_hit() {
+    let origin = Origin::respond(|_| {
+        ok_with(&["Cache-Control: max-age=1", "Age: 30", "ETag: \"s\""], "stale ok")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/maxstale");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["Cache-Control: max-stale=3600"], b""))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text(), "stale ok");
+    assert_cache_status(&r, "hit");
+    assert_eq!(hits(&origin, "/maxstale"), 1, "max-stale must not reach the origin");
+    // Without max-stale it is revalidated.
+    sluice.fetch(&url).await;
+    assert_eq!(hits(&origin, "/maxstale"), 2);
+}
