@@ -23,9 +23,17 @@ async fn fresh_object_is_served_from_cache_without_contacting_the_origin() {
     assert_eq!(second.status(), 200);
     assert_eq!(second.text(), "body of /fresh");
     assert_cache_status(&second, "sluice; hit");
-    let age: u64 = second.header("age").expect("Age on a hit").parse().expect("Age");
+    let age: u64 = second
+        .header("age")
+        .expect("Age on a hit")
+        .parse()
+        .expect("Age");
     assert!(age <= 60, "Age {age}");
-    assert_eq!(hits(&origin, "/fresh"), 1, "the hit must not reach the origin");
+    assert_eq!(
+        hits(&origin, "/fresh"),
+        1,
+        "the hit must not reach the origin"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +112,11 @@ async fn expires_in_the_future_is_fresh_and_in_the_past_is_not() {
     let past = format!("Expires: {}", http_date(-120));
     let date = format!("Date: {}", http_date(0));
     let origin = Origin::respond(move |r| {
-        let e = if r.target().ends_with("/future") { &future } else { &past };
+        let e = if r.target().ends_with("/future") {
+            &future
+        } else {
+            &past
+        };
         ok_with(&[&date, e], "expires")
     })
     .await;
@@ -161,10 +173,8 @@ async fn head_is_answered_from_a_stored_get() {
 
 #[tokio::test]
 async fn range_requests_are_served_from_a_stored_object() {
-    let origin = Origin::respond(|_| {
-        ok_with(&["Cache-Control: max-age=60"], "0123456789abcdefghij")
-    })
-    .await;
+    let origin =
+        Origin::respond(|_| ok_with(&["Cache-Control: max-age=60"], "0123456789abcdefghij")).await;
     let sluice = common::start_default().await;
     let url = origin.url("/range");
     assert_eq!(sluice.fetch(&url).await.body.len(), 20);
@@ -186,7 +196,11 @@ async fn range_requests_are_served_from_a_stored_object() {
         .await;
     assert_eq!(r.status(), 416);
     assert_eq!(r.header("content-range"), Some("bytes */20"));
-    assert_eq!(hits(&origin, "/range"), 1, "ranges must be served from the store");
+    assert_eq!(
+        hits(&origin, "/range"),
+        1,
+        "ranges must be served from the store"
+    );
 }
 
 #[tokio::test]
@@ -195,7 +209,10 @@ async fn vary_variants_are_stored_and_served_separately() {
         let lang = r.header("accept-language").unwrap_or("none").to_string();
         let enc = r.header("accept-encoding").unwrap_or("none").to_string();
         ok_with(
-            &["Cache-Control: max-age=60", "Vary: Accept-Language, Accept-Encoding"],
+            &[
+                "Cache-Control: max-age=60",
+                "Vary: Accept-Language, Accept-Encoding",
+            ],
             &format!("lang={lang} enc={enc}"),
         )
     })
@@ -229,13 +246,23 @@ async fn only_if_cached_on_a_miss_is_a_504_without_origin_contact() {
     let url = origin.url("/oic");
     let mut c = sluice.client().await;
     let r = c
-        .exchange(request("GET", &url, &["Cache-Control: only-if-cached"], b""))
+        .exchange(request(
+            "GET",
+            &url,
+            &["Cache-Control: only-if-cached"],
+            b"",
+        ))
         .await;
     assert_eq!(r.status(), 504);
     assert_eq!(origin.requests().len(), 0);
     sluice.fetch(&url).await;
     let r = c
-        .exchange(request("GET", &url, &["Cache-Control: only-if-cached"], b""))
+        .exchange(request(
+            "GET",
+            &url,
+            &["Cache-Control: only-if-cached"],
+            b"",
+        ))
         .await;
     assert_eq!(r.status(), 200, "a stored object satisfies only-if-cached");
     assert_eq!(hits(&origin, "/oic"), 1);
@@ -259,7 +286,11 @@ async fn request_no_cache_and_max_age_zero_force_revalidation() {
         let r = c.exchange(request("GET", &url, &[directive], b"")).await;
         assert_eq!(r.status(), 200, "{directive}");
         assert_eq!(r.text(), "validated");
-        assert_eq!(hits(&origin, "/force"), before + 1, "{directive} must revalidate");
+        assert_eq!(
+            hits(&origin, "/force"),
+            before + 1,
+            "{directive} must revalidate"
+        );
         assert_eq!(
             origin.last_request().header("if-none-match"),
             Some("\"e1\""),
@@ -274,7 +305,10 @@ async fn request_no_cache_and_max_age_zero_force_revalidation() {
 #[tokio::test]
 async fn max_stale_allows_a_stale_hit() {
     let origin = Origin::respond(|_| {
-        ok_with(&["Cache-Control: max-age=1", "Age: 30", "ETag: \"s\""], "stale ok")
+        ok_with(
+            &["Cache-Control: max-age=1", "Age: 30", "ETag: \"s\""],
+            "stale ok",
+        )
     })
     .await;
     let sluice = common::start_default().await;
@@ -282,12 +316,21 @@ async fn max_stale_allows_a_stale_hit() {
     sluice.fetch(&url).await;
     let mut c = sluice.client().await;
     let r = c
-        .exchange(request("GET", &url, &["Cache-Control: max-stale=3600"], b""))
+        .exchange(request(
+            "GET",
+            &url,
+            &["Cache-Control: max-stale=3600"],
+            b"",
+        ))
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text(), "stale ok");
     assert_cache_status(&r, "hit");
-    assert_eq!(hits(&origin, "/maxstale"), 1, "max-stale must not reach the origin");
+    assert_eq!(
+        hits(&origin, "/maxstale"),
+        1,
+        "max-stale must not reach the origin"
+    );
     // Without max-stale it is revalidated.
     sluice.fetch(&url).await;
     assert_eq!(hits(&origin, "/maxstale"), 2);

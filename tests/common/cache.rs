@@ -73,6 +73,9 @@ pub fn assert_cache_status(resp: &super::Response, want: &str) {
     let got = resp.header("cache-status").unwrap_or("");
     let parts: Vec<&str> = got.split(';').map(str::trim).collect();
     for w in want.split(';').map(str::trim) {
-        assert!(parts.contains(&w), "Cache-Status {got:?} should contain {w:?}");
+        assert!(
+            parts.contains(&w),
+            "Cache-Status {got:?} should contain {w:?}"
+        );
     }
 }
