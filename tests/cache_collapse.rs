@@ -21,7 +21,10 @@ fn body_for(path: &str) -> Vec<u8> {
 
 /// Sends `CLIENTS` GETs for `url` on separate connections; returns the handles once every
 /// request has been written.
-async fn stampede(proxy: std::net::SocketAddr, url: &str) -> Vec<tokio::task::JoinHandle<Response>> {
+async fn stampede(
+    proxy: std::net::SocketAddr,
+    url: &str,
+) -> Vec<tokio::task::JoinHandle<Response>> {
     let sent = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
@@ -33,7 +36,10 @@ async fn stampede(proxy: std::net::SocketAddr, url: &str) -> Vec<tokio::task::Jo
             c.read_response().await
         }));
     }
-    wait_until("all requests written", || sent.load(Ordering::SeqCst) == CLIENTS).await;
+    wait_until("all requests written", || {
+        sent.load(Ordering::SeqCst) == CLIENTS
+    })
+    .await;
     tasks
 }
 
@@ -42,7 +48,10 @@ async fn quiet(count: impl Fn() -> usize) {
     let deadline = tokio::time::Instant::now() + LIMIT;
     let (mut last, mut same) = (count(), 0);
     while same < 40 {
-        assert!(tokio::time::Instant::now() < deadline, "origin requests never settled");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "origin requests never settled"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
         let now = count();
         if now == last {
@@ -75,20 +84,36 @@ async fn concurrent_misses_for_one_cacheable_url_make_one_origin_request() {
     let tasks = stampede(sluice.addr, &url).await;
     wait_until("the first origin request", || hits(&origin, "/hot") >= 1).await;
     quiet(|| origin.requests().len()).await;
-    assert_eq!(hits(&origin, "/hot"), 1, "one origin request while the others wait");
+    assert_eq!(
+        hits(&origin, "/hot"),
+        1,
+        "one origin request while the others wait"
+    );
     release.send_replace(true);
     let want = body_for(&origin.last_request().head.start[1]);
     let mut collapsed = 0;
     for t in tasks {
         let r = t.await.expect("client task");
         assert_eq!(r.status(), 200);
-        assert!(r.body == want, "every client gets the full body ({} bytes)", r.body.len());
+        assert!(
+            r.body == want,
+            "every client gets the full body ({} bytes)",
+            r.body.len()
+        );
         if r.header("cache-status").unwrap_or("").contains("collapsed") {
             collapsed += 1;
         }
     }
-    assert_eq!(hits(&origin, "/hot"), 1, "exactly one origin request in all");
-    assert_eq!(collapsed, CLIENTS - 1, "every other client was a collapsed hit");
+    assert_eq!(
+        hits(&origin, "/hot"),
+        1,
+        "exactly one origin request in all"
+    );
+    assert_eq!(
+        collapsed,
+        CLIENTS - 1,
+        "every other client was a collapsed hit"
+    );
 }
 
 #[tokio::test]
@@ -103,7 +128,8 @@ async fn concurrent_requests_for_a_no_store_url_are_not_serialised() {
         async move {
             while conn.read_request().await.is_some() {
                 a.fetch_add(1, Ordering::SeqCst);
-                let head = "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 5\r\n\r\n";
+                let head =
+                    "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 5\r\n\r\n";
                 if conn.write(head).await.is_err() {
                     return;
                 }

@@ -24,7 +24,7 @@ const WORKERS: usize = 8;
 
 /// The size of object `i`: mostly under 200 kB, every 25th 2 MiB (chunked in the store).
 fn size_of(i: usize) -> usize {
-    if i % 25 == 0 {
+    if i.is_multiple_of(25) {
         2 << 20
     } else {
         (i * 7919) % 200_000 + 1
