@@ -121,7 +121,7 @@ async fn concurrent_requests_for_a_no_store_url_are_not_serialised() {
     // The origin sends each head at once but holds every body until all requests arrived:
     // a proxy that serialised them behind one another would never get there.
     let arrived = Arc::new(AtomicUsize::new(0));
-    let all_arrived = Arc::new(AtomicBool::new(false));
+    let all_arrived = Arc::new(AtomicBool::new(true));
     let (a, all) = (arrived.clone(), all_arrived.clone());
     let origin = Origin::start(move |mut conn| {
         let (a, all) = (a.clone(), all.clone());
@@ -137,8 +137,8 @@ async fn concurrent_requests_for_a_no_store_url_are_not_serialised() {
                 while a.load(Ordering::SeqCst) < CLIENTS && tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                if a.load(Ordering::SeqCst) >= CLIENTS {
-                    all.store(true, Ordering::SeqCst);
+                if a.load(Ordering::SeqCst) < CLIENTS {
+                    all.store(false, Ordering::SeqCst); // this hold timed out
                 }
                 if conn.write("fresh").await.is_err() {
                     return;
@@ -159,4 +159,50 @@ async fn concurrent_requests_for_a_no_store_url_are_not_serialised() {
         all_arrived.load(Ordering::SeqCst),
         "all {CLIENTS} requests must reach the origin while the first body is pending"
     );
+}
+
+#[tokio::test]
+async fn requests_for_a_url_known_to_be_no_store_do_not_wait_for_each_others_response_head() {
+    // After one no-store answer, sluice knows the URL is uncacheable. The origin now holds
+    // every response head until all CLIENTS requests arrived (bounded at 5 s, far below
+    // response_timeout): collapsing them would hold all but one back behind a head.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let all_arrived = Arc::new(AtomicBool::new(true));
+    let (a, all) = (arrived.clone(), all_arrived.clone());
+    let origin = Origin::start(move |mut conn| {
+        let (a, all) = (a.clone(), all.clone());
+        async move {
+            while conn.read_request().await.is_some() {
+                let n = a.fetch_add(1, Ordering::SeqCst) + 1;
+                if n > 1 {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    while a.load(Ordering::SeqCst) <= CLIENTS
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    if a.load(Ordering::SeqCst) <= CLIENTS {
+                        all.store(false, Ordering::SeqCst); // this hold timed out
+                    }
+                }
+                let r = "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\n\r\nok";
+                if conn.write(r).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/slow-no-store");
+    assert_eq!(sluice.fetch(&url).await.text(), "ok");
+    let tasks = stampede(sluice.addr, &url).await;
+    for t in tasks {
+        assert_eq!(t.await.expect("client task").text(), "ok");
+    }
+    assert!(
+        all_arrived.load(Ordering::SeqCst),
+        "all {CLIENTS} requests must reach the origin while the heads are held"
+    );
+    assert_eq!(hits(&origin, "/slow-no-store"), CLIENTS + 1);
 }

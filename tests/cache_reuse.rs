@@ -335,3 +335,115 @@ async fn max_stale_allows_a_stale_hit() {
     sluice.fetch(&url).await;
     assert_eq!(hits(&origin, "/maxstale"), 2);
 }
+
+#[tokio::test]
+async fn a_206_to_a_range_miss_is_not_stored_as_the_complete_object() {
+    let origin = Origin::respond(|r| {
+        if r.header("range").is_some() {
+            return answer(
+                "206 Partial Content",
+                &["Cache-Control: max-age=600", "Content-Range: bytes 0-4/20"],
+                b"01234",
+            );
+        }
+        ok_with(&["Cache-Control: max-age=600"], "0123456789abcdefghij")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/partial");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["Range: bytes=0-4"], b""))
+        .await;
+    assert_eq!((r.status(), r.text().as_str()), (206, "01234"));
+    let full = sluice.fetch(&url).await;
+    assert_eq!(
+        (full.status(), full.text().as_str()),
+        (200, "0123456789abcdefghij")
+    );
+    assert_eq!(hits(&origin, "/partial"), 2);
+}
+
+#[tokio::test]
+async fn request_no_store_keeps_the_response_out_of_the_cache() {
+    let origin = origin_with(&["Cache-Control: max-age=600"]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/req-no-store");
+    let mut c = sluice.client().await;
+    c.exchange(request("GET", &url, &["Cache-Control: no-store"], b""))
+        .await;
+    sluice.fetch(&url).await;
+    assert_eq!(hits(&origin, "/req-no-store"), 2);
+}
+
+#[tokio::test]
+async fn min_fresh_beyond_the_remaining_lifetime_goes_to_the_origin() {
+    let origin = origin_with(&["Cache-Control: max-age=60", "ETag: \"m\""]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/min-fresh");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    c.exchange(request("GET", &url, &["Cache-Control: min-fresh=120"], b""))
+        .await;
+    assert_eq!(hits(&origin, "/min-fresh"), 2);
+    c.exchange(request("GET", &url, &["Cache-Control: min-fresh=10"], b""))
+        .await;
+    assert_eq!(
+        hits(&origin, "/min-fresh"),
+        2,
+        "10 s of freshness left is enough"
+    );
+}
+
+#[tokio::test]
+async fn the_age_of_a_hit_includes_the_age_the_origin_reported() {
+    let origin = origin_with(&["Cache-Control: max-age=600", "Age: 30"]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/upstream-age");
+    sluice.fetch(&url).await;
+    let r = sluice.fetch(&url).await;
+    assert_cache_status(&r, "hit");
+    let age: u64 = r.header("age").expect("Age").parse().expect("Age number");
+    assert!((30..60).contains(&age), "Age {age}");
+}
+
+#[tokio::test]
+async fn a_client_conditional_on_a_hit_is_answered_304_by_the_cache() {
+    let origin = origin_with(&["Cache-Control: max-age=600", "ETag: \"q\""]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/client-inm");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    c.send(request("GET", &url, &["If-None-Match: \"q\""], b""))
+        .await;
+    let r = c.try_read_response_to("HEAD").await.expect("304");
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.header("etag"), Some("\"q\""));
+    let r = c.exchange(common::get(&url)).await;
+    assert_eq!(r.text(), "body of /client-inm");
+    assert_eq!(hits(&origin, "/client-inm"), 1);
+}
+
+#[tokio::test]
+async fn a_head_miss_is_forwarded_and_does_not_block_storing_the_get() {
+    let origin = Origin::respond(|r| {
+        if r.method() == "HEAD" {
+            return b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 4\r\n\r\n"
+                .to_vec();
+        }
+        ok_with(&["Cache-Control: max-age=600"], "body")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/head-miss");
+    let mut c = sluice.client().await;
+    c.send(request("HEAD", &url, &[], b"")).await;
+    let r = c.try_read_response_to("HEAD").await.expect("HEAD");
+    assert_eq!(r.status(), 200);
+    assert_eq!(origin.last_request().method(), "HEAD");
+    assert_eq!(c.exchange(common::get(&url)).await.text(), "body");
+    let r = c.exchange(common::get(&url)).await;
+    assert_eq!(r.text(), "body");
+    assert_cache_status(&r, "hit");
+    assert_eq!(hits(&origin, "/head-miss"), 2);
+}

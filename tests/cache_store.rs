@@ -57,6 +57,49 @@ async fn a_truncated_body_is_neither_served_as_complete_nor_stored_in_observe_mo
     truncated_body_is_not_served_complete_nor_stored(ScanMode::Observe).await;
 }
 
+/// An origin that starts a chunked body and closes before the last chunk.
+async fn chunked_truncating_origin() -> Origin {
+    Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_some() {
+            let head = "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+            let _ = conn.write(head).await;
+        }
+    })
+    .await
+}
+
+async fn truncated_chunked_body_is_not_stored(mode: ScanMode) {
+    let origin = chunked_truncating_origin().await;
+    let mut cfg = common::config();
+    cfg.scan.mode = mode;
+    let sluice = common::start(cfg).await;
+    let url = origin.url("/cut-chunked");
+    for n in 1..=2 {
+        let mut c = sluice.client().await;
+        c.send(common::get(&url)).await;
+        if let Ok(r) = c.try_read_response().await {
+            assert!(
+                r.status() >= 500,
+                "{mode:?} {n}: {} {:?}",
+                r.status(),
+                r.text()
+            );
+        }
+        assert_eq!(hits(&origin, "/cut-chunked"), n, "{mode:?}: request {n}");
+    }
+}
+
+#[tokio::test]
+async fn a_chunked_body_cut_before_its_last_chunk_is_not_stored_in_enforce_mode() {
+    truncated_chunked_body_is_not_stored(ScanMode::Enforce).await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_cut_before_its_last_chunk_is_not_stored_in_observe_mode() {
+    truncated_chunked_body_is_not_stored(ScanMode::Observe).await;
+}
+
 #[tokio::test]
 async fn a_stored_object_is_served_after_a_restart_on_the_same_store() {
     let origin =

@@ -367,3 +367,58 @@ async fn a_post_invalidates_its_same_origin_location() {
     );
     assert_eq!(hits(&origin, "/target"), 2);
 }
+
+#[tokio::test]
+async fn a_failed_post_does_not_invalidate() {
+    let origin = Origin::respond(|r| {
+        if r.method() == "POST" {
+            return answer("500 Internal Server Error", &[], b"no");
+        }
+        ok_with(&["Cache-Control: max-age=600"], "kept")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/failed-post");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    let r = c.exchange(request("POST", &url, &[], b"d")).await;
+    assert_eq!(r.status(), 500);
+    assert_cache_status(&sluice.fetch(&url).await, "hit");
+}
+
+#[tokio::test]
+async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
+    let origin = Origin::respond(|r| {
+        let d = old_date();
+        if r.header("range").is_some() {
+            return answer(
+                "206 Partial Content",
+                &[
+                    &d,
+                    "Cache-Control: max-age=60",
+                    "ETag: \"b\"",
+                    "Content-Range: bytes 0-4/20",
+                ],
+                b"01234",
+            );
+        }
+        ok_with(
+            &[&d, "Cache-Control: max-age=60", "ETag: \"a\""],
+            "0123456789abcdefghij",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/stale-range");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["Range: bytes=0-4"], b""))
+        .await;
+    assert_eq!((r.status(), r.text().as_str()), (206, "01234"));
+    let full = sluice.fetch(&url).await;
+    assert_eq!(
+        (full.status(), full.text().as_str()),
+        (200, "0123456789abcdefghij")
+    );
+}
