@@ -422,3 +422,52 @@ async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
         (200, "0123456789abcdefghij")
     );
 }
+
+#[tokio::test]
+async fn a_304_for_one_vary_variant_updates_only_that_variant() {
+    let origin = Origin::respond(|r| {
+        let lang = r.header("accept-language").unwrap_or("none").to_string();
+        if r.header("if-none-match").is_some() {
+            return format!("HTTP/1.1 304 Not Modified\r\nDate: {}\r\nContent-Length: 0\r\nETag: \"{lang}\"\r\nCache-Control: max-age=60\r\nX-New: {lang}\r\n\r\n", http_date(0)).into_bytes();
+        }
+        ok_with(&[&format!("Date: {}", http_date(-120)), "Cache-Control: max-age=60", "Vary: Accept-Language", &format!("ETag: \"{lang}\"")], &format!("lang={lang}"))
+    }).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/v304");
+    let mut c = sluice.client().await;
+    for l in ["en", "de"] {
+        c.exchange(request(
+            "GET",
+            &url,
+            &[&format!("Accept-Language: {l}")],
+            b"",
+        ))
+        .await;
+    }
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: en"], b""))
+        .await;
+    assert_eq!(r.text(), "lang=en");
+    assert_eq!(r.header("x-new"), Some("en"));
+    assert_eq!(r.header("content-length"), Some("7"));
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: en"], b""))
+        .await;
+    assert_cache_status(&r, "hit");
+    assert_eq!(r.header("x-new"), Some("en"));
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: de"], b""))
+        .await;
+    assert_eq!(r.text(), "lang=de");
+    assert_eq!(r.header("x-new"), Some("de"));
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("\"de\"")
+    );
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: de"], b""))
+        .await;
+    assert_cache_status(&r, "hit");
+    assert_eq!(r.text(), "lang=de");
+    assert_eq!(hits(&origin, "/v304"), 4);
+}
