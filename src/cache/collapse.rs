@@ -6,12 +6,17 @@
 //! [`WaitOutcome::Abandoned`] so they fetch on their own; a follower that times out does too.
 //! Followers should look the cache up again after `Done` (Vary may select another variant;
 //! the leader's response may not have been storable), unless `T` already carries the answer.
+//!
+//! A key whose last response could not be stored for anyone (no-store, private, Vary: *…) is
+//! remembered for [`UNCACHEABLE_TTL`] (Varnish's "hit-for-miss"): requests for it should skip
+//! collapsing, since waiting for another client's response head gains nothing and serialises
+//! every client behind a slow origin.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -31,11 +36,19 @@ struct Slot<T> {
 
 type Map<K, T> = Arc<Mutex<HashMap<K, Slot<T>>>>;
 
+/// How long a key whose response was not storable bypasses collapsing.
+pub const UNCACHEABLE_TTL: Duration = Duration::from_secs(120);
+
+/// At most this many uncacheable keys are remembered (expired ones go first, then all).
+const UNCACHEABLE_CAP: usize = 65_536;
+
 /// In-flight fetches by key. `T` is what a leader hands its followers (e.g. `()` meaning
 /// "now in the store", or `Arc<(ObjectMeta, Bytes)>`).
 pub struct Collapser<T, K = CacheKey> {
     map: Map<K, T>,
     next: AtomicU64,
+    /// Keys whose last response was not storable, with when that stops counting.
+    uncacheable: Mutex<HashMap<K, Instant>>,
 }
 
 /// What [`Collapser::acquire`] returns.
@@ -82,6 +95,41 @@ impl<T: Clone + Send + Sync, K: Hash + Eq + Clone> Collapser<T, K> {
         Collapser {
             map: Arc::new(Mutex::new(HashMap::new())),
             next: AtomicU64::new(0),
+            uncacheable: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers that `key`'s response could not be stored: [`Collapser::is_uncacheable`]
+    /// holds for [`UNCACHEABLE_TTL`].
+    pub fn mark_uncacheable(&self, key: &K) {
+        let now = Instant::now();
+        let mut m = self.uncacheable.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= UNCACHEABLE_CAP {
+            m.retain(|_, until| *until > now);
+            if m.len() >= UNCACHEABLE_CAP {
+                m.clear();
+            }
+        }
+        m.insert(key.clone(), now + UNCACHEABLE_TTL);
+    }
+
+    /// Forgets the mark (the key's latest response was storable).
+    pub fn clear_uncacheable(&self, key: &K) {
+        let mut m = self.uncacheable.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(key);
+    }
+
+    /// Whether `key` was recently answered with a response that could not be stored, so a
+    /// request for it should fetch on its own instead of waiting for another's fetch.
+    pub fn is_uncacheable(&self, key: &K) -> bool {
+        let mut m = self.uncacheable.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get(key) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                m.remove(key);
+                false
+            }
+            None => false,
         }
     }
 
@@ -223,6 +271,16 @@ mod tests {
             f.wait(Duration::from_millis(20)).await,
             WaitOutcome::TimedOut
         );
+    }
+
+    #[test]
+    fn uncacheable_marks_are_set_and_cleared() {
+        let c = Collapser::<u32>::new();
+        assert!(!c.is_uncacheable(&key()));
+        c.mark_uncacheable(&key());
+        assert!(c.is_uncacheable(&key()));
+        c.clear_uncacheable(&key());
+        assert!(!c.is_uncacheable(&key()));
     }
 
     #[tokio::test]

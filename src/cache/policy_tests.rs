@@ -343,6 +343,22 @@ fn merge_304_table() {
         merge_304(&old, &weak, t(0), t(0)).is_ok(),
         "weak comparison"
     );
+    let aged = stored(&[("cache-control", s("max-age=10")), ("age", s("30"))]);
+    let m = merge_304(&aged, &HeaderMap::new(), t(50), t(50)).unwrap();
+    assert!(
+        m.headers.get("age").is_none(),
+        "an Age-less 304 drops the old Age"
+    );
+    assert!(
+        matches!(decide(&info, &m, t(55)), Decision::Fresh { .. }),
+        "freshened despite old Age"
+    );
+    let m = merge_304(&aged, &headers(&[("age", s("3"))]), t(50), t(50)).unwrap();
+    assert_eq!(
+        m.headers.get("age").unwrap(),
+        "3",
+        "the 304's Age replaces it"
+    );
     let no_date = merge_304(&old, &HeaderMap::new(), t(50), t(50)).unwrap();
     assert_eq!(
         no_date.headers["date"],

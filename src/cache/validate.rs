@@ -61,6 +61,11 @@ pub fn merge_304(
             merged.headers.insert(http::header::DATE, v);
         }
     }
+    // The stored Age described the old exchange; a 304 without Age was produced now, so
+    // keeping the old one would re-age (or keep stale forever) the freshened object.
+    if !resp_304.contains_key(http::header::AGE) {
+        merged.headers.remove(http::header::AGE);
+    }
     merged.request_time = request_time;
     merged.response_time = response_time;
     Ok(merged)

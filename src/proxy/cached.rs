@@ -102,6 +102,11 @@ async fn miss(
     fwd: Fwd,
     log: &mut AccessLog,
 ) -> Result<Response<Body>, ProxyError> {
+    if proxy.collapser.is_uncacheable(key) {
+        // Known not storable: waiting for another client's fetch would only serialise.
+        let st = CacheStatus::forward(fwd);
+        return fetch_and_respond(proxy, head, target, Some(key), st, log, |_| {}).await;
+    }
     match proxy.collapser.acquire(key) {
         Role::Leader(leader) => {
             let mut leader = Some(leader);

@@ -68,6 +68,9 @@ pub async fn respond(
     if !storable {
         on_storable(false);
     }
+    if let (Some(key), &Method::GET) = (x.key, x.method) {
+        note_storability(proxy, key, parts.status, &parts.headers);
+    }
     if bodiless(x.method, parts.status) {
         if storable {
             on_storable(false);
@@ -202,6 +205,27 @@ fn observe(
     set_cache_status(&mut parts.headers, &status_hdr, log);
     log.verdict = "observe".into();
     Response::from_parts(parts, body::boxed(tee))
+}
+
+/// Marks `key` for collapsing bypass when the origin's own headers make this response
+/// unstorable for any request (no-store, private, Vary: *, a non-error page without freshness
+/// or validator), and clears the mark when it is storable. Partial, 304 and 5xx answers leave
+/// the mark as it is: they say nothing lasting about the URL.
+fn note_storability(proxy: &Proxy, key: &CacheKey, status: StatusCode, headers: &HeaderMap) {
+    use crate::cache::policy::NotStorable as N;
+    let plain = HeaderMap::new();
+    let anyone = RequestInfo {
+        method: &Method::GET,
+        headers: &plain,
+    };
+    match policy::storable(&anyone, status.as_u16(), headers) {
+        Ok(()) => proxy.collapser.clear_uncacheable(key),
+        Err(N::NoStore | N::Private | N::VaryStar) => proxy.collapser.mark_uncacheable(key),
+        Err(N::Useless | N::NoExplicitFreshness) if !status.is_server_error() => {
+            proxy.collapser.mark_uncacheable(key)
+        }
+        Err(_) => {}
+    }
 }
 
 /// Writes a complete, storable response (body before meta, inside the store).

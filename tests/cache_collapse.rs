@@ -1,0 +1,208 @@
+//! Request collapsing through the real proxy: a stampede on one cacheable URL costs one
+//! origin fetch, while requests for an uncacheable URL are not serialised behind each other.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::cache::{answer, hits, wait_until};
+use common::{get, Client, Origin, Response, LIMIT};
+use tokio::sync::watch;
+
+const CLIENTS: usize = 20;
+
+fn body_for(path: &str) -> Vec<u8> {
+    (0..200_000u32)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz"[(i as usize + path.len()) % 26])
+        .collect()
+}
+
+/// Sends `CLIENTS` GETs for `url` on separate connections; returns the handles once every
+/// request has been written.
+async fn stampede(
+    proxy: std::net::SocketAddr,
+    url: &str,
+) -> Vec<tokio::task::JoinHandle<Response>> {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (url, sent) = (url.to_string(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(proxy).await;
+            c.send(get(&url)).await;
+            sent.fetch_add(1, Ordering::SeqCst);
+            c.read_response().await
+        }));
+    }
+    wait_until("all requests written", || {
+        sent.load(Ordering::SeqCst) == CLIENTS
+    })
+    .await;
+    tasks
+}
+
+/// Waits until `count()` has stayed the same for a stretch of polls (bounded overall).
+async fn quiet(count: impl Fn() -> usize) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let (mut last, mut same) = (count(), 0);
+    while same < 40 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "origin requests never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = count();
+        if now == last {
+            same += 1;
+        } else {
+            (last, same) = (now, 0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_misses_for_one_cacheable_url_make_one_origin_request() {
+    let (release, gate) = watch::channel(false);
+    let origin = Origin::start(move |mut conn| {
+        let mut gate = gate.clone();
+        async move {
+            while let Some(req) = conn.read_request().await {
+                let _ = gate.wait_for(|open| *open).await;
+                let body = body_for(req.target());
+                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
+                if conn.write(a).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/hot");
+    let tasks = stampede(sluice.addr, &url).await;
+    wait_until("the first origin request", || hits(&origin, "/hot") >= 1).await;
+    quiet(|| origin.requests().len()).await;
+    assert_eq!(
+        hits(&origin, "/hot"),
+        1,
+        "one origin request while the others wait"
+    );
+    release.send_replace(true);
+    let want = body_for(&origin.last_request().head.start[1]);
+    let mut collapsed = 0;
+    for t in tasks {
+        let r = t.await.expect("client task");
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.body == want,
+            "every client gets the full body ({} bytes)",
+            r.body.len()
+        );
+        if r.header("cache-status").unwrap_or("").contains("collapsed") {
+            collapsed += 1;
+        }
+    }
+    assert_eq!(
+        hits(&origin, "/hot"),
+        1,
+        "exactly one origin request in all"
+    );
+    assert_eq!(
+        collapsed,
+        CLIENTS - 1,
+        "every other client was a collapsed hit"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_a_no_store_url_are_not_serialised() {
+    // The origin sends each head at once but holds every body until all requests arrived:
+    // a proxy that serialised them behind one another would never get there.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let all_arrived = Arc::new(AtomicBool::new(true));
+    let (a, all) = (arrived.clone(), all_arrived.clone());
+    let origin = Origin::start(move |mut conn| {
+        let (a, all) = (a.clone(), all.clone());
+        async move {
+            while conn.read_request().await.is_some() {
+                a.fetch_add(1, Ordering::SeqCst);
+                let head =
+                    "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 5\r\n\r\n";
+                if conn.write(head).await.is_err() {
+                    return;
+                }
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while a.load(Ordering::SeqCst) < CLIENTS && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                if a.load(Ordering::SeqCst) < CLIENTS {
+                    all.store(false, Ordering::SeqCst); // this hold timed out
+                }
+                if conn.write("fresh").await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/nostore");
+    let tasks = stampede(sluice.addr, &url).await;
+    for t in tasks {
+        let r = t.await.expect("client task");
+        assert_eq!((r.status(), r.text().as_str()), (200, "fresh"));
+    }
+    assert_eq!(hits(&origin, "/nostore"), CLIENTS);
+    assert!(
+        all_arrived.load(Ordering::SeqCst),
+        "all {CLIENTS} requests must reach the origin while the first body is pending"
+    );
+}
+
+#[tokio::test]
+async fn requests_for_a_url_known_to_be_no_store_do_not_wait_for_each_others_response_head() {
+    // After one no-store answer, sluice knows the URL is uncacheable. The origin now holds
+    // every response head until all CLIENTS requests arrived (bounded at 5 s, far below
+    // response_timeout): collapsing them would hold all but one back behind a head.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let all_arrived = Arc::new(AtomicBool::new(true));
+    let (a, all) = (arrived.clone(), all_arrived.clone());
+    let origin = Origin::start(move |mut conn| {
+        let (a, all) = (a.clone(), all.clone());
+        async move {
+            while conn.read_request().await.is_some() {
+                let n = a.fetch_add(1, Ordering::SeqCst) + 1;
+                if n > 1 {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                    while a.load(Ordering::SeqCst) <= CLIENTS
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    if a.load(Ordering::SeqCst) <= CLIENTS {
+                        all.store(false, Ordering::SeqCst); // this hold timed out
+                    }
+                }
+                let r = "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\n\r\nok";
+                if conn.write(r).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/slow-no-store");
+    assert_eq!(sluice.fetch(&url).await.text(), "ok");
+    let tasks = stampede(sluice.addr, &url).await;
+    for t in tasks {
+        assert_eq!(t.await.expect("client task").text(), "ok");
+    }
+    assert!(
+        all_arrived.load(Ordering::SeqCst),
+        "all {CLIENTS} requests must reach the origin while the heads are held"
+    );
+    assert_eq!(hits(&origin, "/slow-no-store"), CLIENTS + 1);
+}

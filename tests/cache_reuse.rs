@@ -1,0 +1,310 @@
+//! Cache reuse through the real proxy: fresh hits, what is not stored, freshness sources,
+//! and what a stored object looks like when it is served again.
+
+mod common;
+
+use common::cache::{answer, assert_cache_status, hits, http_date, ok_with};
+use common::{request, Origin};
+
+/// An origin answering `/p` with `headers` and the body "body of /p".
+async fn origin_with(headers: &'static [&'static str]) -> Origin {
+    Origin::respond(move |r| ok_with(headers, &format!("body of {}", r.target()))).await
+}
+
+#[tokio::test]
+async fn fresh_object_is_served_from_cache_without_contacting_the_origin() {
+    let origin = origin_with(&["Cache-Control: max-age=60"]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/fresh");
+    let first = sluice.fetch(&url).await;
+    assert_eq!(first.status(), 200);
+    assert_cache_status(&first, "sluice; fwd=uri-miss; stored");
+    let second = sluice.fetch(&url).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.text(), "body of /fresh");
+    assert_cache_status(&second, "sluice; hit");
+    let age: u64 = second
+        .header("age")
+        .expect("Age on a hit")
+        .parse()
+        .expect("Age");
+    assert!(age <= 60, "Age {age}");
+    assert_eq!(
+        hits(&origin, "/fresh"),
+        1,
+        "the hit must not reach the origin"
+    );
+}
+
+#[tokio::test]
+async fn responses_that_may_not_be_stored_go_to_the_origin_every_time() {
+    let origin = Origin::respond(|r| {
+        let h: &[&str] = match r.target() {
+            t if t.ends_with("/no-store") => &["Cache-Control: no-store, max-age=60"],
+            t if t.ends_with("/private") => &["Cache-Control: private, max-age=60"],
+            t if t.ends_with("/vary-star") => &["Cache-Control: max-age=60", "Vary: *"],
+            t if t.ends_with("/nothing") => &[],
+            _ => &["Cache-Control: max-age=60"],
+        };
+        if r.target().ends_with("/found") {
+            return answer("302 Found", &["Location: /elsewhere"], b"moved");
+        }
+        ok_with(h, "x")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for path in ["/no-store", "/private", "/vary-star", "/nothing", "/found"] {
+        let url = origin.url(path);
+        for _ in 0..2 {
+            let r = sluice.fetch(&url).await;
+            assert!(
+                !r.header("cache-status").unwrap_or("").contains("hit"),
+                "{path}: {:?}",
+                r.header("cache-status")
+            );
+        }
+        assert_eq!(hits(&origin, path), 2, "{path} must not be stored");
+    }
+}
+
+#[tokio::test]
+async fn a_response_to_a_request_with_authorization_is_not_stored_unless_public() {
+    let origin = Origin::respond(|r| {
+        let h: &[&str] = if r.target().ends_with("/public") {
+            &["Cache-Control: public, max-age=60"]
+        } else {
+            &["Cache-Control: max-age=60"]
+        };
+        ok_with(h, "secret")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for (path, want) in [("/auth", 2), ("/public", 1)] {
+        let url = origin.url(path);
+        for _ in 0..2 {
+            let mut c = sluice.client().await;
+            let r = c
+                .exchange(request("GET", &url, &["Authorization: Basic dTpw"], b""))
+                .await;
+            assert_eq!(r.status(), 200);
+        }
+        assert_eq!(hits(&origin, path), want, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn last_modified_gives_heuristic_freshness() {
+    let lm = format!("Last-Modified: {}", http_date(-10 * 86_400));
+    let date = format!("Date: {}", http_date(0));
+    let origin = Origin::respond(move |_| ok_with(&[&lm, &date], "heuristic")).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/lm");
+    assert_eq!(sluice.fetch(&url).await.status(), 200);
+    let second = sluice.fetch(&url).await;
+    assert_cache_status(&second, "hit");
+    assert_eq!(second.text(), "heuristic");
+    assert_eq!(hits(&origin, "/lm"), 1);
+}
+
+#[tokio::test]
+async fn expires_in_the_future_is_fresh_and_in_the_past_is_not() {
+    let future = format!("Expires: {}", http_date(120));
+    let past = format!("Expires: {}", http_date(-120));
+    let date = format!("Date: {}", http_date(0));
+    let origin = Origin::respond(move |r| {
+        let e = if r.target().ends_with("/future") {
+            &future
+        } else {
+            &past
+        };
+        ok_with(&[&date, e], "expires")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for (path, want) in [("/future", 1), ("/past", 2)] {
+        let url = origin.url(path);
+        sluice.fetch(&url).await;
+        sluice.fetch(&url).await;
+        assert_eq!(hits(&origin, path), want, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn s_maxage_wins_over_max_age_in_the_shared_cache() {
+    let origin = Origin::respond(|r| {
+        let h: &[&str] = if r.target().ends_with("/long") {
+            &["Cache-Control: max-age=0, s-maxage=60"]
+        } else {
+            &["Cache-Control: max-age=60, s-maxage=0", "ETag: \"v1\""]
+        };
+        ok_with(h, "smax")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for (path, want) in [("/long", 1), ("/short", 2)] {
+        let url = origin.url(path);
+        sluice.fetch(&url).await;
+        sluice.fetch(&url).await;
+        assert_eq!(hits(&origin, path), want, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_206_to_a_range_miss_is_not_stored_as_the_complete_object() {
+    let origin = Origin::respond(|r| {
+        if r.header("range").is_some() {
+            return answer(
+                "206 Partial Content",
+                &["Cache-Control: max-age=600", "Content-Range: bytes 0-4/20"],
+                b"01234",
+            );
+        }
+        ok_with(&["Cache-Control: max-age=600"], "0123456789abcdefghij")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/partial");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["Range: bytes=0-4"], b""))
+        .await;
+    assert_eq!((r.status(), r.text().as_str()), (206, "01234"));
+    let full = sluice.fetch(&url).await;
+    assert_eq!(
+        (full.status(), full.text().as_str()),
+        (200, "0123456789abcdefghij")
+    );
+    assert_eq!(hits(&origin, "/partial"), 2);
+}
+
+#[tokio::test]
+async fn the_age_of_a_hit_includes_the_age_the_origin_reported() {
+    let origin = origin_with(&["Cache-Control: max-age=600", "Age: 30"]).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/upstream-age");
+    sluice.fetch(&url).await;
+    let r = sluice.fetch(&url).await;
+    assert_cache_status(&r, "hit");
+    let age: u64 = r.header("age").expect("Age").parse().expect("Age number");
+    assert!((30..60).contains(&age), "Age {age}");
+}
+
+#[tokio::test]
+async fn a_compressed_body_is_stored_and_served_byte_for_byte() {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b"hello hello hello hello").expect("gzip");
+    let gz = e.finish().expect("gzip");
+    let body = gz.clone();
+    let origin = Origin::respond(move |_| {
+        answer(
+            "200 OK",
+            &[
+                "Cache-Control: max-age=600",
+                "Content-Encoding: gzip",
+                "Content-Type: text/plain",
+            ],
+            &body,
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/gzip");
+    let mut c = sluice.client().await;
+    let first = c
+        .exchange(request("GET", &url, &["Accept-Encoding: gzip"], b""))
+        .await;
+    let hit = c
+        .exchange(request("GET", &url, &["Accept-Encoding: gzip"], b""))
+        .await;
+    assert_eq!(first.body, gz);
+    assert_eq!(
+        hit.body, gz,
+        "the hit carries the origin's compressed bytes"
+    );
+    assert_eq!(hit.header("content-encoding"), Some("gzip"));
+    assert_cache_status(&hit, "hit");
+}
+
+#[tokio::test]
+async fn a_chunked_response_is_stored_and_served_with_its_length() {
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            .to_vec()
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/chunked");
+    assert_eq!(sluice.fetch(&url).await.text(), "hello world");
+    let r = sluice.fetch(&url).await;
+    assert_eq!(r.text(), "hello world");
+    assert_cache_status(&r, "hit");
+    assert_eq!(r.header("content-length"), Some("11"));
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_are_not_stored_with_the_object() {
+    let origin = origin_with(&[
+        "Cache-Control: max-age=600",
+        "Connection: x-hop",
+        "X-Hop: 1",
+        "Keep-Alive: timeout=5",
+    ])
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/hop");
+    let miss = sluice.fetch(&url).await;
+    let hit = sluice.fetch(&url).await;
+    assert_cache_status(&hit, "hit");
+    for r in [&miss, &hit] {
+        assert_eq!(r.header("x-hop"), None);
+        assert_eq!(r.header("keep-alive"), None);
+    }
+}
+
+#[tokio::test]
+async fn a_field_named_by_qualified_private_is_not_served_from_the_cache() {
+    let origin = origin_with(&[
+        "Cache-Control: max-age=600, private=\"X-Secret\"",
+        "X-Secret: for-one-user",
+    ])
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/qualified-private");
+    sluice.fetch(&url).await;
+    let hit = sluice.fetch(&url).await;
+    assert_cache_status(&hit, "hit");
+    assert_eq!(hit.header("x-secret"), None);
+}
+
+#[tokio::test]
+async fn observe_mode_stores_complete_responses_too() {
+    let origin = origin_with(&["Cache-Control: max-age=600"]).await;
+    let mut cfg = common::config();
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let sluice = common::start(cfg).await;
+    let url = origin.url("/observed");
+    assert_eq!(sluice.fetch(&url).await.text(), "body of /observed");
+    // Observe mode stores after the body has streamed: poll with only-if-cached (bounded).
+    let mut stored = None;
+    for _ in 0..500 {
+        let mut c = sluice.client().await;
+        let r = c
+            .exchange(request(
+                "GET",
+                &url,
+                &["Cache-Control: only-if-cached"],
+                b"",
+            ))
+            .await;
+        if r.status() == 200 {
+            stored = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let hit = stored.expect("the observed response is stored");
+    assert_eq!(hit.text(), "body of /observed");
+    assert_eq!(hits(&origin, "/observed"), 1);
+}

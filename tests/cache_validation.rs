@@ -1,0 +1,399 @@
+//! Revalidation through the real proxy: conditional requests, 304 merging, replacement by a
+//! 200, no-cache and must-revalidate, serving stale on errors, stale-while-revalidate, and
+//! Vary variants on revalidation.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::cache::{
+    answer, assert_cache_status, hits, http_date, not_modified, ok_with, wait_until,
+};
+use common::{request, Origin};
+
+/// `Date` two minutes ago: with `max-age=60` the object is stale on arrival.
+fn old_date() -> String {
+    format!("Date: {}", http_date(-120))
+}
+
+fn now_date() -> String {
+    format!("Date: {}", http_date(0))
+}
+
+#[tokio::test]
+async fn stale_object_is_revalidated_with_if_none_match_and_the_304_is_merged() {
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match") == Some("\"e1\"") {
+            return not_modified(&[
+                &now_date(),
+                "Cache-Control: max-age=60",
+                "ETag: \"e1\"",
+                "X-New: from-304",
+            ]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60",
+                "ETag: \"e1\"",
+                "X-Old: kept",
+            ],
+            "original body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/inm");
+    let first = sluice.fetch(&url).await;
+    assert_cache_status(&first, "fwd=uri-miss; stored");
+    let second = sluice.fetch(&url).await;
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("\"e1\"")
+    );
+    assert_eq!(
+        second.status(),
+        200,
+        "the client gets the merged 200, not the 304"
+    );
+    assert_eq!(second.text(), "original body");
+    assert_eq!(second.header("x-new"), Some("from-304"));
+    assert_eq!(second.header("x-old"), Some("kept"));
+    assert_cache_status(&second, "fwd=stale; fwd-status=304");
+    let third = sluice.fetch(&url).await;
+    assert_cache_status(&third, "hit");
+    assert_eq!(
+        third.header("x-new"),
+        Some("from-304"),
+        "the merge is stored"
+    );
+    assert_eq!(third.text(), "original body");
+    assert_eq!(hits(&origin, "/inm"), 2);
+}
+
+#[tokio::test]
+async fn stale_object_without_etag_is_revalidated_with_if_modified_since() {
+    let lm = http_date(-86_400);
+    let lm2 = lm.clone();
+    let origin = Origin::respond(move |r| {
+        if r.header("if-modified-since") == Some(lm2.as_str()) {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=60"]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60",
+                &format!("Last-Modified: {lm2}"),
+            ],
+            "ims body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/ims");
+    sluice.fetch(&url).await;
+    let second = sluice.fetch(&url).await;
+    assert_eq!(
+        origin.last_request().header("if-modified-since"),
+        Some(lm.as_str())
+    );
+    assert_eq!(second.text(), "ims body");
+    assert_cache_status(&second, "fwd-status=304");
+    assert_cache_status(&sluice.fetch(&url).await, "hit");
+    assert_eq!(hits(&origin, "/ims"), 2);
+}
+
+#[tokio::test]
+async fn a_304_without_age_makes_an_object_that_arrived_old_fresh_again() {
+    // The first response is already 30 s old (Age: 30) with a 10 s lifetime; the 304 says
+    // nothing about age, so after it the object is fresh for 10 s.
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match").is_some() {
+            return not_modified(&["Cache-Control: max-age=10", "ETag: \"a\""]);
+        }
+        ok_with(
+            &["Cache-Control: max-age=10", "Age: 30", "ETag: \"a\""],
+            "aged",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/aged");
+    sluice.fetch(&url).await;
+    assert_cache_status(&sluice.fetch(&url).await, "fwd-status=304");
+    let third = sluice.fetch(&url).await;
+    assert_cache_status(&third, "hit");
+    assert_eq!(
+        hits(&origin, "/aged"),
+        2,
+        "the 304 must have freshened the object"
+    );
+}
+
+#[tokio::test]
+async fn a_200_on_revalidation_replaces_the_stored_object() {
+    let version = Arc::new(AtomicBool::new(false));
+    let v = version.clone();
+    let origin = Origin::respond(move |_| {
+        if v.swap(true, Ordering::SeqCst) {
+            ok_with(
+                &[&now_date(), "Cache-Control: max-age=60", "ETag: \"v2\""],
+                "version two",
+            )
+        } else {
+            ok_with(
+                &[&old_date(), "Cache-Control: max-age=60", "ETag: \"v1\""],
+                "version one",
+            )
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/replace");
+    assert_eq!(sluice.fetch(&url).await.text(), "version one");
+    let second = sluice.fetch(&url).await;
+    assert_eq!(second.text(), "version two");
+    assert_cache_status(&second, "fwd=stale; fwd-status=200; stored");
+    let third = sluice.fetch(&url).await;
+    assert_eq!(third.text(), "version two");
+    assert_cache_status(&third, "hit");
+    assert_eq!(hits(&origin, "/replace"), 2);
+}
+
+#[tokio::test]
+async fn response_no_cache_is_stored_but_revalidated_on_every_reuse() {
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match") == Some("\"nc\"") {
+            return not_modified(&["ETag: \"nc\""]);
+        }
+        ok_with(
+            &["Cache-Control: no-cache, max-age=600", "ETag: \"nc\""],
+            "nocache body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/nocache");
+    sluice.fetch(&url).await;
+    for n in 2..=4 {
+        let r = sluice.fetch(&url).await;
+        assert_eq!(r.text(), "nocache body");
+        assert_eq!(
+            hits(&origin, "/nocache"),
+            n,
+            "request {n} must be revalidated"
+        );
+        assert_eq!(
+            origin.last_request().header("if-none-match"),
+            Some("\"nc\""),
+            "the stored object is used for a conditional request"
+        );
+    }
+}
+
+#[tokio::test]
+async fn must_revalidate_is_never_served_stale_when_the_origin_is_down() {
+    let origin = Origin::respond(|_| {
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60, must-revalidate",
+                "ETag: \"m\"",
+            ],
+            "mr",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/mr");
+    assert_eq!(sluice.fetch(&url).await.text(), "mr");
+    origin.stop().await;
+    let r = sluice.fetch(&url).await;
+    // The origin's port now refuses: the error, never the stale object.
+    common::assert_proxy_error(&r, 502, "connection_refused");
+    assert_ne!(r.text(), "mr");
+}
+
+#[tokio::test]
+async fn a_plain_stale_object_is_served_when_the_origin_is_unreachable() {
+    let origin = Origin::respond(|_| {
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"p\""],
+            "plain stale",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/down");
+    sluice.fetch(&url).await;
+    origin.stop().await;
+    let r = sluice.fetch(&url).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text(), "plain stale");
+    assert!(r.header("age").is_some());
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_on_a_5xx_and_otherwise_the_error_passes() {
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    let origin = Origin::respond(move |r| {
+        if f.load(Ordering::SeqCst) {
+            return answer("500 Internal Server Error", &[], b"boom");
+        }
+        let cc = if r.target().ends_with("/sie") {
+            "Cache-Control: max-age=60, stale-if-error=3600"
+        } else {
+            "Cache-Control: max-age=60"
+        };
+        ok_with(&[&old_date(), cc, "ETag: \"x\""], "good")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let (sie, plain) = (origin.url("/sie"), origin.url("/plain500"));
+    sluice.fetch(&sie).await;
+    sluice.fetch(&plain).await;
+    fail.store(true, Ordering::SeqCst);
+    let r = sluice.fetch(&sie).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "good"));
+    let r = sluice.fetch(&plain).await;
+    assert_eq!(
+        r.status(),
+        500,
+        "without stale-if-error a 5xx passes through"
+    );
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_stale_at_once_and_revalidates_once_in_the_background() {
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match") == Some("\"w\"") {
+            return not_modified(&[&now_date(), "ETag: \"w\"", "X-Revalidated: yes"]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60, stale-while-revalidate=3600",
+                "ETag: \"w\"",
+            ],
+            "swr body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/swr");
+    sluice.fetch(&url).await;
+    // Several clients at once within the window: all served stale, one revalidation.
+    for _ in 0..5 {
+        let r = sluice.fetch(&url).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text(), "swr body");
+        assert_cache_status(&r, "hit");
+    }
+    wait_until("the background revalidation", || hits(&origin, "/swr") >= 2).await;
+    assert_eq!(
+        origin.requests()[1].header("if-none-match"),
+        Some("\"w\""),
+        "the background request is conditional"
+    );
+    // Once the merge is stored, the object is fresh: later hits carry the 304's header.
+    let mut merged = None;
+    for _ in 0..200 {
+        let r = sluice.fetch(&url).await;
+        if r.header("x-revalidated").is_some() {
+            merged = Some(r);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let merged = merged.expect("the 304 from the background revalidation is merged");
+    assert_cache_status(&merged, "hit");
+    assert_eq!(hits(&origin, "/swr"), 2, "exactly one revalidation");
+}
+
+#[tokio::test]
+async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
+    let origin = Origin::respond(|r| {
+        let d = old_date();
+        if r.header("range").is_some() {
+            return answer(
+                "206 Partial Content",
+                &[
+                    &d,
+                    "Cache-Control: max-age=60",
+                    "ETag: \"b\"",
+                    "Content-Range: bytes 0-4/20",
+                ],
+                b"01234",
+            );
+        }
+        ok_with(
+            &[&d, "Cache-Control: max-age=60", "ETag: \"a\""],
+            "0123456789abcdefghij",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/stale-range");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["Range: bytes=0-4"], b""))
+        .await;
+    assert_eq!((r.status(), r.text().as_str()), (206, "01234"));
+    let full = sluice.fetch(&url).await;
+    assert_eq!(
+        (full.status(), full.text().as_str()),
+        (200, "0123456789abcdefghij")
+    );
+}
+
+#[tokio::test]
+async fn a_304_for_one_vary_variant_updates_only_that_variant() {
+    let origin = Origin::respond(|r| {
+        let lang = r.header("accept-language").unwrap_or("none").to_string();
+        if r.header("if-none-match").is_some() {
+            return format!("HTTP/1.1 304 Not Modified\r\nDate: {}\r\nContent-Length: 0\r\nETag: \"{lang}\"\r\nCache-Control: max-age=60\r\nX-New: {lang}\r\n\r\n", http_date(0)).into_bytes();
+        }
+        ok_with(&[&format!("Date: {}", http_date(-120)), "Cache-Control: max-age=60", "Vary: Accept-Language", &format!("ETag: \"{lang}\"")], &format!("lang={lang}"))
+    }).await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/v304");
+    let mut c = sluice.client().await;
+    for l in ["en", "de"] {
+        c.exchange(request(
+            "GET",
+            &url,
+            &[&format!("Accept-Language: {l}")],
+            b"",
+        ))
+        .await;
+    }
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: en"], b""))
+        .await;
+    assert_eq!(r.text(), "lang=en");
+    assert_eq!(r.header("x-new"), Some("en"));
+    assert_eq!(r.header("content-length"), Some("7"));
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: en"], b""))
+        .await;
+    assert_cache_status(&r, "hit");
+    assert_eq!(r.header("x-new"), Some("en"));
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: de"], b""))
+        .await;
+    assert_eq!(r.text(), "lang=de");
+    assert_eq!(r.header("x-new"), Some("de"));
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("\"de\"")
+    );
+    let r = c
+        .exchange(request("GET", &url, &["Accept-Language: de"], b""))
+        .await;
+    assert_cache_status(&r, "hit");
+    assert_eq!(r.text(), "lang=de");
+    assert_eq!(hits(&origin, "/v304"), 4);
+}
