@@ -33,4 +33,6 @@ pub struct Proxy {
     pub collapser: Collapser<bool>,
     pub pipeline: Pipeline,
     pub store: Store,
+    /// Counters for the admin API's `/metrics`.
+    pub metrics: crate::admin::metrics::ProxyMetrics,
 }
