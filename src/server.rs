@@ -111,7 +111,7 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
             admin::Admin::new(proxy.clone(), cfg.admin_token()),
             rx.clone(),
         )),
-        tokio::spawn(reload_on_sighup(proxy.clone(), rx)),
+        tokio::spawn(reload_on_sighup(proxy.clone(), hangup_signal(), rx)),
     ];
     Ok(Running {
         proxy_addr,
@@ -142,12 +142,28 @@ pub fn run_blocking(cfg: Config) -> Result<(), Error> {
     })
 }
 
-/// Reloads rules and hash lists on SIGHUP until shutdown (like `POST /rules/reload`).
-async fn reload_on_sighup(proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+/// Installs the SIGHUP handler now (before `start` returns, so a SIGHUP never hits the
+/// default action, which would end the process).
+fn hangup_signal() -> Hangup {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        signal(SignalKind::hangup())
+            .map_err(|e| tracing::warn!(error = %e, "no SIGHUP reload"))
+            .ok()
+    }
+}
+
+/// Reloads rules and hash lists on SIGHUP until shutdown (like `POST /rules/reload`).
+async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Some(mut hup) = hup else {
             return;
         };
         loop {
@@ -164,7 +180,7 @@ async fn reload_on_sighup(proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>
     }
     #[cfg(not(unix))]
     {
-        let _ = (proxy, shutdown.wait_for(|s| *s).await);
+        let _ = (proxy, hup, shutdown.wait_for(|s| *s).await);
     }
 }
 
