@@ -102,6 +102,7 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
         pipeline,
         store,
         metrics: Default::default(),
+        list_edits: Default::default(),
     });
     let (tx, rx) = watch::channel(false);
     let tasks = vec![

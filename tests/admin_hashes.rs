@@ -268,3 +268,25 @@ async fn stored_entries_are_in_force_after_a_restart() {
         "the stored entry is in force after restart"
     );
 }
+
+#[tokio::test]
+async fn a_bulk_request_of_100k_entries_is_accepted_in_one_go() {
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    let entries: Vec<Value> = (0u32..100_000)
+        .map(|i| {
+            // Well spread, like real hashes.
+            let h = sluice::scan::sha256_hex(&i.to_le_bytes());
+            let kind = if i % 2 == 0 { "pdq" } else { "sha256" };
+            json!({"kind": kind, "hash": h, "label": "bulk"})
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let a = c.post("/hashes", &Value::Array(entries)).await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+    assert_eq!(a.json["added"].as_u64(), Some(100_000));
+    eprintln!("100k entries in {:?}", started.elapsed());
+    let m = c.get("/metrics").await.resp.text();
+    assert!(m.contains("sluice_runtime_hashes 100000"), "{m}");
+}

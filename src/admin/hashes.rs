@@ -6,6 +6,8 @@
 //! next use: a body or image cached before a hash was added is blocked on its next hit.
 //! [`apply_stored`] replays the tree into freshly loaded classifiers (start-up, reload).
 
+use std::sync::PoisonError;
+
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
@@ -128,10 +130,14 @@ pub async fn add(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>
         e.added_at = added_at.clone();
         entries.push(e.validate().map_err(fail)?);
     }
-    let store = admin.proxy.store.clone();
-    let pipeline = admin.proxy.pipeline.clone();
+    let proxy = admin.proxy.clone();
     let n = entries.len();
     blocking(move || {
+        let (store, pipeline) = (&proxy.store, &proxy.pipeline);
+        let _edits = proxy
+            .list_edits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut batch = sled::Batch::default();
         for e in &entries {
             let json = serde_json::to_vec(e).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -160,10 +166,14 @@ pub async fn delete(admin: &Admin, path: &str) -> Result<Response<Body>, ApiErro
     let (kind, hash) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let hash = normalise(kind, hash).map_err(ApiError::bad_request)?;
     let key = format!("{kind}|{hash}");
-    let store = admin.proxy.store.clone();
-    let pipeline = admin.proxy.pipeline.clone();
+    let proxy = admin.proxy.clone();
     let kind = kind.to_string();
     blocking(move || {
+        let (store, pipeline) = (&proxy.store, &proxy.pipeline);
+        let _edits = proxy
+            .list_edits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if store.hashes.remove(key.as_bytes())?.is_none() {
             return Err(ApiError::not_found("no runtime entry for that hash"));
         }

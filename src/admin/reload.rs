@@ -4,6 +4,8 @@
 //! error. The runtime hash entries of the `hashes` tree are replayed into the new classifiers
 //! before they take over, so a reload never drops them.
 
+use std::sync::PoisonError;
+
 use http::{Response, StatusCode};
 use serde_json::json;
 
@@ -27,6 +29,10 @@ pub struct Outcome {
 /// Reloads on the calling thread (blocking: reads and compiles files).
 pub fn reload_blocking(proxy: &Proxy) -> Outcome {
     let store = proxy.store.clone();
+    let _edits = proxy
+        .list_edits
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     let result = proxy.pipeline.reload_with(&proxy.scan_cfg, |handles| {
         apply_stored(handles, &store);
     });
