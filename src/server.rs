@@ -69,6 +69,11 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
         tracing::warn!("{w}");
     }
     let pipeline = pipeline.with_store(&store);
+    let runtime_hashes = admin::hashes::apply_stored(&pipeline.handles(), &store);
+    if runtime_hashes > 0 {
+        pipeline.refresh_ruleset();
+        tracing::info!(entries = runtime_hashes, "applied runtime hash entries");
+    }
     let cache = Cache::open(&store, CacheConfig::from_config(&cfg.store))?;
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
@@ -96,11 +101,18 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
         collapser: Collapser::new(),
         pipeline,
         store,
+        metrics: Default::default(),
+        list_edits: Default::default(),
     });
     let (tx, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(listen::serve(proxy_listener, proxy.clone(), rx.clone())),
-        tokio::spawn(admin::serve(admin_listener, rx)),
+        tokio::spawn(admin::serve(
+            admin_listener,
+            admin::Admin::new(proxy.clone(), cfg.admin_token()),
+            rx.clone(),
+        )),
+        tokio::spawn(reload_on_sighup(proxy.clone(), hangup_signal(), rx)),
     ];
     Ok(Running {
         proxy_addr,
@@ -129,6 +141,48 @@ pub fn run_blocking(cfg: Config) -> Result<(), Error> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+/// Installs the SIGHUP handler now (before `start` returns, so a SIGHUP never hits the
+/// default action, which would end the process).
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        signal(SignalKind::hangup())
+            .map_err(|e| tracing::warn!(error = %e, "no SIGHUP reload"))
+            .ok()
+    }
+}
+
+/// Reloads rules and hash lists on SIGHUP until shutdown (like `POST /rules/reload`).
+async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Some(mut hup) = hup else {
+            return;
+        };
+        loop {
+            let again = tokio::select! {
+                got = hup.recv() => got.is_some(),
+                _ = shutdown.wait_for(|s| *s) => false,
+            };
+            if !again {
+                return;
+            }
+            let o = admin::reload::reload(proxy.clone()).await;
+            tracing::info!(loaded = o.loaded, errors = o.errors.len(), "SIGHUP reload");
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (proxy, hup, shutdown.wait_for(|s| *s).await);
+    }
 }
 
 fn init_logging() {

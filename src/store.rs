@@ -1,8 +1,10 @@
 //! The sled database: one directory, named trees, a schema version checked on open.
 //!
 //! Trees (DESIGN.md): `objects` (cache key → object meta), `bodies` (content-addressed by
-//! SHA-256: a manifest `m‖sha256` and chunks `c‖sha256‖i` of at most 1 MiB, see `cache::bodies`), `verdicts` (SHA-256 → verdict), `urls` (URL → latest SHA-256 and time),
-//! `hashes` (kind|hash → entry), `meta` (schema version).
+//! SHA-256: a manifest `m‖sha256` and chunks `c‖sha256‖i` of at most 1 MiB, see
+//! `cache::bodies`), `verdicts` (SHA-256 → verdict), `urls` (URL → latest SHA-256 and time),
+//! `hashes` (kind|hash → entry), `meta` (schema version), and `verdicts_by_class`
+//! (class|inverted time|SHA-256 → empty; the admin API's newest-first listing by class).
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +34,8 @@ pub struct Store {
     pub urls: sled::Tree,
     pub hashes: sled::Tree,
     pub meta: sled::Tree,
+    /// Index of `verdicts` by class and time, maintained by the verdict memo.
+    pub verdicts_by_class: sled::Tree,
 }
 
 impl Store {
@@ -81,6 +85,7 @@ impl Store {
             verdicts: db.open_tree("verdicts")?,
             urls: db.open_tree("urls")?,
             hashes: db.open_tree("hashes")?,
+            verdicts_by_class: db.open_tree("verdicts_by_class")?,
             meta,
             db,
         })

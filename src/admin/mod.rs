@@ -1,53 +1,155 @@
-//! The admin HTTP API on its own listener (`GET /healthz` for now; the rest per DESIGN.md).
+//! The admin HTTP API on its own listener (DESIGN.md "Admin API").
+//!
+//! `mod.rs` accepts connections and routes by path, then method (unknown path 404, known path
+//! with another method 405 + `Allow`); every endpoint but `/healthz` passes [`auth`] first.
+//!
+//! - `auth`: bearer token, compared in constant time.
+//! - `reply`: JSON responses, [`reply::ApiError`], bounded body reading and JSON parsing.
+//! - `purge`: `POST /purge` by URL or URL prefix.
+//! - `verdicts`: `GET /verdicts/{sha256}`, `?url=`, `?class=` (paged over `verdicts_by_class`).
+//! - `hashes`: runtime hash entries in the `hashes` tree, applied to the running classifiers.
+//! - `reload`: `POST /rules/reload` and SIGHUP.
+//! - `metrics`: `GET /metrics` in the Prometheus text format, and the proxy's counters.
+
+pub mod auth;
+pub mod hashes;
+pub mod metrics;
+pub mod purge;
+pub mod reload;
+pub mod reply;
+pub mod verdicts;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::body::{self, Body};
+use crate::body::Body;
+use crate::proxy::Proxy;
+use reply::ApiError;
+
+/// What the admin endpoints work on: the shared proxy state and the token.
+pub struct Admin {
+    /// Cache, pipeline, store and counters shared with the proxy.
+    pub proxy: Arc<Proxy>,
+    /// The bearer token; empty means no authentication.
+    token: String,
+}
+
+impl Admin {
+    /// Admin state over `proxy`, requiring `token` when it is not empty.
+    pub fn new(proxy: Arc<Proxy>, token: String) -> Arc<Admin> {
+        Arc::new(Admin { proxy, token })
+    }
+}
 
 /// Serves the admin API until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let (stream, _) = tokio::select! {
             a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
             _ = shutdown.wait_for(|s| *s) => return,
         };
+        let admin = Arc::clone(&admin);
         tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let admin = Arc::clone(&admin);
+                async move { Ok::<_, Infallible>(route(&admin, req).await) }
+            });
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(route));
+                .serve_connection(TokioIo::new(stream), svc);
             let _ = conn.await;
         });
     }
 }
 
-async fn route(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => json(
-            StatusCode::OK,
-            format!(
-                "{{\"status\":\"ok\",\"version\":\"{}\"}}",
-                env!("CARGO_PKG_VERSION")
-            ),
-        ),
-        _ => json(
-            StatusCode::NOT_FOUND,
-            "{\"error\":\"no such endpoint\"}".into(),
-        ),
-    })
+/// The endpoints: path pattern and the methods it answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Endpoint {
+    Healthz,
+    Metrics,
+    Purge,
+    Reload,
+    Hashes,
+    Hash,
+    Verdicts,
+    Verdict,
 }
 
-fn json(status: StatusCode, text: String) -> Response<Body> {
-    let mut resp = Response::new(body::full(text));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+impl Endpoint {
+    fn of(path: &str) -> Option<Endpoint> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        Some(match parts.as_slice() {
+            ["healthz"] => Endpoint::Healthz,
+            ["metrics"] => Endpoint::Metrics,
+            ["purge"] => Endpoint::Purge,
+            ["rules", "reload"] => Endpoint::Reload,
+            ["hashes"] => Endpoint::Hashes,
+            ["hashes", k, h] if !k.is_empty() && !h.is_empty() => Endpoint::Hash,
+            ["verdicts"] => Endpoint::Verdicts,
+            ["verdicts", s] if !s.is_empty() => Endpoint::Verdict,
+            _ => return None,
+        })
+    }
+
+    fn allow(self) -> &'static [Method] {
+        match self {
+            Endpoint::Healthz | Endpoint::Metrics | Endpoint::Verdicts | Endpoint::Verdict => {
+                &[Method::GET, Method::HEAD]
+            }
+            Endpoint::Purge | Endpoint::Reload => &[Method::POST],
+            Endpoint::Hashes => &[Method::GET, Method::HEAD, Method::POST],
+            Endpoint::Hash => &[Method::DELETE],
+        }
+    }
+}
+
+async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let Some(ep) = Endpoint::of(&path) else {
+        return ApiError::new(StatusCode::NOT_FOUND, format!("no such endpoint: {path}"))
+            .into_response();
+    };
+    if !ep.allow().contains(req.method()) {
+        return ApiError::method_not_allowed(ep.allow()).into_response();
+    }
+    if ep != Endpoint::Healthz {
+        if let Err(e) = auth::check(&admin.token, req.headers()) {
+            return e.into_response();
+        }
+    }
+    let result = match (ep, req.method()) {
+        (Endpoint::Healthz, _) => Ok(reply::json(
+            StatusCode::OK,
+            &json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+                "ruleset": admin.proxy.pipeline.ruleset(),
+            }),
+        )),
+        (Endpoint::Metrics, _) => Ok(metrics::render(&admin.proxy)),
+        (Endpoint::Purge, _) => purge::handle(admin, req).await,
+        (Endpoint::Reload, _) => Ok(reload::handle(admin).await),
+        (Endpoint::Hashes, &Method::POST) => hashes::add(admin, req).await,
+        (Endpoint::Hashes, _) => hashes::list(admin, req.uri().query()).await,
+        (Endpoint::Hash, _) => hashes::delete(admin, &path).await,
+        (Endpoint::Verdicts, _) => verdicts::query(admin, req.uri().query()).await,
+        (Endpoint::Verdict, _) => verdicts::by_sha(admin, &path).await,
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// Runs blocking store work (sled iteration, bulk writes) off the reactor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("admin task failed: {e}")))?
 }

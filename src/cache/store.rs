@@ -320,6 +320,35 @@ impl Cache {
         Ok(keys.len())
     }
 
+    /// Purges every URL starting with `prefix` (all variants); returns how many objects were
+    /// removed. Blocking: walks the `objects` keys under the prefix.
+    pub fn remove_prefix_blocking(&self, prefix: &str) -> Result<usize, Error> {
+        let mut urls: Vec<String> = Vec::new();
+        for k in self.inner.objects.scan_prefix(prefix.as_bytes()).keys() {
+            let k = k?;
+            let primary = k.split(|b| *b == 0).next().unwrap_or(&[]);
+            if let Ok(u) = std::str::from_utf8(primary) {
+                if urls.last().map(String::as_str) != Some(u) {
+                    urls.push(u.to_string());
+                }
+            }
+        }
+        urls.dedup();
+        let mut removed = 0;
+        for u in urls {
+            if let Ok(key) = CacheKey::parse(&u) {
+                removed += self.remove_blocking(&key)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// [`remove_prefix_blocking`](Self::remove_prefix_blocking) on the blocking pool.
+    pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, Error> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        blocking(move || this.remove_prefix_blocking(&prefix)).await
+    }
+
     /// Drops one object found unusable on read, from sled, the policy and memory.
     fn forget(&self, okey: String) -> Result<(), Error> {
         let mut disk = self.disk();

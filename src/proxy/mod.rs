@@ -33,4 +33,9 @@ pub struct Proxy {
     pub collapser: Collapser<bool>,
     pub pipeline: Pipeline,
     pub store: Store,
+    /// Counters for the admin API's `/metrics`.
+    pub metrics: crate::admin::metrics::ProxyMetrics,
+    /// Serialises runtime hash-list edits and reloads, so that an entry added during a
+    /// reload reaches the new classifiers too.
+    pub list_edits: std::sync::Mutex<()>,
 }

@@ -16,6 +16,8 @@ pub type RawKey = ([u8; 32], String);
 /// Memoised verdicts.
 pub struct Memo {
     tree: sled::Tree,
+    /// `verdicts_by_class` (see [`super::index`]), kept in step with `tree` when set.
+    index: Option<sled::Tree>,
     raw: Mutex<HashMap<RawKey, String>>,
 }
 
@@ -24,8 +26,21 @@ impl Memo {
     pub fn new(tree: sled::Tree) -> Memo {
         Memo {
             tree,
+            index: None,
             raw: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also maintains the by-class index in `index` on every [`put`](Self::put).
+    pub fn with_index(mut self, index: sled::Tree) -> Memo {
+        self.index = Some(index);
+        self
+    }
+
+    /// The stored verdict for `sha256`, whatever ruleset produced it.
+    pub fn get_any(&self, sha256: &str) -> Option<Verdict> {
+        let bytes = self.tree.get(sha256.as_bytes()).ok()??;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// The stored verdict for `sha256`, if it was produced by `ruleset`. Store errors and
@@ -49,12 +64,30 @@ impl Memo {
             return;
         }
         match serde_json::to_vec(v) {
-            Ok(json) => {
-                if let Err(e) = self.tree.insert(v.sha256.as_bytes(), json) {
-                    tracing::warn!(error = %e, "verdict memo write failed");
-                }
-            }
+            Ok(json) => match self.tree.insert(v.sha256.as_bytes(), json) {
+                Ok(old) => self.reindex(old.as_deref(), v),
+                Err(e) => tracing::warn!(error = %e, "verdict memo write failed"),
+            },
             Err(e) => tracing::warn!(error = %e, "verdict not serialisable"),
+        }
+    }
+
+    /// Moves the verdict's by-class index entry from the replaced verdict's to its own.
+    /// Best effort: the listing checks every entry against the `verdicts` tree anyway.
+    fn reindex(&self, old: Option<&[u8]>, v: &Verdict) {
+        let Some(index) = &self.index else { return };
+        let old_key = old
+            .and_then(|b| serde_json::from_slice::<Verdict>(b).ok())
+            .and_then(|o| super::index::key(&o));
+        let new_key = super::index::key(v);
+        if old_key == new_key {
+            return;
+        }
+        let result = old_key
+            .map_or(Ok(None), |k| index.remove(k))
+            .and_then(|_| new_key.map_or(Ok(None), |k| index.insert(k, &[])));
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "verdict index write failed");
         }
     }
 

@@ -27,6 +27,7 @@ use crate::scan::{Classifier, Content, LoadError, Loaded, ScanError, Verdict};
 use crate::store::Store;
 
 pub mod content;
+pub mod index;
 pub mod memo;
 pub mod pool;
 pub mod stats;
@@ -84,6 +85,28 @@ struct ClassifierSet {
     classifiers: Vec<(Arc<dyn Classifier>, Arc<ClassifierCounters>)>,
     thresholds: Thresholds,
     ruleset: String,
+    handles: Handles,
+}
+
+/// Typed handles to the classifiers of the current set that the admin API edits or counts
+/// (`None` for a pipeline built from an explicit classifier list).
+#[derive(Clone, Default)]
+pub struct Handles {
+    /// The SHA-256 digest lists (runtime `add`/`remove`).
+    pub digest: Option<Arc<DigestList>>,
+    /// The PDQ lists and index (runtime `add_to_list`/`remove`).
+    pub pdq: Option<Arc<PdqClassifier>>,
+    /// The rule set (for counts).
+    pub rules: Option<Arc<RuleSet>>,
+}
+
+impl Handles {
+    /// Rules plus listed hashes: what `POST /rules/reload` reports as loaded.
+    pub fn loaded(&self) -> usize {
+        self.rules.as_ref().map_or(0, |r| r.len())
+            + self.digest.as_ref().map_or(0, |d| d.len())
+            + self.pdq.as_ref().map_or(0, |p| p.len())
+    }
 }
 
 struct Inner {
@@ -107,17 +130,16 @@ impl Pipeline {
     /// Loads every classifier from `[scan]` (digest lists, PDQ lists, rules, text model).
     /// Returns the pipeline and the loaders' warnings, or every loader's errors.
     pub fn from_config(cfg: &ScanConfig) -> Result<(Pipeline, Vec<LoadError>), Vec<LoadError>> {
-        let (classifiers, warnings) = load_classifiers(cfg)?;
-        Ok((
-            Pipeline::new(classifiers, Settings::from_config(cfg)),
-            warnings,
-        ))
+        let (classifiers, handles, warnings) = load_classifiers(cfg)?;
+        let pipeline = Pipeline::new(classifiers, Settings::from_config(cfg));
+        pipeline.swap(|set| set.handles = handles);
+        Ok((pipeline, warnings))
     }
 
     /// A pipeline over the given classifiers (tests, embedding).
     pub fn new(classifiers: Vec<Arc<dyn Classifier>>, settings: Settings) -> Pipeline {
         let stats = Stats::default();
-        let set = build_set(classifiers, settings.thresholds, &stats);
+        let set = build_set(classifiers, settings.thresholds, &stats, Handles::default());
         Pipeline {
             inner: Arc::new(Inner {
                 set: RwLock::new(Arc::new(set)),
@@ -131,25 +153,75 @@ impl Pipeline {
 
     /// Memoises verdicts in `store`'s `verdicts` tree (call once, before sharing the pipeline).
     pub fn with_store(self, store: &Store) -> Pipeline {
-        let _already_set = self.inner.memo.set(Memo::new(store.verdicts.clone()));
+        let memo = Memo::new(store.verdicts.clone()).with_index(store.verdicts_by_class.clone());
+        let _already_set = self.inner.memo.set(memo);
         self
     }
 
     /// Replaces the classifiers with freshly loaded ones (admin `POST /rules/reload`). On
     /// errors the current set stays in force. Verdicts of the old ruleset are rescanned lazily.
     pub fn reload(&self, cfg: &ScanConfig) -> Result<Vec<LoadError>, Vec<LoadError>> {
-        let (classifiers, warnings) = load_classifiers(cfg)?;
+        self.reload_with(cfg, |_| {})
+    }
+
+    /// [`reload`](Self::reload) that lets `prepare` edit the new classifiers (re-apply the
+    /// admin API's runtime hash entries) before they replace the current ones, so no scan
+    /// ever sees a set without them.
+    pub fn reload_with(
+        &self,
+        cfg: &ScanConfig,
+        prepare: impl FnOnce(&Handles),
+    ) -> Result<Vec<LoadError>, Vec<LoadError>> {
+        let (classifiers, handles, warnings) = load_classifiers(cfg)?;
+        prepare(&handles);
         let thresholds = Thresholds {
             spam: cfg.spam_threshold,
             suspect: cfg.suspect_threshold,
         };
-        let set = build_set(classifiers, thresholds, &self.inner.stats);
+        let set = build_set(classifiers, thresholds, &self.inner.stats, handles);
         *self
             .inner
             .set
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
         Ok(warnings)
+    }
+
+    /// Typed handles to the current digest lists, PDQ lists and rules.
+    pub fn handles(&self) -> Handles {
+        self.current().handles.clone()
+    }
+
+    /// Recomputes the ruleset version after a runtime list edit (the classifiers'
+    /// fingerprints changed): memoised verdicts of the old version are then rescanned on
+    /// their next use, which is how a newly listed hash reaches bodies cached before.
+    pub fn refresh_ruleset(&self) {
+        self.swap(|_| {});
+    }
+
+    /// Rebuilds the current set (same classifiers, fresh ruleset hash) after `edit`.
+    fn swap(&self, edit: impl FnOnce(&mut ClassifierSet)) {
+        let mut guard = self
+            .inner
+            .set
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut set = ClassifierSet {
+            classifiers: guard.classifiers.clone(),
+            thresholds: guard.thresholds,
+            ruleset: String::new(),
+            handles: guard.handles.clone(),
+        };
+        edit(&mut set);
+        let plain: Vec<Arc<dyn Classifier>> =
+            set.classifiers.iter().map(|(c, _)| Arc::clone(c)).collect();
+        set.ruleset = ruleset_hash(&plain, set.thresholds);
+        *guard = Arc::new(set);
+    }
+
+    /// The stored verdict for a decoded-body SHA-256, whatever ruleset produced it.
+    pub fn stored(&self, sha256: &str) -> Option<Verdict> {
+        self.inner.memo.get()?.get_any(sha256)
     }
 
     /// The ruleset version: a short hash over the classifiers' fingerprints and thresholds.
@@ -348,8 +420,8 @@ fn run_classifier(
     }
 }
 
-/// Loaded classifiers and the loaders' warnings.
-type LoadedSet = (Vec<Arc<dyn Classifier>>, Vec<LoadError>);
+/// Loaded classifiers, typed handles to some of them, and the loaders' warnings.
+type LoadedSet = (Vec<Arc<dyn Classifier>>, Handles, Vec<LoadError>);
 
 /// Runs every loader so that all errors are reported together.
 fn load_classifiers(cfg: &ScanConfig) -> Result<LoadedSet, Vec<LoadError>> {
@@ -358,27 +430,33 @@ fn load_classifiers(cfg: &ScanConfig) -> Result<LoadedSet, Vec<LoadError>> {
         out: &mut Vec<Arc<dyn Classifier>>,
         warnings: &mut Vec<LoadError>,
         errors: &mut Vec<LoadError>,
-    ) {
+    ) -> Option<Arc<T>> {
         match loaded {
             Ok((c, w)) => {
-                out.push(Arc::new(c));
+                let c = Arc::new(c);
+                out.push(Arc::clone(&c) as Arc<dyn Classifier>);
                 warnings.extend(w);
+                Some(c)
             }
-            Err(e) => errors.extend(e),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
         }
     }
     let (mut out, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    add(DigestList::load(cfg), &mut out, &mut warnings, &mut errors);
-    add(
+    let digest = add(DigestList::load(cfg), &mut out, &mut warnings, &mut errors);
+    let pdq = add(
         PdqClassifier::load(cfg),
         &mut out,
         &mut warnings,
         &mut errors,
     );
-    add(RuleSet::load(cfg), &mut out, &mut warnings, &mut errors);
+    let rules = add(RuleSet::load(cfg), &mut out, &mut warnings, &mut errors);
     add(TextModel::load(cfg), &mut out, &mut warnings, &mut errors);
+    let handles = Handles { digest, pdq, rules };
     if errors.is_empty() {
-        Ok((out, warnings))
+        Ok((out, handles, warnings))
     } else {
         Err(errors)
     }
@@ -388,6 +466,7 @@ fn build_set(
     classifiers: Vec<Arc<dyn Classifier>>,
     thresholds: Thresholds,
     stats: &Stats,
+    handles: Handles,
 ) -> ClassifierSet {
     let ruleset = ruleset_hash(&classifiers, thresholds);
     ClassifierSet {
@@ -400,6 +479,7 @@ fn build_set(
             .collect(),
         thresholds,
         ruleset,
+        handles,
     }
 }
 

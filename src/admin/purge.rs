@@ -1,0 +1,47 @@
+//! `POST /purge`: `{"url": URL}` drops that URL's stored variants, `{"prefix": URL}` every URL
+//! under it. Answers `{"purged": N}` with the number of objects (variants) removed.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::reply::{self, ApiError};
+use super::Admin;
+use crate::body::Body;
+use crate::cache::key::CacheKey;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    url: Option<String>,
+    prefix: Option<String>,
+}
+
+/// Handles `POST /purge`.
+pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let body: PurgeRequest = reply::read_json(req, reply::MAX_BODY).await?;
+    let cache = &admin.proxy.cache;
+    let store_err =
+        |e: crate::cache::store::Error| ApiError::internal(format!("purge failed: {e}"));
+    let purged = match (body.url, body.prefix) {
+        (Some(url), None) => cache.remove(&key(&url)?).await.map_err(store_err)?,
+        // The prefix is normalised like a URL (a bare origin gains its `/`), then matched
+        // as a plain string prefix of the stored URLs.
+        (None, Some(prefix)) => cache
+            .remove_prefix(key(&prefix)?.as_str())
+            .await
+            .map_err(store_err)?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of \"url\" or \"prefix\"",
+            ))
+        }
+    };
+    tracing::info!(purged, "admin purge");
+    Ok(reply::json(StatusCode::OK, &json!({ "purged": purged })))
+}
+
+fn key(url: &str) -> Result<CacheKey, ApiError> {
+    CacheKey::parse(url).map_err(|e| ApiError::bad_request(e.to_string()))
+}

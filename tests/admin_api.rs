@@ -1,0 +1,268 @@
+//! The admin API through its real listener: auth, protocol errors, healthz, purge, verdicts.
+
+mod admin_support;
+mod common;
+
+use admin_support::{enc, verdict_class, verdict_sha, AdminClient, Dirs};
+use common::Origin;
+use serde_json::json;
+use sluice::scan::Content;
+
+/// A cacheable text response.
+fn cacheable(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn with_a_token_every_endpoint_but_healthz_needs_it() {
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("s3cret")).await;
+    let anon = AdminClient::of(&s, None);
+    let wrong = AdminClient::of(&s, Some("s3cre"));
+    let good = AdminClient::of(&s, Some("s3cret"));
+
+    let h = anon.get("/healthz").await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.json["status"], "ok");
+    assert_eq!(h.json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(h.json["ruleset"].as_str().map(str::len), Some(16));
+
+    for (method, path) in [
+        ("GET", "/metrics"),
+        ("GET", "/verdicts?class=spam"),
+        ("GET", "/hashes"),
+        ("POST", "/purge"),
+        ("POST", "/rules/reload"),
+        ("DELETE", "/hashes/sha256/00"),
+    ] {
+        for c in [&anon, &wrong] {
+            let a = c.send(method, path, b"", &[]).await;
+            assert_eq!(a.status, 401, "{method} {path}");
+            assert_eq!(
+                a.header("www-authenticate"),
+                Some("Bearer"),
+                "{method} {path}"
+            );
+            assert!(a.json["error"].is_string());
+        }
+    }
+    assert_eq!(good.get("/metrics").await.status, 200);
+    assert_eq!(good.get("/hashes").await.status, 200);
+}
+
+#[tokio::test]
+async fn without_a_token_no_auth_is_needed() {
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let anon = AdminClient::of(&s, None);
+    assert_eq!(anon.get("/metrics").await.status, 200);
+    assert_eq!(anon.get("/hashes").await.status, 200);
+}
+
+#[tokio::test]
+async fn protocol_errors_are_json_with_the_right_status() {
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("t")).await;
+    let c = AdminClient::of(&s, Some("t"));
+
+    let a = c.get("/nope").await;
+    assert_eq!(a.status, 404);
+    assert!(a.json["error"].as_str().unwrap_or("").contains("/nope"));
+
+    let a = c.send("DELETE", "/purge", b"", &[]).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("POST"));
+    let a = c.send("PUT", "/hashes", b"", &[]).await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.header("allow"), Some("GET, HEAD, POST"));
+
+    let a = c.send("POST", "/purge", b"{\"url\": ", &[]).await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.json["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("invalid JSON"),
+        "{:?}",
+        a.json
+    );
+
+    let big = vec![b' '; 100 * 1024];
+    let a = c.send("POST", "/purge", &big, &[]).await;
+    assert_eq!(a.status, 413);
+    assert!(a.json["error"].is_string());
+
+    let a = c.post("/purge", &json!({"url": "ftp://x/"})).await;
+    assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn purge_by_url_and_by_prefix() {
+    let origin = Origin::respond(|req| cacheable(&format!("body of {}", req.target()))).await;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    let urls = [
+        origin.url("/img/a"),
+        origin.url("/img/b"),
+        origin.url("/img/c?x=1"),
+        origin.url("/other"),
+    ];
+    for u in &urls {
+        assert_eq!(s.fetch(u).await.status(), 200);
+    }
+    let before = origin.requests().len();
+    for u in &urls {
+        s.fetch(u).await; // hits
+    }
+    assert_eq!(origin.requests().len(), before, "all four are cached");
+
+    let a = c.post("/purge", &json!({"url": urls[3]})).await;
+    assert_eq!((a.status, a.json["purged"].as_u64()), (200, Some(1)));
+    let a = c
+        .post("/purge", &json!({"prefix": origin.url("/img/")}))
+        .await;
+    assert_eq!((a.status, a.json["purged"].as_u64()), (200, Some(3)));
+    let a = c.post("/purge", &json!({"url": urls[3]})).await;
+    assert_eq!(a.json["purged"].as_u64(), Some(0), "already gone");
+
+    for u in &urls {
+        s.fetch(u).await;
+    }
+    assert_eq!(
+        origin.requests().len(),
+        before + 4,
+        "every purged URL is fetched again"
+    );
+    let a = c
+        .post("/purge", &json!({"url": urls[0], "prefix": urls[0]}))
+        .await;
+    assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn verdicts_by_sha_and_by_url() {
+    let origin = Origin::respond(|req| {
+        if req.target().ends_with("/spam") {
+            cacheable("Congratulations, you have won a prize!")
+        } else {
+            cacheable("a perfectly ordinary page")
+        }
+    })
+    .await;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+
+    let spam_url = origin.url("/spam");
+    let r = s.fetch(&spam_url).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(verdict_class(&r), "spam");
+    let sha = verdict_sha(&r);
+    assert_eq!(sha.len(), 64);
+
+    let a = c.get(&format!("/verdicts/{sha}")).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json["class"], "spam");
+    assert_eq!(a.json["sha256"], sha.as_str());
+    assert_eq!(a.json["findings"][0]["rule"], "ADMIN_TEST_WON");
+
+    let a = c.get(&format!("/verdicts?url={}", enc(&spam_url))).await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+    assert_eq!(a.json["class"], "spam");
+    assert_eq!(a.json["url"], spam_url.as_str());
+    assert!(a.json["fetched_at"].as_str().unwrap_or("").ends_with('Z'));
+
+    let a = c
+        .get(&format!("/verdicts?url={}", enc(&origin.url("/never"))))
+        .await;
+    assert_eq!(a.status, 404);
+    let a = c.get(&format!("/verdicts/{}", "0".repeat(64))).await;
+    assert_eq!(a.status, 404);
+    let a = c.get("/verdicts/xyz").await;
+    assert_eq!(a.status, 400);
+    let a = c.get("/verdicts?class=nonsense").await;
+    assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn class_listing_pages_over_1000_verdicts_newest_first() {
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    let pipeline = s.running.as_ref().expect("running").proxy.pipeline.clone();
+    let want = tokio::task::spawn_blocking(move || {
+        let mut want = std::collections::HashSet::new();
+        for i in 0..1050 {
+            let body = format!("item {i}: you have won!");
+            let v = pipeline.scan_sync(&Content {
+                bytes: body.into(),
+                declared_type: "text/plain".into(),
+                ..Content::default()
+            });
+            assert_eq!(v.class.as_str(), "spam");
+            want.insert(v.sha256);
+        }
+        // A clean one must not show up in the spam listing.
+        pipeline.scan_sync(&Content {
+            bytes: "nothing to see".into(),
+            declared_type: "text/plain".into(),
+            ..Content::default()
+        });
+        want
+    })
+    .await
+    .expect("scans");
+
+    let mut seen = std::collections::HashSet::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    let mut last_time = String::from("9999");
+    loop {
+        let q = match &after {
+            Some(a) => format!("/verdicts?class=spam&limit=400&after={a}"),
+            None => "/verdicts?class=spam&limit=400".to_string(),
+        };
+        let a = c.get(&q).await;
+        assert_eq!(a.status, 200, "{:?}", a.json);
+        let items = a.json["items"].as_array().expect("items").clone();
+        pages += 1;
+        for it in &items {
+            assert_eq!(it["class"], "spam");
+            let t = it["scanned_at"].as_str().expect("time").to_string();
+            assert!(t <= last_time, "newest first");
+            last_time = t;
+            assert!(
+                seen.insert(it["sha256"].as_str().expect("sha").to_string()),
+                "no repeats"
+            );
+        }
+        match a.json["next"].as_str() {
+            Some(n) => {
+                assert_eq!(items.len(), 400);
+                after = Some(n.to_string());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, want);
+
+    let a = c
+        .get("/verdicts?class=spam&since=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!(a.json["items"].as_array().map(Vec::len), Some(0));
+    assert!(a.json["next"].is_null());
+    let a = c
+        .get("/verdicts?class=spam&since=2000-01-01T00:00:00Z&limit=5")
+        .await;
+    assert_eq!(a.json["items"].as_array().map(Vec::len), Some(5));
+    let a = c.get("/verdicts?class=spam&since=yesterday").await;
+    assert_eq!(a.status, 400);
+    let a = c.get("/verdicts?class=clean").await;
+    assert_eq!(a.json["items"].as_array().map(Vec::len), Some(1));
+}

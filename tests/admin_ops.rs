@@ -1,0 +1,185 @@
+//! Operations through the admin listener: rule reloads (HTTP and SIGHUP) and `/metrics`.
+
+mod admin_support;
+mod common;
+
+use admin_support::{verdict_class, AdminClient, Dirs};
+use common::{Origin, LIMIT};
+use prometheus_parse::{Scrape, Value};
+use serde_json::Value as Json;
+
+fn cacheable(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// An origin answering `/<text>` with that text (underscores as spaces).
+async fn echo_origin() -> Origin {
+    Origin::respond(|req| {
+        let text = req
+            .target()
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .replace('_', " ");
+        cacheable(&text)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_bad_rule_file_keeps_the_old_set_and_a_fixed_one_loads() {
+    let origin = echo_origin().await;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    let ruleset = |a: &admin_support::Answer| a.json["ruleset"].clone();
+    let before = ruleset(&c.get("/healthz").await);
+
+    std::fs::write(
+        dirs.rules().join("bad.cf"),
+        "body FREE_MONEY /free (money/i\n",
+    )
+    .expect("write");
+    let a = c.send("POST", "/rules/reload", b"", &[]).await;
+    assert_eq!(a.status, 422, "{:?}", a.json);
+    let errors = a.json["errors"].as_array().expect("errors").clone();
+    assert!(!errors.is_empty());
+    assert!(
+        errors[0].as_str().unwrap_or("").contains("bad.cf"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        ruleset(&c.get("/healthz").await),
+        before,
+        "old set in force"
+    );
+    let r = s.fetch(&origin.url("/you_have_won_1")).await;
+    assert_eq!(r.status(), 403, "old rules still apply");
+
+    std::fs::write(
+        dirs.rules().join("bad.cf"),
+        "body FREE_MONEY /free money/i\nscore FREE_MONEY 6.0\n",
+    )
+    .expect("write");
+    let a = c.send("POST", "/rules/reload", b"", &[]).await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+    assert_eq!(a.json["errors"], Json::Array(vec![]));
+    assert!(a.json["loaded"].as_u64().unwrap_or(0) >= 2, "{:?}", a.json);
+    assert_ne!(ruleset(&a), before);
+    let r = s.fetch(&origin.url("/get_free_money")).await;
+    assert_eq!((r.status(), verdict_class(&r)), (403, "spam".to_string()));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_the_rules() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    let before = c.get("/healthz").await.json["ruleset"].clone();
+    std::fs::write(
+        dirs.rules().join("more.cf"),
+        "body CHEAP_PILLS /cheap pills/i\n",
+    )
+    .expect("write");
+    kill(Pid::this(), Signal::SIGHUP).expect("signal");
+    let changed = tokio::time::timeout(LIMIT, async {
+        loop {
+            if c.get("/healthz").await.json["ruleset"] != before {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        changed.is_ok(),
+        "SIGHUP reloaded the rules (ruleset changed)"
+    );
+}
+
+/// One scrape, parsed as Prometheus text.
+async fn scrape(c: &AdminClient) -> Scrape {
+    let a = c.get("/metrics").await;
+    assert_eq!(a.status, 200);
+    assert!(a
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain"));
+    let text = a.resp.text();
+    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
+}
+
+/// The value of `metric` (with `label=value` when given).
+fn value(s: &Scrape, metric: &str, label: Option<(&str, &str)>) -> f64 {
+    s.samples
+        .iter()
+        .find(|x| x.metric == metric && label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
+        .map(|x| match x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or_else(|| panic!("no sample {metric} {label:?}"))
+}
+
+#[tokio::test]
+async fn metrics_parse_and_move_when_requests_flow() {
+    let origin = echo_origin().await;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    let m0 = scrape(&c).await;
+    assert_eq!(value(&m0, "sluice_requests_total", None), 0.0);
+    assert_eq!(
+        value(&m0, "sluice_rules_loaded", Some(("kind", "rules"))),
+        1.0
+    );
+
+    assert_eq!(s.fetch(&origin.url("/hello_there")).await.status(), 200);
+    let m1 = scrape(&c).await;
+    assert_eq!(value(&m1, "sluice_requests_total", None), 1.0);
+    assert_eq!(value(&m1, "sluice_scans_total", None), 1.0);
+    assert_eq!(value(&m1, "sluice_cache_objects", None), 1.0);
+    assert_eq!(
+        value(&m1, "sluice_verdicts_total", Some(("class", "clean"))),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m1,
+            "sluice_classifier_calls_total",
+            Some(("classifier", "rules"))
+        ),
+        1.0
+    );
+
+    // A cache hit rescans through the memo: the memo counter rises, the scan counters do not.
+    assert_eq!(s.fetch(&origin.url("/hello_there")).await.status(), 200);
+    let m2 = scrape(&c).await;
+    assert_eq!(value(&m2, "sluice_requests_total", None), 2.0);
+    assert_eq!(value(&m2, "sluice_verdict_memo_hits_total", None), 1.0);
+    assert_eq!(value(&m2, "sluice_scans_total", None), 1.0);
+    assert_eq!(
+        value(
+            &m2,
+            "sluice_classifier_calls_total",
+            Some(("classifier", "rules"))
+        ),
+        1.0
+    );
+
+    let r = s.fetch(&origin.url("/you_have_won")).await;
+    assert_eq!(r.status(), 403);
+    let m3 = scrape(&c).await;
+    assert_eq!(
+        value(&m3, "sluice_verdicts_total", Some(("class", "spam"))),
+        1.0
+    );
+    assert_eq!(value(&m3, "sluice_scans_total", None), 2.0);
+}
