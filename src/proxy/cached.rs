@@ -360,10 +360,23 @@ async fn serve_hit(
     log: &mut AccessLog,
 ) -> Response<Body> {
     let url = target.to_string();
-    let verdict = proxy
-        .pipeline
-        .scan(fetch::content(&hit.body, &hit.meta.headers, &url))
-        .await;
+    // Hits normally find their verdict in the memo by the stored body digest: no hashing and
+    // no trip to the worker pool. A changed ruleset (or an evicted memo) rescans.
+    let coding = hit
+        .meta
+        .headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let verdict = match proxy.pipeline.memo_for_known(&hit.meta.body_sha256, coding) {
+        Some(v) => v,
+        None => {
+            proxy
+                .pipeline
+                .scan(fetch::content(&hit.body, &hit.meta.headers, &url))
+                .await
+        }
+    };
     if status.hit {
         status.ttl = Some(policy::ttl(&hit.meta, SystemTime::now()));
     }

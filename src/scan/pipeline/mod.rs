@@ -240,6 +240,25 @@ impl Pipeline {
         self.inner.memo.get()?.get(sha256, &ruleset)
     }
 
+    /// The memoised verdict for a body whose raw SHA-256 is already known (a cache hit), without
+    /// hashing, decoding or leaving the reactor; counted like a memo hit of [`Pipeline::scan`].
+    /// `None` when the body must be scanned.
+    pub fn memo_for_known(&self, raw_sha: &[u8; 32], content_encoding: &str) -> Option<Verdict> {
+        let memo = self.inner.memo.get()?;
+        let coding = normalise_coding(content_encoding);
+        let sha = if coding.is_empty() {
+            hex::encode(raw_sha)
+        } else {
+            memo.decoded_sha(&(*raw_sha, coding))?
+        };
+        let v = memo.get(&sha, &self.current().ruleset)?;
+        let stats = &self.inner.stats;
+        stats.requests.fetch_add(1, Relaxed);
+        stats.memo_hits.fetch_add(1, Relaxed);
+        stats.count_class(v.class);
+        Some(v)
+    }
+
     /// A copy of the counters (scans, memo hits, per classifier, per class).
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
