@@ -169,11 +169,15 @@ async fn fetch_and_respond(
     mut on_storable: impl FnMut(bool),
 ) -> Result<Response<Body>, ProxyError> {
     let request_time = SystemTime::now();
-    let fetched = match proxy
-        .upstream
-        .send(head.request(&HeaderMap::new()), target)
-        .await
-    {
+    let mut upstream_req = head.request(&HeaderMap::new());
+    if head.method == Method::GET {
+        // A filter must see whole bodies: a ranged fetch would be scanned as a fragment, so a
+        // listed body could be pulled in pieces. Fetch it whole (scanned, and stored when
+        // allowed); the client then gets the full 200, which RFC 9110 §14.2 permits.
+        upstream_req.headers_mut().remove(http::header::RANGE);
+        upstream_req.headers_mut().remove(http::header::IF_RANGE);
+    }
+    let fetched = match proxy.upstream.send(upstream_req, target).await {
         Ok(f) => f,
         Err(e) => {
             on_storable(false);
