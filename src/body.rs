@@ -16,6 +16,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A boxed, streaming body: what the proxy sends to clients and upstreams.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// Whether this poll ended the body: `Ready(None)`, or a frame after which the body reports
+/// its end. hyper stops polling a body once `is_end_stream()` is true, so a wrapper that
+/// waits for `Ready(None)` never sees the end of a Content-Length body.
+pub fn poll_ended<T, E>(polled: &Poll<Option<Result<T, E>>>, end_stream_now: bool) -> bool {
+    match polled {
+        Poll::Ready(None) => true,
+        Poll::Ready(Some(Ok(_))) => end_stream_now,
+        _ => false,
+    }
+}
+
 /// A body with no bytes.
 pub fn empty() -> Body {
     Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync()
@@ -191,9 +202,7 @@ impl HttpBody for Tee {
             }
             _ => {}
         }
-        let ended = matches!(r, Poll::Ready(None))
-            || (matches!(r, Poll::Ready(Some(Ok(_)))) && this.inner.is_end_stream());
-        if ended {
+        if poll_ended(&r, this.inner.is_end_stream()) {
             if let Some(tx) = this.done.take() {
                 let _ = tx.send(concat(std::mem::take(this.copy)));
             }

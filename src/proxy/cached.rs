@@ -384,7 +384,8 @@ async fn serve_hit(
     if status.hit {
         status.ttl = Some(policy::ttl(&hit.meta, SystemTime::now()));
     }
-    fetch::set_cache_status(&mut HeaderMap::new(), &status, log);
+    // cache::serve writes the Cache-Status header itself; only the access log needs noting.
+    fetch::log_cache_result(&status, log);
     let served = serve::from_cache(
         &head.method,
         &head.headers,

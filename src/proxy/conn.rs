@@ -230,18 +230,13 @@ impl HttpBody for Tracked {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         let r = this.inner.as_mut().poll_frame(cx);
-        match &r {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    *this.bytes += d.len() as u64;
-                }
-                // hyper stops polling once a body says it has ended.
-                if this.inner.is_end_stream() {
-                    *this.complete = true;
-                }
+        if let Poll::Ready(Some(Ok(f))) = &r {
+            if let Some(d) = f.data_ref() {
+                *this.bytes += d.len() as u64;
             }
-            Poll::Ready(None) => *this.complete = true,
-            _ => {}
+        }
+        if crate::body::poll_ended(&r, this.inner.is_end_stream()) {
+            *this.complete = true;
         }
         r
     }

@@ -16,6 +16,7 @@ use crate::cache::key::CacheKey;
 use crate::cache::meta::ObjectMeta;
 use crate::cache::policy::{self, RequestInfo};
 use crate::cache::status::CacheStatus;
+use crate::cache::store::Cache;
 use crate::config::ScanMode;
 use crate::scan::{Content, Verdict};
 use crate::upstream;
@@ -192,14 +193,16 @@ fn observe(
         let Ok(bytes) = copy.await else { return };
         let verdict = pipeline.scan(content(&bytes, &headers, &url)).await;
         record_url(&store, &url, &verdict);
-        if let Some((key, status, req_headers, t0, t1)) = prepared {
-            let meta =
-                ObjectMeta::from_response(&key, status, &headers, &req_headers, t0, t1, &bytes);
-            if policy::body_complete(&headers, bytes.len() as u64) {
-                if let Err(e) = cache.put(meta, bytes).await {
-                    tracing::warn!(error = %e, "cache store failed");
-                }
-            }
+        if let Some((key, status, req_headers, request_time, response_time)) = prepared {
+            let object = Object {
+                key: &key,
+                status,
+                headers: &headers,
+                req_headers: &req_headers,
+                request_time,
+                response_time,
+            };
+            put_complete(&cache, object, bytes, &url).await;
         }
     });
     set_cache_status(&mut parts.headers, &status_hdr, log);
@@ -236,23 +239,47 @@ async fn store(
     bytes: Bytes,
 ) -> bool {
     let Some(key) = x.key else { return false };
-    if !policy::body_complete(&parts.headers, bytes.len() as u64) {
+    let object = Object {
+        key,
+        status: parts.status,
+        headers: &parts.headers,
+        req_headers: x.req_headers,
+        request_time: x.request_time,
+        response_time: x.response_time,
+    };
+    put_complete(&proxy.cache, object, bytes, x.url).await
+}
+
+/// What a stored object's meta is built from.
+struct Object<'a> {
+    key: &'a CacheKey,
+    status: StatusCode,
+    headers: &'a HeaderMap,
+    req_headers: &'a HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+}
+
+/// Writes a response whose body is complete (per its framing) to the cache; `true` if stored.
+/// A store failure is logged and the response is served uncached.
+async fn put_complete(cache: &Cache, o: Object<'_>, bytes: Bytes, url: &str) -> bool {
+    if !policy::body_complete(o.headers, bytes.len() as u64) {
         return false;
     }
     let meta = ObjectMeta::from_response(
-        key,
-        parts.status,
-        &parts.headers,
-        x.req_headers,
-        x.request_time,
-        x.response_time,
+        o.key,
+        o.status,
+        o.headers,
+        o.req_headers,
+        o.request_time,
+        o.response_time,
         &bytes,
     );
-    match proxy.cache.put(meta, bytes).await {
+    match cache.put(meta, bytes).await {
         Ok(crate::cache::store::PutOutcome::Stored) => true,
         Ok(_) => false,
         Err(e) => {
-            tracing::warn!(error = %e, url = x.url, "cache store failed; serving without caching");
+            tracing::warn!(error = %e, url, "cache store failed; serving without caching");
             false
         }
     }
@@ -284,6 +311,14 @@ pub fn finish(
 
 /// Adds `Cache-Status` and notes the result for the access log.
 pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut AccessLog) {
+    log_cache_result(status, log);
+    if let Ok(v) = HeaderValue::from_str(&status.header_value()) {
+        headers.insert("cache-status", v);
+    }
+}
+
+/// Notes the cache result for the access log.
+pub fn log_cache_result(status: &CacheStatus, log: &mut AccessLog) {
     log.cache = if status.hit {
         "hit"
     } else if status.stored {
@@ -291,9 +326,6 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut
     } else {
         "miss"
     };
-    if let Ok(v) = HeaderValue::from_str(&status.header_value()) {
-        headers.insert("cache-status", v);
-    }
 }
 
 /// The scan input for a body with its response headers.
@@ -313,7 +345,11 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 fn media_type(headers: &HeaderMap) -> String {
-    content(&Bytes::new(), headers, "").declared_type
+    let ctype = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    crate::scan::pipeline::content::parse_content_type(ctype).0
 }
 
 /// Records URL → latest verdict SHA-256 and time in the `urls` tree (admin look-up by URL).

@@ -425,16 +425,11 @@ impl HttpBody for PooledBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         let polled = this.inner.as_mut().poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => release(this.slot),
-            // A Content-Length body reports its end with its last frame, and hyper (the
-            // server writing it to the client) stops polling there: release now, or the
-            // connection would never be reused.
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => release(this.slot),
-            Poll::Ready(Some(Err(_))) => {
-                this.slot.take();
-            }
-            _ => {}
+        if body::poll_ended(&polled, this.inner.is_end_stream()) {
+            release(this.slot);
+        } else if let Poll::Ready(Some(Err(_))) = &polled {
+            // A failed body leaves the connection in an unknown state: never reuse it.
+            this.slot.take();
         }
         polled.map(|o| o.map(|r| r.map_err(Into::into)))
     }
