@@ -125,7 +125,7 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
 
 /// Builds the runtime (`proxy.workers` threads) and serves until SIGTERM/Ctrl-C.
 pub fn run_blocking(cfg: Config) -> Result<(), Error> {
-    init_logging();
+    let _log_flusher = init_logging();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cfg.proxy.workers > 0 {
         rt.worker_threads(cfg.proxy.workers);
@@ -185,10 +185,26 @@ async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::R
     }
 }
 
-fn init_logging() {
+/// Log lines (one access-log line per request) are formatted on the calling thread and
+/// written by a background thread through a buffer, so a request never waits for a `write`
+/// on stdout and a burst of lines becomes a few large writes. Lines are never dropped: when
+/// the writer falls behind by 128k lines, loggers wait. The returned guard flushes at exit.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::with_capacity(
+            64 << 10,
+            std::io::stdout(),
+        ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(writer)
+        .try_init();
+    guard
 }
 
 async fn wait_for_signal() {

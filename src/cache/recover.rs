@@ -98,6 +98,9 @@ pub(super) fn rebuild(cache: &Cache) -> Result<(), Error> {
     let mut disk = cache.disk();
     let mut victims = Vec::new();
     for r in records {
+        if let Some((url, _)) = r.key.split_once('\0') {
+            cache.count_variant(url, 1);
+        }
         victims.extend(disk.insert(r.key, r.size));
     }
     cache.drop_objects(&victims)?;

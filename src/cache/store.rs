@@ -13,7 +13,9 @@
 //! SHA-256 on every sled read and drops the object instead of serving it; `open` additionally
 //! recounts references (mark and sweep) and deletes unreferenced bodies and body-less metas.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -129,6 +131,11 @@ struct Inner {
     /// The disk policy; holding it also serialises writers so policy and sled agree.
     disk: Mutex<WTinyLfu<String>>,
     memory: Mutex<MemoryTier>,
+    /// How many variants sled holds per URL, by a hash of the URL: a miss for a URL never
+    /// stored is answered without a sled read or a hop to the blocking pool. Updated under
+    /// the `disk` lock; a stale count only costs a sled read (or, if too low, one refetch).
+    primaries: Mutex<HashMap<u64, u32>>,
+    hasher: RandomState,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -155,6 +162,8 @@ impl Cache {
                 max_size: cfg.max_size,
                 disk: Mutex::new(WTinyLfu::new(cfg.max_size, expected)),
                 memory: Mutex::new(MemoryTier::new(cfg.memory)),
+                primaries: Mutex::new(HashMap::new()),
+                hasher: RandomState::new(),
             }),
         };
         super::recover::rebuild(&cache)?;
@@ -261,6 +270,9 @@ impl Cache {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(tx_err)?;
+        if !disk.contains(&okey) {
+            self.count_variant(&meta.url, 1);
+        }
         let evicted = disk.insert(okey.clone(), size);
         let self_evicted = evicted.contains(&okey);
         self.drop_objects(&evicted)?;
@@ -372,6 +384,7 @@ impl Cache {
                 })
                 .map_err(tx_err)?;
             if let Some((p, s)) = okey.split_once('\0') {
+                self.count_variant(p, -1);
                 lock(&self.inner.memory).remove(p, s);
                 let mut prefix = p.as_bytes().to_vec();
                 prefix.push(0);
@@ -381,6 +394,23 @@ impl Cache {
             }
         }
         Ok(())
+    }
+
+    /// Adds `delta` to the variant count of `url` (see `Inner::primaries`).
+    pub(super) fn count_variant(&self, url: &str, delta: i32) {
+        let h = self.inner.hasher.hash_one(url);
+        let mut map = lock(&self.inner.primaries);
+        let n = map.entry(h).or_insert(0);
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            map.remove(&h);
+        }
+    }
+
+    /// False only when nothing is stored for `url`.
+    fn may_hold(&self, url: &str) -> bool {
+        let h = self.inner.hasher.hash_one(url);
+        lock(&self.inner.primaries).contains_key(&h)
     }
 
     /// Current figures.
@@ -400,6 +430,9 @@ impl Cache {
     pub async fn get(&self, key: &CacheKey, req: &HeaderMap) -> Result<Found, Error> {
         if let Some(hit) = self.get_memory(key, req) {
             return Ok(Found::Hit(hit));
+        }
+        if !self.may_hold(key.as_str()) {
+            return Ok(Found::Miss);
         }
         let (this, key, req) = (self.clone(), key.clone(), req.clone());
         blocking(move || this.get_blocking(&key, &req)).await

@@ -72,11 +72,11 @@ pub async fn serve(
         Found::Hit(hit) => {
             return match policy::decide(&info, &hit.meta, SystemTime::now()) {
                 Decision::Fresh { age } | Decision::StaleAllowed { age } => {
-                    Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), target, log).await)
+                    Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), log).await)
                 }
                 Decision::StaleWhileRevalidate { age } => {
                     background_revalidate(proxy, &head, &hit, target, key);
-                    Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), target, log).await)
+                    Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), log).await)
                 }
                 Decision::Revalidate { conditional, fwd } => {
                     revalidate(proxy, &head, hit, conditional, fwd, target, &key, log).await
@@ -139,7 +139,7 @@ async fn miss(
                     {
                         let mut st = CacheStatus::hit();
                         st.collapsed = true;
-                        return Ok(serve_hit(proxy, head, hit, age, st, target, log).await);
+                        return Ok(serve_hit(proxy, head, hit, age, st, log).await);
                     }
                 }
             }
@@ -232,7 +232,7 @@ async fn revalidate(
                 let mut st = CacheStatus::hit();
                 st.detail = Some("stale-if-error".into());
                 tracing::warn!(error = %e, url = %target, "origin unreachable; serving stale");
-                return Ok(serve_hit(proxy, head, hit, age, st, target, log).await);
+                return Ok(serve_hit(proxy, head, hit, age, st, log).await);
             }
             return Err(e.into());
         }
@@ -259,7 +259,7 @@ async fn revalidate(
                 body: hit.body,
                 tier: hit.tier,
             };
-            return Ok(serve_hit(proxy, head, hit, 0, st, target, log).await);
+            return Ok(serve_hit(proxy, head, hit, 0, st, log).await);
         }
         // The 304 selected a different representation: fetch unconditionally.
         return fetch_and_respond(
@@ -283,7 +283,7 @@ async fn revalidate(
     {
         let mut st = CacheStatus::hit();
         st.detail = Some("stale-if-error".into());
-        return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, target, log).await);
+        return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, log).await);
     }
     let resp = super::handle::downstream_response(fetched.response);
     if policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err() {
@@ -360,12 +360,11 @@ async fn serve_hit(
     hit: Hit,
     age: u64,
     mut status: CacheStatus,
-    target: &Target,
     log: &mut AccessLog,
 ) -> Response<Body> {
-    let url = target.to_string();
-    // Hits normally find their verdict in the memo by the stored body digest: no hashing and
-    // no trip to the worker pool. A changed ruleset (or an evicted memo) rescans.
+    let url = log.url.clone(); // the target, formatted once by the request phase
+                               // Hits normally find their verdict in the memo by the stored body digest: no hashing and
+                               // no trip to the worker pool. A changed ruleset (or an evicted memo) rescans.
     let coding = hit
         .meta
         .headers

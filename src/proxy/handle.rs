@@ -62,16 +62,17 @@ async fn forward(
     log: &mut AccessLog,
 ) -> Result<Response<Body>, ProxyError> {
     let limit = proxy.cfg.max_request_line.as_usize();
-    if req.uri().to_string().len() + req.method().as_str().len() + 10 > limit {
+    if uri_len(req.uri()) + req.method().as_str().len() + 10 > limit {
         return Err(ProxyError::UriTooLong(limit));
     }
     let target = Target::from_uri(req.uri())?;
-    log.url = target.to_string();
+    let url = target.to_string();
+    log.url.clone_from(&url);
     if let Some(resp) = answer_locally(&req) {
         return resp;
     }
     let out = upstream_request(req, &target);
-    let key = CacheKey::parse(&target.to_string()).ok();
+    let key = CacheKey::parse(&url).ok();
     let method = out.method().clone();
     // A GET or HEAD with a body (rare, but legal) is forwarded as is, past the cache.
     if let (&Method::GET | &Method::HEAD, Some(key), true) =
@@ -93,7 +94,6 @@ async fn forward(
             }
         }
     }
-    let url = target.to_string();
     let x = Exchange {
         method: &method,
         req_headers: &req_headers,
@@ -111,6 +111,13 @@ async fn forward(
         |_| {},
     )
     .await
+}
+
+/// The length of a request target as written on the request line, without formatting it.
+fn uri_len(uri: &http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len())
 }
 
 /// TRACE is refused, and OPTIONS with `Max-Forwards: 0` is answered by the proxy itself

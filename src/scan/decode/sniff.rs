@@ -114,9 +114,14 @@ fn starts_with_ci(text: &[u8], prefix: &[u8]) -> bool {
     text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
+/// `needle` anywhere in `text`, case-insensitively. Needles here start with `<`, which has
+/// no case, so only the positions of that byte are compared (memchr finds them fast).
 fn contains_ci(text: &[u8], needle: &[u8]) -> bool {
-    text.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    debug_assert!(!first.is_ascii_alphabetic());
+    memchr::memchr_iter(first, text).any(|i| starts_with_ci(&text[i..], needle))
 }
 
 fn strip_bom_and_space(b: &[u8]) -> &[u8] {

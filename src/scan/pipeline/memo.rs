@@ -1,14 +1,23 @@
 //! The verdict memo: verdicts in the sled `verdicts` tree keyed by decoded-body SHA-256, plus
 //! an in-process map from (raw-bytes SHA-256, Content-Encoding) to decoded SHA-256 so that a
 //! compressed body seen before is recognised without decoding it again.
+//!
+//! Recently used verdicts are also kept decoded in memory (`hot`), so a cache hit's verdict
+//! costs a map lookup instead of a sled read and a JSON parse. Every write goes through
+//! [`Memo::put`], which refreshes that copy; entries are checked against the current ruleset
+//! like the stored ones.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::scan::{Class, Verdict};
 
 /// Entries kept in the raw→decoded map before it is cleared (about 100 bytes each).
 const RAW_MAP_CAP: usize = 100_000;
+
+/// Decoded verdicts kept in memory before that map is cleared (a verdict is a few hundred
+/// bytes; clearing is crude but bounded, and the hot set refills on the next hits).
+const HOT_CAP: usize = 8_192;
 
 /// A raw body's identity: SHA-256 of the bytes as received and the normalised coding list.
 pub type RawKey = ([u8; 32], String);
@@ -19,6 +28,8 @@ pub struct Memo {
     /// `verdicts_by_class` (see [`super::index`]), kept in step with `tree` when set.
     index: Option<sled::Tree>,
     raw: Mutex<HashMap<RawKey, String>>,
+    /// Decoded-body SHA-256 → its latest verdict, for verdicts read or written recently.
+    hot: Mutex<HashMap<String, Verdict>>,
 }
 
 impl Memo {
@@ -28,6 +39,7 @@ impl Memo {
             tree,
             index: None,
             raw: Mutex::new(HashMap::new()),
+            hot: Mutex::new(HashMap::new()),
         }
     }
 
@@ -46,6 +58,26 @@ impl Memo {
     /// The stored verdict for `sha256`, if it was produced by `ruleset`. Store errors and
     /// unreadable entries count as misses (the body is simply scanned again).
     pub fn get(&self, sha256: &str, ruleset: &str) -> Option<Verdict> {
+        if let Some(v) = lock(&self.hot).get(sha256) {
+            if v.ruleset == ruleset {
+                return Some(v.clone());
+            }
+        }
+        let v = self.get_stored(sha256, ruleset)?;
+        self.keep_hot(&v);
+        Some(v)
+    }
+
+    fn keep_hot(&self, v: &Verdict) {
+        let mut hot = lock(&self.hot);
+        if hot.len() >= HOT_CAP && !hot.contains_key(&v.sha256) {
+            hot.clear();
+        }
+        hot.insert(v.sha256.clone(), v.clone());
+    }
+
+    /// [`get`](Self::get) from the `verdicts` tree only, bypassing the in-memory copy.
+    pub fn get_stored(&self, sha256: &str, ruleset: &str) -> Option<Verdict> {
         let bytes = match self.tree.get(sha256.as_bytes()) {
             Ok(v) => v?,
             Err(e) => {
@@ -65,7 +97,10 @@ impl Memo {
         }
         match serde_json::to_vec(v) {
             Ok(json) => match self.tree.insert(v.sha256.as_bytes(), json) {
-                Ok(old) => self.reindex(old.as_deref(), v),
+                Ok(old) => {
+                    self.keep_hot(v);
+                    self.reindex(old.as_deref(), v);
+                }
                 Err(e) => tracing::warn!(error = %e, "verdict memo write failed"),
             },
             Err(e) => tracing::warn!(error = %e, "verdict not serialisable"),
@@ -93,19 +128,19 @@ impl Memo {
 
     /// The decoded SHA-256 of a raw body seen before.
     pub fn decoded_sha(&self, key: &RawKey) -> Option<String> {
-        self.raw
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        lock(&self.raw).get(key).cloned()
     }
 
     /// Remembers that `key` decodes to a body with SHA-256 `decoded`.
     pub fn remember(&self, key: RawKey, decoded: &str) {
-        let mut map = self.raw.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = lock(&self.raw);
         if map.len() >= RAW_MAP_CAP {
             map.clear();
         }
         map.insert(key, decoded.to_string());
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
