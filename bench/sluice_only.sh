@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+#
+# sluice_only.sh: the workloads only sluice has (issue 7), plus memory at many connections.
+#
+#   scan-miss   a distinct small HTML page per request (no-store, new URL), scanned with the
+#               shipped rules and model: the miss path with a real scan every time
+#   image-miss  distinct 512x512 JPEGs (no-store), each decoded and PDQ-hashed
+#   hit-1k-c1000  one cached 1 KiB object over 1,000 keep-alive connections; reports the
+#               proxy's peak RSS (VmHWM) against the configured memory tier
+#
+# Same method as ../shared/bench/peers.sh: an nginx origin and wrk on one CPU, sluice pinned
+# to the other with TOKIO_WORKER_THREADS=1. Needs nginx and wrk (Debian packages) and
+# target/release/sluice. Everything listens on 127.0.0.1; state lives in a mktemp dir.
+#
+#   bench/sluice_only.sh [--duration 5s] [--images 4000]
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PATH=$PATH:/usr/sbin:/sbin
+DURATION=5s
+IMAGES=4000
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --duration) DURATION=$2; shift 2 ;;
+        --images) IMAGES=$2; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+for tool in nginx wrk; do
+    command -v $tool >/dev/null || { echo "$tool not found (apt-get install $tool)" >&2; exit 1; }
+done
+[[ -x target/release/sluice ]] || { echo "build first: cargo build --release" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-only.XXXXXX")
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+OPORT=$(free_port); PPORT=$(free_port); APORT=$(free_port)
+
+echo "generating $IMAGES JPEGs..." >&2
+cargo run -q --release --example bench_images -- "$WORK/www/img" "$IMAGES"
+head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
+mkdir -p "$WORK/origin/tmp"
+cat > "$WORK/origin.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/origin/nginx.pid;
+error_log $WORK/origin/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/origin/tmp;
+    proxy_temp_path $WORK/origin/tmp;
+    fastcgi_temp_path $WORK/origin/tmp;
+    uwsgi_temp_path $WORK/origin/tmp;
+    scgi_temp_path $WORK/origin/tmp;
+    server {
+        listen 127.0.0.1:$OPORT backlog=4096;
+        root $WORK/www;
+        location / { add_header Cache-Control "max-age=3600" always; }
+        location /img/ { add_header Cache-Control "no-store" always; default_type image/jpeg; }
+        location /scan/ {
+            default_type "text/html; charset=utf-8";
+            add_header Cache-Control "no-store" always;
+            return 200 "<!doctype html><html><head><title>Weekly digest \$request_id</title></head><body><h1>This week at the workshop</h1><p>Issue \$request_id. Our reading group meets on Thursday to discuss caching proxies, request smuggling and the HTTP semantics of Vary. Bring questions; coffee is on us.</p><p>Read more at <a href=\"https://example.org/digest/\$request_id\">the archive</a> or reply to this mail to unsubscribe.</p><ul><li>Release notes for 2.4</li><li>Conference travel grants</li><li>Office hours moved to 3pm</li></ul></body></html>";
+        }
+    }
+}
+CONF
+taskset -c "$LOAD_CPU" nginx -c "$WORK/origin.conf" -p "$WORK/origin" >/dev/null 2>&1 &
+PIDS+=($!)
+cat > "$WORK/sluice.toml" <<CONF
+[proxy]
+listen = "127.0.0.1:$PPORT"
+[admin]
+listen = "127.0.0.1:$APORT"
+[store]
+path = "$WORK/store"
+[upstream]
+allow = ["127.0.0.0/8"]
+CONF
+TOKIO_WORKER_THREADS=1 taskset -c "$PROXY_CPU" target/release/sluice serve --config "$WORK/sluice.toml" \
+    > "$WORK/sluice.log" 2>&1 &
+SPID=$!
+PIDS+=($SPID)
+for _ in $(seq 100); do
+    curl -sf -o /dev/null -x "http://127.0.0.1:$PPORT" "http://127.0.0.1:$OPORT/obj-1k" && break
+    sleep 0.1
+done
+
+cpu() { awk '{print $14+$15}' "/proc/$SPID/stat"; }
+run() { # name connections path mode [n]
+    local name=$1 conns=$2; shift 2
+    local c0 c1 out req
+    c0=$(cpu)
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"$DURATION" -s bench/sluice_only.lua \
+        "http://127.0.0.1:$PPORT" -- "127.0.0.1:$OPORT" "$@" | grep RESULT)
+    c1=$(cpu)
+    req=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$out")
+    local dur; dur=$(sed 's/.*duration_us=\([0-9]*\).*/\1/' <<<"$out")
+    printf '| %s | %d | %s | %s | %s | %s | %s | %s MiB |\n' "$name" "$conns" \
+        "$(( req * 1000000 / dur ))" \
+        "$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$out")" \
+        "$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$out")" \
+        "$(awk -v c="$((c1 - c0))" -v r="$req" 'BEGIN { printf "%.1f", c * 10000 / (r ? r : 1) }')" \
+        "$(sed 's/.*non2xx=\([0-9]*\) errors=\([0-9]*\).*/\1\/\2/' <<<"$out")" \
+        "$(awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$SPID/status")"
+}
+
+echo "| workload | conns | req/s | p50 µs | p99 µs | sluice CPU µs/req | non-2xx/errors | peak RSS |"
+echo "|---|---:|---:|---:|---:|---:|---|---:|"
+run scan-miss 50 /scan/ unique
+run image-miss 50 /img/ cycle "$IMAGES"
+run hit-1k-c1000 1000 /obj-1k static
+echo
+echo "verdicts: $(grep -c 'verdict=clean' "$WORK/sluice.log" || true) clean access-log lines;" \
+    "scans: $(curl -s "http://127.0.0.1:$APORT/metrics" | awk '/^sluice_scans_total/ { s += $2 } END { print s }')" >&2
