@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::admin::metrics::counters::BYTES_FLUSH;
+use crate::admin::metrics::{CacheResult, ProxyMetrics};
 use crate::body::{Body, BoxError};
 
 /// Shared between a connection's IO wrapper, its requests, and its timeout watcher.
@@ -22,6 +24,14 @@ pub struct ConnState {
     /// Milliseconds since `epoch` + 1 of the first byte read while no request was in flight;
     /// 0 when none is pending.
     pending_since: AtomicU64,
+    /// The proxy's counters (one handle per connection, not per request).
+    metrics: ProxyMetrics,
+}
+
+impl Drop for ConnState {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
+    }
 }
 
 /// What the watcher should do with a connection now.
@@ -36,13 +46,15 @@ pub enum Check {
 }
 
 impl ConnState {
-    /// State for a connection accepted now.
-    pub fn new() -> Arc<ConnState> {
+    /// State for a connection accepted now, counted in `metrics`.
+    pub fn new(metrics: ProxyMetrics) -> Arc<ConnState> {
+        metrics.connection_opened();
         Arc::new(ConnState {
             epoch: Instant::now(),
             inflight: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
             pending_since: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -101,18 +113,41 @@ impl ConnState {
 }
 
 pin_project_lite::pin_project! {
-    /// Client IO that tells [`ConnState`] when request bytes arrive.
+    /// Client IO that tells [`ConnState`] when request bytes arrive, and counts the bytes
+    /// both ways (added to the shared metrics every `BYTES_FLUSH` bytes and at close).
     pub struct TrackedIo<T> {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
+        received: u64,
+        sent: u64,
+    }
+
+    impl<T> PinnedDrop for TrackedIo<T> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.state.metrics.add_client_bytes(*this.received, *this.sent);
+        }
     }
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps a client stream.
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        TrackedIo { inner, state }
+        TrackedIo {
+            inner,
+            state,
+            received: 0,
+            sent: 0,
+        }
+    }
+}
+
+/// Adds `n` to a connection's pending byte count, flushing it to the metrics when large.
+fn note_bytes(pending: &mut u64, n: usize, flush: impl FnOnce(u64)) {
+    *pending += n as u64;
+    if *pending >= BYTES_FLUSH {
+        flush(std::mem::take(pending));
     }
 }
 
@@ -125,8 +160,11 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         let this = self.project();
         let before = buf.filled().len();
         let r = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let n = buf.filled().len() - before;
+        if n > 0 {
             this.state.on_read();
+            let m = &this.state.metrics;
+            note_bytes(this.received, n, |b| m.add_client_bytes(b, 0));
         }
         r
     }
@@ -138,7 +176,13 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        let this = self.project();
+        let r = this.inner.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            let m = &this.state.metrics;
+            note_bytes(this.sent, n, |b| m.add_client_bytes(0, b));
+        }
+        r
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.project().inner.poll_flush(cx)
@@ -151,7 +195,13 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let r = this.inner.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            let m = &this.state.metrics;
+            note_bytes(this.sent, n, |b| m.add_client_bytes(0, b));
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -167,6 +217,8 @@ pub struct AccessLog {
     pub status: u16,
     pub upstream_ms: Option<u128>,
     pub cache: &'static str,
+    /// What the cache did, for `sluice_cache_results_total`.
+    pub cache_result: CacheResult,
     pub verdict: String,
 }
 
@@ -200,6 +252,7 @@ pin_project_lite::pin_project! {
                 cache = l.cache,
                 verdict = %l.verdict,
             );
+            this.state.metrics.count_request(&l.method, l.status, l.cache_result);
             this.state.request_done();
         }
     }
@@ -256,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_new_connection_is_idle_until_bytes_arrive() {
-        let s = ConnState::new();
+        let s = ConnState::new(ProxyMetrics::default());
         let hdr = Duration::from_millis(0);
         assert_eq!(
             s.check(Duration::from_secs(10), Duration::ZERO),
