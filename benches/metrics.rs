@@ -18,7 +18,9 @@ fn metrics(c: &mut Criterion) {
     c.bench_function("histogram_observe", |b| {
         b.iter(|| h.observe(black_box(Duration::from_micros(1234))))
     });
-    c.bench_function("scrape_request_totals", |b| b.iter(|| black_box(m.totals())));
+    c.bench_function("scrape_request_totals", |b| {
+        b.iter(|| black_box(m.totals()))
+    });
 }
 
 criterion_group!(benches, metrics);

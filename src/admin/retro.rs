@@ -54,12 +54,17 @@ pub fn run(
             e.label.clone()
         };
         match e.kind.as_str() {
-            "sha256" => found.entry(e.hash.clone()).or_default().push(Finding {
-                classifier: "digest".into(),
-                rule,
-                score: 0.0,
-                detail: format!("sha256 listed in {}", e.list),
-            }),
+            "sha256" => {
+                // Most new hashes name bodies never seen here: one look-up, nothing else.
+                if proxy.store.verdicts.contains_key(e.hash.as_bytes())? {
+                    found.entry(e.hash.clone()).or_default().push(Finding {
+                        classifier: "digest".into(),
+                        rule,
+                        score: 0.0,
+                        detail: format!("sha256 listed in {}", e.list),
+                    });
+                }
+            }
             _ => {
                 if let Ok(hash) = PdqHash::from_hex(&e.hash) {
                     pdq_new.push(PdqNew { hash, rule });
@@ -67,7 +72,8 @@ pub fn run(
             }
         }
     }
-    if !pdq_new.is_empty() && proxy.pipeline.handles().pdq.is_some() {
+    let images_stored = proxy.store.pdq_of.first()?.is_some();
+    if images_stored && !pdq_new.is_empty() && proxy.pipeline.handles().pdq.is_some() {
         match_images(proxy, &pdq_new, &mut found)?;
     }
     let scanned_at = rfc3339(SystemTime::now());
