@@ -4,10 +4,7 @@
 //! SHA-256: a manifest `m‖sha256` and chunks `c‖sha256‖i` of at most 1 MiB, see
 //! `cache::bodies`), `verdicts` (SHA-256 → verdict), `urls` (URL → latest SHA-256 and time),
 //! `hashes` (kind|hash → entry), `meta` (schema version), and `verdicts_by_class`
-//! (class|inverted time|SHA-256 → empty; the admin API's newest-first listing by class), and
-//! `pdq_of` (decoded-body SHA-256 → PDQ hash and quality of an image, written when the image
-//! is scanned, so a new PDQ list entry can be matched against stored images without decoding
-//! them again; see `scan::pipeline::memo`).
+//! (class|inverted time|SHA-256 → empty; the admin API's newest-first listing by class).
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +36,9 @@ pub struct Store {
     pub meta: sled::Tree,
     /// Index of `verdicts` by class and time, maintained by the verdict memo.
     pub verdicts_by_class: sled::Tree,
-    /// PDQ hash of each scanned image by decoded SHA-256 (admin retro-match).
+    /// `pdq_of`: decoded-body SHA-256 → PDQ hash and quality of each scanned image
+    /// (`scan::pipeline::memo::encode_pdq`), so a PDQ entry added later is matched against
+    /// stored images without decoding them again (admin retro-match).
     pub pdq_of: sled::Tree,
 }
 

@@ -11,8 +11,6 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::admin::metrics::counters::BYTES_FLUSH;
-use crate::admin::metrics::{CacheResult, ProxyMetrics};
 use crate::body::{Body, BoxError};
 
 /// Shared between a connection's IO wrapper, its requests, and its timeout watcher.
@@ -25,7 +23,7 @@ pub struct ConnState {
     /// 0 when none is pending.
     pending_since: AtomicU64,
     /// The proxy's counters (one handle per connection, not per request).
-    metrics: ProxyMetrics,
+    metrics: crate::admin::metrics::ProxyMetrics,
 }
 
 impl Drop for ConnState {
@@ -47,7 +45,7 @@ pub enum Check {
 
 impl ConnState {
     /// State for a connection accepted now, counted in `metrics`.
-    pub fn new(metrics: ProxyMetrics) -> Arc<ConnState> {
+    pub fn new(metrics: crate::admin::metrics::ProxyMetrics) -> Arc<ConnState> {
         metrics.connection_opened();
         Arc::new(ConnState {
             epoch: Instant::now(),
@@ -113,41 +111,18 @@ impl ConnState {
 }
 
 pin_project_lite::pin_project! {
-    /// Client IO that tells [`ConnState`] when request bytes arrive, and counts the bytes
-    /// both ways (added to the shared metrics every `BYTES_FLUSH` bytes and at close).
+    /// Client IO that tells [`ConnState`] when request bytes arrive.
     pub struct TrackedIo<T> {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
-        received: u64,
-        sent: u64,
-    }
-
-    impl<T> PinnedDrop for TrackedIo<T> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            this.state.metrics.add_client_bytes(*this.received, *this.sent);
-        }
     }
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps a client stream.
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        TrackedIo {
-            inner,
-            state,
-            received: 0,
-            sent: 0,
-        }
-    }
-}
-
-/// Adds `n` to a connection's pending byte count, flushing it to the metrics when large.
-fn note_bytes(pending: &mut u64, n: usize, flush: impl FnOnce(u64)) {
-    *pending += n as u64;
-    if *pending >= BYTES_FLUSH {
-        flush(std::mem::take(pending));
+        TrackedIo { inner, state }
     }
 }
 
@@ -160,11 +135,8 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         let this = self.project();
         let before = buf.filled().len();
         let r = this.inner.poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
+        if buf.filled().len() > before {
             this.state.on_read();
-            let m = &this.state.metrics;
-            note_bytes(this.received, n, |b| m.add_client_bytes(b, 0));
         }
         r
     }
@@ -176,13 +148,7 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.project();
-        let r = this.inner.poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            let m = &this.state.metrics;
-            note_bytes(this.sent, n, |b| m.add_client_bytes(0, b));
-        }
-        r
+        self.project().inner.poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.project().inner.poll_flush(cx)
@@ -195,13 +161,7 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.project();
-        let r = this.inner.poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            let m = &this.state.metrics;
-            note_bytes(this.sent, n, |b| m.add_client_bytes(0, b));
-        }
-        r
+        self.project().inner.poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -218,7 +178,7 @@ pub struct AccessLog {
     pub upstream_ms: Option<u128>,
     pub cache: &'static str,
     /// What the cache did, for `sluice_cache_results_total`.
-    pub cache_result: CacheResult,
+    pub cache_result: crate::admin::metrics::CacheResult,
     pub verdict: String,
 }
 
@@ -309,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_new_connection_is_idle_until_bytes_arrive() {
-        let s = ConnState::new(ProxyMetrics::default());
+        let s = ConnState::new(Default::default());
         let hdr = Duration::from_millis(0);
         assert_eq!(
             s.check(Duration::from_secs(10), Duration::ZERO),

@@ -33,7 +33,7 @@ pub struct Proxy {
     pub collapser: Collapser<bool>,
     pub pipeline: Pipeline,
     pub store: Store,
-    /// Counters for the admin API's `/metrics` (each client connection holds a handle).
+    /// Counters for the admin API's `/metrics`.
     pub metrics: crate::admin::metrics::ProxyMetrics,
     /// Serialises runtime hash-list edits and reloads, so that an entry added during a
     /// reload reaches the new classifiers too.
