@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let (Some(dir), Some(n)) = (args.next(), args.next().and_then(|n| n.parse::<u32>().ok())) else {
+    let (Some(dir), Some(n)) = (args.next(), args.next().and_then(|n| n.parse::<u32>().ok()))
+    else {
         eprintln!("usage: bench_images DIR N");
         return ExitCode::from(2);
     };

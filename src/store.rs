@@ -36,6 +36,10 @@ pub struct Store {
     pub meta: sled::Tree,
     /// Index of `verdicts` by class and time, maintained by the verdict memo.
     pub verdicts_by_class: sled::Tree,
+    /// `pdq_of`: decoded-body SHA-256 → PDQ hash and quality of each scanned image
+    /// (`scan::pipeline::memo::encode_pdq`), so a PDQ entry added later is matched against
+    /// stored images without decoding them again (admin retro-match).
+    pub pdq_of: sled::Tree,
 }
 
 impl Store {
@@ -86,6 +90,7 @@ impl Store {
             urls: db.open_tree("urls")?,
             hashes: db.open_tree("hashes")?,
             verdicts_by_class: db.open_tree("verdicts_by_class")?,
+            pdq_of: db.open_tree("pdq_of")?,
             meta,
             db,
         })

@@ -1,11 +1,11 @@
-//! Operations through the admin listener: rule reloads (HTTP and SIGHUP) and `/metrics`.
+//! Operations through the admin listener: rule reloads (HTTP and SIGHUP). `/metrics` is in
+//! `admin_metrics.rs`, rescans in `admin_rescan.rs`.
 
 mod admin_support;
 mod common;
 
 use admin_support::{verdict_class, AdminClient, Dirs};
 use common::{Origin, LIMIT};
-use prometheus_parse::{Scrape, Value};
 use serde_json::Value as Json;
 
 fn cacheable(body: &str) -> Vec<u8> {
@@ -102,84 +102,4 @@ async fn sighup_reloads_the_rules() {
         changed.is_ok(),
         "SIGHUP reloaded the rules (ruleset changed)"
     );
-}
-
-/// One scrape, parsed as Prometheus text.
-async fn scrape(c: &AdminClient) -> Scrape {
-    let a = c.get("/metrics").await;
-    assert_eq!(a.status, 200);
-    assert!(a
-        .header("content-type")
-        .unwrap_or("")
-        .starts_with("text/plain"));
-    let text = a.resp.text();
-    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
-}
-
-/// The value of `metric` (with `label=value` when given).
-fn value(s: &Scrape, metric: &str, label: Option<(&str, &str)>) -> f64 {
-    s.samples
-        .iter()
-        .find(|x| x.metric == metric && label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
-        .map(|x| match x.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
-        .unwrap_or_else(|| panic!("no sample {metric} {label:?}"))
-}
-
-#[tokio::test]
-async fn metrics_parse_and_move_when_requests_flow() {
-    let origin = echo_origin().await;
-    let dirs = Dirs::new();
-    let s = common::start(dirs.config("")).await;
-    let c = AdminClient::of(&s, None);
-    let m0 = scrape(&c).await;
-    assert_eq!(value(&m0, "sluice_requests_total", None), 0.0);
-    assert_eq!(
-        value(&m0, "sluice_rules_loaded", Some(("kind", "rules"))),
-        1.0
-    );
-
-    assert_eq!(s.fetch(&origin.url("/hello_there")).await.status(), 200);
-    let m1 = scrape(&c).await;
-    assert_eq!(value(&m1, "sluice_requests_total", None), 1.0);
-    assert_eq!(value(&m1, "sluice_scans_total", None), 1.0);
-    assert_eq!(value(&m1, "sluice_cache_objects", None), 1.0);
-    assert_eq!(
-        value(&m1, "sluice_verdicts_total", Some(("class", "clean"))),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &m1,
-            "sluice_classifier_calls_total",
-            Some(("classifier", "rules"))
-        ),
-        1.0
-    );
-
-    // A cache hit rescans through the memo: the memo counter rises, the scan counters do not.
-    assert_eq!(s.fetch(&origin.url("/hello_there")).await.status(), 200);
-    let m2 = scrape(&c).await;
-    assert_eq!(value(&m2, "sluice_requests_total", None), 2.0);
-    assert_eq!(value(&m2, "sluice_verdict_memo_hits_total", None), 1.0);
-    assert_eq!(value(&m2, "sluice_scans_total", None), 1.0);
-    assert_eq!(
-        value(
-            &m2,
-            "sluice_classifier_calls_total",
-            Some(("classifier", "rules"))
-        ),
-        1.0
-    );
-
-    let r = s.fetch(&origin.url("/you_have_won")).await;
-    assert_eq!(r.status(), 403);
-    let m3 = scrape(&c).await;
-    assert_eq!(
-        value(&m3, "sluice_verdicts_total", Some(("class", "spam"))),
-        1.0
-    );
-    assert_eq!(value(&m3, "sluice_scans_total", None), 2.0);
 }

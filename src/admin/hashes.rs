@@ -3,7 +3,8 @@
 //! Entries live in the sled `hashes` tree (`kind|hash` → entry JSON, hash in lowercase hex)
 //! and in the running classifiers (the digest lists and the PDQ index, updated in place). The
 //! ruleset version is recomputed after each edit, so memoised verdicts are rescanned on their
-//! next use: a body or image cached before a hash was added is blocked on its next hit.
+//! next use; on top of that an add retro-matches at once (`retro`): stored verdicts of bodies
+//! and images that match a new entry become `listed` before the answer is sent.
 //! [`apply_stored`] replays the tree into freshly loaded classifiers (start-up, reload).
 
 use std::sync::PoisonError;
@@ -132,30 +133,37 @@ pub async fn add(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>
     }
     let proxy = admin.proxy.clone();
     let n = entries.len();
-    blocking(move || {
+    let (ruleset, retro_matched) = blocking(move || {
         let (store, pipeline) = (&proxy.store, &proxy.pipeline);
-        let _edits = proxy
-            .list_edits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut batch = sled::Batch::default();
-        for e in &entries {
-            let json = serde_json::to_vec(e).map_err(|e| ApiError::internal(e.to_string()))?;
-            batch.insert(e.key().as_bytes(), json);
-        }
-        store.hashes.apply_batch(batch)?;
-        let handles = pipeline.handles();
-        for e in &entries {
-            apply(&handles, e);
-        }
-        pipeline.refresh_ruleset();
-        Ok(())
+        let (before, now) = {
+            let _edits = proxy
+                .list_edits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let before = pipeline.ruleset();
+            let mut batch = sled::Batch::default();
+            for e in &entries {
+                let json = serde_json::to_vec(e).map_err(|e| ApiError::internal(e.to_string()))?;
+                batch.insert(e.key().as_bytes(), json);
+            }
+            store.hashes.apply_batch(batch)?;
+            let handles = pipeline.handles();
+            for e in &entries {
+                apply(&handles, e);
+            }
+            pipeline.refresh_ruleset();
+            (before, pipeline.ruleset())
+        };
+        // Outside the edit lock: a later edit changes the ruleset again, which only makes
+        // the verdicts written here be rescanned on their next hit.
+        let matched = super::retro::run(&proxy, &entries, &before, &now)?;
+        Ok((now, matched))
     })
     .await?;
-    tracing::info!(entries = n, "admin added hash entries");
+    tracing::info!(entries = n, retro_matched, "admin added hash entries");
     Ok(reply::json(
         StatusCode::OK,
-        &json!({ "added": n, "ruleset": admin.proxy.pipeline.ruleset() }),
+        &json!({ "added": n, "ruleset": ruleset, "retro_matched": retro_matched }),
     ))
 }
 

@@ -9,6 +9,8 @@
 //! - `verdicts`: `GET /verdicts/{sha256}`, `?url=`, `?class=` (paged over `verdicts_by_class`).
 //! - `hashes`: runtime hash entries in the `hashes` tree, applied to the running classifiers.
 //! - `reload`: `POST /rules/reload` and SIGHUP.
+//! - `retro`: retro-match of new hash entries against stored verdicts and image hashes.
+//! - `rescan`: `POST /rescan` / `GET /rescan`, background re-classification of stored bodies.
 //! - `metrics`: `GET /metrics` in the Prometheus text format, and the proxy's counters.
 
 pub mod auth;
@@ -17,6 +19,8 @@ pub mod metrics;
 pub mod purge;
 pub mod reload;
 pub mod reply;
+pub mod rescan;
+pub mod retro;
 pub mod verdicts;
 
 use std::convert::Infallible;
@@ -40,12 +44,18 @@ pub struct Admin {
     pub proxy: Arc<Proxy>,
     /// The bearer token; empty means no authentication.
     token: String,
+    /// The background rescan and its progress.
+    pub rescans: Arc<rescan::Rescans>,
 }
 
 impl Admin {
     /// Admin state over `proxy`, requiring `token` when it is not empty.
     pub fn new(proxy: Arc<Proxy>, token: String) -> Arc<Admin> {
-        Arc::new(Admin { proxy, token })
+        Arc::new(Admin {
+            proxy,
+            token,
+            rescans: Arc::default(),
+        })
     }
 }
 
@@ -76,6 +86,7 @@ enum Endpoint {
     Metrics,
     Purge,
     Reload,
+    Rescan,
     Hashes,
     Hash,
     Verdicts,
@@ -90,6 +101,7 @@ impl Endpoint {
             ["metrics"] => Endpoint::Metrics,
             ["purge"] => Endpoint::Purge,
             ["rules", "reload"] => Endpoint::Reload,
+            ["rescan"] => Endpoint::Rescan,
             ["hashes"] => Endpoint::Hashes,
             ["hashes", k, h] if !k.is_empty() && !h.is_empty() => Endpoint::Hash,
             ["verdicts"] => Endpoint::Verdicts,
@@ -104,7 +116,7 @@ impl Endpoint {
                 &[Method::GET, Method::HEAD]
             }
             Endpoint::Purge | Endpoint::Reload => &[Method::POST],
-            Endpoint::Hashes => &[Method::GET, Method::HEAD, Method::POST],
+            Endpoint::Hashes | Endpoint::Rescan => &[Method::GET, Method::HEAD, Method::POST],
             Endpoint::Hash => &[Method::DELETE],
         }
     }
@@ -136,6 +148,8 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
         (Endpoint::Metrics, _) => Ok(metrics::render(&admin.proxy)),
         (Endpoint::Purge, _) => purge::handle(admin, req).await,
         (Endpoint::Reload, _) => Ok(reload::handle(admin).await),
+        (Endpoint::Rescan, &Method::POST) => rescan::start(admin, req).await,
+        (Endpoint::Rescan, _) => Ok(rescan::status(admin)),
         (Endpoint::Hashes, &Method::POST) => hashes::add(admin, req).await,
         (Endpoint::Hashes, _) => hashes::list(admin, req.uri().query()).await,
         (Endpoint::Hash, _) => hashes::delete(admin, &path).await,

@@ -270,9 +270,7 @@ impl Cache {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(tx_err)?;
-        if !disk.contains(&okey) {
-            self.count_variant(&meta.url, 1);
-        }
+        self.count_variant(&meta.url, i32::from(!disk.contains(&okey)));
         let evicted = disk.insert(okey.clone(), size);
         let self_evicted = evicted.contains(&okey);
         self.drop_objects(&evicted)?;
@@ -396,12 +394,13 @@ impl Cache {
         Ok(())
     }
 
-    /// Adds `delta` to the variant count of `url` (see `Inner::primaries`).
+    /// Adds `delta` to the variant count of `url` (see `Inner::primaries`); a `delta` of 0 or
+    /// more leaves the count at least 1 (the URL has something stored).
     pub(super) fn count_variant(&self, url: &str, delta: i32) {
         let h = self.inner.hasher.hash_one(url);
         let mut map = lock(&self.inner.primaries);
         let n = map.entry(h).or_insert(0);
-        *n = n.saturating_add_signed(delta);
+        *n = n.saturating_add_signed(delta).max(u32::from(delta >= 0));
         if *n == 0 {
             map.remove(&h);
         }

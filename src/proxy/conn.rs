@@ -22,6 +22,14 @@ pub struct ConnState {
     /// Milliseconds since `epoch` + 1 of the first byte read while no request was in flight;
     /// 0 when none is pending.
     pending_since: AtomicU64,
+    /// The proxy's counters (one handle per connection, not per request).
+    metrics: crate::admin::metrics::ProxyMetrics,
+}
+
+impl Drop for ConnState {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
+    }
 }
 
 /// What the watcher should do with a connection now.
@@ -36,13 +44,15 @@ pub enum Check {
 }
 
 impl ConnState {
-    /// State for a connection accepted now.
-    pub fn new() -> Arc<ConnState> {
+    /// State for a connection accepted now, counted in `metrics`.
+    pub fn new(metrics: crate::admin::metrics::ProxyMetrics) -> Arc<ConnState> {
+        metrics.connection_opened();
         Arc::new(ConnState {
             epoch: Instant::now(),
             inflight: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
             pending_since: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -167,6 +177,8 @@ pub struct AccessLog {
     pub status: u16,
     pub upstream_ms: Option<u128>,
     pub cache: &'static str,
+    /// What the cache did, for `sluice_cache_results_total`.
+    pub cache_result: crate::admin::metrics::CacheResult,
     pub verdict: String,
 }
 
@@ -200,6 +212,7 @@ pin_project_lite::pin_project! {
                 cache = l.cache,
                 verdict = %l.verdict,
             );
+            this.state.metrics.count_request(&l.method, l.status, l.cache_result);
             this.state.request_done();
         }
     }
@@ -256,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_new_connection_is_idle_until_bytes_arrive() {
-        let s = ConnState::new();
+        let s = ConnState::new(Default::default());
         let hdr = Duration::from_millis(0);
         assert_eq!(
             s.check(Duration::from_secs(10), Duration::ZERO),

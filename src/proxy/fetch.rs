@@ -319,6 +319,7 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut
 
 /// Notes the cache result for the access log.
 pub fn log_cache_result(status: &CacheStatus, log: &mut AccessLog) {
+    log.cache_result = crate::admin::metrics::CacheResult::of(status);
     log.cache = if status.hit {
         "hit"
     } else if status.stored {

@@ -30,10 +30,6 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     state.request_started();
-    proxy
-        .metrics
-        .requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let mut log = AccessLog {
         client: client.ip().to_string(),

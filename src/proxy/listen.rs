@@ -108,8 +108,9 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
     let mut abort = slot.phase.clone();
     let _ = stream.set_nodelay(true);
     let allowed = client_allowed(&proxy, peer.ip());
-    let state = ConnState::new();
-    let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
+    let state = ConnState::new(proxy.metrics.clone());
+    let counted = crate::admin::metrics::io::CountedIo::new(stream, proxy.metrics.clone());
+    let io = TokioIo::new(TrackedIo::new(counted, state.clone()));
     let svc = {
         let (proxy, state) = (proxy.clone(), state.clone());
         service_fn(move |mut req: http::Request<hyper::body::Incoming>| {

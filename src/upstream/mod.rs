@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
+use crate::admin::metrics::histogram::Histogram;
 use crate::body::{self, Body, BoxError, Deadline};
 use crate::config::UpstreamConfig;
 use crate::proxy::headers::wants_keep_alive;
@@ -98,6 +99,10 @@ pub struct Client {
     guard: Guard,
     tls: Arc<rustls::ClientConfig>,
     cfg: UpstreamConfig,
+    /// Time to open a connection (DNS, TCP, TLS, parent tunnel, handshake), for metrics.
+    pub connect_seconds: Histogram,
+    /// Time from sending a request to its response head, for metrics.
+    pub response_seconds: Histogram,
 }
 
 /// A response from upstream plus how it was obtained.
@@ -120,6 +125,8 @@ impl Client {
             guard: Guard::new(cfg.allow.clone()),
             tls: tls::client_config(&cfg.ca_file)?,
             cfg: cfg.clone(),
+            connect_seconds: Histogram::default(),
+            response_seconds: Histogram::default(),
         })
     }
 
@@ -233,6 +240,7 @@ impl Client {
                 }
                 Some(Ok(resp)) => {
                     let elapsed = started.elapsed();
+                    self.response_seconds.observe(elapsed);
                     let keep = wants_keep_alive(resp.version(), resp.headers());
                     let (parts, incoming) = resp.into_parts();
                     let slot = keep.then(|| (self.pool.clone(), key.clone(), tx));
@@ -272,6 +280,13 @@ impl Client {
     }
 
     async fn connect(&self, hop: &Hop, target: &Target) -> Result<SendRequest<Body>, Error> {
+        let started = Instant::now();
+        let tx = self.open(hop, target).await?;
+        self.connect_seconds.observe(started.elapsed());
+        Ok(tx)
+    }
+
+    async fn open(&self, hop: &Hop, target: &Target) -> Result<SendRequest<Body>, Error> {
         let timeout = self.cfg.connect_timeout;
         let stream = match hop {
             Hop::Direct => {

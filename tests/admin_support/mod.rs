@@ -138,3 +138,53 @@ pub fn verdict_sha(resp: &common::Response) -> String {
         .find_map(|p| p.trim().strip_prefix("sha256=").map(str::to_string))
         .unwrap_or_default()
 }
+
+/// One `/metrics` scrape, parsed as Prometheus text by a parser crate.
+pub async fn scrape(c: &AdminClient) -> prometheus_parse::Scrape {
+    let a = c.get("/metrics").await;
+    assert_eq!(a.status, 200);
+    assert!(a
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain"));
+    let text = a.resp.text();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text")
+}
+
+/// The sum of the scalar samples of `metric` whose labels include all of `labels` (0 when
+/// there are none: counters with a label set appear once they move).
+pub fn total(s: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    use prometheus_parse::Value;
+    s.samples
+        .iter()
+        .filter(|x| x.metric == metric && labels.iter().all(|(k, v)| x.labels.get(k) == Some(v)))
+        .map(|x| match x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+        .sum()
+}
+
+/// Whether a family named `metric` is declared (HELP/TYPE) in the scrape.
+pub fn declared(s: &prometheus_parse::Scrape, metric: &str) -> bool {
+    s.docs.contains_key(metric)
+}
+
+/// The cumulative buckets (`le`, count) of histogram `metric` with `labels`.
+pub fn buckets(
+    s: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Vec<(f64, f64)> {
+    s.samples
+        .iter()
+        .find(|x| x.metric == metric && labels.iter().all(|(k, v)| x.labels.get(k) == Some(v)))
+        .and_then(|x| match &x.value {
+            prometheus_parse::Value::Histogram(h) => {
+                Some(h.iter().map(|b| (b.less_than, b.count)).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}

@@ -6,10 +6,15 @@
 //! costs a map lookup instead of a sled read and a JSON parse. Every write goes through
 //! [`Memo::put`], which refreshes that copy; entries are checked against the current ruleset
 //! like the stored ones.
+//!
+//! With [`Memo::with_pdq`], the PDQ hash of every image scanned is kept too (`pdq_of`:
+//! decoded SHA-256 → [`encode_pdq`]), so a PDQ entry added later can be matched against the
+//! images seen before without decoding them again (admin retro-match).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::scan::pdq::PdqHash;
 use crate::scan::{Class, Verdict};
 
 /// Entries kept in the raw→decoded map before it is cleared (about 100 bytes each).
@@ -27,6 +32,8 @@ pub struct Memo {
     tree: sled::Tree,
     /// `verdicts_by_class` (see [`super::index`]), kept in step with `tree` when set.
     index: Option<sled::Tree>,
+    /// `pdq_of`: image hashes by decoded SHA-256, when set.
+    pdq: Option<sled::Tree>,
     raw: Mutex<HashMap<RawKey, String>>,
     /// Decoded-body SHA-256 → its latest verdict, for verdicts read or written recently.
     hot: Mutex<HashMap<String, Verdict>>,
@@ -38,6 +45,7 @@ impl Memo {
         Memo {
             tree,
             index: None,
+            pdq: None,
             raw: Mutex::new(HashMap::new()),
             hot: Mutex::new(HashMap::new()),
         }
@@ -47,6 +55,20 @@ impl Memo {
     pub fn with_index(mut self, index: sled::Tree) -> Memo {
         self.index = Some(index);
         self
+    }
+
+    /// Also records the PDQ hash of every scanned image in `tree` ([`put_pdq`](Self::put_pdq)).
+    pub fn with_pdq(mut self, tree: sled::Tree) -> Memo {
+        self.pdq = Some(tree);
+        self
+    }
+
+    /// Records the PDQ hash (with its quality) of the image whose decoded SHA-256 is `sha256`.
+    pub fn put_pdq(&self, sha256: &str, hash: &PdqHash) {
+        let Some(tree) = &self.pdq else { return };
+        if let Err(e) = tree.insert(sha256.as_bytes(), &encode_pdq(hash)[..]) {
+            tracing::warn!(error = %e, "recording an image's PDQ hash failed");
+        }
     }
 
     /// The stored verdict for `sha256`, whatever ruleset produced it.
@@ -143,4 +165,42 @@ impl Memo {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A PDQ hash as stored in `pdq_of`: the 16 words big-endian, then the quality byte.
+pub fn encode_pdq(h: &PdqHash) -> [u8; 33] {
+    let mut out = [0u8; 33];
+    for (i, w) in h.bits.iter().enumerate() {
+        out[2 * i..2 * i + 2].copy_from_slice(&w.to_be_bytes());
+    }
+    out[32] = h.quality;
+    out
+}
+
+/// The inverse of [`encode_pdq`]; `None` for a damaged record.
+pub fn decode_pdq(b: &[u8]) -> Option<PdqHash> {
+    if b.len() != 33 {
+        return None;
+    }
+    let mut bits = [0u16; 16];
+    for (i, w) in bits.iter_mut().enumerate() {
+        *w = u16::from_be_bytes([*b.get(2 * i)?, *b.get(2 * i + 1)?]);
+    }
+    Some(PdqHash {
+        bits,
+        quality: *b.get(32)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pdq_records_round_trip_and_damaged_ones_are_refused() {
+        let mut h = PdqHash::from_hex(&"0123456789abcdef".repeat(4)).unwrap();
+        h.quality = 87;
+        assert_eq!(decode_pdq(&encode_pdq(&h)), Some(h));
+        assert_eq!(decode_pdq(&encode_pdq(&h)[..32]), None);
+    }
 }

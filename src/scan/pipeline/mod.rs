@@ -157,7 +157,9 @@ impl Pipeline {
 
     /// Memoises verdicts in `store`'s `verdicts` tree (call once, before sharing the pipeline).
     pub fn with_store(self, store: &Store) -> Pipeline {
-        let memo = Memo::new(store.verdicts.clone()).with_index(store.verdicts_by_class.clone());
+        let memo = Memo::new(store.verdicts.clone())
+            .with_index(store.verdicts_by_class.clone())
+            .with_pdq(store.pdq_of.clone());
         let _already_set = self.inner.memo.set(memo);
         self
     }
@@ -226,6 +228,20 @@ impl Pipeline {
     /// The stored verdict for a decoded-body SHA-256, whatever ruleset produced it.
     pub fn stored(&self, sha256: &str) -> Option<Verdict> {
         self.inner.memo.get()?.get_any(sha256)
+    }
+
+    /// Stores `v` as the verdict of its body (replacing any older one and moving its by-class
+    /// index entry); the admin API's retro-match and rescan write through here.
+    pub fn put_verdict(&self, v: &Verdict) {
+        if let Some(m) = self.inner.memo.get() {
+            m.put(v);
+        }
+    }
+
+    /// Worker slots of the scan pool, how many are busy, and how many jobs wait for one.
+    pub fn pool_load(&self) -> (usize, usize, usize) {
+        let p = &self.inner.pool;
+        (p.workers(), p.busy(), p.waiting())
     }
 
     /// The ruleset version: a short hash over the classifiers' fingerprints and thresholds.
@@ -419,10 +435,20 @@ impl Pipeline {
             }
         }
         stats.scans.fetch_add(1, Relaxed);
+        // The PDQ classifier hands back the image's hash, kept with the verdict (`pdq_of`)
+        // so a PDQ entry added later can be matched without decoding the image again.
+        let mut image_hash = None;
         let outcomes = set
             .classifiers
             .iter()
-            .map(|(c, counters)| run_classifier(c.as_ref(), counters, &doc))
+            .map(|(c, counters)| match &set.handles.pdq {
+                Some(pdq) if c.name() == pdq.name() => run_classifier(pdq.name(), counters, || {
+                    let (hash, findings) = pdq.classify_with_hash(&doc)?;
+                    image_hash = hash;
+                    Ok(findings)
+                }),
+                _ => run_classifier(c.name(), counters, || c.classify(&doc)),
+            })
             .collect();
         let v = verdict::decide(
             doc.sha256.clone(),
@@ -433,28 +459,26 @@ impl Pipeline {
         );
         if let Some(m) = memo {
             m.put(&v);
+            if let Some(h) = &image_hash {
+                m.put_pdq(&doc.sha256, h);
+            }
         }
         v
     }
 }
 
-/// Runs one classifier, timing it and turning a panic into an error.
+/// Runs one classifier's `classify`, timing it and turning a panic into an error.
 fn run_classifier(
-    c: &dyn Classifier,
+    name: &'static str,
     counters: &ClassifierCounters,
-    doc: &crate::scan::Document,
+    classify: impl FnOnce() -> Result<Vec<crate::scan::Finding>, ScanError>,
 ) -> verdict::Outcome {
     let start = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| c.classify(doc)))
+    let result = catch_unwind(AssertUnwindSafe(classify))
         .unwrap_or_else(|_| Err(ScanError::Other("classifier panicked".to_string())));
-    counters.calls.fetch_add(1, Relaxed);
-    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-    counters.micros.fetch_add(micros, Relaxed);
-    if result.is_err() {
-        counters.errors.fetch_add(1, Relaxed);
-    }
+    counters.record(start.elapsed(), result.is_err());
     verdict::Outcome {
-        classifier: c.name(),
+        classifier: name,
         result,
     }
 }

@@ -55,6 +55,12 @@ impl Pool {
         self.workers
     }
 
+    /// Jobs running on a worker now.
+    pub fn busy(&self) -> usize {
+        self.workers
+            .saturating_sub(self.permits.available_permits())
+    }
+
     /// Jobs currently waiting for a worker.
     pub fn waiting(&self) -> usize {
         self.waiting.load(SeqCst)

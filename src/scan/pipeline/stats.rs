@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::Duration;
+
 use serde::Serialize;
 
+use crate::admin::metrics::histogram::{Histogram, HistogramSnapshot};
 use crate::scan::Class;
 
 /// Counters of one classifier.
@@ -17,6 +20,21 @@ pub struct ClassifierCounters {
     pub errors: AtomicU64,
     /// Total time spent classifying, in microseconds.
     pub micros: AtomicU64,
+    /// Time per call (`sluice_scan_seconds`).
+    pub seconds: Histogram,
+}
+
+impl ClassifierCounters {
+    /// Counts one call that took `elapsed` (and failed when `failed`).
+    pub fn record(&self, elapsed: Duration, failed: bool) {
+        self.calls.fetch_add(1, Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Relaxed);
+        self.seconds.observe(elapsed);
+        if failed {
+            self.errors.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 /// All pipeline counters. Cheap to update from any thread.
@@ -65,6 +83,8 @@ pub struct ClassifierSnapshot {
     pub errors: u64,
     /// Time spent, in microseconds.
     pub micros: u64,
+    /// Time per call, by bucket.
+    pub seconds: HistogramSnapshot,
 }
 
 const CLASSES: [Class; 5] = [
@@ -113,6 +133,7 @@ impl Stats {
                     calls: c.calls.load(Relaxed),
                     errors: c.errors.load(Relaxed),
                     micros: c.micros.load(Relaxed),
+                    seconds: c.seconds.snapshot(),
                 };
                 (*name, snap)
             })

@@ -1,0 +1,393 @@
+//! `POST /rescan` and `GET /rescan`: re-classify stored bodies with the current ruleset in the
+//! background, and report progress.
+//!
+//! A rescan selects verdicts (`{"class": C, "since": T}` walks the `verdicts_by_class` index
+//! newest first down to `since`; `{"sha256": [...]}` names them), finds each one's body in the
+//! cache (through the URL recorded for it in `urls`, so the stored headers and
+//! Content-Encoding come along; else the `bodies` tree under the SHA-256 itself) and scans it
+//! again through [`Pipeline::scan`](crate::scan::pipeline::Pipeline::scan): one job at a time,
+//! submitted only while no proxy scan waits for a worker, so a rescan never starves the
+//! proxy. The scan stores the new verdict and moves its index entry. A verdict already
+//! produced by the current ruleset is answered by the memo (unchanged). Bodies no longer
+//! stored count as `skipped`; unscanned outcomes as `errors` (the old verdict stays).
+//!
+//! One rescan runs at a time: a second `POST` while one runs gets 409 with its progress.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::reply::{self, ApiError};
+use super::{blocking, Admin};
+use crate::body::Body;
+use crate::cache::key::CacheKey;
+use crate::cache::memory::object_key;
+use crate::cache::{bodies, meta::ObjectMeta};
+use crate::proxy::Proxy;
+use crate::scan::pipeline::{content_from_response, index, rfc3339};
+use crate::scan::{Class, Content};
+use crate::store::Store;
+
+/// Most SHA-256s one `{"sha256": [...]}` request may name.
+const MAX_SHAS: usize = 100_000;
+
+/// How long the job waits before looking again when proxy scans occupy the pool.
+const YIELD: Duration = Duration::from_millis(10);
+
+/// The body of `POST /rescan`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RescanRequest {
+    class: Option<String>,
+    since: Option<String>,
+    sha256: Option<Vec<String>>,
+}
+
+/// Which verdicts to rescan.
+#[derive(Clone, Debug)]
+enum Selector {
+    /// A class, newest first, down to `since` (seconds since the epoch).
+    Class { class: Class, since: Option<u64> },
+    /// These decoded-body SHA-256s (lowercase, deduplicated).
+    Shas(Vec<String>),
+}
+
+/// Where a rescan is: what `GET /rescan` answers.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Progress {
+    /// `idle` (none yet), `selecting`, `running`, `done` or `failed`.
+    pub state: &'static str,
+    /// The request that started it.
+    pub request: Value,
+    /// The ruleset version the bodies are scanned with.
+    pub ruleset: String,
+    /// Verdicts selected.
+    pub total: u64,
+    /// Verdicts handled so far (changed, unchanged, skipped or failed).
+    pub done: u64,
+    /// Verdicts whose class changed.
+    pub changed: u64,
+    /// Verdicts whose body is no longer stored.
+    pub skipped: u64,
+    /// Bodies that could not be scanned (the old verdict stays).
+    pub errors: u64,
+    /// RFC 3339 start time.
+    pub started_at: Option<String>,
+    /// RFC 3339 end time, once done or failed.
+    pub finished_at: Option<String>,
+    /// Why the rescan failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Progress {
+    fn running(&self) -> bool {
+        matches!(self.state, "selecting" | "running")
+    }
+}
+
+/// The rescan state shared by the endpoint and the background job.
+pub struct Rescans {
+    progress: Mutex<Progress>,
+}
+
+impl Default for Rescans {
+    fn default() -> Self {
+        Rescans {
+            progress: Mutex::new(Progress {
+                state: "idle",
+                ..Progress::default()
+            }),
+        }
+    }
+}
+
+impl Rescans {
+    fn update<T>(&self, f: impl FnOnce(&mut Progress) -> T) -> T {
+        f(&mut self.progress.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A copy of the current progress.
+    pub fn progress(&self) -> Progress {
+        self.update(|p| p.clone())
+    }
+}
+
+/// `GET /rescan`.
+pub fn status(admin: &Admin) -> Response<Body> {
+    reply::json(StatusCode::OK, &to_json(&admin.rescans.progress()))
+}
+
+/// `POST /rescan`: 202 with the new progress, 409 with the running one's, 400 on bad input.
+pub async fn start(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let body: RescanRequest = reply::read_json(req, reply::MAX_BODY).await?;
+    let selector = selector(body)?;
+    let request = match &selector {
+        Selector::Class { class, since } => json!({ "class": class, "since": since.map(|s| {
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+        }) }),
+        Selector::Shas(s) => json!({ "sha256": s.len() }),
+    };
+    let started = admin.rescans.update(|p| {
+        if p.running() {
+            return Err(Box::new(p.clone()));
+        }
+        *p = Progress {
+            state: "selecting",
+            request,
+            ruleset: admin.proxy.pipeline.ruleset(),
+            started_at: Some(rfc3339(SystemTime::now())),
+            ..Progress::default()
+        };
+        Ok(p.clone())
+    });
+    match started {
+        Err(running) => {
+            let mut v = to_json(&running);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("error".into(), json!("a rescan is already running"));
+            }
+            Ok(reply::json(StatusCode::CONFLICT, &v))
+        }
+        Ok(p) => {
+            tracing::info!(request = %p.request, "rescan started");
+            tokio::spawn(job(
+                admin.proxy.clone(),
+                Arc::clone(&admin.rescans),
+                selector,
+            ));
+            Ok(reply::json(StatusCode::ACCEPTED, &to_json(&p)))
+        }
+    }
+}
+
+fn to_json(p: &Progress) -> Value {
+    serde_json::to_value(p).unwrap_or(Value::Null)
+}
+
+/// Checks the request: exactly one of `class` (with optional `since`) or `sha256`.
+fn selector(r: RescanRequest) -> Result<Selector, ApiError> {
+    match (r.class, r.since, r.sha256) {
+        (Some(class), since, None) => {
+            let class: Class = serde_json::from_value(Value::String(class.clone()))
+                .map_err(|_| ApiError::bad_request(format!("unknown class {class:?}")))?;
+            let since = match since {
+                None => None,
+                Some(s) => Some(index::parse_rfc3339(&s).ok_or_else(|| {
+                    ApiError::bad_request(format!("since must be an RFC 3339 time, not {s:?}"))
+                })?),
+            };
+            Ok(Selector::Class { class, since })
+        }
+        (None, None, Some(list)) => {
+            if list.is_empty() || list.len() > MAX_SHAS {
+                return Err(ApiError::bad_request(format!(
+                    "sha256 must list 1 to {MAX_SHAS} hashes"
+                )));
+            }
+            let mut seen = HashSet::new();
+            let mut out = Vec::with_capacity(list.len());
+            for (i, s) in list.into_iter().enumerate() {
+                if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ApiError::bad_request(format!(
+                        "not a SHA-256 (64 hex digits): {s:?}"
+                    ))
+                    .at(i));
+                }
+                let s = s.to_ascii_lowercase();
+                if seen.insert(s.clone()) {
+                    out.push(s);
+                }
+            }
+            Ok(Selector::Shas(out))
+        }
+        (None, Some(_), None) => Err(ApiError::bad_request("since needs a class")),
+        _ => Err(ApiError::bad_request(
+            "give {\"class\": C[, \"since\": T]} or {\"sha256\": [...]}",
+        )),
+    }
+}
+
+/// The background job.
+async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
+    let p = proxy.clone();
+    let selected = blocking(move || {
+        // Selection waits for hash-list edits and reloads in progress, so it sees their
+        // ruleset.
+        let _edits = p.list_edits.lock().unwrap_or_else(PoisonError::into_inner);
+        let shas = select(&p.store, &selector)?;
+        let urls = urls_of(&p.store, &shas)?;
+        Ok((shas, urls))
+    })
+    .await;
+    let (shas, urls) = match selected {
+        Ok(s) => s,
+        Err(e) => {
+            rescans.update(|p| {
+                p.state = "failed";
+                p.error = Some(e.message);
+                p.finished_at = Some(rfc3339(SystemTime::now()));
+            });
+            return;
+        }
+    };
+    rescans.update(|p| {
+        p.state = "running";
+        p.total = shas.len() as u64;
+        p.ruleset = proxy.pipeline.ruleset();
+    });
+    for sha in shas {
+        let outcome = rescan_one(&proxy, &sha, urls.get(&sha).cloned()).await;
+        rescans.update(|p| {
+            p.done += 1;
+            match outcome {
+                Outcome::Same => {}
+                Outcome::Changed => p.changed += 1,
+                Outcome::Skipped => p.skipped += 1,
+                Outcome::Failed => p.errors += 1,
+            }
+        });
+    }
+    let p = rescans.update(|p| {
+        p.state = "done";
+        p.finished_at = Some(rfc3339(SystemTime::now()));
+        p.clone()
+    });
+    tracing::info!(
+        total = p.total,
+        changed = p.changed,
+        skipped = p.skipped,
+        errors = p.errors,
+        "rescan done"
+    );
+}
+
+/// What became of one verdict.
+enum Outcome {
+    Same,
+    Changed,
+    Skipped,
+    Failed,
+}
+
+async fn rescan_one(proxy: &Arc<Proxy>, sha: &str, url: Option<String>) -> Outcome {
+    let store = proxy.store.clone();
+    let key = sha.to_string();
+    let loaded = blocking(move || load(&store, &key, url.as_deref())).await;
+    let content = match loaded {
+        Ok(Some(c)) => c,
+        Ok(None) => return Outcome::Skipped,
+        Err(e) => {
+            tracing::warn!(sha, error = %e.message, "rescan could not read a body");
+            return Outcome::Failed;
+        }
+    };
+    let old = proxy.pipeline.stored(sha).map(|v| v.class);
+    // Proxy scans first: submit only when no worker is contended.
+    loop {
+        let (workers, busy, waiting) = proxy.pipeline.pool_load();
+        if waiting == 0 && busy < workers {
+            break;
+        }
+        tokio::time::sleep(YIELD).await;
+    }
+    let v = proxy.pipeline.scan(content).await;
+    if v.class == Class::Unscanned {
+        tracing::warn!(sha, reason = ?v.reason, "rescan left a body unscanned");
+        Outcome::Failed
+    } else if v.sha256 != sha {
+        Outcome::Skipped // the URL now holds another body; that one's verdict was refreshed
+    } else if old == Some(v.class) {
+        Outcome::Same
+    } else {
+        Outcome::Changed
+    }
+}
+
+/// The selected SHA-256s, in order.
+fn select(store: &Store, selector: &Selector) -> Result<Vec<String>, ApiError> {
+    let (class, since) = match selector {
+        Selector::Shas(s) => return Ok(s.clone()),
+        Selector::Class { class, since } => (*class, *since),
+    };
+    let prefix = index::class_prefix(class);
+    let mut out = Vec::new();
+    for kv in store.verdicts_by_class.scan_prefix(&prefix) {
+        let (k, _) = kv?;
+        let Some(rest) = k.get(prefix.len()..) else {
+            continue;
+        };
+        let Some(secs) = index::key_secs(rest) else {
+            continue;
+        };
+        if since.is_some_and(|s| secs < s) {
+            break;
+        }
+        let sha = String::from_utf8_lossy(rest.get(16..).unwrap_or_default()).into_owned();
+        let current = store
+            .verdicts
+            .get(sha.as_bytes())?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|v| index::key(&v));
+        // A stale index entry (the verdict changed class or time since) is not selected.
+        if current.as_deref() == Some(k.as_ref()) {
+            out.push(sha);
+        }
+    }
+    Ok(out)
+}
+
+/// For each wanted SHA-256, a URL whose latest body had it (one pass over `urls`).
+fn urls_of(store: &Store, shas: &[String]) -> Result<HashMap<String, String>, ApiError> {
+    let wanted: HashSet<&str> = shas.iter().map(String::as_str).collect();
+    let mut out = HashMap::new();
+    for kv in store.urls.iter() {
+        let (url, rec) = kv?;
+        let Ok(rec) = serde_json::from_slice::<Value>(&rec) else {
+            continue;
+        };
+        if let Some(sha) = rec.get("sha256").and_then(Value::as_str) {
+            if wanted.contains(sha) && !out.contains_key(sha) {
+                out.insert(sha.to_string(), String::from_utf8_lossy(&url).into_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The stored body of a verdict as scan input: a cached variant of its URL (with the stored
+/// headers), else the body stored under the SHA-256 itself (an unencoded body).
+fn load(store: &Store, sha: &str, url: Option<&str>) -> Result<Option<Content>, ApiError> {
+    let mut digest = [0u8; 32];
+    if hex::decode_to_slice(sha, &mut digest).is_err() {
+        return Ok(None);
+    }
+    if let Some(key) = url.and_then(|u| CacheKey::parse(u).ok()) {
+        let mut variants = Vec::new();
+        for kv in store.objects.scan_prefix(object_key(key.as_str(), "")) {
+            let (_, raw) = kv?;
+            if let Ok(meta) = ObjectMeta::decode(&raw) {
+                variants.push(meta);
+            }
+        }
+        // The variant stored under this very digest first (an unencoded body).
+        variants.sort_by_key(|m| m.body_sha256 != digest);
+        for meta in variants {
+            if let Ok(body) = bodies::read(&store.bodies, &meta.body_sha256)? {
+                let url = Some(meta.url.clone());
+                return Ok(Some(content_from_response(body, &meta.headers, url)));
+            }
+        }
+    }
+    Ok(bodies::read(&store.bodies, &digest)?
+        .ok()
+        .map(|body| Content {
+            bytes: body,
+            ..Content::default()
+        }))
+}
