@@ -24,8 +24,8 @@ fn main() -> ExitCode {
         let (fx, fy, ph) = (1.0 + (f * 0.37) % 7.0, 1.0 + (f * 0.61) % 5.0, f * 0.13);
         let img = image::RgbImage::from_fn(512, 512, |x, y| {
             let (u, v) = (x as f32 / 512.0, y as f32 / 512.0);
-            let a = (u * fx * 6.28 + ph).sin();
-            let b = (v * fy * 6.28 - ph).cos();
+            let a = (u * fx * std::f32::consts::TAU + ph).sin();
+            let b = (v * fy * std::f32::consts::TAU - ph).cos();
             let c = ((u + v) * (fx + fy) + ph * 2.0).sin();
             let px = |t: f32| ((t * 0.5 + 0.5) * 255.0) as u8;
             image::Rgb([px(a), px(b), px(a * b + c * 0.5)])
