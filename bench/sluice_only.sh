@@ -34,8 +34,9 @@ done
 [[ -x target/release/sluice ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-only.XXXXXX")
+chmod 755 "$WORK"   # nginx's workers run as an unprivileged user and must read www/
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -52,6 +53,7 @@ pid $WORK/origin/nginx.pid;
 error_log $WORK/origin/error.log warn;
 events { worker_connections 8192; }
 http {
+    default_type application/octet-stream;
     access_log off;
     keepalive_requests 1000000;
     client_body_temp_path $WORK/origin/tmp;
