@@ -27,6 +27,7 @@ use crate::body::{self, Body, BoxError, Deadline};
 use crate::config::UpstreamConfig;
 use crate::proxy::headers::wants_keep_alive;
 use crate::proxy::target::{Scheme, Target};
+use crate::proxy::upload::TrailersTooLarge;
 use guard::Guard;
 use pool::{Pool, PoolKey};
 use route::{Hop, Router};
@@ -62,6 +63,10 @@ pub enum Error {
     BodyTimeout(String, Duration),
     #[error("bad response from {0}: {1}")]
     Protocol(String, String),
+    #[error("the request body is malformed: {0}")]
+    RequestBody(String),
+    #[error("{0}")]
+    RequestTrailers(String),
 }
 
 /// How an exchange failed: for good, or before the request could be (re)sent on a fresh
@@ -381,6 +386,19 @@ fn map_hyper(who: String, e: &hyper::Error) -> Error {
         Error::HeadTooLarge(who)
     } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
         Error::Closed(who)
+    } else if e.is_user() {
+        // The client's request body failed while it was forwarded: the client's fault.
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            if let Some(t) = c.downcast_ref::<TrailersTooLarge>() {
+                return Error::RequestTrailers(t.to_string());
+            }
+            if c.source().is_none() {
+                return Error::RequestBody(c.to_string());
+            }
+            cause = c.source();
+        }
+        Error::RequestBody(e.to_string())
     } else {
         Error::Protocol(who, e.to_string())
     }
