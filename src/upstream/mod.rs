@@ -5,6 +5,7 @@
 //! failover and one safe retry when a reused connection turns out to be dead.
 
 pub mod connect;
+pub mod framing;
 pub mod guard;
 pub mod pool;
 pub mod progress;
@@ -237,6 +238,10 @@ impl Client {
                     )))
                 }
                 Some(Ok(resp)) => {
+                    if let Err(why) = framing::check_head(resp.headers()) {
+                        // Dropping the response and `tx` closes the connection.
+                        return Err(Failed::Final(Error::Protocol(who, why.into())));
+                    }
                     let elapsed = started.elapsed();
                     let keep = wants_keep_alive(resp.version(), resp.headers());
                     let (parts, incoming) = resp.into_parts();
@@ -311,7 +316,7 @@ impl Client {
         let (tx, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.cfg.max_header_size.as_usize().max(8192))
             .preserve_header_case(true)
-            .handshake::<_, Body>(TokioIo::new(stream))
+            .handshake::<_, Body>(TokioIo::new(framing::Checked::new(stream)))
             .await
             .map_err(|e| Error::Protocol(hop_name(hop, target), e.to_string()))?;
         tokio::spawn(async move {

@@ -121,3 +121,142 @@ pub fn request_attacks(url: &str, host: &str) -> Vec<(&'static str, u16, Vec<u8>
         ("chunk_trailer_huge", 431, cat(&[c, big_trailer.as_bytes()])),
     ]
 }
+
+/// What a hostile response must end in at the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// 502 with a `Proxy-Status`.
+    BadGateway,
+    /// This status and body (a well-formed response with hostile bytes after it).
+    Relayed(u16, &'static str),
+}
+
+/// Hostile responses an origin may send (all marked cacheable), each with what the client
+/// must get. None may be cached, and the connection they came on may not be reused.
+pub fn response_attacks() -> Vec<(&'static str, Expect, Vec<u8>)> {
+    use Expect::*;
+    const H: &str = "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n";
+    let r = |fields: &str, body: &str| format!("{H}{fields}\r\n{body}").into_bytes();
+    let te = |v: &str| {
+        r(
+            &format!("Transfer-Encoding: {v}\r\n"),
+            "5\r\nhello\r\n0\r\n\r\n",
+        )
+    };
+    let chunk = |size: &str| {
+        r(
+            "Transfer-Encoding: chunked\r\n",
+            &format!("{size}\r\nhello\r\n0\r\n\r\n"),
+        )
+    };
+    let next = "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 6\r\n\r\npoison";
+    vec![
+        (
+            "cl_then_te",
+            BadGateway,
+            r(
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "te_then_cl",
+            BadGateway,
+            r(
+                "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "cl_differing",
+            BadGateway,
+            r("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!"),
+        ),
+        (
+            "cl_duplicate_equal",
+            BadGateway,
+            r("Content-Length: 5\r\nContent-Length: 5\r\n", "hello"),
+        ),
+        (
+            "cl_list",
+            BadGateway,
+            r("Content-Length: 5, 5\r\n", "hello"),
+        ),
+        ("cl_plus", BadGateway, r("Content-Length: +5\r\n", "hello")),
+        ("cl_hex", BadGateway, r("Content-Length: 0x5\r\n", "hello")),
+        ("te_gzip", BadGateway, te("gzip")),
+        ("te_chunked_gzip", BadGateway, te("chunked, gzip")),
+        ("te_gzip_chunked", BadGateway, te("gzip, chunked")),
+        ("te_chunked_twice", BadGateway, te("chunked, chunked")),
+        ("te_identity", BadGateway, te("identity")),
+        ("chunk_size_not_hex", BadGateway, chunk("zz")),
+        ("chunk_size_negative", BadGateway, chunk("-5")),
+        (
+            "chunk_size_overflow",
+            BadGateway,
+            chunk("fffffffffffffffffff"),
+        ),
+        ("chunk_size_too_small", BadGateway, chunk("3")),
+        (
+            "obs_fold",
+            BadGateway,
+            r("X-A: a\r\n b\r\nContent-Length: 5\r\n", "hello"),
+        ),
+        (
+            "space_before_colon",
+            BadGateway,
+            r("Content-Length : 5\r\n", "hello"),
+        ),
+        (
+            "bare_lf",
+            BadGateway,
+            b"HTTP/1.1 200 OK\nCache-Control: max-age=600\nContent-Length: 5\n\nhello".to_vec(),
+        ),
+        (
+            "bare_cr",
+            BadGateway,
+            r("X-A: a\rb\r\nContent-Length: 5\r\n", "hello"),
+        ),
+        (
+            "nul_in_value",
+            BadGateway,
+            r("X-A: a\0b\r\nContent-Length: 5\r\n", "hello"),
+        ),
+        (
+            "nul_in_name",
+            BadGateway,
+            r("X-\0A: a\r\nContent-Length: 5\r\n", "hello"),
+        ),
+        (
+            "status_not_a_number",
+            BadGateway,
+            b"HTTP/1.1 2x0 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+        ),
+        // Well-framed, but with more bytes than the framing says: relayed as framed, and the
+        // extra bytes never become the answer to the next request on that connection.
+        (
+            "body_longer_than_cl",
+            Relayed(200, "hello"),
+            r("Content-Length: 5\r\n", &format!("hello{next}")),
+        ),
+        (
+            "no_content_with_body",
+            Relayed(204, ""),
+            format!("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello{next}").into_bytes(),
+        ),
+        (
+            "not_modified_with_body",
+            Relayed(304, ""),
+            format!("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nhello{next}")
+                .into_bytes(),
+        ),
+        (
+            "chunked_then_more",
+            Relayed(200, "hello"),
+            r(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("5\r\nhello\r\n0\r\n\r\n{next}"),
+            ),
+        ),
+    ]
+}
