@@ -95,3 +95,109 @@ async fn every_hostile_response_is_refused_uncached_and_its_connection_dropped()
         failures.join("\n")
     );
 }
+
+#[tokio::test]
+async fn an_endless_flood_of_interim_responses_ends_at_the_response_timeout() {
+    let origin = Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_none() {
+            return;
+        }
+        let burst = "HTTP/1.1 100 Continue\r\n\r\n".repeat(100);
+        while conn.write(&burst).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.upstream.response_timeout = std::time::Duration::from_millis(400);
+    let sluice = start(cfg).await;
+    let started = std::time::Instant::now();
+    let r = sluice.fetch(&origin.url("/flood")).await;
+    common::assert_proxy_error(&r, 504, "http_response_timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_response_head_dripped_byte_by_byte_ends_at_the_response_timeout() {
+    let origin = Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_none() {
+            return;
+        }
+        for b in b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 2\r\n\r\nok" {
+            if conn.write([*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.upstream.response_timeout = std::time::Duration::from_millis(400);
+    let sluice = start(cfg).await;
+    let r = sluice.fetch(&origin.url("/drip")).await;
+    common::assert_proxy_error(&r, 504, "http_response_timeout");
+    // Nothing was stored: the next request goes to the origin again.
+    let _ = sluice.fetch(&origin.url("/drip")).await;
+    assert_eq!(hits(&origin, "/drip"), 2);
+}
+
+#[tokio::test]
+async fn a_close_delimited_response_is_relayed_and_its_connection_never_reused() {
+    let origin = Origin::start(|mut conn| async move {
+        let Some(req) = conn.read_request().await else {
+            return;
+        };
+        if req.target() == "/until-close" {
+            // No length, no chunking: the body ends when the origin closes.
+            let _ = conn
+                .write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close")
+                .await;
+            return;
+        }
+        let _ = conn
+            .write(common::ok(&format!("fresh {}", conn.index)))
+            .await;
+    })
+    .await;
+    let sluice = start(config()).await;
+    let r = sluice.fetch(&origin.url("/until-close")).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "until close"));
+    let next = sluice.fetch(&origin.url("/next")).await;
+    assert_eq!(
+        next.text(),
+        "fresh 1",
+        "a new connection for the next request"
+    );
+    assert_eq!(
+        sluice.idle_upstreams(),
+        0,
+        "the one-shot origin's connection is closed"
+    );
+}
+
+#[tokio::test]
+async fn a_head_response_with_a_body_does_not_answer_the_next_request() {
+    let origin = Origin::start(|mut conn| async move {
+        while let Some(req) = conn.read_request().await {
+            let answer = if req.method() == "HEAD" {
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npoison".to_string()
+            } else {
+                String::from_utf8_lossy(&common::ok(&format!("fresh {}", conn.index))).into_owned()
+            };
+            if conn.write(answer).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let sluice = start(config()).await;
+    let mut c = sluice.client().await;
+    c.send(common::request("HEAD", &origin.url("/head"), &[], b""))
+        .await;
+    let r = c.try_read_response_to("HEAD").await.expect("a HEAD answer");
+    assert_eq!(r.status(), 200);
+    for i in 0..3 {
+        let next = sluice.fetch(&origin.url(&format!("/next-{i}"))).await;
+        assert!(next.text().starts_with("fresh"), "{:?}", next.text());
+    }
+}
