@@ -201,3 +201,23 @@ async fn a_head_response_with_a_body_does_not_answer_the_next_request() {
         assert!(next.text().starts_with("fresh"), "{:?}", next.text());
     }
 }
+
+#[tokio::test]
+async fn a_response_head_just_over_upstream_max_header_size_is_a_502_and_just_under_passes() {
+    let origin = Origin::respond(|req| {
+        let kib: usize = req.target().trim_start_matches('/').parse().unwrap_or(0);
+        let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..kib {
+            r.extend(format!("X-Filler-{i:04}: {}\r\n", "v".repeat(1024 - 18)).bytes());
+        }
+        r.extend(b"Content-Length: 2\r\n\r\nok");
+        r
+    })
+    .await;
+    let mut cfg = config();
+    cfg.upstream.max_header_size = "16KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    assert_eq!(sluice.fetch(&origin.url("/15")).await.status(), 200);
+    let r = sluice.fetch(&origin.url("/17")).await;
+    common::assert_proxy_error(&r, 502, "http_response_header_section_size");
+}

@@ -315,6 +315,8 @@ impl Client {
         };
         let (tx, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.cfg.max_header_size.as_usize().max(8192))
+            // The exact limit for each response head (and a chunked body's trailers).
+            .max_header_size(self.cfg.max_header_size.as_usize())
             .preserve_header_case(true)
             .handshake::<_, Body>(TokioIo::new(framing::Checked::new(stream)))
             .await
