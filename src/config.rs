@@ -184,6 +184,9 @@ pub struct ProxyConfig {
     #[serde(deserialize_with = "de_from_str")]
     pub max_header_size: ByteSize,
     pub max_headers: usize,
+    /// Largest trailer section of a chunked request body; larger: 431.
+    #[serde(deserialize_with = "de_from_str")]
+    pub max_trailer_size: ByteSize,
     /// Tokio worker threads; 0 means one per core.
     pub workers: usize,
     /// Grace period for in-flight requests on shutdown.
@@ -206,6 +209,7 @@ impl Default for ProxyConfig {
             max_request_line: ByteSize(8 << 10),
             max_header_size: ByteSize(64 << 10),
             max_headers: 100,
+            max_trailer_size: ByteSize(16 << 10),
             workers: 0,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -649,6 +653,13 @@ suspect = "tag"
         let err = Config::parse("[admin]\nlisten = \"0.0.0.0:3129\"\n", "f").unwrap_err();
         assert!(err.to_string().contains("admin.listen"));
         assert!(Config::parse("[admin]\nlisten = \"0.0.0.0:3129\"\ntoken = \"s\"\n", "f").is_ok());
+    }
+
+    #[test]
+    fn max_trailer_size_defaults_to_16_kib_and_is_configurable() {
+        assert_eq!(Config::default().proxy.max_trailer_size, ByteSize(16 << 10));
+        let c = Config::parse("[proxy]\nmax_trailer_size = \"4KiB\"\n", "t").unwrap();
+        assert_eq!(c.proxy.max_trailer_size, ByteSize(4 << 10));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::headcheck::HeadCheck;
 use crate::body::{Body, BoxError};
 
 /// Shared between a connection's IO wrapper, its requests, and its timeout watcher.
@@ -111,18 +112,24 @@ impl ConnState {
 }
 
 pin_project_lite::pin_project! {
-    /// Client IO that tells [`ConnState`] when request bytes arrive.
+    /// Client IO that tells [`ConnState`] when request bytes arrive, and checks request
+    /// heads strictly before hyper parses them ([`HeadCheck`]).
     pub struct TrackedIo<T> {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
+        check: HeadCheck,
     }
 }
 
 impl<T> TrackedIo<T> {
     /// Wraps a client stream.
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        TrackedIo { inner, state }
+        TrackedIo {
+            inner,
+            state,
+            check: HeadCheck::default(),
+        }
     }
 }
 
@@ -137,6 +144,7 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         let r = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
             this.state.on_read();
+            this.check.scan(&mut buf.filled_mut()[before..]);
         }
         r
     }

@@ -51,6 +51,11 @@ impl ProxyError {
                 U::Closed(..) => (StatusCode::BAD_GATEWAY, "http_response_incomplete"),
                 U::BodyTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "http_response_timeout"),
                 U::Protocol(..) => (StatusCode::BAD_GATEWAY, "http_protocol_error"),
+                U::RequestBody(..) => (StatusCode::BAD_REQUEST, "http_request_error"),
+                U::RequestTrailers(..) => (
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "http_request_error",
+                ),
             },
         }
     }
@@ -69,6 +74,15 @@ impl ProxyError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(v) = HeaderValue::from_str(&proxy_status(kind, &text)) {
             h.insert("proxy-status", v);
+        }
+        if matches!(
+            self,
+            ProxyError::Upstream(
+                upstream::Error::RequestBody(_) | upstream::Error::RequestTrailers(_)
+            )
+        ) {
+            // The request's framing can no longer be trusted: no further request on it.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(self, ProxyError::TraceRefused) {
             h.insert(

@@ -15,6 +15,7 @@ use super::error::ProxyError;
 use super::fetch::{self, Exchange};
 use super::headers::{add_via, max_forwards, strip_hop_by_hop};
 use super::target::Target;
+use super::upload::Upload;
 use super::{tunnel, Proxy};
 use crate::body::{self, Body};
 use crate::cache::invalidate::invalidations;
@@ -67,7 +68,7 @@ async fn forward(
     if let Some(resp) = answer_locally(&req) {
         return resp;
     }
-    let out = upstream_request(req, &target);
+    let out = upstream_request(req, &target, proxy.cfg.max_trailer_size.as_usize());
     let key = CacheKey::parse(&url).ok();
     let method = out.method().clone();
     // A GET or HEAD with a body (rare, but legal) is forwarded as is, past the cache.
@@ -137,8 +138,13 @@ fn answer_locally(req: &Request<Incoming>) -> Option<Result<Response<Body>, Prox
 }
 
 /// The request as sent upstream: hop-by-hop fields removed, `Via` added, `Host` from the
-/// target (RFC 9112 §3.2.2), `Max-Forwards` decremented; the body streams through.
-pub fn upstream_request(req: Request<Incoming>, target: &Target) -> Request<Body> {
+/// target (RFC 9112 §3.2.2), `Max-Forwards` decremented; the body streams through, its
+/// trailers at most `max_trailers` bytes.
+pub fn upstream_request(
+    req: Request<Incoming>,
+    target: &Target,
+    max_trailers: usize,
+) -> Request<Body> {
     let (mut parts, incoming) = req.into_parts();
     let received = parts.version;
     strip_hop_by_hop(&mut parts.headers);
@@ -152,7 +158,12 @@ pub fn upstream_request(req: Request<Incoming>, target: &Target) -> Request<Body
             .insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
     }
     parts.version = Version::HTTP_11;
-    Request::from_parts(parts, body::boxed(incoming))
+    let body = if incoming.is_end_stream() {
+        body::boxed(incoming)
+    } else {
+        body::boxed(Upload::new(incoming, max_trailers))
+    };
+    Request::from_parts(parts, body)
 }
 
 /// The response as sent to the client: hop-by-hop fields removed and `Via` added.

@@ -2,18 +2,22 @@
 //!
 //! `listen` accepts and applies the client ACL, connection cap and timeouts; `handle` runs
 //! the phases of one request; `headers` strips hop-by-hop fields; `target` parses the
-//! request-target; `tunnel` splices CONNECT; `error` maps every failure to a response.
+//! request-target; `tunnel` splices CONNECT; `error` maps every failure to a response;
+//! `headcheck` rejects ambiguous request heads before hyper parses them; `upload` bounds
+//! a request body's trailers.
 
 pub mod cached;
 pub mod conn;
 pub mod error;
 pub mod fetch;
 pub mod handle;
+pub mod headcheck;
 pub mod headers;
 pub mod listen;
 pub mod respond;
 pub mod target;
 pub mod tunnel;
+pub mod upload;
 
 use crate::cache::collapse::Collapser;
 use crate::cache::store::Cache;

@@ -5,6 +5,7 @@
 //! failover and one safe retry when a reused connection turns out to be dead.
 
 pub mod connect;
+pub mod framing;
 pub mod guard;
 pub mod pool;
 pub mod progress;
@@ -28,6 +29,7 @@ use crate::body::{self, Body, BoxError, Deadline};
 use crate::config::UpstreamConfig;
 use crate::proxy::headers::wants_keep_alive;
 use crate::proxy::target::{Scheme, Target};
+use crate::proxy::upload::TrailersTooLarge;
 use guard::Guard;
 use pool::{Pool, PoolKey};
 use route::{Hop, Router};
@@ -63,6 +65,10 @@ pub enum Error {
     BodyTimeout(String, Duration),
     #[error("bad response from {0}: {1}")]
     Protocol(String, String),
+    #[error("the request body is malformed: {0}")]
+    RequestBody(String),
+    #[error("{0}")]
+    RequestTrailers(String),
 }
 
 /// How an exchange failed: for good, or before the request could be (re)sent on a fresh
@@ -239,6 +245,10 @@ impl Client {
                     )))
                 }
                 Some(Ok(resp)) => {
+                    if let Err(why) = framing::check_head(resp.headers()) {
+                        // Dropping the response and `tx` closes the connection.
+                        return Err(Failed::Final(Error::Protocol(who, why.into())));
+                    }
                     let elapsed = started.elapsed();
                     self.response_seconds.observe(elapsed);
                     let keep = wants_keep_alive(resp.version(), resp.headers());
@@ -320,8 +330,10 @@ impl Client {
         };
         let (tx, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.cfg.max_header_size.as_usize().max(8192))
+            // The exact limit for each response head (and a chunked body's trailers).
+            .max_header_size(self.cfg.max_header_size.as_usize())
             .preserve_header_case(true)
-            .handshake::<_, Body>(TokioIo::new(stream))
+            .handshake::<_, Body>(TokioIo::new(framing::Checked::new(stream)))
             .await
             .map_err(|e| Error::Protocol(hop_name(hop, target), e.to_string()))?;
         tokio::spawn(async move {
@@ -396,6 +408,19 @@ fn map_hyper(who: String, e: &hyper::Error) -> Error {
         Error::HeadTooLarge(who)
     } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
         Error::Closed(who)
+    } else if e.is_user() {
+        // The client's request body failed while it was forwarded: the client's fault.
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            if let Some(t) = c.downcast_ref::<TrailersTooLarge>() {
+                return Error::RequestTrailers(t.to_string());
+            }
+            if c.source().is_none() {
+                return Error::RequestBody(c.to_string());
+            }
+            cause = c.source();
+        }
+        Error::RequestBody(e.to_string())
     } else {
         Error::Protocol(who, e.to_string())
     }

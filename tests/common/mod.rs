@@ -12,6 +12,7 @@
 //! Every wait is bounded by [`LIMIT`]: a hanging proxy fails the test instead of hanging it.
 #![allow(dead_code)]
 
+pub mod attacks;
 pub mod cache;
 pub mod client;
 pub mod origin;

@@ -1,0 +1,256 @@
+//! Strict framing of upstream responses (RFC 9112 §6.3, §11): what hyper would accept but a
+//! proxy must not relay or cache.
+//!
+//! [`check_head`] runs on every parsed response head (a few map lookups): `Content-Length`
+//! with `Transfer-Encoding`, more than one `Content-Length` value, and any
+//! `Transfer-Encoding` other than exactly `chunked` make the response a 502; the
+//! connection is then dropped, never pooled. [`Checked`] wraps the upstream stream and
+//! rejects bare LF line ends in response heads (httparse accepts them) by overwriting the
+//! LF with NUL, so hyper fails to parse that head. It scans only head bytes: from the
+//! first byte after a request is written to the end of the final (non-1xx) head.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::HeaderMap;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Why a response head's framing is refused, or `Ok` when it is unambiguous.
+pub fn check_head(headers: &HeaderMap) -> Result<(), &'static str> {
+    let mut te = headers.get_all(TRANSFER_ENCODING).iter();
+    let mut cl = headers.get_all(CONTENT_LENGTH).iter();
+    match (te.next(), cl.next()) {
+        (None, None) => Ok(()),
+        (Some(_), Some(_)) => Err("both Content-Length and Transfer-Encoding"),
+        (Some(t), None) => {
+            let only_chunked = t.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked");
+            if only_chunked && te.next().is_none() {
+                Ok(())
+            } else {
+                Err("a Transfer-Encoding other than chunked")
+            }
+        }
+        (None, Some(c)) => {
+            if cl.next().is_none() && !c.as_bytes().contains(&b',') {
+                Ok(())
+            } else {
+                Err("more than one Content-Length")
+            }
+        }
+    }
+}
+
+/// Where the response-head scanner is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scan {
+    /// Waiting for the next request to be written.
+    Idle,
+    /// In a head: bytes into the status line (saturating), and whether it is a 1xx.
+    Head { column: u8, interim: bool },
+    /// After an LF: a second CRLF ends the head.
+    LineStart { interim: bool },
+    /// After the CR of the blank line.
+    EndLf { interim: bool },
+}
+
+pin_project_lite::pin_project! {
+    /// An upstream stream whose response heads are checked for bare LF line ends.
+    pub struct Checked<T> {
+        #[pin]
+        inner: T,
+        scan: Scan,
+        last: u8,
+    }
+}
+
+impl<T> Checked<T> {
+    /// Wraps a fresh upstream connection.
+    pub fn new(inner: T) -> Self {
+        Checked {
+            inner,
+            scan: Scan::Idle,
+            last: 0,
+        }
+    }
+}
+
+/// Scans `bytes`; on a bare LF overwrites it with NUL and stops.
+fn scan(state: &mut Scan, last: &mut u8, bytes: &mut [u8]) {
+    for b in bytes.iter_mut() {
+        let byte = *b;
+        *state = match *state {
+            Scan::Idle => return,
+            _ if byte == b'\n' && *last != b'\r' => {
+                *b = 0;
+                *state = Scan::Idle;
+                return;
+            }
+            Scan::Head { column, interim } => match byte {
+                b'\n' => Scan::LineStart { interim },
+                // "HTTP/1.1 1xx": the status code's first digit is the tenth byte.
+                _ => Scan::Head {
+                    column: column.saturating_add(1),
+                    interim: interim || (column == 9 && byte == b'1'),
+                },
+            },
+            Scan::LineStart { interim } => match byte {
+                b'\r' => Scan::EndLf { interim },
+                _ => Scan::Head {
+                    column: u8::MAX,
+                    interim,
+                },
+            },
+            Scan::EndLf { interim } => match (byte, interim) {
+                (b'\n', true) => Scan::Head {
+                    column: 0,
+                    interim: false,
+                },
+                (b'\n', false) => Scan::Idle,
+                // A stray CR: httparse refuses it.
+                _ => Scan::Idle,
+            },
+        };
+        *last = byte;
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Checked<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let r = this.inner.poll_read(cx, buf);
+        if *this.scan != Scan::Idle {
+            scan(this.scan, this.last, &mut buf.filled_mut()[before..]);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Checked<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        arm(this.scan, this.last, buf);
+        this.inner.poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            arm(this.scan, this.last, first);
+        }
+        this.inner.poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A request head is being written: hyper writes one only after the previous response
+/// ended, so the next bytes read start a response head. (Body writes of an upload that
+/// continues after an early response do not re-arm the scanner: they do not start with a
+/// request line.)
+fn arm(state: &mut Scan, last: &mut u8, written: &[u8]) {
+    if *state == Scan::Idle && is_request_line(written) {
+        *state = Scan::Head {
+            column: 0,
+            interim: false,
+        };
+        *last = 0;
+    }
+}
+
+/// Whether `bytes` start with `METHOD SP target SP HTTP/1.1 CRLF`, as hyper writes heads.
+fn is_request_line(bytes: &[u8]) -> bool {
+    let Some(end) = memchr::memchr(b'\n', bytes) else {
+        return false;
+    };
+    let line = &bytes[..end];
+    let method = line.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    method > 0 && line.get(method) == Some(&b' ') && line.ends_with(b" HTTP/1.1\r")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn head(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn framing_fields_table() {
+        for (pairs, ok) in [
+            (vec![], true),
+            (vec![("content-length", "5")], true),
+            (vec![("transfer-encoding", " Chunked ")], true),
+            (
+                vec![("content-length", "5"), ("transfer-encoding", "chunked")],
+                false,
+            ),
+            (
+                vec![("content-length", "5"), ("content-length", "5")],
+                false,
+            ),
+            (vec![("content-length", "5, 5")], false),
+            (vec![("transfer-encoding", "gzip, chunked")], false),
+            (
+                vec![
+                    ("transfer-encoding", "chunked"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                false,
+            ),
+            (vec![("transfer-encoding", "identity")], false),
+        ] {
+            assert_eq!(check_head(&head(&pairs)).is_ok(), ok, "{pairs:?}");
+        }
+    }
+
+    fn run(input: &[u8], split: usize) -> Vec<u8> {
+        let (mut state, mut last) = (Scan::Idle, 0);
+        arm(&mut state, &mut last, b"body bytes");
+        assert_eq!(state, Scan::Idle, "only a request head arms the scanner");
+        arm(&mut state, &mut last, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut bytes = input.to_vec();
+        let (a, b) = bytes.split_at_mut(split);
+        scan(&mut state, &mut last, a);
+        scan(&mut state, &mut last, b);
+        bytes
+    }
+
+    #[test]
+    fn bare_lf_in_a_head_is_nulled_but_not_in_a_body() {
+        let good = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nA: b\r\n\r\nbody\nmore\n";
+        let bad = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nA: b\n\r\n";
+        for split in 0..=good.len() {
+            assert_eq!(run(good, split), good.to_vec(), "split {split}");
+        }
+        for split in 0..=bad.len() {
+            assert!(run(bad, split).contains(&0), "split {split}");
+        }
+        assert!(run(b"HTTP/1.1 200 OK\nA: b\r\n\r\n", 3).contains(&0));
+    }
+}
