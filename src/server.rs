@@ -56,10 +56,20 @@ impl Running {
     }
 }
 
-/// Binds and starts proxy and admin listeners on the current runtime.
+/// Binds and starts proxy and admin listeners on the current runtime, on the store at
+/// `store.path`. A damaged store is moved aside and sluice starts on an empty one
+/// ([`Store::open_or_move_aside`]); a newer schema or a locked store is an error.
 pub async fn start(cfg: Config) -> Result<Running, Error> {
-    let store = Store::open(&cfg.store.path)?;
-    start_with_store(cfg, store).await
+    let path = cfg.store.path.clone();
+    let (store, _) = Store::open_or_move_aside(&path)?;
+    match start_with_store(cfg.clone(), store).await {
+        // Some damage only shows while the cache index is rebuilt from every meta.
+        Err(Error::Cache(crate::cache::store::Error::Sled(e))) if store::is_sled_damage(&e) => {
+            store::move_aside(&path, &store::Error::Sled(e))?;
+            start_with_store(cfg, Store::open(&path)?).await
+        }
+        other => other,
+    }
 }
 
 /// Like [`start`] with an already open store (tests use a temporary one).
@@ -188,7 +198,11 @@ async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::R
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // Logs go to stderr (README), leaving stdout to command output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn wait_for_signal() {
