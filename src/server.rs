@@ -143,9 +143,12 @@ pub fn run_blocking(cfg: Config) -> Result<(), Error> {
     let rt = rt.enable_all().build().map_err(Error::Runtime)?;
     rt.block_on(async move {
         let store_path = cfg.store.path.clone();
+        // Before the listeners exist: a SIGTERM as soon as the port answers must drain, not
+        // hit the default action.
+        let term = terminate_signal();
         let running = start(cfg).await?;
         tracing::info!(proxy = %running.proxy_addr, admin = %running.admin_addr, store = %store_path.display(), "sluice serving");
-        wait_for_signal().await;
+        wait_for_signal(term).await;
         tracing::info!("shutting down: finishing in-flight requests");
         running.shutdown().await;
         tracing::info!("stopped");
@@ -205,24 +208,37 @@ fn init_logging() {
         .try_init();
 }
 
-async fn wait_for_signal() {
+#[cfg(unix)]
+type Terminate = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Terminate = ();
+
+/// Installs the SIGTERM handler now (see [`run_blocking`]).
+fn terminate_signal() -> Terminate {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        signal(SignalKind::terminate()).ok()
+    }
+}
+
+async fn wait_for_signal(term: Terminate) {
+    #[cfg(unix)]
+    {
+        match term {
+            Some(mut term) => {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }
-            Err(_) => {
+            None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = (term, tokio::signal::ctrl_c().await);
     }
 }

@@ -15,8 +15,12 @@
 mod damage;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use damage::{is_sled_damage, move_aside};
+
+/// How long [`Store::open`] waits for another process's lock on the store to go away.
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 /// The schema this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -50,6 +54,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether another process holds the store's lock.
+    pub fn is_lock_held(&self) -> bool {
+        matches!(self, Error::Open { source: sled::Error::Io(e), .. }
+            if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     /// Whether the files are damaged (so moving the store aside is the cure), as opposed to
     /// a newer schema, a lock held by another process, permissions or a full disk.
     pub fn is_damage(&self) -> bool {
@@ -78,8 +88,22 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `path` and checks its schema version.
     /// A panic in sled's recovery is caught and reported as [`Error::Corrupt`]. A newer
-    /// schema recorded in [`SCHEMA_FILE`] is refused before sled touches any file.
+    /// schema recorded in [`SCHEMA_FILE`] is refused before sled touches any file. A store
+    /// locked by another process is waited for up to [`LOCK_WAIT`] (a sluice killed with
+    /// kill -9 holds the lock until its last thread is gone), then refused.
     pub fn open(path: &Path) -> Result<Store, Error> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match Self::open_once(path) {
+                Err(e) if e.is_lock_held() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Store, Error> {
         check_schema_file(path)?;
         let opened = damage::catching_panics(|| {
             let db = sled::Config::new()

@@ -226,6 +226,8 @@ fn garble(file: &Path, at: usize, n: usize) {
     std::fs::write(file, b).expect("write");
 }
 
+/// The second sluice waits `LOCK_WAIT` for the lock (a killed predecessor may still hold it),
+/// then gives up with a message; the first one is untouched.
 #[tokio::test]
 async fn a_store_locked_by_another_sluice_is_refused_and_not_moved() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -237,7 +239,10 @@ async fn a_store_locked_by_another_sluice_is_refused_and_not_moved() {
     let code = second.exit_code().await;
     let err = second.stderr();
     assert_eq!(code, Some(1), "stderr: {err}");
-    assert!(err.contains("cannot open store"), "{err}");
+    assert!(
+        err.contains("cannot open store") && err.contains("lock"),
+        "{err}"
+    );
     assert_no_panic(&second);
     assert!(
         entries_starting(dir.path(), "store.corrupt").is_empty(),
