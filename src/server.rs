@@ -56,10 +56,20 @@ impl Running {
     }
 }
 
-/// Binds and starts proxy and admin listeners on the current runtime.
+/// Binds and starts proxy and admin listeners on the current runtime, on the store at
+/// `store.path`. A damaged store is moved aside and sluice starts on an empty one
+/// ([`Store::open_or_move_aside`]); a newer schema or a locked store is an error.
 pub async fn start(cfg: Config) -> Result<Running, Error> {
-    let store = Store::open(&cfg.store.path)?;
-    start_with_store(cfg, store).await
+    let path = cfg.store.path.clone();
+    let (store, _) = Store::open_or_move_aside(&path)?;
+    match start_with_store(cfg.clone(), store).await {
+        // Some damage only shows while the cache index is rebuilt from every meta.
+        Err(Error::Cache(crate::cache::store::Error::Sled(e))) if store::is_sled_damage(&e) => {
+            store::move_aside(&path, &store::Error::Sled(e))?;
+            start_with_store(cfg, Store::open(&path)?).await
+        }
+        other => other,
+    }
 }
 
 /// Like [`start`] with an already open store (tests use a temporary one).
@@ -133,9 +143,12 @@ pub fn run_blocking(cfg: Config) -> Result<(), Error> {
     let rt = rt.enable_all().build().map_err(Error::Runtime)?;
     rt.block_on(async move {
         let store_path = cfg.store.path.clone();
+        // Before the listeners exist: a SIGTERM as soon as the port answers must drain, not
+        // hit the default action.
+        let term = terminate_signal();
         let running = start(cfg).await?;
         tracing::info!(proxy = %running.proxy_addr, admin = %running.admin_addr, store = %store_path.display(), "sluice serving");
-        wait_for_signal().await;
+        wait_for_signal(term).await;
         tracing::info!("shutting down: finishing in-flight requests");
         running.shutdown().await;
         tracing::info!("stopped");
@@ -187,44 +200,58 @@ async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::R
 
 /// Log lines (one access-log line per request) are formatted on the calling thread and
 /// written by a background thread through a buffer, so a request never waits for a `write`
-/// on stdout and a burst of lines becomes a few large writes. Lines are never dropped: when
+/// on stderr and a burst of lines becomes a few large writes. Lines are never dropped: when
 /// the writer falls behind by 128k lines, loggers wait. The returned guard flushes at exit.
 fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr (README), leaving stdout to command output.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::BufWriter::with_capacity(
             64 << 10,
-            std::io::stdout(),
+            std::io::stderr(),
         ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer)
         .try_init();
     guard
 }
 
-async fn wait_for_signal() {
+#[cfg(unix)]
+type Terminate = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Terminate = ();
+
+/// Installs the SIGTERM handler now (see [`run_blocking`]).
+fn terminate_signal() -> Terminate {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        signal(SignalKind::terminate()).ok()
+    }
+}
+
+async fn wait_for_signal(term: Terminate) {
+    #[cfg(unix)]
+    {
+        match term {
+            Some(mut term) => {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }
-            Err(_) => {
+            None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = (term, tokio::signal::ctrl_c().await);
     }
 }

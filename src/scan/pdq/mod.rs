@@ -15,6 +15,9 @@ mod index;
 mod list;
 mod types;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use classifier::{PdqClassifier, PdqEntry, PdqMatch, RUNTIME_LIST};
 pub use index::PdqIndex;
 pub use types::{HexError, PdqHash};
