@@ -87,7 +87,9 @@ fn decode_scan(
                         continue;
                     }
                     if any_ac {
-                        idct::islow(&block, &comp.quant, rows, &mut pixels);
+                        if !idct::islow_lanes(&block, &comp.quant, &mut pixels) {
+                            idct::islow(&block, &comp.quant, rows, &mut pixels);
+                        }
                     } else {
                         pixels.fill(idct::dc_only(block[0], comp.quant[0]));
                     }
