@@ -1,14 +1,8 @@
 //! libjpeg's "islow" inverse DCT (`jpeg_idct_islow` in jidctint.c), ported operation for
 //! operation: the same 64-bit fixed-point products, the same descaling and the same
 //! range-limit table, so every sample equals libjpeg-turbo's (whose SIMD versions are
-//! bit-exact with this C code).
-//!
-//! Two forms: [`islow`] follows the C code line by line in 64-bit arithmetic (exact for any
-//! input), and [`islow_lanes`] runs each pass on eight lines at once in 32-bit lanes, which
-//! the compiler vectorises. The lane form is used only when every input of a pass is within
-//! [`LANE_BOUND`]; then no intermediate can leave the 32-bit range (see the bound below) and
-//! the two forms agree exactly. Either form's zero shortcuts are the full computation's
-//! result, so the lane form, which has none, loses nothing.
+//! bit-exact with this C code). Only the output rows the caller asks for are computed in the
+//! second pass; the first pass needs every column anyway.
 
 const CONST_BITS: u32 = 13;
 const PASS1_BITS: u32 = 2;
@@ -175,97 +169,4 @@ pub(crate) fn islow(coef: &[i16; 64], quant: &[i32; 64], rows: u8, out: &mut [u8
             o[k] = limit(descale(v, CONST_BITS + PASS1_BITS + 3));
         }
     }
-}
-
-/// Largest input magnitude for which a 32-bit pass is exact. Worst case per output, for
-/// inputs bounded by B: |tmp11 ± tmp2| ≤ (40 387 + 137 832)·B = 178 219·B, plus the rounding
-/// constant 2¹⁷; that stays below 2³¹ for B ≤ 12 049.
-const LANE_BOUND: i32 = 12_000;
-
-/// Eight lines processed side by side, one per lane.
-type Lanes = [i32; 8];
-
-#[inline(always)]
-fn lanes(f: impl FnMut(usize) -> i32) -> Lanes {
-    std::array::from_fn(f)
-}
-
-/// The butterfly of both passes on eight lines at once: input k of every line in `x[k]`,
-/// output k (before descaling) in the result's element k. Same operations as [`butterfly`].
-#[inline(always)]
-fn butterfly_lanes(x: &[Lanes; 8]) -> [Lanes; 8] {
-    let m = |a: Lanes, c: i64| lanes(|i| a[i].wrapping_mul(c as i32));
-    let add = |a: Lanes, b: Lanes| lanes(|i| a[i].wrapping_add(b[i]));
-    let sub = |a: Lanes, b: Lanes| lanes(|i| a[i].wrapping_sub(b[i]));
-    let z1 = m(add(x[2], x[6]), FIX_0_541196100);
-    let tmp2 = add(z1, m(x[6], -FIX_1_847759065));
-    let tmp3 = add(z1, m(x[2], FIX_0_765366865));
-    let tmp0 = lanes(|i| x[0][i].wrapping_add(x[4][i]) << CONST_BITS);
-    let tmp1 = lanes(|i| x[0][i].wrapping_sub(x[4][i]) << CONST_BITS);
-    let (tmp10, tmp13) = (add(tmp0, tmp3), sub(tmp0, tmp3));
-    let (tmp11, tmp12) = (add(tmp1, tmp2), sub(tmp1, tmp2));
-
-    let (t0, t1, t2, t3) = (x[7], x[5], x[3], x[1]);
-    let z1 = add(t0, t3);
-    let z2 = add(t1, t2);
-    let z3 = add(t0, t2);
-    let z4 = add(t1, t3);
-    let z5 = m(add(z3, z4), FIX_1_175875602);
-    let t0 = m(t0, FIX_0_298631336);
-    let t1 = m(t1, FIX_2_053119869);
-    let t2 = m(t2, FIX_3_072711026);
-    let t3 = m(t3, FIX_1_501321110);
-    let z1 = m(z1, -FIX_0_899976223);
-    let z2 = m(z2, -FIX_2_562915447);
-    let z3 = add(m(z3, -FIX_1_961570560), z5);
-    let z4 = add(m(z4, -FIX_0_390180644), z5);
-    let t0 = add(t0, add(z1, z3));
-    let t1 = add(t1, add(z2, z4));
-    let t2 = add(t2, add(z2, z3));
-    let t3 = add(t3, add(z1, z4));
-    [
-        add(tmp10, t3),
-        add(tmp11, t2),
-        add(tmp12, t1),
-        add(tmp13, t0),
-        sub(tmp13, t0),
-        sub(tmp12, t1),
-        sub(tmp11, t2),
-        sub(tmp10, t3),
-    ]
-}
-
-fn within_bound(v: &[Lanes; 8]) -> bool {
-    v.iter()
-        .flatten()
-        .fold(0i32, |m, &x| m.max(x.wrapping_abs()))
-        <= LANE_BOUND
-}
-
-/// [`islow`] in 32-bit lanes: all 8 rows in `out`, or `false` (and `out` untouched) when an
-/// input is too large for 32 bits, in which case the caller uses [`islow`].
-pub(crate) fn islow_lanes(coef: &[i16; 64], quant: &[i32; 64], out: &mut [u8; 64]) -> bool {
-    // Pass 1: the columns are the lanes; x[k] holds row k of the dequantised block.
-    let x: [Lanes; 8] =
-        std::array::from_fn(|k| lanes(|c| i32::from(coef[k * 8 + c]) * quant[k * 8 + c]));
-    if !within_bound(&x) {
-        return false;
-    }
-    let rows = butterfly_lanes(&x);
-    let pass1 =
-        |v: i32| (v.wrapping_add(1 << (CONST_BITS - PASS1_BITS - 1))) >> (CONST_BITS - PASS1_BITS);
-    // Transposed for pass 2: the rows become the lanes; w[k] holds column k of every row.
-    let w: [Lanes; 8] = std::array::from_fn(|k| lanes(|r| pass1(rows[r][k])));
-    if !within_bound(&w) {
-        return false;
-    }
-    let cols = butterfly_lanes(&w);
-    const SHIFT: u32 = CONST_BITS + PASS1_BITS + 3;
-    for (k, col) in cols.iter().enumerate() {
-        for (r, &v) in col.iter().enumerate() {
-            let d = v.wrapping_add(1 << (SHIFT - 1)) >> SHIFT;
-            out[r * 8 + k] = RANGE_LIMIT[(d & 1023) as usize];
-        }
-    }
-    true
 }

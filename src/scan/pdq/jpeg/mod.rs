@@ -87,9 +87,7 @@ fn decode_scan(
                         continue;
                     }
                     if any_ac {
-                        if !idct::islow_lanes(&block, &comp.quant, &mut pixels) {
-                            idct::islow(&block, &comp.quant, rows, &mut pixels);
-                        }
+                        idct::islow(&block, &comp.quant, rows, &mut pixels);
                     } else {
                         pixels.fill(idct::dc_only(block[0], comp.quant[0]));
                     }
