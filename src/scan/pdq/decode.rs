@@ -18,7 +18,7 @@ use super::hash::Luma;
 use crate::scan::ScanError;
 
 /// Images wider or taller than this are resampled to exactly this square (`DOWNSAMPLE_DIMS`).
-const DOWNSAMPLE_DIMS: usize = 512;
+pub(super) const DOWNSAMPLE_DIMS: usize = 512;
 
 /// The image formats this module decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ mod planes;
 use header::{Header, Unsupported};
 use planes::{Layout, Plane};
 
-use super::decode::{rgb_luma, Sampler, YCC_TABLES};
+use super::decode::{rgb_luma, Sampler, DOWNSAMPLE_DIMS, YCC_TABLES};
 use super::hash::Luma;
 
 /// The fast path declined; the luma buffer is handed back for the libjpeg path.
@@ -32,7 +32,10 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64, data: Vec<f32>) -> Result<Lu
         return Err(Declined(data));
     };
     let pixels = (header.width as u64).saturating_mul(header.height as u64);
-    if pixels > max_pixels {
+    // An image hashed at its own size needs every pixel, and libjpeg's full decode is faster
+    // then; this path pays off only when sampling skips work (tests run it on every size).
+    let resampled = header.width > DOWNSAMPLE_DIMS || header.height > DOWNSAMPLE_DIMS;
+    if pixels > max_pixels || !(resampled || cfg!(test)) {
         return Err(Declined(data));
     }
     let Ok(layout) = Layout::new(&header) else {
