@@ -224,7 +224,7 @@ impl Plane {
         // The nearer and the next-nearer sample row of a vertically fancy filter.
         let rows = || {
             let r = y / 2;
-            if y % 2 == 0 {
+            if y.is_multiple_of(2) {
                 (r, r.saturating_sub(1))
             } else {
                 (r, (r + 1).min(g.height.saturating_sub(1)))
@@ -237,7 +237,7 @@ impl Plane {
             Upsample::H2V1Fancy => {
                 let c = x / 2;
                 let v = |c: usize| i32::from(self.at(y, c));
-                let out = if x % 2 == 0 {
+                let out = if x.is_multiple_of(2) {
                     if c == 0 {
                         v(0)
                     } else {
@@ -252,7 +252,7 @@ impl Plane {
             }
             Upsample::H1V2Fancy => {
                 let (near, far) = rows();
-                let bias = if y % 2 == 0 { 1 } else { 2 };
+                let bias = if y.is_multiple_of(2) { 1 } else { 2 };
                 let v = i32::from(self.at(near, x)) * 3 + i32::from(self.at(far, x));
                 ((v + bias) >> 2) as u8
             }
@@ -261,7 +261,7 @@ impl Plane {
                 let colsum =
                     |c: usize| i32::from(self.at(near, c)) * 3 + i32::from(self.at(far, c));
                 let c = x / 2;
-                let out = if x % 2 == 0 {
+                let out = if x.is_multiple_of(2) {
                     if c == 0 {
                         (colsum(0) * 4 + 8) >> 4
                     } else {
