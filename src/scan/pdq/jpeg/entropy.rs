@@ -90,6 +90,27 @@ impl<'a> Bits<'a> {
     /// Tops the buffer up to at least 57 bits.
     #[inline]
     fn refill(&mut self) {
+        if self.nbits > 56 {
+            return;
+        }
+        // Fast path: the next 8 bytes hold no 0xFF (no stuffing, no marker), so as many
+        // whole bytes as fit go in at once.
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let v = u64::from_be_bytes(word);
+            let inverted = !v;
+            let has_ff = inverted.wrapping_sub(0x0101_0101_0101_0101)
+                & !inverted
+                & 0x8080_8080_8080_8080;
+            if has_ff == 0 {
+                let bits = (64 - self.nbits) / 8 * 8;
+                self.acc |= (v >> (64 - bits)) << (64 - self.nbits - bits);
+                self.nbits += bits;
+                self.pos += (bits / 8) as usize;
+                return;
+            }
+        }
         while self.nbits <= 56 {
             let byte = match self.data.get(self.pos) {
                 Some(&b) if b != 0xFF => {
