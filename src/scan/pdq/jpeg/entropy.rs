@@ -100,9 +100,8 @@ impl<'a> Bits<'a> {
             word.copy_from_slice(chunk);
             let v = u64::from_be_bytes(word);
             let inverted = !v;
-            let has_ff = inverted.wrapping_sub(0x0101_0101_0101_0101)
-                & !inverted
-                & 0x8080_8080_8080_8080;
+            let has_ff =
+                inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
             if has_ff == 0 {
                 let bits = (64 - self.nbits) / 8 * 8;
                 self.acc |= (v >> (64 - bits)) << (64 - self.nbits - bits);
