@@ -18,7 +18,7 @@ use super::hash::Luma;
 use crate::scan::ScanError;
 
 /// Images wider or taller than this are resampled to exactly this square (`DOWNSAMPLE_DIMS`).
-pub(super) const DOWNSAMPLE_DIMS: usize = 512;
+const DOWNSAMPLE_DIMS: usize = 512;
 
 /// The image formats this module decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,17 +96,15 @@ enum Pixels {
 }
 
 /// Nearest-neighbour resampling plan and the luma plane being filled, one source row at a time.
-pub(super) struct Sampler {
-    /// Output column → source column.
-    pub(super) cols: Vec<usize>,
-    /// Output row → source row.
-    pub(super) rows: Vec<usize>,
+struct Sampler {
+    cols: Vec<usize>,
+    rows: Vec<usize>,
     next_row: usize,
-    pub(super) luma: Luma,
+    luma: Luma,
 }
 
 impl Sampler {
-    pub(super) fn new(width: usize, height: usize, mut data: Vec<f32>) -> Sampler {
+    fn new(width: usize, height: usize, mut data: Vec<f32>) -> Sampler {
         let resize = width > DOWNSAMPLE_DIMS || height > DOWNSAMPLE_DIMS;
         let (w, h) = if resize {
             (DOWNSAMPLE_DIMS, DOWNSAMPLE_DIMS)
@@ -185,12 +183,12 @@ impl Sampler {
 }
 
 /// `fillFloatLumaFromRGB`: f32 constants, f32 products, summed left to right.
-pub(super) fn rgb_luma(r: u8, g: u8, b: u8) -> f32 {
+fn rgb_luma(r: u8, g: u8, b: u8) -> f32 {
     0.299f32 * f32::from(r) + 0.587f32 * f32::from(g) + 0.114f32 * f32::from(b)
 }
 
 /// libjpeg's YCbCr→RGB tables (`build_ycc_rgb_table` in jdcolor.c, 16-bit fixed point).
-pub(super) struct YccTables {
+struct YccTables {
     cr_r: [i32; 256],
     cb_b: [i32; 256],
     cr_g: [i64; 256],
@@ -199,7 +197,7 @@ pub(super) struct YccTables {
 
 const SCALEBITS: u32 = 16;
 
-pub(super) static YCC_TABLES: LazyLock<YccTables> = LazyLock::new(|| {
+static YCC_TABLES: LazyLock<YccTables> = LazyLock::new(|| {
     let fix = |x: f64| (x * f64::from(1u32 << SCALEBITS) + 0.5) as i64;
     let half = 1i64 << (SCALEBITS - 1);
     let mut t = YccTables {
@@ -220,7 +218,7 @@ pub(super) static YCC_TABLES: LazyLock<YccTables> = LazyLock::new(|| {
 
 impl YccTables {
     /// `ycc_rgb_convert` for one pixel, range-limited to 0..=255.
-    pub(super) fn rgb(&self, y: u8, cb: u8, cr: u8) -> (u8, u8, u8) {
+    fn rgb(&self, y: u8, cb: u8, cr: u8) -> (u8, u8, u8) {
         let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
         let clamp = |v: i32| v.clamp(0, 255) as u8;
         let g = ((self.cb_g[cb] + self.cr_g[cr]) >> SCALEBITS) as i32;
@@ -233,20 +231,6 @@ impl YccTables {
 }
 
 fn decode_jpeg(bytes: &[u8], max_pixels: u64, data: Vec<f32>) -> Result<Luma, ScanError> {
-    // Baseline files take the sampling-aware fast path; it declines everything else.
-    let data = match super::jpeg::decode(bytes, max_pixels, data) {
-        Ok(luma) => return Ok(luma),
-        Err(super::jpeg::Declined(data)) => data,
-    };
-    decode_jpeg_libjpeg(bytes, max_pixels, data)
-}
-
-/// The whole image through libjpeg-turbo, sampled row by row.
-pub(super) fn decode_jpeg_libjpeg(
-    bytes: &[u8],
-    max_pixels: u64,
-    data: Vec<f32>,
-) -> Result<Luma, ScanError> {
     let mut dec = Decompress::new_mem(bytes).map_err(undecodable)?;
     let (width, height) = dec.size();
     check_pixels(width, height, max_pixels)?;

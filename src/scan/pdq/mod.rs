@@ -2,8 +2,6 @@
 //!
 //! - `decode`: image bytes → luma plane, bounded by `scan.max_image_pixels`, pre-resized to
 //!   512×512 by nearest neighbour (JPEG through libjpeg-turbo for bit-exactness).
-//! - `jpeg`: a baseline-JPEG decoder that computes only the sampled pixels, bit-exact with
-//!   libjpeg-turbo (everything else goes to libjpeg).
 //! - `hash`: the PDQ algorithm, bit-exact with Meta's C++ reference (hash and quality).
 //! - `types`: [`PdqHash`], its hex form and Hamming distance.
 //! - `index`: [`PdqIndex`], a multi-index answering "all hashes within distance d".
@@ -14,7 +12,6 @@ mod classifier;
 mod decode;
 mod hash;
 mod index;
-mod jpeg;
 mod list;
 mod types;
 
