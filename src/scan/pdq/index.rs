@@ -81,8 +81,8 @@ fn sketch(words: &[u64; 4], c: usize) -> (u64, u32) {
 
 /// Bits set in `a` and `b` together, as one SWAR popcount. The default x86-64 target has no
 /// POPCNT instruction, so `count_ones` is this same bit arithmetic per word; sharing the last
-/// two steps (nibble counts of both words added, one multiply) makes the sketch test, which
-/// runs for every candidate, about a fifth cheaper.
+/// two steps (nibble counts of both words added, one multiply) cheapens the sketch test, which
+/// runs for every candidate (measured: 10M-hash queries ~10% faster).
 #[inline]
 fn popcount_2x64(a: u64, b: u64) -> u32 {
     if cfg!(target_feature = "popcnt") {
