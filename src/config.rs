@@ -464,7 +464,7 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, Error> {
         let cfg: Config = toml::from_str(text).map_err(|e| Error::Parse {
             path: origin.to_string(),
-            message: one_line(&e),
+            message: one_line(&e, text),
         })?;
         cfg.validate(origin)?;
         Ok(cfg)
@@ -539,21 +539,65 @@ impl Config {
 }
 
 /// toml's errors span several lines with a source excerpt; keep the location and the message.
-fn one_line(e: &toml::de::Error) -> String {
-    let msg = e.message().trim().to_string();
-    let text = e.to_string();
-    match text.lines().next() {
-        Some(first) if first.starts_with("TOML parse error at") => {
-            let loc = first.trim_start_matches("TOML parse error at ");
-            format!("{loc}: {msg}")
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let msg = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let first = e.to_string();
+    let loc = match first.lines().next() {
+        Some(l) if l.starts_with("TOML parse error at ") => {
+            l.trim_start_matches("TOML parse error at ").to_string()
         }
-        _ => msg,
+        _ => return msg,
+    };
+    match e.span().and_then(|span| key_at(text, span.start)) {
+        Some(key) => format!("{loc}: key `{key}`: {msg}"),
+        None => format!("{loc}: {msg}"),
     }
+}
+
+/// The dotted key (`section.name`) assigned on the line holding byte `at`, if that line is a
+/// `name = value` line.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?;
+    let (name, _) = line.split_once('=')?;
+    let name = name.trim().trim_matches('"');
+    if name.is_empty() || name.starts_with('[') {
+        return None;
+    }
+    let section = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match section {
+        Some(sec) if !sec.is_empty() => format!("{sec}.{name}"),
+        _ => name.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_value_names_its_key_and_line() {
+        let err = Config::parse("[proxy]\nidle_timeout = \"banana\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `proxy.idle_timeout`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        let err = Config::parse("[scan]\nmodel_weight = \"x\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `scan.model_weight`"), "{err}");
+    }
 
     #[test]
     fn empty_file_gives_the_embedded_defaults() {

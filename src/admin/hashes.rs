@@ -147,6 +147,8 @@ pub async fn add(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>
                 batch.insert(e.key().as_bytes(), json);
             }
             store.hashes.apply_batch(batch)?;
+            // Acknowledged entries must survive kill -9 (sled otherwise writes every 500 ms).
+            store.db.flush()?;
             let handles = pipeline.handles();
             for e in &entries {
                 apply(&handles, e);
