@@ -296,7 +296,7 @@ impl Pipeline {
     /// on hostile input; every failure is an `unscanned` verdict with a reason.
     pub fn scan_sync(&self, content: &Content) -> Verdict {
         self.inner.stats.requests.fetch_add(1, Relaxed);
-        self.scan_counted(content, None)
+        self.scan_counted(content, None, None)
     }
 
     /// Scans on the worker pool. Returns at once with `unscanned`/`limit` when every worker
@@ -308,11 +308,13 @@ impl Pipeline {
         stats.requests.fetch_add(1, Relaxed);
         // A small body seen before is answered here: hashing it costs less than the hop to a
         // worker thread and back, which dominated the miss path of repeated content.
+        let mut known_sha = None;
         if content.bytes.len() <= INLINE_MEMO_MAX.min(self.inner.settings.limits.max_body) {
             let raw: [u8; 32] = Sha256::digest(&content.bytes).into();
             if let Some(v) = self.memo_hit(&raw, &content.content_encoding) {
                 return v;
             }
+            known_sha = Some(raw); // the worker does not hash the body again
         }
         let progress: Progress = Arc::new(Mutex::new(None));
         let media_guess = quick_media_type(&content);
@@ -321,7 +323,7 @@ impl Pipeline {
         let result = self
             .inner
             .pool
-            .run(move || this.scan_counted(&content, Some(&job_progress)))
+            .run(move || this.scan_counted(&content, known_sha, Some(&job_progress)))
             .await;
         let ruleset = self.ruleset();
         let known = progress
@@ -366,18 +368,29 @@ impl Pipeline {
         )
     }
 
-    fn scan_counted(&self, content: &Content, progress: Option<&Progress>) -> Verdict {
-        let v = self.evaluate(content, progress);
+    fn scan_counted(
+        &self,
+        content: &Content,
+        raw_sha: Option<[u8; 32]>,
+        progress: Option<&Progress>,
+    ) -> Verdict {
+        let v = self.evaluate(content, raw_sha, progress);
         self.inner.stats.count_class(v.class);
         v
     }
 
-    fn evaluate(&self, content: &Content, progress: Option<&Progress>) -> Verdict {
+    /// `raw_sha` is the body's SHA-256 when the caller already computed it.
+    fn evaluate(
+        &self,
+        content: &Content,
+        raw_sha: Option<[u8; 32]>,
+        progress: Option<&Progress>,
+    ) -> Verdict {
         let set = self.current();
         let stats = &self.inner.stats;
         let limits = &self.inner.settings.limits;
         let memo = self.inner.memo.get();
-        let raw_sha: [u8; 32] = Sha256::digest(&content.bytes).into();
+        let raw_sha: [u8; 32] = raw_sha.unwrap_or_else(|| Sha256::digest(&content.bytes).into());
         let raw_hex = hex::encode(raw_sha);
         let coding = normalise_coding(&content.content_encoding);
         let identity = coding.is_empty();
