@@ -1,0 +1,105 @@
+//! Header rewrite on the proxy's hot path: the request as sent upstream (hop-by-hop fields
+//! removed, `Via` added, `Host` from the target, `Max-Forwards`) for a realistic browser
+//! request, and the response as sent to the client (`proxy::handle::downstream_response`) for
+//! a realistic origin response.
+//!
+//! `cargo bench --bench header_rewrite -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use http::header::{HeaderMap, HeaderName, HeaderValue, HOST, MAX_FORWARDS};
+use http::{Response, Version};
+use sluice::body;
+use sluice::proxy::handle::downstream_response;
+use sluice::proxy::headers::{add_via, max_forwards, strip_hop_by_hop, wants_keep_alive};
+
+/// A browser's GET through a forward proxy (13 fields, two of them hop-by-hop).
+const REQUEST: [(&str, &str); 13] = [
+    ("host", "www.example.com"),
+    (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    ),
+    (
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    ),
+    ("accept-language", "en-GB,en;q=0.5"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("referer", "https://www.example.com/news/index.html"),
+    ("cookie", "session=8f2c1e5a9b7d4c3e; theme=dark; consent=1"),
+    ("upgrade-insecure-requests", "1"),
+    ("sec-fetch-dest", "document"),
+    ("sec-fetch-mode", "navigate"),
+    ("if-none-match", "\"5f3a-61b2c8d0e4f00\""),
+    ("proxy-connection", "keep-alive"),
+    ("connection", "keep-alive"),
+];
+
+/// An origin's 200 for a page (12 fields, two of them hop-by-hop).
+const RESPONSE: [(&str, &str); 12] = [
+    ("date", "Wed, 25 Nov 2026 22:00:00 GMT"),
+    ("server", "nginx/1.26.2"),
+    ("content-type", "text/html; charset=utf-8"),
+    ("content-length", "24411"),
+    ("cache-control", "public, max-age=600"),
+    ("etag", "\"5f3a-61b2c8d0e4f00\""),
+    ("last-modified", "Wed, 25 Nov 2026 21:30:00 GMT"),
+    ("vary", "Accept-Encoding"),
+    ("content-encoding", "gzip"),
+    ("accept-ranges", "bytes"),
+    ("connection", "keep-alive"),
+    ("keep-alive", "timeout=5, max=1000"),
+];
+
+fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_static(k),
+            HeaderValue::from_str(v).expect("valid bench header"),
+        );
+    }
+    h
+}
+
+/// The header steps of `proxy::handle::upstream_request` (which needs a live hyper body).
+fn rewrite_request(mut h: HeaderMap, authority: &str) -> HeaderMap {
+    strip_hop_by_hop(&mut h);
+    add_via(&mut h, Version::HTTP_11);
+    if let Ok(host) = HeaderValue::from_str(authority) {
+        h.insert(HOST, host);
+    }
+    if let Some(n) = max_forwards(&h) {
+        h.insert(MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
+    }
+    h
+}
+
+fn bench(c: &mut Criterion) {
+    let req = map(&REQUEST);
+    let resp = map(&RESPONSE);
+    c.bench_function("request_rewrite_13_fields", |b| {
+        b.iter_batched(
+            || req.clone(),
+            |h| black_box(rewrite_request(h, "www.example.com")),
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("response_rewrite_12_fields", |b| {
+        b.iter_batched(
+            || {
+                let mut r = Response::new(body::empty());
+                *r.headers_mut() = resp.clone();
+                r
+            },
+            |r| black_box(downstream_response(r)),
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("wants_keep_alive_13_fields", |b| {
+        b.iter(|| black_box(wants_keep_alive(Version::HTTP_11, black_box(&req))))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
