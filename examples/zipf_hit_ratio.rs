@@ -1,8 +1,8 @@
 //! Many-URL hit ratio, full size (issue 7): a seeded Zipf(1.0) sequence over 100,000 distinct
 //! 1 KiB objects, with room for 10% of them, sent through an in-process sluice to a loopback
 //! origin; prints the measured hit ratio next to the same sequence replayed offline through the
-//! cache's own W-TinyLFU (the disk policy, at the same byte capacity and sketch size), plus two
-//! references: W-TinyLFU with a sketch sized for the object count, and plain LRU.
+//! cache's own W-TinyLFU (the disk policy, at the same byte capacity and entry hint), plus two
+//! references: W-TinyLFU with the entry hint set to the object count, and plain LRU.
 //!
 //! `cargo run --release --example zipf_hit_ratio [-- --urls N --requests N --seed N --sim-only]`
 //!
@@ -82,11 +82,11 @@ async fn main() -> ExitCode {
     let sim_fitted = simulate(&seq, origin.addr, cap, fitted, object);
     let lru = simulate_lru(&seq, cap, object);
     println!(
-        "simulated  W-TinyLFU as the store sizes it (sketch for {expected} entries): {:.2}%",
+        "simulated  W-TinyLFU as the store sizes it (entry hint {expected}):  {:.2}%",
         pct(sim, seq.len())
     );
     println!(
-        "reference  W-TinyLFU, sketch sized for the {fitted} objects that fit:  {:.2}%",
+        "reference  W-TinyLFU, entry hint = the {fitted} objects that fit: {:.2}%",
         pct(sim_fitted, seq.len())
     );
     println!(

@@ -242,7 +242,7 @@ impl Drop for ZipfOrigin {
 pub struct Measured {
     /// Responses whose `Cache-Status` says `hit`.
     pub hits: usize,
-    /// Hits served from the memory tier is not visible on the wire; this is the origin's count.
+    /// Requests the origin answered during the run (every miss is one).
     pub origin_requests: usize,
     /// Wall time of the run.
     pub seconds: f64,
