@@ -4,7 +4,10 @@
 //! cache's own W-TinyLFU (the disk policy, at the same byte capacity and entry hint), plus two
 //! references: W-TinyLFU with the entry hint set to the object count, and plain LRU.
 //!
-//! `cargo run --release --example zipf_hit_ratio [-- --urls N --requests N --seed N --sim-only]`
+//! `cargo run --release --example zipf_hit_ratio [-- --urls N --requests N --seed N --connections N --sim-only]`
+//!
+//! With `--connections N` the sequence is spread round-robin over N concurrent connections
+//! (the order across connections is then up to the scheduler).
 //!
 //! `tests/cache_zipf.rs` is the scaled-down check that runs in `cargo test`.
 
@@ -20,7 +23,7 @@ use zipf_support::{
     simulate_lru, Workload, ZipfOrigin,
 };
 
-fn parse_args() -> Result<(Workload, bool), String> {
+fn parse_args() -> Result<(Workload, bool, usize), String> {
     let mut w = Workload {
         urls: 100_000,
         requests: 500_000,
@@ -31,6 +34,7 @@ fn parse_args() -> Result<(Workload, bool), String> {
         memory: 0.25,
     };
     let mut sim_only = false;
+    let mut connections = 1;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| {
@@ -42,6 +46,7 @@ fn parse_args() -> Result<(Workload, bool), String> {
             "--urls" => w.urls = value("--urls")? as usize,
             "--requests" => w.requests = value("--requests")? as usize,
             "--seed" => w.seed = value("--seed")?,
+            "--connections" => connections = value("--connections")?.max(1) as usize,
             "--sim-only" => sim_only = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -49,12 +54,12 @@ fn parse_args() -> Result<(Workload, bool), String> {
     if w.urls == 0 {
         return Err("--urls must be at least 1".into());
     }
-    Ok((w, sim_only))
+    Ok((w, sim_only, connections))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (w, sim_only) = match parse_args() {
+    let (w, sim_only, connections) = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("zipf_hit_ratio: {e}");
@@ -117,12 +122,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let got = measure(running.proxy_addr, &origin, &seq, w.body).await;
+    let got = measure(running.proxy_addr, &origin, &seq, w.body, connections).await;
     let stats = running.proxy.cache.stats();
     let (measured, simulated) = (pct(got.hits, seq.len()), pct(sim, seq.len()));
     println!(
         "measured   through sluice: {measured:.2}% ({} hits, {} origin fetches, {:.1} s, \
-         {:.0} req/s on one connection)",
+         {:.0} req/s over {connections} connection(s))",
         got.hits,
         got.origin_requests,
         got.seconds,

@@ -35,7 +35,7 @@ async fn zipf_hit_ratio_matches_the_eviction_simulation() {
     cfg.store.max_size = ByteSize(cap);
     cfg.store.memory = ByteSize((cap as f64 * w.memory) as u64);
     let sluice = common::start(cfg).await;
-    let got = measure(sluice.addr, &origin, &seq, w.body).await;
+    let got = measure(sluice.addr, &origin, &seq, w.body, 1).await;
     let simulated = simulate(&seq, origin.addr, cap, disk_expected_entries(cap), object);
 
     let stats = sluice

@@ -248,15 +248,40 @@ pub struct Measured {
     pub seconds: f64,
 }
 
-/// Sends the sequence, in order, over one keep-alive connection to the proxy at `proxy`
-/// (absolute-form targets on `origin`) and counts `Cache-Status: ...; hit` responses.
+/// Sends the sequence to the proxy at `proxy` (absolute-form targets on `origin`) over
+/// `connections` keep-alive connections at once, request `n` on connection `n % connections`
+/// (with one connection: strictly in order), and counts `Cache-Status: ...; hit` responses.
 /// Panics on anything but a complete `200` with the right body length.
 pub async fn measure(
     proxy: SocketAddr,
     origin: &ZipfOrigin,
     seq: &[u32],
     body_len: usize,
+    connections: usize,
 ) -> Measured {
+    let connections = connections.max(1);
+    let before = origin.requests();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|c| {
+            let mine: Vec<u32> = seq.iter().skip(c).step_by(connections).copied().collect();
+            let target = origin.addr;
+            tokio::spawn(async move { send_all(proxy, target, &mine, body_len).await })
+        })
+        .collect();
+    let mut hits = 0;
+    for t in tasks {
+        hits += t.await.expect("client task");
+    }
+    Measured {
+        hits,
+        origin_requests: origin.requests() - before,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// One connection's share of [`measure`]: sends `seq` in order, returns the hits.
+async fn send_all(proxy: SocketAddr, origin: SocketAddr, seq: &[u32], body_len: usize) -> usize {
     let stream = TcpStream::connect(proxy).await.expect("connect to proxy");
     let _ = stream.set_nodelay(true);
     let (mut send, conn) =
@@ -264,12 +289,10 @@ pub async fn measure(
             .await
             .expect("client handshake");
     let conn = tokio::spawn(conn);
-    let before = origin.requests();
-    let started = Instant::now();
     let mut hits = 0;
     for (n, &i) in seq.iter().enumerate() {
-        let req = Request::get(url(origin.addr, i))
-            .header("host", origin.addr.to_string())
+        let req = Request::get(url(origin, i))
+            .header("host", origin.to_string())
             .body(Empty::<Bytes>::new())
             .expect("request");
         send.ready().await.expect("proxy connection open");
@@ -288,14 +311,9 @@ pub async fn measure(
         );
         hits += usize::from(hit);
     }
-    let seconds = started.elapsed().as_secs_f64();
     drop(send);
     let _ = conn.await;
-    Measured {
-        hits,
-        origin_requests: origin.requests() - before,
-        seconds,
-    }
+    hits
 }
 
 /// `hits / requests` in percent.
