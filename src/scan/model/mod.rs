@@ -2,7 +2,9 @@
 //! n-grams of a document's raw text (markup kept), trained on the SpamAssassin public corpus.
 //!
 //! `features` is the tokenizer shared by training and scoring, `train` the seeded SGD trainer,
-//! `format` the versioned model file, `corpus` reads training directories.
+//! `format` the versioned model file, `corpus` reads training directories, `guard` decides
+//! when the model abstains (untrained media types, binary junk, too little text) and caps
+//! what markup alone may add.
 //!
 //! # Score mapping
 //! A document's margin `m = w·x + b` becomes points linear in `m`, anchored at two margins
@@ -19,6 +21,9 @@
 //! So at `model_weight = 1` the model alone crosses the spam threshold exactly at its
 //! operating point, uncertain texts add about nothing, and confident ham subtracts up to 2
 //! points (at the default threshold), which offsets stray rule hits.
+//!
+//! For HTML the positive points are then capped at the visible text's own points (at least
+//! 0) plus half the spam threshold (see [`guard`]).
 
 use std::path::PathBuf;
 
@@ -30,6 +35,7 @@ use crate::scan::{Classifier, Document, Finding, LoadError, Loaded, ScanError};
 pub mod corpus;
 pub mod features;
 pub mod format;
+pub mod guard;
 pub mod train;
 
 use features::{vectorize, FeatureConfig};
@@ -196,9 +202,6 @@ fn load_error(file: PathBuf, message: &str) -> LoadError {
     }
 }
 
-/// Texts with fewer words than this get no model finding.
-const MIN_WORDS: usize = 5;
-
 impl Classifier for TextModel {
     fn name(&self) -> &'static str {
         "model"
@@ -208,19 +211,32 @@ impl Classifier for TextModel {
         let Some(a) = &self.active else {
             return Ok(Vec::new());
         };
-        // A few words are no evidence either way (a bare number, "OK"): say nothing.
-        if !doc.is_text() || doc.raw_text.split_whitespace().nth(MIN_WORDS - 1).is_none() {
+        let model = &a.model;
+        if guard::abstain(doc, model.header.features.max_bytes).is_some() {
             return Ok(Vec::new());
         }
-        let margin = a.model.margin(&doc.raw_text);
-        let p = a.model.probability(margin);
-        let score = a.weight * a.model.points(margin, a.spam_threshold);
+        let margin = model.margin(&doc.raw_text);
+        let p = model.probability(margin);
+        let mut points = model.points(margin, a.spam_threshold);
+        let mut detail = format!("p(spam)={p:.3}");
+        // Markup alone may not make a page spam: the visible text must earn most of it.
+        let allowance = guard::MARKUP_ALLOWANCE * a.spam_threshold;
+        if points > allowance && doc.text != doc.raw_text {
+            let visible = model.margin(&doc.text);
+            let cap = model.points(visible, a.spam_threshold).max(0.0) + allowance;
+            if points > cap {
+                points = cap;
+                let pv = model.probability(visible);
+                detail.push_str(&format!("; visible text p(spam)={pv:.3}, capped"));
+            }
+        }
+        let score = a.weight * points;
         Ok(vec![Finding {
             classifier: "model".to_string(),
-            rule: a.model.header.name.clone(),
+            rule: model.header.name.clone(),
             // Three decimals, rounded down so that rounding never lifts a score over a threshold.
             score: (score * 1000.0).floor() / 1000.0,
-            detail: format!("p(spam)={p:.3}"),
+            detail,
         }])
     }
 

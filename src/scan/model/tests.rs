@@ -60,12 +60,23 @@ fn synth_corpus() -> Vec<(String, bool)> {
     texts
 }
 
+/// A document as the pipeline decodes it (HTML when it starts with `<`, else plain text).
 fn text_doc(text: &str) -> Document {
-    Document {
-        media_type: "text/html".to_string(),
-        raw_text: text.to_string(),
-        ..Document::default()
-    }
+    let declared = if text.starts_with('<') {
+        "text/html"
+    } else {
+        "text/plain"
+    };
+    let content = crate::scan::Content {
+        bytes: bytes::Bytes::copy_from_slice(text.as_bytes()),
+        declared_type: declared.to_string(),
+        charset: Some("utf-8".to_string()),
+        content_encoding: String::new(),
+        url: None,
+        headers: Vec::new(),
+    };
+    crate::scan::decode::decode(&content, &crate::scan::decode::DecodeLimits::default())
+        .expect("decodes")
 }
 
 #[test]
