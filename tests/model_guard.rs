@@ -149,3 +149,84 @@ fn spam_pages_still_score() {
         assert_eq!(v.class, Class::Spam, "{name}");
     }
 }
+
+/// What the guard costs on the training split: 5-fold out-of-fold, each held-out body decoded
+/// by the pipeline's decoder and scored with and without the guard. Needs the corpus from
+/// `shared/spam/make-train.py`: `SLUICE_SPAM_CORPUS=/tmp/spam-corpus/body cargo test
+/// --release --test model_guard -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs the training corpus (SLUICE_SPAM_CORPUS) and a release build"]
+fn guard_cost_on_the_training_split() {
+    use sluice::scan::decode::{decode, DecodeLimits};
+    use sluice::scan::model::corpus::{files_under, text_from_bytes};
+    use sluice::scan::model::guard::{abstain, Abstain};
+    use sluice::scan::model::train::{train, TrainOptions};
+    let root = std::path::PathBuf::from(
+        std::env::var("SLUICE_SPAM_CORPUS").expect("set SLUICE_SPAM_CORPUS to .../body"),
+    );
+    let mut docs = Vec::new();
+    for (class, spam) in [("spam", true), ("ham", false)] {
+        for path in files_under(&root.join(class)).expect("reads the corpus") {
+            let bytes = std::fs::read(&path).expect("reads");
+            let html = path.extension().is_some_and(|e| e == "html");
+            let declared = if html { "text/html" } else { "text/plain" };
+            let doc = decode(
+                &content(bytes.clone(), declared, None),
+                &DecodeLimits::default(),
+            )
+            .expect("decodes");
+            docs.push((text_from_bytes(&bytes), spam, doc));
+        }
+    }
+    let folds = 5;
+    // [spam, ham] × [called spam without the guard, with it]
+    let mut called = [[0usize; 2]; 2];
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    for f in 0..folds {
+        let fit: Vec<(String, bool)> = docs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % folds != f)
+            .map(|(_, d)| (d.0.clone(), d.1))
+            .collect();
+        let (data, _) = train(&fit, &TrainOptions::default()).expect("trains");
+        let model = TextModel::from_data(data.clone(), b"fold", SPAM_THRESHOLD, 1.0);
+        for (_, spam, doc) in docs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % folds == f)
+            .map(|(_, d)| d)
+        {
+            let row = usize::from(!spam);
+            let before = data.points(data.margin(&doc.raw_text), SPAM_THRESHOLD) >= SPAM_THRESHOLD;
+            let after = model
+                .classify(doc)
+                .expect("classifies")
+                .first()
+                .is_some_and(|x| x.score >= SPAM_THRESHOLD);
+            called[row][0] += usize::from(before);
+            called[row][1] += usize::from(after);
+            if before && !after {
+                let why = match abstain(doc, data.header.features.max_bytes) {
+                    Some(Abstain::MediaType) => "media type",
+                    Some(Abstain::Junk) => "junk",
+                    Some(Abstain::TooShort) => "too short",
+                    None => "markup cap",
+                };
+                *reasons
+                    .entry(format!("{} {why}", if *spam { "spam" } else { "ham" }))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let spam = docs.iter().filter(|d| d.1).count();
+    let ham = docs.len() - spam;
+    println!(
+        "out-of-fold, {spam} spam / {ham} ham: spam called spam {} -> {} with the guard; \
+         ham called spam {} -> {}; silenced by reason {reasons:?}",
+        called[0][0], called[0][1], called[1][0], called[1][1]
+    );
+    // The guard may silence only a small share of the spam the model catches.
+    assert!(called[0][1] * 100 >= called[0][0] * 95, "{called:?}");
+    assert!(called[1][1] <= called[1][0], "{called:?}");
+}
