@@ -106,9 +106,20 @@ pub struct ModelData {
 }
 
 impl ModelData {
-    /// The margin `w·x + b` of a text.
+    /// The margin `w·x + b` of a raw text, rendering it when it sniffs as HTML and the model
+    /// reads visible text (as training does).
     pub fn margin(&self, text: &str) -> f64 {
-        let x = vectorize(text, &self.header.features);
+        if !self.header.features.visible_text {
+            return self.margin_with(text, None);
+        }
+        let visible = features::visible_of(text);
+        self.margin_with(text, visible.as_deref())
+    }
+
+    /// The margin of a raw text whose visible text (for HTML) is already known.
+    pub fn margin_with(&self, raw: &str, visible: Option<&str>) -> f64 {
+        let text = features::model_text(raw, visible, &self.header.features);
+        let x = vectorize(&text, &self.header.features);
         let dot: f64 = x
             .iter()
             .map(|&(i, v)| {
@@ -215,14 +226,16 @@ impl Classifier for TextModel {
         if guard::abstain(doc, model.header.features.max_bytes).is_some() {
             return Ok(Vec::new());
         }
-        let margin = model.margin(&doc.raw_text);
+        // The pipeline rendered HTML already: its visible text is what differs from the raw.
+        let rendered = (doc.text != doc.raw_text).then_some(doc.text.as_str());
+        let margin = model.margin_with(&doc.raw_text, rendered);
         let p = model.probability(margin);
         let mut points = model.points(margin, a.spam_threshold);
         let mut detail = format!("p(spam)={p:.3}");
         // Markup alone may not make a page spam: the visible text must earn most of it.
         let allowance = guard::MARKUP_ALLOWANCE * a.spam_threshold;
-        if points > allowance && doc.text != doc.raw_text {
-            let visible = model.margin(&doc.text);
+        if points > allowance && rendered.is_some() {
+            let visible = model.margin_with(&doc.text, None);
             let cap = model.points(visible, a.spam_threshold).max(0.0) + allowance;
             if points > cap {
                 points = cap;

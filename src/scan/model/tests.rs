@@ -290,3 +290,18 @@ fn non_text_documents_get_no_findings() {
         .expect("classifies")
         .is_empty());
 }
+
+#[test]
+fn scoring_a_decoded_html_page_matches_the_margin_training_uses() {
+    let model = shipped();
+    let data = model.model().expect("loaded");
+    assert!(data.header.features.visible_text);
+    let html = "<html><body><h2>Refinance today</h2><p>Lowest rates ever, get a FREE quote \
+                in minutes with no obligation. Bad credit OK! <a href=\"http://r.example/\">\
+                Apply now</a></p><p>Click here to be removed.</p></body></html>";
+    let doc = text_doc(html);
+    assert_ne!(doc.text, doc.raw_text, "the pipeline rendered it");
+    let findings = model.classify(&doc).expect("classifies");
+    let p = data.probability(data.margin(html));
+    assert_eq!(findings[0].detail, format!("p(spam)={p:.3}"));
+}
