@@ -1,5 +1,6 @@
 //! The trained text model from `scan.models`: logistic regression over hashed word and byte
-//! n-grams of a document's raw text (markup kept), trained on the SpamAssassin public corpus.
+//! n-grams of a document's raw text (markup kept) followed, for HTML, by its visible text;
+//! trained on the SpamAssassin public corpus.
 //!
 //! `features` is the tokenizer shared by training and scoring, `train` the seeded SGD trainer,
 //! `format` the versioned model file, `corpus` reads training directories, `guard` decides
