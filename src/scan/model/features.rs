@@ -25,6 +25,10 @@ pub struct FeatureConfig {
     pub char_weight: f32,
     /// Only the first `max_bytes` of a text are looked at (bounds scoring time on huge bodies).
     pub max_bytes: usize,
+    /// For HTML, the rendered visible text is appended to the raw markup before tokenizing
+    /// (see [`model_text`]). Absent in older model files, which read as `false`.
+    #[serde(default)]
+    pub visible_text: bool,
 }
 
 impl Default for FeatureConfig {
@@ -36,7 +40,35 @@ impl Default for FeatureConfig {
             char_max: 5,
             char_weight: 6.0,
             max_bytes: 128 * 1024,
+            visible_text: true,
         }
+    }
+}
+
+/// The visible text of `raw` when it sniffs as HTML (the renderer the pipeline uses), else
+/// `None`; training and [`super::ModelData::margin`] use it, the classifier uses the
+/// pipeline's own rendering.
+pub fn visible_of(raw: &str) -> Option<String> {
+    let head = truncate(raw, 1024);
+    match crate::scan::decode::sniff(head.as_bytes()) {
+        "text/html" | "application/xhtml+xml" => {
+            let mut no_uris = crate::scan::decode::html::UriSet::new(0, None);
+            Some(crate::scan::decode::html::to_text(raw, &mut no_uris))
+        }
+        _ => None,
+    }
+}
+
+/// The text the model tokenizes: the raw text, plus a newline and the visible text when the
+/// model uses it and there is one.
+pub fn model_text<'a>(
+    raw: &'a str,
+    visible: Option<&str>,
+    cfg: &FeatureConfig,
+) -> std::borrow::Cow<'a, str> {
+    match visible {
+        Some(v) if cfg.visible_text => std::borrow::Cow::Owned(format!("{raw}\n{v}")),
+        _ => std::borrow::Cow::Borrowed(raw),
     }
 }
 
@@ -307,6 +339,32 @@ mod tests {
         let first = vectorize(text, &cfg);
         let _other = vectorize("something else entirely", &cfg);
         assert_eq!(vectorize(text, &cfg), first);
+    }
+
+    #[test]
+    fn html_gets_its_visible_text_appended_and_plain_text_does_not() {
+        let cfg = FeatureConfig::default();
+        let html = "<html><body><p>Cheap <b>pills</b> here</p></body></html>";
+        let visible = visible_of(html).expect("sniffs as HTML");
+        assert!(visible.contains("Cheap pills here"), "{visible:?}");
+        let text = model_text(html, Some(&visible), &cfg);
+        assert_eq!(text, format!("{html}\n{visible}"));
+        assert_eq!(visible_of("just words, <b> later"), None);
+        assert_eq!(model_text("plain", None, &cfg), "plain");
+        let off = FeatureConfig {
+            visible_text: false,
+            ..cfg
+        };
+        assert_eq!(model_text(html, Some(&visible), &off), html);
+    }
+
+    #[test]
+    fn older_model_headers_without_the_visible_text_flag_read_as_off() {
+        let json = r#"{"bits":19,"word_bigrams":true,"char_min":3,"char_max":5,
+            "char_weight":6.0,"max_bytes":131072}"#;
+        let cfg: FeatureConfig = serde_json::from_str(json).expect("parses");
+        assert!(!cfg.visible_text);
+        assert!(FeatureConfig::default().visible_text);
     }
 
     #[test]

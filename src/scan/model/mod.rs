@@ -1,8 +1,11 @@
 //! The trained text model from `scan.models`: logistic regression over hashed word and byte
-//! n-grams of a document's raw text (markup kept), trained on the SpamAssassin public corpus.
+//! n-grams of a document's raw text (markup kept) followed, for HTML, by its visible text;
+//! trained on the SpamAssassin public corpus.
 //!
 //! `features` is the tokenizer shared by training and scoring, `train` the seeded SGD trainer,
-//! `format` the versioned model file, `corpus` reads training directories.
+//! `format` the versioned model file, `corpus` reads training directories, `guard` decides
+//! when the model abstains (untrained media types, binary junk, too little text) and caps
+//! what markup alone may add.
 //!
 //! # Score mapping
 //! A document's margin `m = w·x + b` becomes points linear in `m`, anchored at two margins
@@ -19,6 +22,9 @@
 //! So at `model_weight = 1` the model alone crosses the spam threshold exactly at its
 //! operating point, uncertain texts add about nothing, and confident ham subtracts up to 2
 //! points (at the default threshold), which offsets stray rule hits.
+//!
+//! For HTML the positive points are then capped at the visible text's own points (at least
+//! 0) plus half the spam threshold (see [`guard`]).
 
 use std::path::PathBuf;
 
@@ -30,6 +36,7 @@ use crate::scan::{Classifier, Document, Finding, LoadError, Loaded, ScanError};
 pub mod corpus;
 pub mod features;
 pub mod format;
+pub mod guard;
 pub mod train;
 
 use features::{vectorize, FeatureConfig};
@@ -100,9 +107,20 @@ pub struct ModelData {
 }
 
 impl ModelData {
-    /// The margin `w·x + b` of a text.
+    /// The margin `w·x + b` of a raw text, rendering it when it sniffs as HTML and the model
+    /// reads visible text (as training does).
     pub fn margin(&self, text: &str) -> f64 {
-        let x = vectorize(text, &self.header.features);
+        if !self.header.features.visible_text {
+            return self.margin_with(text, None);
+        }
+        let visible = features::visible_of(text);
+        self.margin_with(text, visible.as_deref())
+    }
+
+    /// The margin of a raw text whose visible text (for HTML) is already known.
+    pub fn margin_with(&self, raw: &str, visible: Option<&str>) -> f64 {
+        let text = features::model_text(raw, visible, &self.header.features);
+        let x = vectorize(&text, &self.header.features);
         let dot: f64 = x
             .iter()
             .map(|&(i, v)| {
@@ -196,9 +214,6 @@ fn load_error(file: PathBuf, message: &str) -> LoadError {
     }
 }
 
-/// Texts with fewer words than this get no model finding.
-const MIN_WORDS: usize = 5;
-
 impl Classifier for TextModel {
     fn name(&self) -> &'static str {
         "model"
@@ -208,19 +223,34 @@ impl Classifier for TextModel {
         let Some(a) = &self.active else {
             return Ok(Vec::new());
         };
-        // A few words are no evidence either way (a bare number, "OK"): say nothing.
-        if !doc.is_text() || doc.raw_text.split_whitespace().nth(MIN_WORDS - 1).is_none() {
+        let model = &a.model;
+        if guard::abstain(doc, model.header.features.max_bytes).is_some() {
             return Ok(Vec::new());
         }
-        let margin = a.model.margin(&doc.raw_text);
-        let p = a.model.probability(margin);
-        let score = a.weight * a.model.points(margin, a.spam_threshold);
+        // The pipeline rendered HTML already: its visible text is what differs from the raw.
+        let rendered = (doc.text != doc.raw_text).then_some(doc.text.as_str());
+        let margin = model.margin_with(&doc.raw_text, rendered);
+        let p = model.probability(margin);
+        let mut points = model.points(margin, a.spam_threshold);
+        let mut detail = format!("p(spam)={p:.3}");
+        // Markup alone may not make a page spam: the visible text must earn most of it.
+        let allowance = guard::MARKUP_ALLOWANCE * a.spam_threshold;
+        if points > allowance && rendered.is_some() {
+            let visible = model.margin_with(&doc.text, None);
+            let cap = model.points(visible, a.spam_threshold).max(0.0) + allowance;
+            if points > cap {
+                points = cap;
+                let pv = model.probability(visible);
+                detail.push_str(&format!("; visible text p(spam)={pv:.3}, capped"));
+            }
+        }
+        let score = a.weight * points;
         Ok(vec![Finding {
             classifier: "model".to_string(),
-            rule: a.model.header.name.clone(),
+            rule: model.header.name.clone(),
             // Three decimals, rounded down so that rounding never lifts a score over a threshold.
             score: (score * 1000.0).floor() / 1000.0,
-            detail: format!("p(spam)={p:.3}"),
+            detail,
         }])
     }
 

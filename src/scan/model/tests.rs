@@ -60,12 +60,23 @@ fn synth_corpus() -> Vec<(String, bool)> {
     texts
 }
 
+/// A document as the pipeline decodes it (HTML when it starts with `<`, else plain text).
 fn text_doc(text: &str) -> Document {
-    Document {
-        media_type: "text/html".to_string(),
-        raw_text: text.to_string(),
-        ..Document::default()
-    }
+    let declared = if text.starts_with('<') {
+        "text/html"
+    } else {
+        "text/plain"
+    };
+    let content = crate::scan::Content {
+        bytes: bytes::Bytes::copy_from_slice(text.as_bytes()),
+        declared_type: declared.to_string(),
+        charset: Some("utf-8".to_string()),
+        content_encoding: String::new(),
+        url: None,
+        headers: Vec::new(),
+    };
+    crate::scan::decode::decode(&content, &crate::scan::decode::DecodeLimits::default())
+        .expect("decodes")
 }
 
 #[test]
@@ -278,4 +289,19 @@ fn non_text_documents_get_no_findings() {
         .classify(&text_doc("  "))
         .expect("classifies")
         .is_empty());
+}
+
+#[test]
+fn scoring_a_decoded_html_page_matches_the_margin_training_uses() {
+    let model = shipped();
+    let data = model.model().expect("loaded");
+    assert!(data.header.features.visible_text);
+    let html = "<html><body><h2>Refinance today</h2><p>Lowest rates ever, get a FREE quote \
+                in minutes with no obligation. Bad credit OK! <a href=\"http://r.example/\">\
+                Apply now</a></p><p>Click here to be removed.</p></body></html>";
+    let doc = text_doc(html);
+    assert_ne!(doc.text, doc.raw_text, "the pipeline rendered it");
+    let findings = model.classify(&doc).expect("classifies");
+    let p = data.probability(data.margin(html));
+    assert_eq!(findings[0].detail, format!("p(spam)={p:.3}"));
 }

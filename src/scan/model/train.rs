@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{vectorize, FeatureConfig, SparseVec};
+use super::features::{model_text, vectorize, visible_of, FeatureConfig, SparseVec};
 use super::{ModelData, ModelHeader};
 
 /// Knobs of a training run; the defaults are what the shipped model was trained with.
@@ -289,11 +289,19 @@ pub struct TrainReport {
     pub cv: Metrics,
 }
 
-/// Vectorises `(text, is_spam)` examples.
+/// Vectorises `(raw text, is_spam)` examples (HTML is rendered when `cfg.visible_text`).
 pub fn vectorize_all(texts: &[(String, bool)], cfg: &FeatureConfig) -> Vec<(SparseVec, bool)> {
     texts
         .iter()
-        .map(|(t, spam)| (vectorize(t, cfg), *spam))
+        .map(|(t, spam)| {
+            let visible = if cfg.visible_text {
+                visible_of(t)
+            } else {
+                None
+            };
+            let text = model_text(t, visible.as_deref(), cfg);
+            (vectorize(&text, cfg), *spam)
+        })
         .collect()
 }
 
