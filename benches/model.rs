@@ -27,9 +27,14 @@ fn document(size: usize) -> Document {
         k += 1;
     }
     html.push_str("</body></html>\n");
+    // The pipeline renders the visible text before the model runs; without it the model's
+    // guard abstains (too few words) and the bench would measure nothing.
+    let mut uris = sluice::scan::decode::html::UriSet::new(1000, None);
+    let text = sluice::scan::decode::html::to_text(&html, &mut uris);
     Document {
         media_type: "text/html".to_string(),
         raw_text: html,
+        text,
         ..Document::default()
     }
 }
