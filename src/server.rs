@@ -85,13 +85,11 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
         tracing::info!(entries = runtime_hashes, "applied runtime hash entries");
     }
     let cache = Cache::open(&store, CacheConfig::from_config(&cfg.store))?;
-    let bind = |addr: SocketAddr, what: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, what, source })
+    let bind = |addr: SocketAddr, what: &'static str| {
+        listen(addr).map_err(|source| Error::Bind { addr, what, source })
     };
-    let proxy_listener = bind(cfg.proxy.listen, "proxy").await?;
-    let admin_listener = bind(cfg.admin.listen, "admin").await?;
+    let proxy_listener = bind(cfg.proxy.listen, "proxy")?;
+    let admin_listener = bind(cfg.admin.listen, "admin")?;
     let proxy_addr = proxy_listener.local_addr().map_err(|source| Error::Bind {
         addr: cfg.proxy.listen,
         what: "proxy",
@@ -131,6 +129,20 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
         shutdown: tx,
         tasks,
     })
+}
+
+/// Binds a listener with a 4096-connection accept backlog (tokio's `bind` uses 1024; a burst of
+/// new connections on a loaded machine overflowed it and clients saw SYN retransmits). The
+/// kernel caps it at `net.core.somaxconn`.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Builds the runtime (`proxy.workers` threads) and serves until SIGTERM/Ctrl-C.
