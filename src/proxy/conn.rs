@@ -12,6 +12,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::headcheck::HeadCheck;
+use crate::admin::metrics::counters::BYTES_FLUSH;
 use crate::body::{Body, BoxError};
 
 /// Shared between a connection's IO wrapper, its requests, and its timeout watcher.
@@ -112,13 +113,25 @@ impl ConnState {
 }
 
 pin_project_lite::pin_project! {
-    /// Client IO that tells [`ConnState`] when request bytes arrive, and checks request
-    /// heads strictly before hyper parses them ([`HeadCheck`]).
+    /// Client IO that tells [`ConnState`] when request bytes arrive, checks request heads
+    /// strictly before hyper parses them ([`HeadCheck`]), and counts the bytes read and
+    /// written for `sluice_client_bytes_received_total` / `_sent_total`. The counts are plain
+    /// fields, added to the shared atomics every [`BYTES_FLUSH`] bytes and when the connection
+    /// closes: a small request costs no shared-counter traffic for them.
     pub struct TrackedIo<T> {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
         check: HeadCheck,
+        received: u64,
+        sent: u64,
+    }
+
+    impl<T> PinnedDrop for TrackedIo<T> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.state.metrics.add_client_bytes(*this.received, *this.sent);
+        }
     }
 }
 
@@ -129,8 +142,17 @@ impl<T> TrackedIo<T> {
             inner,
             state,
             check: HeadCheck::default(),
+            received: 0,
+            sent: 0,
         }
     }
+}
+
+/// Adds `n` to a per-connection count; returns the count to flush once it reaches
+/// [`BYTES_FLUSH`].
+fn note(pending: &mut u64, n: usize) -> Option<u64> {
+    *pending += n as u64;
+    (*pending >= BYTES_FLUSH).then(|| std::mem::take(pending))
 }
 
 impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
@@ -142,9 +164,29 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
         let this = self.project();
         let before = buf.filled().len();
         let r = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let read = buf.filled().len() - before;
+        if read > 0 {
             this.state.on_read();
             this.check.scan(&mut buf.filled_mut()[before..]);
+            if let Some(n) = note(this.received, read) {
+                this.state.metrics.add_client_bytes(n, 0);
+            }
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite> TrackedIo<T> {
+    /// Counts what a write reported as sent.
+    fn sent(
+        state: &ConnState,
+        sent: &mut u64,
+        r: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = r {
+            if let Some(n) = note(sent, n) {
+                state.metrics.add_client_bytes(0, n);
+            }
         }
         r
     }
@@ -156,7 +198,9 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        let this = self.project();
+        let r = this.inner.poll_write(cx, buf);
+        Self::sent(this.state, this.sent, r)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.project().inner.poll_flush(cx)
@@ -169,7 +213,9 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let r = this.inner.poll_write_vectored(cx, bufs);
+        Self::sent(this.state, this.sent, r)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

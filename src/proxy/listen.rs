@@ -109,8 +109,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
     let _ = stream.set_nodelay(true);
     let allowed = client_allowed(&proxy, peer.ip());
     let state = ConnState::new(proxy.metrics.clone());
-    let counted = crate::admin::metrics::io::CountedIo::new(stream, proxy.metrics.clone());
-    let io = TokioIo::new(TrackedIo::new(counted, state.clone()));
+    let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
     let svc = {
         let (proxy, state) = (proxy.clone(), state.clone());
         service_fn(move |mut req: http::Request<hyper::body::Incoming>| {

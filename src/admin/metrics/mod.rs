@@ -2,7 +2,6 @@
 //!
 //! - `counters`: [`ProxyMetrics`] (requests by method, status and cache result; client bytes
 //!   and connections), updated on the request path with one relaxed increment per request.
-//! - `io`: `CountedIo`, the client stream wrapper counting bytes per connection.
 //! - `histogram`: the fixed-bucket latency [`histogram::Histogram`] used for upstream connect
 //!   and response times and per-classifier scan times.
 //!
@@ -11,7 +10,6 @@
 
 pub mod counters;
 pub mod histogram;
-pub mod io;
 
 use std::fmt::Write as _;
 
