@@ -4,21 +4,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::bin::{self, Bin, Launch};
 use common::cache::answer;
 use common::{get, Client, Origin};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+use nix::sys::signal::Signal;
 const OBJECTS: usize = 600;
 const WORKERS: usize = 8;
 
@@ -48,64 +41,6 @@ fn index_of(target: &str) -> Option<usize> {
     target.rsplit('/').next()?.parse().ok()
 }
 
-fn free_port() -> u16 {
-    common::refused_port()
-}
-
-fn spawn(config: &Path, store: &Path) -> (Child, SocketAddr, SocketAddr) {
-    let (proxy, admin) = (free_port(), free_port());
-    let child = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{proxy}")])
-        .args(["--admin", &format!("127.0.0.1:{admin}")])
-        .arg("--store")
-        .arg(store)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start sluice serve");
-    (
-        child,
-        SocketAddr::from(([127, 0, 0, 1], proxy)),
-        SocketAddr::from(([127, 0, 0, 1], admin)),
-    )
-}
-
-/// Polls `GET /healthz` on the admin port until it answers 200 (bounded).
-async fn wait_ready(child: &mut Child, admin: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(Instant::now() < deadline, "sluice never became healthy");
-        assert!(
-            child.try_wait().expect("poll child").is_none(),
-            "sluice exited early"
-        );
-        if let Ok(mut s) = tokio::net::TcpStream::connect(admin).await {
-            let req = "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
-            let mut out = Vec::new();
-            if s.write_all(req.as_bytes()).await.is_ok()
-                && tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out))
-                    .await
-                    .is_ok()
-                && out.starts_with(b"HTTP/1.1 200")
-            {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn sigkill(child: &Child) {
-    let pid = Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid fits"));
-    kill(pid, Signal::SIGKILL).expect("send SIGKILL");
-}
-
 #[tokio::test]
 async fn kill_9_during_a_write_load_never_leaves_a_corrupted_object() {
     let failing = Arc::new(AtomicBool::new(false));
@@ -123,14 +58,21 @@ async fn kill_9_during_a_write_load_never_leaves_a_corrupted_object() {
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, "[upstream]\nallow = [\"127.0.0.0/8\"]\n").expect("write config");
+    let config = bin::write_config(dir.path(), "");
     let store = dir.path().join("store");
 
     // Load: WORKERS keep-alive clients fetch all objects; SIGKILL once two thirds are in,
     // with writes still in flight (the earlier ones span several 500 ms flush intervals).
-    let (mut child, proxy, admin) = spawn(&config, &store);
-    wait_ready(&mut child, admin).await;
+    let mut sluice = Bin::spawn(
+        &config,
+        &store,
+        Launch {
+            log: "error",
+            ..Launch::default()
+        },
+    );
+    sluice.wait_ready().await;
+    let proxy = sluice.proxy;
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
@@ -164,21 +106,25 @@ async fn kill_9_during_a_write_load_never_leaves_a_corrupted_object() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    sigkill(&child);
+    sluice.signal(Signal::SIGKILL);
     let killed_after = done.load(Ordering::SeqCst);
-    tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("sluice dies on SIGKILL")
-        .expect("wait");
+    assert_eq!(sluice.exit_code().await, None, "sluice dies on SIGKILL");
     for w in workers {
         let _ = w.await;
     }
 
     // Restart on the same store with the origin failing: only stored objects can be 200.
     failing.store(true, Ordering::SeqCst);
-    let (mut child, proxy, admin) = spawn(&config, &store);
-    wait_ready(&mut child, admin).await;
-    let mut c = Client::connect(proxy).await;
+    let mut sluice = Bin::spawn(
+        &config,
+        &store,
+        Launch {
+            log: "error",
+            ..Launch::default()
+        },
+    );
+    sluice.wait_ready().await;
+    let mut c = Client::connect(sluice.proxy).await;
     let mut served = 0;
     for i in 0..OBJECTS {
         let r = c.exchange(get(&origin.url(&format!("/obj/{i}")))).await;
@@ -200,6 +146,5 @@ async fn kill_9_during_a_write_load_never_leaves_a_corrupted_object() {
         served > 0,
         "some objects written well before the kill must survive"
     );
-    sigkill(&child);
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    sluice.kill9().await;
 }

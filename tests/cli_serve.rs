@@ -3,15 +3,10 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::{Client, Origin, LIMIT};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::bin::{self, Bin, Launch, BIN};
+use common::{Origin, LIMIT};
+use nix::sys::signal::Signal;
 use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.path().join(name);
@@ -80,70 +75,28 @@ async fn check_config_rejects_a_bad_value_with_exit_1() {
     assert!(stderr.contains("line 2"), "{stderr}");
 }
 
-/// A 127.0.0.1 port that is free right now.
-fn free_port() -> u16 {
-    common::refused_port()
-}
-
 #[tokio::test]
 async fn serve_proxies_requests_and_exits_0_on_sigterm() {
     let origin = Origin::ok("through the binary").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(
-        &dir,
-        "sluice.toml",
-        "[upstream]\nallow = [\"127.0.0.0/8\"]\n",
-    );
-    let (proxy_port, admin_port) = (free_port(), free_port());
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .args(["--listen", &format!("127.0.0.1:{proxy_port}")])
-        .args(["--admin", &format!("127.0.0.1:{admin_port}")])
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start sluice serve");
+    let config = bin::write_config(dir.path(), "");
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), Launch::default());
+    sluice.wait_ready().await;
 
-    let proxy = std::net::SocketAddr::from(([127, 0, 0, 1], proxy_port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(proxy).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sluice serve never started listening"
-        );
-        assert!(
-            child.try_wait().expect("poll child").is_none(),
-            "sluice serve exited early"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    let r = common::fetch(proxy, &origin.url("/bin")).await;
+    let r = common::fetch(sluice.proxy, &origin.url("/bin")).await;
     assert_eq!((r.status(), r.text().as_str()), (200, "through the binary"));
-    let mut admin = Client::connect(([127, 0, 0, 1], admin_port).into()).await;
-    let health = admin
-        .exchange(format!(
-            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{admin_port}\r\n\r\n"
-        ))
-        .await;
+    let health = sluice.admin("GET", "/healthz", "").await;
     assert_eq!(health.status(), 200);
 
-    let pid = Pid::from_raw(i32::try_from(child.id().expect("pid")).expect("pid fits"));
-    kill(pid, Signal::SIGTERM).expect("send SIGTERM");
-    let status = tokio::time::timeout(LIMIT, child.wait())
-        .await
-        .expect("sluice exits promptly on SIGTERM")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(
+        sluice.exit_code().await,
+        Some(0),
+        "stderr: {}",
+        sluice.stderr()
+    );
     assert!(
-        tokio::net::TcpStream::connect(proxy).await.is_err(),
+        tokio::net::TcpStream::connect(sluice.proxy).await.is_err(),
         "no longer listening"
     );
 }

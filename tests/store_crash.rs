@@ -3,12 +3,11 @@
 //! right digest, and the hash entry is listed and blocks its body after the restart.
 //! (tests/cache_crash.rs covers cached objects under a write load.)
 
-mod bin_support;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use bin_support::{sha_hex, write_config, Bin, Launch};
+use common::bin::{sha_hex, write_config, Bin, Launch};
 use common::cache::answer;
 use common::Origin;
 

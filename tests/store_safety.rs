@@ -3,14 +3,13 @@
 //! sluice is refused, and a full disk leaves the proxy serving uncached — in no case a panic
 //! or a corrupted body.
 
-mod bin_support;
 mod common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bin_support::{copy_dir, entries_starting, write_config, Bin, Launch};
+use common::bin::{copy_dir, entries_starting, write_config, Bin, Launch};
 use common::cache::answer;
 use common::{get, Client, Origin};
 

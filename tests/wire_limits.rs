@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::bin::{self, Bin, Launch};
 use common::wire::WireError;
 use common::{config, get, start, Client, Origin, LIMIT};
 use sluice::config::ScanMode;
@@ -205,38 +206,10 @@ async fn ten_thousand_idle_keep_alive_clients_hold_in_bounded_memory() {
     }
     let origin = Origin::ok("ok").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config_path = dir.path().join("sluice.toml");
-    std::fs::write(&config_path, "[upstream]\nallow = [\"127.0.0.0/8\"]\n").expect("write config");
-    let (proxy_port, admin_port) = (common::refused_port(), common::refused_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--listen", &format!("127.0.0.1:{proxy_port}")])
-        .args(["--admin", &format!("127.0.0.1:{admin_port}")])
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start sluice serve");
-    let pid = child.id().expect("pid");
-    let proxy = std::net::SocketAddr::from(([127, 0, 0, 1], proxy_port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(proxy).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "sluice serve never started listening"
-        );
-        assert!(
-            child.try_wait().expect("poll child").is_none(),
-            "sluice serve exited early"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let config = bin::write_config(dir.path(), "");
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), Launch::default());
+    sluice.wait_ready().await;
+    let (proxy, pid) = (sluice.proxy, sluice.child.id().expect("pid"));
     // Warm up (first request, pools, allocator) before the baseline.
     assert_eq!(
         common::fetch(proxy, &origin.url("/warm")).await.status(),
@@ -302,5 +275,5 @@ async fn ten_thousand_idle_keep_alive_clients_hold_in_bounded_memory() {
         );
     }
     drop(idle);
-    let _ = child.kill().await;
+    sluice.kill9().await;
 }

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod attacks;
+pub mod bin;
 pub mod cache;
 pub mod client;
 pub mod origin;
@@ -28,7 +29,7 @@ use sluice::server::Running;
 #[allow(unused_imports)]
 pub use client::{fetch, get, request, Client, Response};
 #[allow(unused_imports)]
-pub use origin::{ok, refused_port, Origin};
+pub use origin::{free_ports, ok, refused_port, Origin};
 
 /// The longest any single step of a test may take before it counts as a hang.
 pub const LIMIT: Duration = Duration::from_secs(10);

@@ -282,6 +282,15 @@ pub fn ok(body: &str) -> Vec<u8> {
 
 /// A 127.0.0.1 port on which nothing listens (bound, then released).
 pub fn refused_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct 127.0.0.1 ports free right now, for a child process to bind. All are held
+/// until the last is picked: ports taken one at a time may repeat, and a process told to
+/// listen twice on one port exits at start-up.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: [std::net::TcpListener; N] =
+        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"));
+    held.map(|l| l.local_addr().expect("addr").port())
 }

@@ -1,6 +1,6 @@
-//! Running the real `sluice serve` binary for the store-safety tests: start-up messages,
-//! exit codes, kill -9 and a file-size limit are the point there, so in-process is not enough.
-#![allow(dead_code)]
+//! Running the real `sluice serve` binary, for tests where the process is the point: start-up
+//! messages, exit codes, signals, kill -9, a file-size limit, or a socket count that would
+//! share this process's file limit.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::common::{self, Client, Response, LIMIT};
+use super::{free_ports, Client, Response, LIMIT};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -48,7 +48,7 @@ pub struct Launch<'a> {
 impl Bin {
     /// Starts `sluice serve --config config --store store` on fresh loopback ports.
     pub fn spawn(config: &Path, store: &Path, launch: Launch<'_>) -> Bin {
-        let (proxy, admin) = (common::refused_port(), common::refused_port());
+        let [proxy, admin] = free_ports();
         let mut cmd = match launch.file_limit_kib {
             // bash counts `ulimit -f` in KiB, POSIX sh in 512-byte blocks: say it in bytes.
             Some(kib) => {
@@ -157,12 +157,17 @@ impl Bin {
         status.code()
     }
 
-    /// SIGKILL and reap.
-    pub async fn kill9(&mut self) {
+    /// Sends `signal` to the process, if it is still running.
+    pub fn signal(&self, signal: Signal) {
         if let Some(id) = self.child.id() {
             let pid = Pid::from_raw(i32::try_from(id).expect("pid fits"));
-            let _ = kill(pid, Signal::SIGKILL);
+            let _ = kill(pid, signal);
         }
+    }
+
+    /// SIGKILL and reap.
+    pub async fn kill9(&mut self) {
+        self.signal(Signal::SIGKILL);
         let _ = tokio::time::timeout(LIMIT, self.child.wait()).await;
     }
 
