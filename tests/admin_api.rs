@@ -1,7 +1,7 @@
 //! The admin API through its real listener: auth, protocol errors, healthz, purge, verdicts.
 
-mod admin_support;
-mod common;
+use crate::admin_support;
+use crate::common;
 
 use admin_support::{enc, verdict_class, verdict_sha, AdminClient, Dirs};
 use common::Origin;

@@ -3,8 +3,8 @@
 //! port never reaching the admin handler (origin-form is a 400, absolute-form to the admin
 //! address is stopped by the destination guard, CONNECT by the port allowlist).
 
-mod admin_support;
-mod common;
+use crate::admin_support;
+use crate::common;
 
 use admin_support::{AdminClient, Dirs};
 use common::{assert_proxy_error, Client};

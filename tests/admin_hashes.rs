@@ -1,8 +1,8 @@
 //! Runtime hash entries through the admin listener: add, list, delete, validation, effect on
 //! the next fetch, retro-match of bodies cached before, survival across reload and restart.
 
-mod admin_support;
-mod common;
+use crate::admin_support;
+use crate::common;
 
 use std::path::PathBuf;
 

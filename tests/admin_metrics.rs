@@ -1,8 +1,8 @@
 //! `GET /metrics` through the admin listener: the page parses as Prometheus text (with the
 //! `prometheus-parse` crate) and its counters and histograms move as requests flow.
 
-mod admin_support;
-mod common;
+use crate::admin_support;
+use crate::common;
 
 use admin_support::{buckets, declared, scrape, total, AdminClient, Dirs};
 use common::{request, Client, Origin};

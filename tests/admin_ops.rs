@@ -1,8 +1,8 @@
 //! Operations through the admin listener: rule reloads (HTTP and SIGHUP). `/metrics` is in
 //! `admin_metrics.rs`, rescans in `admin_rescan.rs`.
 
-mod admin_support;
-mod common;
+use crate::admin_support;
+use crate::common;
 
 use admin_support::{verdict_class, AdminClient, Dirs};
 use common::{Origin, LIMIT};

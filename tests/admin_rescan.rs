@@ -2,8 +2,8 @@
 //! with the current rules in the background (by class and by SHA-256, plain and gzip'd
 //! bodies), progress to `done`, one rescan at a time (409), input validation (400).
 
-mod admin_support;
-mod common;
+use crate::admin_support;
+use crate::common;
 
 use std::io::Write as _;
 use std::sync::PoisonError;

@@ -2,8 +2,8 @@
 //! verdicts of bodies and images cached before `listed` at once (by SHA-256 and by URL), and
 //! their next cache hit is blocked from the memo, without scanning or hashing again.
 
-mod admin_support;
-mod common;
+use crate::admin_support;
+use crate::common;
 
 use std::path::PathBuf;
 

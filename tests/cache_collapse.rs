@@ -1,7 +1,7 @@
 //! Request collapsing through the real proxy: a stampede on one cacheable URL costs one
 //! origin fetch, while requests for an uncacheable URL are not serialised behind each other.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! on the same store every object served is byte-identical to the origin's (objects may be
 //! missing — sled flushes every 500 ms — but none is ever corrupted).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Invalidation through the real proxy (RFC 9111 §4.4): a non-error response to an unsafe
 //! method drops the stored object of its URI and of a same-origin Location.
 
-mod common;
+use crate::common;
 
 use common::cache::{answer, assert_cache_status, hits, ok_with};
 use common::{request, Origin};

@@ -1,7 +1,7 @@
 //! Requests against stored objects through the real proxy: HEAD and Range from a stored
 //! GET, Vary variants, client conditionals, and request Cache-Control directives.
 
-mod common;
+use crate::common;
 
 use common::cache::{assert_cache_status, hits, ok_with};
 use common::{request, Origin};

@@ -1,7 +1,7 @@
 //! Cache reuse through the real proxy: fresh hits, what is not stored, freshness sources,
 //! and what a stored object looks like when it is served again.
 
-mod common;
+use crate::common;
 
 use common::cache::{answer, assert_cache_status, hits, http_date, ok_with};
 use common::{request, Origin};

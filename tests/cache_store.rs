@@ -1,7 +1,7 @@
 //! What reaches the store: a truncated upstream body is never stored (nor served as
 //! complete), and stored objects survive a restart on the same store directory.
 
-mod common;
+use crate::common;
 
 use common::cache::{assert_cache_status, hits, ok_with};
 use common::Origin;

@@ -2,7 +2,7 @@
 //! 200, no-cache and must-revalidate, serving stale on errors, stale-while-revalidate, and
 //! Vary variants on revalidation.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 //! `examples/zipf_hit_ratio.rs` runs the full size (100,000 URLs). How the simulation models a
 //! proxy hit is explained in `zipf_support`.
 
-mod common;
-mod zipf_support;
+use crate::common;
+use crate::zipf_support;
 
 use sluice::config::ByteSize;
 use zipf_support::{

@@ -1,7 +1,7 @@
 //! The real `sluice` binary: `serve --check-config` verdicts and exit codes, and `serve`
 //! proxying a request, answering the admin health check and exiting 0 on SIGTERM.
 
-mod common;
+use crate::common;
 
 use common::bin::{self, Bin, Launch, BIN};
 use common::{Origin, LIMIT};

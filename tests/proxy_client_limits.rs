@@ -1,7 +1,7 @@
 //! Protecting the proxy from its clients: header (slowloris) and idle timeouts, request
 //! size limits (414/431), the client ACL and the connection cap.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

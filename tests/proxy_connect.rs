@@ -1,7 +1,7 @@
 //! CONNECT: tunnels bytes both ways to ports in `proxy.connect_ports` after the
 //! destination guard; anything else is refused with 403 before any connection is made.
 
-mod common;
+use crate::common;
 
 use common::{config, start, Client, Origin};
 

@@ -1,7 +1,7 @@
 //! Upstream failures end in a response, never a hang: 504 for timeouts, 502 for refused
 //! or broken origins, each with an RFC 9209 `Proxy-Status`; a slow-drip body is cut.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

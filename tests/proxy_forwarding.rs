@@ -3,7 +3,7 @@
 //! byte (streamed, both directions), truncation visible to the client, and the 400s for
 //! requests a forward proxy cannot serve.
 
-mod common;
+use crate::common;
 
 use common::{get, request, start_default, Origin};
 

@@ -2,7 +2,7 @@
 //! every spelling of a loopback address is refused with 403 and no connection is made.
 //! (Private, link-local and other ranges are unit tests of the address check.)
 
-mod common;
+use crate::common;
 
 use common::{assert_proxy_error, config, start, Origin, Sluice};
 

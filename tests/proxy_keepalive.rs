@@ -2,7 +2,7 @@
 //! reused upstream connections, HTTP/1.0 origins, `Connection: close`, dead pooled
 //! connections and the one safe retry; persistent and pipelined client connections.
 
-mod common;
+use crate::common;
 
 use common::{get, request, start_default, Origin};
 

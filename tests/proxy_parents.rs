@@ -1,7 +1,7 @@
 //! Parent proxies: host-suffix match, absolute-form requests to the parent, the same URL
 //! to the same parent (rendezvous hashing), failover when a parent is down, `go_direct`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

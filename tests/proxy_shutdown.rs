@@ -1,7 +1,7 @@
 //! Graceful shutdown (`Running::shutdown`, what SIGTERM runs): stop accepting, let
 //! in-flight responses finish, close idle connections at once, and bound the wait.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

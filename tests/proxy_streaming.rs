@@ -1,7 +1,7 @@
 //! Bodies stream: bytes move before the whole body exists on the other side, and a body
 //! cut short on one side is never presented as complete on the other.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! trusted, pooled like plain connections, refused with a TLS `Proxy-Status` when the
 //! certificate does not verify, and tunnelled through a parent with CONNECT.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -4,8 +4,8 @@
 //! verdict, a broken ruleset stops startup with `file:line`, and the proxy keeps serving.
 //! Bodies, limits, memo and observe mode are in `scan_proxy_body.rs`.
 
-mod common;
-mod scan_support;
+use crate::common;
+use crate::scan_support;
 
 use std::io::Cursor;
 use std::path::Path;

@@ -4,8 +4,8 @@
 //! same bytes are scanned once (memo, cache hits), and observe mode streams first and records
 //! the verdict later.
 
-mod common;
-mod scan_support;
+use crate::common;
+use crate::scan_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! vanished) fails its SHA-256 check on read, the object is dropped, the request goes to the
 //! origin and gets the right bytes, and the fresh copy is stored and served from then on.
 
-mod common;
+use crate::common;
 
 use common::cache::{answer, assert_cache_status, hits};
 use common::Origin;

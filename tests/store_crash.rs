@@ -3,7 +3,7 @@
 //! right digest, and the hash entry is listed and blocks its body after the restart.
 //! (tests/cache_crash.rs covers cached objects under a write load.)
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! sluice is refused, and a full disk leaves the proxy serving uncached — in no case a panic
 //! or a corrupted body.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 //! cut and not cached; 10,000 idle keep-alive clients hold in bounded memory while another
 //! client is served at once.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

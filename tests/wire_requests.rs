@@ -2,7 +2,7 @@
 //! malformed request gets a 4xx and a closed connection, reaches no origin, and leaves the
 //! proxy serving the next client normally.
 
-mod common;
+use crate::common;
 
 use common::attacks::{attack, request_attacks};
 use common::{config, get, start, Origin};

@@ -2,7 +2,7 @@
 //! `Proxy-Status`, are never cached, and the connection they came on is never reused, so
 //! bytes after a response can never become the answer to another request.
 
-mod common;
+use crate::common;
 
 use common::attacks::{response_attacks, Expect};
 use common::{config, get, start, Origin};

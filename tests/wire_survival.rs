@@ -2,7 +2,7 @@
 //! hostile response, a slowloris, an interim-response flood and an endless body — a normal
 //! request is still served, over a fresh and a pooled upstream connection alike.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
