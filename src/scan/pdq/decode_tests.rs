@@ -176,3 +176,138 @@ fn ycbcr_conversion_matches_libjpeg_rgb_output_exactly() {
         }
     }
 }
+
+/// A `w`×`h` JPEG of colour gradients, hard colour edges and noise (rounding differences in
+/// upsampling show up on it), chroma sampled at `chroma` pixels per sample, or greyscale.
+fn jpeg_sampled(w: usize, h: usize, chroma: Option<(u8, u8)>, progressive: bool) -> Vec<u8> {
+    let space = if chroma.is_some() {
+        ColorSpace::JCS_RGB
+    } else {
+        ColorSpace::JCS_GRAYSCALE
+    };
+    let mut c = mozjpeg::Compress::new(space);
+    c.set_size(w, h);
+    c.set_quality(88.0);
+    if let Some(px) = chroma {
+        c.set_chroma_sampling_pixel_sizes(px, px);
+    }
+    if progressive {
+        c.set_progressive_mode();
+    }
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (w * 31 + h) as u64;
+    let channels = space.num_components();
+    let mut pixels = Vec::with_capacity(w * h * channels);
+    for y in 0..h {
+        for x in 0..w {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let noise = (seed % 40) as usize;
+            let edge = if (x / 5 + y / 3) % 2 == 0 { 120 } else { 0 };
+            let rgb = [
+                ((x * 255 / w.max(1) + noise + edge) % 256) as u8,
+                ((y * 255 / h.max(1) + edge / 2) % 256) as u8,
+                ((x * 7 + y * 13 + noise * 3) % 256) as u8,
+            ];
+            pixels.extend_from_slice(&rgb[..channels]);
+        }
+    }
+    let mut started = c.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(&pixels).unwrap();
+    started.finish().unwrap()
+}
+
+fn open(bytes: &[u8]) -> Decompress<&[u8]> {
+    let mut d = Decompress::new_mem(bytes).unwrap();
+    d.dct_method(DctMethod::IntegerSlow);
+    d.do_fancy_upsampling(true);
+    d
+}
+
+/// The raw path (planes, upsampling only at sampled pixels) gives bit for bit the luma of
+/// libjpeg-turbo's own upsampling, for every sampling layout and at every edge.
+#[test]
+fn raw_planes_give_exactly_libjpegs_upsampled_pixels() {
+    use Upsample::*;
+    let layouts = [
+        (Some((1, 1)), Full),
+        (Some((2, 1)), H2V1),
+        (Some((1, 2)), H1V2),
+        (Some((2, 2)), H2V2),
+        (Some((4, 1)), Box { h: 4, v: 1 }),
+        (Some((4, 2)), Box { h: 4, v: 2 }),
+        (None, Full),
+    ];
+    let sizes = [
+        (1, 1),
+        (2, 3),
+        (4, 2),
+        (5, 7),
+        (6, 9),
+        (17, 9),
+        (64, 48),
+        (333, 129),
+        (513, 300),
+        (700, 520),
+        (1001, 3),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (chroma, up) in layouts {
+        for (w, h) in sizes {
+            for progressive in [false, true] {
+                let bytes = jpeg_sampled(w, h, chroma, progressive);
+                let layout = raw_layout(&open(&bytes)).expect("a raw layout");
+                match layout {
+                    RawLayout::Grey => assert_eq!(chroma, None),
+                    RawLayout::YCbCr { up: got, chroma: c } => {
+                        // Planes 1–2 samples wide fall back to replication, as in libjpeg.
+                        let narrow = matches!(up, H2V1 | H2V2) && c.0 <= 2;
+                        let want = if narrow {
+                            Box {
+                                h: 2,
+                                v: if up == H2V2 { 2 } else { 1 },
+                            }
+                        } else {
+                            up
+                        };
+                        assert_eq!(got, want, "{w}x{h} {chroma:?}");
+                        seen.insert(format!("{got:?}"));
+                    }
+                }
+                let rows = decode_jpeg_rows(open(&bytes), Vec::new()).unwrap();
+                let raw = decode_jpeg_raw(open(&bytes), layout, Vec::new()).unwrap();
+                assert_eq!((raw.width, raw.height), (rows.width, rows.height));
+                let differ = rows
+                    .data
+                    .iter()
+                    .zip(&raw.data)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(
+                    differ, 0,
+                    "{w}x{h} chroma {chroma:?} progressive {progressive}: {differ} pixels differ"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        8,
+        "every upsampling kind was exercised: {seen:?}"
+    );
+}
+
+#[test]
+fn a_truncated_jpeg_gives_the_same_pixels_on_both_paths() {
+    let bytes = jpeg_sampled(640, 480, Some((2, 2)), false);
+    let cut = &bytes[..bytes.len() * 2 / 3];
+    let layout = raw_layout(&open(cut)).unwrap();
+    let rows = decode_jpeg_rows(open(cut), Vec::new()).unwrap();
+    let raw = decode_jpeg_raw(open(cut), layout, Vec::new()).unwrap();
+    assert_eq!(rows.data.len(), 512 * 512);
+    assert!(rows
+        .data
+        .iter()
+        .zip(&raw.data)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+}
