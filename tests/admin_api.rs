@@ -3,19 +3,10 @@
 use crate::admin_support;
 use crate::common;
 
-use admin_support::{enc, verdict_class, verdict_sha, AdminClient, Dirs};
+use admin_support::{cacheable_text, enc, verdict_class, verdict_sha, AdminClient, Dirs};
 use common::Origin;
 use serde_json::json;
 use sluice::scan::Content;
-
-/// A cacheable text response.
-fn cacheable(body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
 
 #[tokio::test]
 async fn with_a_token_every_endpoint_but_healthz_needs_it() {
@@ -102,7 +93,7 @@ async fn protocol_errors_are_json_with_the_right_status() {
 
 #[tokio::test]
 async fn purge_by_url_and_by_prefix() {
-    let origin = Origin::respond(|req| cacheable(&format!("body of {}", req.target()))).await;
+    let origin = Origin::respond(|req| cacheable_text(&format!("body of {}", req.target()))).await;
     let dirs = Dirs::new();
     let s = common::start(dirs.config("")).await;
     let c = AdminClient::of(&s, None);
@@ -148,9 +139,9 @@ async fn purge_by_url_and_by_prefix() {
 async fn verdicts_by_sha_and_by_url() {
     let origin = Origin::respond(|req| {
         if req.target().ends_with("/spam") {
-            cacheable("Congratulations, you have won a prize!")
+            cacheable_text("Congratulations, you have won a prize!")
         } else {
-            cacheable("a perfectly ordinary page")
+            cacheable_text("a perfectly ordinary page")
         }
     })
     .await;

@@ -4,29 +4,9 @@
 use crate::admin_support;
 use crate::common;
 
-use std::path::PathBuf;
-
-use admin_support::{enc, verdict_class, verdict_sha, AdminClient, Dirs};
+use admin_support::{cacheable, enc, image, verdict_class, verdict_sha, AdminClient, Dirs};
 use common::Origin;
 use serde_json::{json, Value};
-
-fn image(rel: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/pdq/images")
-        .join(rel);
-    std::fs::read(p).expect("test image")
-}
-
-/// A cacheable response with `body` and `content_type`.
-fn cacheable(content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: max-age=600\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
-}
 
 fn sha(n: u8) -> String {
     format!("{n:02x}").repeat(32)

@@ -4,28 +4,18 @@
 use crate::admin_support;
 use crate::common;
 
-use admin_support::{buckets, declared, scrape, total, AdminClient, Dirs};
+use admin_support::{buckets, cacheable, declared, scrape, total, AdminClient, Dirs};
 use common::{request, Client, Origin};
 
 /// 200 KB, so the client byte counters flush (every 64 KiB) while the request is served.
 const BIG: usize = 200_000;
 
-fn cacheable(body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
 /// `/big`: BIG bytes of text; `/upload` (POST): "ok"; anything else: the path as text.
 async fn origin() -> Origin {
     Origin::respond(|req| match req.target().rsplit('/').next().unwrap_or("") {
-        "big" => cacheable(&b"plain words ".repeat(BIG / 12)),
+        "big" => cacheable("text/plain", &b"plain words ".repeat(BIG / 12)),
         "upload" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
-        other => cacheable(other.replace('_', " ").as_bytes()),
+        other => cacheable("text/plain", other.replace('_', " ").as_bytes()),
     })
     .await
 }

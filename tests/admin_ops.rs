@@ -4,17 +4,9 @@
 use crate::admin_support;
 use crate::common;
 
-use admin_support::{verdict_class, AdminClient, Dirs};
+use admin_support::{cacheable_text, verdict_class, AdminClient, Dirs};
 use common::{Origin, LIMIT};
 use serde_json::Value as Json;
-
-fn cacheable(body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=600\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
 
 /// An origin answering `/<text>` with that text (underscores as spaces).
 async fn echo_origin() -> Origin {
@@ -25,7 +17,7 @@ async fn echo_origin() -> Origin {
             .next()
             .unwrap_or("")
             .replace('_', " ");
-        cacheable(&text)
+        cacheable_text(&text)
     })
     .await
 }

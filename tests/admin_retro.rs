@@ -5,28 +5,11 @@
 use crate::admin_support;
 use crate::common;
 
-use std::path::PathBuf;
-
-use admin_support::{enc, scrape, total, verdict_class, verdict_sha, AdminClient, Dirs};
+use admin_support::{
+    cacheable, enc, image, scrape, total, verdict_class, verdict_sha, AdminClient, Dirs,
+};
 use common::{Origin, Sluice};
 use serde_json::{json, Value};
-
-fn image(rel: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/pdq/images")
-        .join(rel);
-    std::fs::read(p).expect("test image")
-}
-
-fn cacheable(content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: max-age=600\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
-}
 
 /// An origin serving the 512×512 bridge at `/bridge.jpg` and a text page elsewhere.
 async fn origin() -> Origin {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::bin::{self, Bin, Launch};
-use common::cache::answer;
+use common::cache::{answer, index_of};
 use common::{get, Client, Origin};
 use nix::sys::signal::Signal;
 const OBJECTS: usize = 600;
@@ -37,9 +37,11 @@ fn content(i: usize) -> Vec<u8> {
         .collect()
 }
 
-fn index_of(target: &str) -> Option<usize> {
-    target.rsplit('/').next()?.parse().ok()
-}
+/// Errors only: the load makes a log line per request.
+const QUIET: Launch = Launch {
+    log: "error",
+    file_limit_kib: None,
+};
 
 #[tokio::test]
 async fn kill_9_during_a_write_load_never_leaves_a_corrupted_object() {
@@ -63,14 +65,7 @@ async fn kill_9_during_a_write_load_never_leaves_a_corrupted_object() {
 
     // Load: WORKERS keep-alive clients fetch all objects; SIGKILL once two thirds are in,
     // with writes still in flight (the earlier ones span several 500 ms flush intervals).
-    let mut sluice = Bin::spawn(
-        &config,
-        &store,
-        Launch {
-            log: "error",
-            ..Launch::default()
-        },
-    );
+    let mut sluice = Bin::spawn(&config, &store, QUIET);
     sluice.wait_ready().await;
     let proxy = sluice.proxy;
     let next = Arc::new(AtomicUsize::new(0));
@@ -115,14 +110,7 @@ async fn kill_9_during_a_write_load_never_leaves_a_corrupted_object() {
 
     // Restart on the same store with the origin failing: only stored objects can be 200.
     failing.store(true, Ordering::SeqCst);
-    let mut sluice = Bin::spawn(
-        &config,
-        &store,
-        Launch {
-            log: "error",
-            ..Launch::default()
-        },
-    );
+    let mut sluice = Bin::spawn(&config, &store, QUIET);
     sluice.wait_ready().await;
     let mut c = Client::connect(sluice.proxy).await;
     let mut served = 0;

@@ -3,13 +3,8 @@
 
 use crate::common;
 
-use common::cache::{assert_cache_status, hits, ok_with};
+use common::cache::{assert_cache_status, hits, ok_with, origin_with};
 use common::{request, Origin};
-
-/// An origin answering `/p` with `headers` and the body "body of /p".
-async fn origin_with(headers: &'static [&'static str]) -> Origin {
-    Origin::respond(move |r| ok_with(headers, &format!("body of {}", r.target()))).await
-}
 
 #[tokio::test]
 async fn head_is_answered_from_a_stored_get() {

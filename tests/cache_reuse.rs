@@ -3,13 +3,8 @@
 
 use crate::common;
 
-use common::cache::{answer, assert_cache_status, hits, http_date, ok_with};
+use common::cache::{answer, assert_cache_status, hits, http_date, ok_with, origin_with};
 use common::{request, Origin};
-
-/// An origin answering `/p` with `headers` and the body "body of /p".
-async fn origin_with(headers: &'static [&'static str]) -> Origin {
-    Origin::respond(move |r| ok_with(headers, &format!("body of {}", r.target()))).await
-}
 
 #[tokio::test]
 async fn fresh_object_is_served_from_cache_without_contacting_the_origin() {

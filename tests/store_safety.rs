@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::bin::{copy_dir, entries_starting, write_config, Bin, Launch};
-use common::cache::answer;
+use common::cache::{answer, index_of};
 use common::{get, Client, Origin};
 
 /// Deterministic content of `/obj/{i}`: 20–60 kB (inline values in sled's log).
@@ -24,10 +24,6 @@ fn content(i: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
-}
-
-fn index_of(target: &str) -> Option<usize> {
-    target.rsplit('/').next()?.parse().ok()
 }
 
 /// An origin serving cacheable `/obj/{i}`; a 500 for everything while `down` is set.

@@ -188,3 +188,28 @@ pub fn buckets(
         })
         .unwrap_or_default()
 }
+
+/// A cacheable (`max-age=600`) `200 OK` with `content_type` and `body`.
+pub fn cacheable(content_type: &str, body: &[u8]) -> Vec<u8> {
+    common::cache::answer(
+        "200 OK",
+        &[
+            &format!("Content-Type: {content_type}"),
+            "Cache-Control: max-age=600",
+        ],
+        body,
+    )
+}
+
+/// [`cacheable`] plain text.
+pub fn cacheable_text(body: &str) -> Vec<u8> {
+    cacheable("text/plain", body.as_bytes())
+}
+
+/// A test image from `tests/data/pdq/images`.
+pub fn image(rel: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/pdq/images")
+        .join(rel);
+    std::fs::read(p).expect("test image")
+}

@@ -24,6 +24,16 @@ pub fn ok_with(headers: &[&str], body: &str) -> Vec<u8> {
     answer("200 OK", headers, body.as_bytes())
 }
 
+/// An origin answering `/p` with `headers` and the body "body of /p".
+pub async fn origin_with(headers: &'static [&'static str]) -> Origin {
+    Origin::respond(move |r| ok_with(headers, &format!("body of {}", r.target()))).await
+}
+
+/// The number at the end of a request target (`/obj/17` → 17).
+pub fn index_of(target: &str) -> Option<usize> {
+    target.rsplit('/').next()?.parse().ok()
+}
+
 /// A `304 Not Modified` with `headers` (no body, no Content-Length).
 pub fn not_modified(headers: &[&str]) -> Vec<u8> {
     let mut s = String::from("HTTP/1.1 304 Not Modified\r\n");
