@@ -258,11 +258,13 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64, data: Vec<f32>) -> Result<Luma, Sc
     // The raw path pays for whole planes in memory and wins only by skipping libjpeg's
     // upsampling of pixels the resampling never reads: so only for subsampled chroma (4:2:0,
     // 4:2:2, …) on images that are resampled. Measured (`pdq_hash` bench): a 1600×1004 4:2:0
-    // photo 80 → 95 img/s; 4:4:4 and ≤ 512 images were no faster or slower, so they stream.
+    // photo 80 → 95 img/s; 4:4:4 and ≤ 512 images were 4–13% slower, so they stream.
     let resampled = width > DOWNSAMPLE_DIMS || height > DOWNSAMPLE_DIMS;
     match raw_layout(&dec) {
-        Some(layout @ RawLayout::YCbCr { up, .. })
-            if resampled && up != Upsample::Full && (width * height) as u64 <= RAW_MAX_PIXELS =>
+        Some(layout)
+            if resampled
+                && layout.up != Upsample::Full
+                && (width * height) as u64 <= RAW_MAX_PIXELS =>
         {
             decode_jpeg_raw(dec, layout, data)
         }
@@ -327,23 +329,19 @@ enum Upsample {
     Box { h: usize, v: usize },
 }
 
-/// What the raw path needs to know about a JPEG before decoding it.
+/// What the raw path needs to know about a YCbCr JPEG before decoding it: Y is at full size,
+/// Cb and Cr are upsampled alike by `up`, each `chroma` samples wide and tall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RawLayout {
-    Grey,
-    /// Y at full size, Cb and Cr upsampled alike, each `chroma` samples wide and tall.
-    YCbCr {
-        up: Upsample,
-        chroma: (usize, usize),
-    },
+struct RawLayout {
+    up: Upsample,
+    chroma: (usize, usize),
 }
 
-/// The raw layout of `dec`, or `None` when only libjpeg's full path handles it (RGB, CMYK,
-/// YCCK, luma not at full size, chroma planes sampled differently or by fractions).
+/// The raw layout of `dec`, or `None` when only libjpeg's full path handles it (grey, RGB,
+/// CMYK, YCCK, luma not at full size, chroma planes sampled differently or by fractions).
 fn raw_layout(dec: &Decompress<&[u8]>) -> Option<RawLayout> {
     let comps = dec.components();
     match (dec.color_space(), comps) {
-        (ColorSpace::JCS_GRAYSCALE, [_]) => Some(RawLayout::Grey),
         (ColorSpace::JCS_YCbCr, [y, cb, cr]) => {
             let factors = |c: &mozjpeg::CompInfo| {
                 (
@@ -376,7 +374,7 @@ fn raw_layout(dec: &Decompress<&[u8]>) -> Option<RawLayout> {
                 (2, 2) if chroma.0 > 2 => Upsample::H2V2,
                 (h, v) => Upsample::Box { h, v },
             };
-            Some(RawLayout::YCbCr { up, chroma })
+            Some(RawLayout { up, chroma })
         }
         _ => None,
     }
@@ -404,34 +402,23 @@ fn decode_jpeg_raw(
         stride: strides[i],
     };
     let sampler = Sampler::new(width, height, data);
-    match layout {
-        RawLayout::Grey => {
-            let grey = plane(0);
-            sampler.fill(|xs, y, out| {
-                let row = grey.row(y);
-                out.extend(xs.iter().map(|&x| f32::from(sample(row, x))))
-            })
-        }
-        RawLayout::YCbCr { up, chroma } => {
-            let (luma, cb, cr) = (plane(0), plane(1), plane(2));
-            let t = &*YCC_TABLES;
-            let up = Upsampler::new(up, chroma, &sampler.cols);
-            let (mut cb_row, mut cr_row, mut sums) = (Vec::new(), Vec::new(), Vec::new());
-            sampler.fill(|xs, y, out| {
-                cb.upsample_row(&up, y, &mut cb_row, &mut sums);
-                cr.upsample_row(&up, y, &mut cr_row, &mut sums);
-                let luma = luma.row(y);
-                out.extend(
-                    xs.iter()
-                        .zip(cb_row.iter().zip(&cr_row))
-                        .map(|(&x, (&b, &r))| {
-                            let (r, g, b) = t.rgb(sample(luma, x), b, r);
-                            rgb_luma(r, g, b)
-                        }),
-                );
-            })
-        }
-    }
+    let (luma, cb, cr) = (plane(0), plane(1), plane(2));
+    let t = &*YCC_TABLES;
+    let up = Upsampler::new(layout.up, layout.chroma, &sampler.cols);
+    let (mut cb_row, mut cr_row, mut sums) = (Vec::new(), Vec::new(), Vec::new());
+    sampler.fill(|xs, y, out| {
+        cb.upsample_row(&up, y, &mut cb_row, &mut sums);
+        cr.upsample_row(&up, y, &mut cr_row, &mut sums);
+        let luma = luma.row(y);
+        out.extend(
+            xs.iter()
+                .zip(cb_row.iter().zip(&cr_row))
+                .map(|(&x, (&b, &r))| {
+                    let (r, g, b) = t.rgb(sample(luma, x), b, r);
+                    rgb_luma(r, g, b)
+                }),
+        );
+    })
 }
 
 /// One decoded component plane, `stride` samples a row (padded to whole blocks).
