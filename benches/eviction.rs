@@ -3,45 +3,15 @@
 //!
 //! `cargo bench --bench eviction -- --warm-up-time 1 --measurement-time 3`
 
+#[path = "../tests/zipf_support/mod.rs"]
+mod zipf_support;
+
 use criterion::{black_box, Criterion};
-use sluice::cache::evict::{Lru, WTinyLfu};
+use sluice::cache::evict::WTinyLfu;
 
 const URLS: usize = 100_000;
 const REQUESTS: usize = 1_000_000;
 const SKEW: f64 = 0.9;
-
-/// splitmix64: a small seeded generator, so the trace is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// A seeded Zipf(s) trace over `n` keys by inverse-CDF sampling.
-fn zipf_trace(n: usize, len: usize, s: f64, seed: u64) -> Vec<u32> {
-    let mut cdf = Vec::with_capacity(n);
-    let mut total = 0.0;
-    for k in 1..=n {
-        total += 1.0 / (k as f64).powf(s);
-        cdf.push(total);
-    }
-    let mut rng = Rng(seed);
-    // Scatter ranks over key space so popularity is not correlated with key order.
-    let scatter = |rank: usize| (rank as u32).wrapping_mul(2_654_435_761) % n as u32;
-    (0..len)
-        .map(|_| {
-            let u = rng.next_f64() * total;
-            scatter(cdf.partition_point(|&c| c < u).min(n - 1))
-        })
-        .collect()
-}
 
 fn hit_ratio_tinylfu(trace: &[u32], capacity: u64) -> f64 {
     let mut p = WTinyLfu::new(capacity, capacity as usize);
@@ -58,21 +28,11 @@ fn hit_ratio_tinylfu(trace: &[u32], capacity: u64) -> f64 {
 }
 
 fn hit_ratio_lru(trace: &[u32], capacity: u64) -> f64 {
-    let mut p = Lru::new(capacity);
-    let mut hits = 0usize;
-    for &k in trace {
-        if p.contains(&k) {
-            hits += 1;
-            p.touch(&k);
-        } else {
-            p.insert(k, 1);
-        }
-    }
-    hits as f64 / trace.len() as f64
+    zipf_support::simulate_lru(trace, capacity, 1) as f64 / trace.len() as f64
 }
 
 fn main() {
-    let trace = zipf_trace(URLS, REQUESTS, SKEW, 42);
+    let trace = zipf_support::zipf_sequence(URLS, REQUESTS, SKEW, 42);
     println!("hit ratio, Zipf({SKEW}) trace: {REQUESTS} requests over {URLS} URLs (seed 42)");
     println!(
         "{:>10} {:>10} {:>10} {:>8}",

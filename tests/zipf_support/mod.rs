@@ -2,7 +2,8 @@
 //! offline replay of that sequence through the cache's own eviction policy, and a driver that
 //! sends the same sequence through a running sluice to a loopback origin.
 //!
-//! Shared by `tests/cache_zipf.rs` (scaled down) and `examples/zipf_hit_ratio.rs` (full size).
+//! Shared by `tests/cache_zipf.rs` (scaled down) and `examples/zipf_hit_ratio.rs` (full size);
+//! `benches/eviction.rs` takes its trace and LRU replay from here too.
 //!
 //! What decides a hit in the proxy: `Cache::get` answers from the memory tier, then from sled.
 //! The memory tier only ever holds objects that are also in sled (an object evicted from the
@@ -64,19 +65,24 @@ impl Rng {
     }
 }
 
-/// The seeded Zipf(s) request sequence: object indices in `0..urls`, by inverse-CDF sampling;
-/// popularity ranks are scattered over the indices so popularity is not index order.
+/// The seeded Zipf request sequence of a workload (see [`zipf_sequence`]).
 pub fn sequence(w: &Workload) -> Vec<u32> {
-    let n = w.urls;
+    zipf_sequence(w.urls, w.requests, w.skew, w.seed)
+}
+
+/// `len` seeded Zipf(`s`) draws of object indices in `0..n`, by inverse-CDF sampling;
+/// popularity ranks are scattered over the indices so popularity is not index order.
+/// Also the trace of `benches/eviction.rs`.
+pub fn zipf_sequence(n: usize, len: usize, s: f64, seed: u64) -> Vec<u32> {
     let mut cdf = Vec::with_capacity(n);
     let mut total = 0.0;
     for k in 1..=n {
-        total += 1.0 / (k as f64).powf(w.skew);
+        total += 1.0 / (k as f64).powf(s);
         cdf.push(total);
     }
-    let mut rng = Rng(w.seed);
+    let mut rng = Rng(seed);
     let scatter = |rank: usize| ((rank as u64 * 2_654_435_761) % n as u64) as u32;
-    (0..w.requests)
+    (0..len)
         .map(|_| {
             let u = rng.next_f64() * total;
             scatter(cdf.partition_point(|&c| c < u).min(n - 1))
