@@ -185,7 +185,6 @@ impl Sampler {
         for &y in &self.rows {
             row(&self.cols, y, &mut self.luma.data);
         }
-        self.next_row = self.rows.len();
         self.finish()
     }
 
@@ -407,8 +406,8 @@ fn decode_jpeg_raw(
     let up = Upsampler::new(layout.up, layout.chroma, &sampler.cols);
     let (mut cb_row, mut cr_row, mut sums) = (Vec::new(), Vec::new(), Vec::new());
     sampler.fill(|xs, y, out| {
-        cb.upsample_row(&up, y, &mut cb_row, &mut sums);
-        cr.upsample_row(&up, y, &mut cr_row, &mut sums);
+        cb.upsample_row(&up, xs, y, &mut cb_row, &mut sums);
+        cr.upsample_row(&up, xs, y, &mut cr_row, &mut sums);
         let luma = luma.row(y);
         out.extend(
             xs.iter()
@@ -428,14 +427,21 @@ struct Plane<'a> {
 }
 
 impl Plane<'_> {
-    /// The full-size values at pixels (`xs`, `y`) of this `size`d chroma plane into `out`,
-    /// computed exactly as libjpeg-turbo's upsampler computes them. Past an edge libjpeg
-    /// reuses the edge sample (jdmainct.c replicates the first and last rows), which the
-    /// clamped `far` taps do.
-    fn upsample_row(&self, up: &Upsampler, y: usize, out: &mut Vec<u8>, sums: &mut Vec<u32>) {
+    /// The full-size values at pixels (`xs`, `y`) of this chroma plane into `out`, computed
+    /// exactly as libjpeg-turbo's upsampler computes them (`xs` are the columns `up`'s taps
+    /// were made for). Past an edge libjpeg reuses the edge sample (jdmainct.c replicates the
+    /// first and last rows), which the clamped `far` taps do.
+    fn upsample_row(
+        &self,
+        up: &Upsampler,
+        xs: &[usize],
+        y: usize,
+        out: &mut Vec<u8>,
+        sums: &mut Vec<u32>,
+    ) {
         out.clear();
         let v = u32::from;
-        let (xs, taps) = (&up.xs, &up.taps);
+        let taps = &up.taps;
         match up.kind {
             Upsample::Full => {
                 let row = self.row(y);
@@ -488,7 +494,6 @@ impl Plane<'_> {
 struct Upsampler {
     kind: Upsample,
     size: (usize, usize),
-    xs: Vec<usize>,
     taps: Vec<Tap>,
 }
 
@@ -510,12 +515,7 @@ impl Upsampler {
                 .collect(),
             _ => Vec::new(),
         };
-        Upsampler {
-            kind,
-            size,
-            xs: xs.to_vec(),
-            taps,
-        }
+        Upsampler { kind, size, taps }
     }
 }
 
