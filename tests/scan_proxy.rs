@@ -353,20 +353,48 @@ fn recorded_sha(s: &Sluice, url: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn every_scanned_url_is_recorded_for_look_up_by_url() {
-    // Neither page may be stored (no-store): the URL record is for verdicts, not the cache.
+async fn scanned_urls_are_recorded_except_clean_no_store_exchanges() {
+    // `page` answers no-store: no part of a clean exchange is kept, but a blocked one is
+    // recorded so `/verdicts?url=` can say why.
     let spam = page(SPAM).await;
     let clean = page(NEWSLETTER).await;
+    // Neither storable nor no-store (`private`): the verdict record is kept.
+    let private = serving(response(
+        "text/html; charset=utf-8",
+        "Cache-Control: private\r\n",
+        NEWSLETTER.as_bytes(),
+    ))
+    .await;
     let sluice = start(config()).await;
-    let (spam_url, clean_url) = (spam.url("/win"), clean.url("/news"));
+    let (spam_url, clean_url, private_url) =
+        (spam.url("/win"), clean.url("/news"), private.url("/mine"));
     assert_eq!(sluice.fetch(&spam_url).await.status(), 403);
     assert_eq!(sluice.fetch(&clean_url).await.status(), 200);
+    assert_eq!(sluice.fetch(&private_url).await.status(), 200);
+    // The client's own no-store counts as well.
+    let asked = private.url("/asked");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(common::request(
+            "GET",
+            &asked,
+            &["Cache-Control: no-store"],
+            b"",
+        ))
+        .await;
+    assert!(verdict(&r).starts_with("clean;"), "{}", verdict(&r));
     assert_eq!(
         recorded_sha(&sluice, &spam_url),
         Some(sha256_hex(SPAM.as_bytes()))
     );
+    assert_eq!(recorded_sha(&sluice, &clean_url), None, "clean, no-store");
+    assert_eq!(recorded_sha(&sluice, &asked), None, "request no-store");
     assert_eq!(
-        recorded_sha(&sluice, &clean_url),
+        recorded_sha(&sluice, &private_url),
         Some(sha256_hex(NEWSLETTER.as_bytes()))
     );
+    // Not recording the URL does not forget the verdict: the body is not scanned again.
+    let scans = stats(&sluice).scans;
+    assert_eq!(sluice.fetch(&clean.url("/again")).await.status(), 200);
+    assert_eq!(stats(&sluice).scans, scans, "memoised by SHA-256");
 }

@@ -26,7 +26,9 @@ async fn origin() -> Origin {
         };
         answer(
             "200 OK",
-            &["Content-Type: text/plain", "Cache-Control: no-store"],
+            // `private`: fetched every time, never cached, and (unlike no-store) the URL
+            // record is kept.
+            &["Content-Type: text/plain", "Cache-Control: private"],
             &body,
         )
     })

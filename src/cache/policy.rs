@@ -122,6 +122,15 @@ pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<
     Ok(())
 }
 
+/// RFC 9111 §5.2.1.5, §5.2.2.5: `no-store` applies to this exchange (in the request, or in
+/// the response unless `must-understand` with an understood status overrides it, §5.2.2.3).
+/// No part of such an exchange may be kept in non-volatile storage.
+pub fn no_store(req: &HeaderMap, status: u16, resp: &HeaderMap) -> bool {
+    let rcc = CacheControl::parse(resp);
+    (rcc.no_store && !(rcc.must_understand && understood(status)))
+        || CacheControl::parse(req).no_store
+}
+
 /// Whether a received body is complete: its length equals Content-Length when one was sent.
 /// The proxy must also treat a close-delimited body cut by an error as incomplete.
 pub fn body_complete(resp: &HeaderMap, body_len: u64) -> bool {

@@ -89,6 +89,24 @@ fn storability_table() {
 }
 
 #[test]
+#[rustfmt::skip]
+fn no_store_table() {
+    let rows: Vec<(Vec<(&str, String)>, u16, Vec<(&str, String)>, bool, &str)> = vec![
+        (vec![], 200, vec![("cache-control", s("max-age=60"))], false, "plain cacheable"),
+        (vec![], 200, vec![("cache-control", s("private"))], false, "private is not no-store"),
+        (vec![], 200, vec![("cache-control", s("no-cache"))], false, "no-cache is not no-store"),
+        (vec![], 200, vec![("cache-control", s("max-age=60, No-Store"))], true, "§5.2.2.5 response, any case"),
+        (vec![("cache-control", s("no-store"))], 200, vec![], true, "§5.2.1.5 request"),
+        (vec![], 200, vec![("cache-control", s("no-store, must-understand"))], false, "§5.2.2.3 understood status overrides"),
+        (vec![], 299, vec![("cache-control", s("no-store, must-understand"))], true, "must-understand, unknown status"),
+        (vec![("cache-control", s("no-store"))], 200, vec![("cache-control", s("no-store, must-understand"))], true, "the request's own no-store stays"),
+    ];
+    for (req, status, resp, expect, clause) in rows {
+        assert_eq!(no_store(&headers(&req), status, &headers(&resp)), expect, "{clause}");
+    }
+}
+
+#[test]
 fn body_completeness_and_unstored_fields() {
     let h = headers(&[("content-length", s("10"))]);
     assert!(body_complete(&h, 10));

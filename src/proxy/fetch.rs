@@ -18,7 +18,7 @@ use crate::cache::policy::{self, RequestInfo};
 use crate::cache::status::CacheStatus;
 use crate::cache::store::Cache;
 use crate::config::ScanMode;
-use crate::scan::{Content, Verdict};
+use crate::scan::{Class, Content, Verdict};
 use crate::upstream;
 
 /// What the cache phase knows about the exchange whose response is being handled.
@@ -138,7 +138,8 @@ pub async fn respond(
                 .pipeline
                 .scan(content(&bytes, &parts.headers, x.url))
                 .await;
-            record_url(&proxy.store, x.url, &verdict);
+            let no_store = policy::no_store(x.req_headers, parts.status.as_u16(), &parts.headers);
+            record_url(&proxy.store, x.url, &verdict, no_store);
             let stored = if storable {
                 store(proxy, x, &parts, bytes.clone()).await
             } else {
@@ -176,6 +177,7 @@ fn observe(
     let pipeline = proxy.pipeline.clone();
     let headers = parts.headers.clone();
     let url = x.url.to_string();
+    let no_store = policy::no_store(x.req_headers, parts.status.as_u16(), &parts.headers);
     let cache = proxy.cache.clone();
     let store = proxy.store.clone();
     // Everything the meta needs, captured now; the meta is built once the body is complete.
@@ -192,7 +194,7 @@ fn observe(
     tokio::spawn(async move {
         let Ok(bytes) = copy.await else { return };
         let verdict = pipeline.scan(content(&bytes, &headers, &url)).await;
-        record_url(&store, &url, &verdict);
+        record_url(&store, &url, &verdict, no_store);
         if let Some((key, status, req_headers, request_time, response_time)) = prepared {
             let object = Object {
                 key: &key,
@@ -353,9 +355,10 @@ fn media_type(headers: &HeaderMap) -> String {
     crate::scan::pipeline::content::parse_content_type(ctype).0
 }
 
-/// Records URL → latest verdict SHA-256 and time in the `urls` tree (admin look-up by URL).
-pub fn record_url(store: &crate::store::Store, url: &str, verdict: &Verdict) {
-    if verdict.sha256.is_empty() {
+/// Records URL → latest verdict SHA-256 and time in the `urls` tree (admin look-up by URL),
+/// when [`keeps_url`] says so.
+pub fn record_url(store: &crate::store::Store, url: &str, verdict: &Verdict, no_store: bool) {
+    if verdict.sha256.is_empty() || !keeps_url(no_store, verdict.class) {
         return;
     }
     let value = serde_json::json!({
@@ -367,5 +370,34 @@ pub fn record_url(store: &crate::store::Store, url: &str, verdict: &Verdict) {
         .insert(url.as_bytes(), value.to_string().as_bytes())
     {
         tracing::warn!(error = %e, "recording the URL's verdict failed");
+    }
+}
+
+/// Whether the `urls` tree keeps an exchange. `no-store` forbids keeping any part of the
+/// exchange, its URL included (RFC 9111 §5.2), so a clean `no-store` exchange leaves nothing
+/// behind; one sluice acted on (any other class) is kept, as its access-log line is, so
+/// `/verdicts?url=` can say why it was blocked or tagged. (The verdict itself is memoised by
+/// body SHA-256, which names the content, not the request.)
+pub fn keeps_url(no_store: bool, class: Class) -> bool {
+    !no_store || class != Class::Clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_acted_on_no_store_exchanges_keep_their_url() {
+        for (no_store, class, kept) in [
+            (false, Class::Clean, true),
+            (false, Class::Unscanned, true),
+            (true, Class::Clean, false),
+            (true, Class::Unscanned, true),
+            (true, Class::Suspect, true),
+            (true, Class::Spam, true),
+            (true, Class::Listed, true),
+        ] {
+            assert_eq!(keeps_url(no_store, class), kept, "{no_store} {class:?}");
+        }
     }
 }
