@@ -90,6 +90,7 @@ fn storability_table() {
 
 #[test]
 #[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn no_store_table() {
     let rows: Vec<(Vec<(&str, String)>, u16, Vec<(&str, String)>, bool, &str)> = vec![
         (vec![], 200, vec![("cache-control", s("max-age=60"))], false, "plain cacheable"),
