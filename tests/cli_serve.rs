@@ -100,3 +100,68 @@ async fn serve_proxies_requests_and_exits_0_on_sigterm() {
         "no longer listening"
     );
 }
+
+/// The access-log lines (target `access`) in a run's stderr.
+fn access_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains(" access: ")).collect()
+}
+
+#[tokio::test]
+async fn every_request_gets_one_access_log_line_unless_turned_off() {
+    let origin = Origin::ok("logged").await;
+    let url = origin.url("/logged");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = bin::write_config(dir.path(), "");
+    let launch = |log| Launch {
+        log,
+        ..Launch::default()
+    };
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), launch("info"));
+    sluice.wait_ready().await;
+    let r = common::fetch(sluice.proxy, &url).await;
+    assert_eq!(r.status(), 200);
+    // A target that is not absolute is refused and logged as received.
+    let mut c = common::Client::connect(sluice.proxy).await;
+    let bad = c
+        .exchange("GET /relative HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(bad.status(), 400);
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
+    let stderr = sluice.stderr();
+    let lines = access_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    for field in [
+        "client=127.0.0.1",
+        "method=GET",
+        &format!("url={url}"),
+        "status=200",
+        "bytes=6",
+        "complete=true",
+        "verdict=clean",
+    ] {
+        assert!(lines[0].contains(field), "{field} in {}", lines[0]);
+    }
+    assert!(
+        lines[1].contains("url=/relative") && lines[1].contains("status=400"),
+        "{}",
+        lines[1]
+    );
+
+    // `access=off` drops exactly these lines; the rest of the info log stays.
+    let mut quiet = Bin::spawn(
+        &config,
+        &dir.path().join("store2"),
+        launch("info,access=off"),
+    );
+    quiet.wait_ready().await;
+    assert_eq!(common::fetch(quiet.proxy, &url).await.status(), 200);
+    quiet.signal(Signal::SIGTERM);
+    assert_eq!(quiet.exit_code().await, Some(0), "{}", quiet.stderr());
+    let stderr = quiet.stderr();
+    assert!(access_lines(&stderr).is_empty(), "{stderr}");
+    assert!(
+        stderr.contains(" INFO "),
+        "other info lines remain: {stderr}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Per-client-connection state: in-flight requests and activity times, which drive the
 //! header (slowloris) and idle keep-alive timeouts, and the access log line per request.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Method;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -222,11 +224,11 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
     }
 }
 
-/// The fields of one access-log line, filled in as the request proceeds.
-#[derive(Default)]
+/// The fields of one access-log line, filled in as the request proceeds; they are formatted
+/// only when the line is written (and not at all under `RUST_LOG=…,access=off`).
 pub struct AccessLog {
-    pub client: String,
-    pub method: String,
+    pub client: IpAddr,
+    pub method: Method,
     pub url: String,
     pub status: u16,
     pub upstream_ms: Option<u128>,
@@ -234,6 +236,21 @@ pub struct AccessLog {
     /// What the cache did, for `sluice_cache_results_total`.
     pub cache_result: crate::admin::metrics::CacheResult,
     pub verdict: String,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog {
+            client: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            method: Method::GET,
+            url: String::new(),
+            status: 0,
+            upstream_ms: None,
+            cache: "",
+            cache_result: Default::default(),
+            verdict: String::new(),
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -266,7 +283,7 @@ pin_project_lite::pin_project! {
                 cache = l.cache,
                 verdict = %l.verdict,
             );
-            this.state.metrics.count_request(&l.method, l.status, l.cache_result);
+            this.state.metrics.count_request(l.method.as_str(), l.status, l.cache_result);
             this.state.request_done();
         }
     }

@@ -33,11 +33,12 @@ pub async fn handle(
     state.request_started();
     let started = Instant::now();
     let mut log = AccessLog {
-        client: client.ip().to_string(),
-        method: req.method().to_string(),
-        url: req.uri().to_string(),
+        client: client.ip(),
+        method: req.method().clone(),
         ..AccessLog::default()
     };
+    // `forward` logs the normalised URL; anything else logs the target as received.
+    let uri = req.uri().clone();
     let resp = if !allowed {
         Err(ProxyError::ClientDenied(client.ip()))
     } else if req.method() == Method::CONNECT {
@@ -46,6 +47,9 @@ pub async fn handle(
         forward(&proxy, req, &mut log).await
     };
     let resp = resp.unwrap_or_else(ProxyError::into_response);
+    if log.url.is_empty() {
+        log.url = uri.to_string();
+    }
     log.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
     let body = body::boxed(Tracked::new(body, started, log, state));
