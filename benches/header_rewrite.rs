@@ -1,7 +1,8 @@
 //! Header rewrite on the proxy's hot path: the request as sent upstream (hop-by-hop fields
 //! removed, `Via` added, `Host` from the target, `Max-Forwards`) for a realistic browser
 //! request, and the response as sent to the client (`proxy::handle::downstream_response`) for
-//! a realistic origin response.
+//! a realistic origin response; and the per-request parsing beside it: the response's
+//! Cache-Control and the request URL's cache key.
 //!
 //! `cargo bench --bench header_rewrite -- --warm-up-time 1 --measurement-time 3`
 
@@ -9,6 +10,8 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use http::header::{HeaderMap, HeaderName, HeaderValue, HOST, MAX_FORWARDS};
 use http::{Response, Version};
 use sluice::body;
+use sluice::cache::directives::CacheControl;
+use sluice::cache::key::CacheKey;
 use sluice::proxy::handle::downstream_response;
 use sluice::proxy::headers::{add_via, max_forwards, strip_hop_by_hop, wants_keep_alive};
 
@@ -98,6 +101,24 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("wants_keep_alive_13_fields", |b| {
         b.iter(|| black_box(wants_keep_alive(Version::HTTP_11, black_box(&req))))
+    });
+    c.bench_function("cache_control_parse", |b| {
+        b.iter(|| black_box(CacheControl::parse(black_box(&resp))))
+    });
+    let mut qualified = HeaderMap::new();
+    qualified.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("private=\"Set-Cookie\", Max-Age=0, no-cache=\"X-A, X-B\""),
+    );
+    c.bench_function("cache_control_parse_qualified", |b| {
+        b.iter(|| black_box(CacheControl::parse(black_box(&qualified))))
+    });
+    c.bench_function("cache_key_parse", |b| {
+        b.iter(|| {
+            black_box(CacheKey::parse(black_box(
+                "http://www.example.com/news/2026/11/index.html?page=2&lang=en",
+            )))
+        })
     });
 }
 

@@ -5,6 +5,8 @@
 //! smallest `max-age`, the largest `min-fresh`, ...). An argument that does not parse as
 //! delta-seconds makes the freshness directive count as 0 (stale), never as "forever".
 
+use std::borrow::Cow;
+
 use http::header::{HeaderMap, CACHE_CONTROL, PRAGMA};
 
 /// RFC 9111 §1.2.2: delta-seconds larger than this are treated as this value.
@@ -58,9 +60,7 @@ impl CacheControl {
         for value in headers.get_all(CACHE_CONTROL) {
             // Non-UTF-8 bytes cannot be part of a directive we understand; drop them.
             let text = String::from_utf8_lossy(value.as_bytes());
-            for (name, arg) in split_directives(&text) {
-                cc.apply(&name, arg.as_deref());
-            }
+            each_directive(&text, |name, arg| cc.apply(name, arg));
         }
         cc
     }
@@ -123,65 +123,76 @@ impl CacheControl {
     }
 }
 
-/// Splits a Cache-Control value into lowercase names and unquoted arguments.
-fn split_directives(text: &str) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
+/// Calls `f` with each directive of a Cache-Control value: its lowercase name and its
+/// unquoted, trimmed argument. Borrows from `text` unless a name has capitals or a quoted
+/// argument has escapes (the delimiters are ASCII, so byte positions are char boundaries).
+fn each_directive(text: &str, mut f: impl FnMut(&str, Option<&str>)) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b',' || b[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
         }
-        if chars.peek().is_none() {
-            return out;
+        let start = i;
+        while i < b.len() && b[i] != b'=' && b[i] != b',' {
+            i += 1;
         }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c == ',' {
-                break;
+        let name = text[start..i].trim();
+        let mut arg: Option<Cow<'_, str>> = None;
+        if i < b.len() && b[i] == b'=' {
+            i += 1;
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
             }
-            name.push(c.to_ascii_lowercase());
-            chars.next();
-        }
-        let mut arg = None;
-        if chars.peek() == Some(&'=') {
-            chars.next();
-            while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
-                chars.next();
-            }
-            let mut value = String::new();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => {
-                            if let Some(n) = chars.next() {
-                                value.push(n);
-                            }
-                        }
-                        c => value.push(c),
-                    }
-                }
-                // Skip anything after the closing quote up to the next comma.
-                while chars.peek().is_some_and(|c| *c != ',') {
-                    chars.next();
+            if i < b.len() && b[i] == b'"' {
+                let (value, end) = quoted(text, i + 1);
+                arg = Some(value);
+                // Anything after the closing quote up to the next comma is skipped.
+                i = end;
+                while i < b.len() && b[i] != b',' {
+                    i += 1;
                 }
             } else {
-                while let Some(&c) = chars.peek() {
-                    if c == ',' {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
+                let vstart = i;
+                while i < b.len() && b[i] != b',' {
+                    i += 1;
                 }
+                arg = Some(Cow::Borrowed(&text[vstart..i]));
             }
-            arg = Some(value.trim().to_string());
         }
-        let name = name.trim().to_string();
         if !name.is_empty() {
-            out.push((name, arg));
+            let name = if name.bytes().any(|c| c.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name)
+            };
+            f(&name, arg.as_deref().map(str::trim));
         }
     }
+}
+
+/// The quoted-string starting at `start` (just after its opening quote), unescaped, and the
+/// position after its closing quote (or the end of `text` when it is unterminated).
+fn quoted(text: &str, start: usize) -> (Cow<'_, str>, usize) {
+    let b = text.as_bytes();
+    let mut i = start;
+    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+        i += 1;
+    }
+    if i >= b.len() || b[i] == b'"' {
+        return (Cow::Borrowed(&text[start..i]), (i + 1).min(b.len()));
+    }
+    let mut value = text[start..i].to_string();
+    let mut chars = text[i..].char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '"' => return (Cow::Owned(value), i + at + 1),
+            '\\' => value.extend(chars.next().map(|(_, n)| n)),
+            c => value.push(c),
+        }
+    }
+    (Cow::Owned(value), b.len())
 }
 
 fn field_list(arg: &str) -> Vec<String> {
@@ -259,6 +270,11 @@ mod tests {
             (&["only-if-cached"], |c| c.only_if_cached, "only-if-cached"),
             (&["foo=\"a,b\", max-age=3"], |c| c.max_age == Some(3), "comma inside quotes"),
             (&[",, ,max-age=3,"], |c| c.max_age == Some(3), "empty elements"),
+            (&["private=\"x-a\\\"b\", max-age=4"], |c| c.private_fields == ["x-a\"b"] && c.max_age == Some(4), "escaped quote"),
+            (&["no-cache=\"X-A\" junk, max-age=2"], |c| c.no_cache_fields == ["x-a"] && c.max_age == Some(2), "junk after the quote"),
+            (&["private=\"x-a"], |c| c.private_fields == ["x-a"], "unterminated quote"),
+            (&["max-age=\"7\\"], |c| c.max_age == Some(7), "escape at the end"),
+            (&[" \t Max-Age \t= 9 , NO-STORE"], |c| c.max_age == Some(9) && c.no_store, "whitespace and capitals"),
             (&["unknown-ext=1"], |c| *c == CacheControl::default(), "unknown ignored"),
         ];
         for (lines, check, what) in rows {

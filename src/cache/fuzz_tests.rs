@@ -19,6 +19,19 @@ proptest! {
     }
 
     #[test]
+    fn cache_control_bytes_never_panic(bytes in proptest::collection::vec(
+        prop_oneof![Just(b'"'), Just(b'\\'), Just(b','), Just(b'='), Just(b' '), 0x80u8..=0xff, b'a'..=b'z'],
+        0..40,
+    )) {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+            h.insert("cache-control", v);
+        }
+        let cc = CacheControl::parse(&h);
+        prop_assert!(cc.max_age.unwrap_or(0) <= super::directives::DELTA_MAX);
+    }
+
+    #[test]
     fn ranges_stay_within_the_body(s in "bytes=[0-9,\\- ]{0,40}", len in 0u64..10_000) {
         match ranges(Some(&s), len) {
             RangeOutcome::Partial(r) => prop_assert!(r.start < r.end && r.end <= len),

@@ -61,7 +61,7 @@ impl CacheKey {
 /// `https` scheme; a host of lowercase ASCII letter/digit/hyphen labels (no `xn--` label, no
 /// empty one) whose last label does not start with a digit, or a canonical dotted quad; a
 /// port, if any, without leading zeros and not the scheme's default; then a path of printable
-/// ASCII the parser leaves alone, with no dot segment (`.` `..`, or `%2e` anywhere); then
+/// ASCII the parser leaves alone, with no dot segment (`.` `..`, or any `%2e`); then
 /// an optional query of the same; and no fragment. Anything else takes the parser.
 fn is_normal(url: &str) -> bool {
     let (rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
@@ -92,20 +92,55 @@ fn is_normal(url: &str) -> bool {
     if !(normal_domain(host) || dotted_quad(host)) {
         return false;
     }
-    let (path, query) = match path_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (path_query, None),
-    };
-    let kept = |b: u8, extra: &[u8]| {
-        (0x21..=0x7e).contains(&b) && !b"\"#<>`{}^|[]\\".contains(&b) && !extra.contains(&b)
-    };
-    path.bytes().all(|b| kept(b, b"?"))
-        && query.is_none_or(|q| q.bytes().all(|b| kept(b, b"'")))
-        && !path.split('/').any(|seg| seg == "." || seg == "..")
-        && !path_query
-            .as_bytes()
-            .windows(3)
-            .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'e')
+    path_and_query_kept(path_query.as_bytes())
+}
+
+/// One pass over `/path?query`: bytes the parser keeps, no `.`/`..` segment and no `%2e` in
+/// the path.
+fn path_and_query_kept(bytes: &[u8]) -> bool {
+    let dots = |seg: &[u8]| seg == b"." || seg == b"..";
+    let mut segment = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'/' | b'?' if dots(&bytes[segment..i]) => return false,
+            b'/' => segment = i + 1,
+            b'?' => {
+                return bytes[i + 1..]
+                    .iter()
+                    .all(|&q| KEPT_IN_QUERY[usize::from(q)])
+            }
+            b'%' if bytes.get(i + 1) == Some(&b'2')
+                && bytes.get(i + 2).is_some_and(|c| c | 0x20 == b'e') =>
+            {
+                return false
+            }
+            _ if !KEPT_IN_PATH[usize::from(b)] => return false,
+            _ => {}
+        }
+    }
+    !dots(&bytes[segment..])
+}
+
+/// Bytes the URL parser copies unchanged into a path (`?` ends it), and into a query.
+const KEPT_IN_PATH: [bool; 256] = kept_except(b'?');
+const KEPT_IN_QUERY: [bool; 256] = kept_except(b'\'');
+
+/// Printable ASCII minus what the parser encodes or reinterprets somewhere (conservative).
+const fn kept_except(extra: u8) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        t[b] = true;
+        b += 1;
+    }
+    let never = b"\"#<>`{}^|[]\\";
+    let mut i = 0;
+    while i < never.len() {
+        t[never[i] as usize] = false;
+        i += 1;
+    }
+    t[extra as usize] = false;
+    t
 }
 
 /// Lowercase letter/digit/hyphen labels, none empty or `xn--`, the last not starting with a
