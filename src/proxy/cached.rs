@@ -19,7 +19,8 @@ use crate::cache::status::{CacheStatus, Fwd};
 use crate::cache::store::{Found, Hit};
 use crate::cache::{serve, validate};
 
-/// The request head kept for the cache phase (GET/HEAD bodies are not forwarded).
+/// The request head kept for the cache phase (GET/HEAD bodies are not forwarded), already
+/// rewritten for upstream (`handle::rewrite_upstream_head`).
 #[derive(Clone)]
 pub struct Head {
     pub method: Method,
@@ -28,15 +29,6 @@ pub struct Head {
 }
 
 impl Head {
-    /// Takes the head of a prepared upstream request.
-    pub fn of(req: &Request<Body>) -> Head {
-        Head {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
-        }
-    }
-
     fn request(&self, extra: &HeaderMap) -> Request<Body> {
         let mut r = Request::new(body::empty());
         *r.method_mut() = self.method.clone();

@@ -72,15 +72,25 @@ async fn forward(
     if let Some(resp) = answer_locally(&req) {
         return resp;
     }
-    let out = upstream_request(req, &target, proxy.cfg.max_trailer_size.as_usize());
+    let (mut parts, incoming) = req.into_parts();
+    rewrite_upstream_head(&mut parts, &target);
     let key = CacheKey::parse(&url).ok();
-    let method = out.method().clone();
     // A GET or HEAD with a body (rare, but legal) is forwarded as is, past the cache.
     if let (&Method::GET | &Method::HEAD, Some(key), true) =
-        (&method, key.clone(), out.body().is_end_stream())
+        (&parts.method, key.clone(), incoming.is_end_stream())
     {
-        return cached::serve(proxy, Head::of(&out), &target, key, log).await;
+        let head = Head {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+        };
+        return cached::serve(proxy, head, &target, key, log).await;
     }
+    let method = parts.method.clone();
+    let out = Request::from_parts(
+        parts,
+        upstream_body(incoming, proxy.cfg.max_trailer_size.as_usize()),
+    );
     // Other requests stream their body upstream and are never stored.
     let req_headers = out.headers().clone();
     let request_time = SystemTime::now();
@@ -141,15 +151,9 @@ fn answer_locally(req: &Request<Incoming>) -> Option<Result<Response<Body>, Prox
     None
 }
 
-/// The request as sent upstream: hop-by-hop fields removed, `Via` added, `Host` from the
-/// target (RFC 9112 §3.2.2), `Max-Forwards` decremented; the body streams through, its
-/// trailers at most `max_trailers` bytes.
-pub fn upstream_request(
-    req: Request<Incoming>,
-    target: &Target,
-    max_trailers: usize,
-) -> Request<Body> {
-    let (mut parts, incoming) = req.into_parts();
+/// The request head as sent upstream: hop-by-hop fields removed, `Via` added, `Host` from
+/// the target (RFC 9112 §3.2.2), `Max-Forwards` decremented, HTTP/1.1.
+pub fn rewrite_upstream_head(parts: &mut http::request::Parts, target: &Target) {
     let received = parts.version;
     strip_hop_by_hop(&mut parts.headers);
     add_via(&mut parts.headers, received);
@@ -162,12 +166,16 @@ pub fn upstream_request(
             .insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
     }
     parts.version = Version::HTTP_11;
-    let body = if incoming.is_end_stream() {
+}
+
+/// The request body as sent upstream: streamed through, its trailers at most `max_trailers`
+/// bytes.
+fn upstream_body(incoming: Incoming, max_trailers: usize) -> Body {
+    if incoming.is_end_stream() {
         body::boxed(incoming)
     } else {
         body::boxed(Upload::new(incoming, max_trailers))
-    };
-    Request::from_parts(parts, body)
+    }
 }
 
 /// The response as sent to the client: hop-by-hop fields removed and `Via` added.
