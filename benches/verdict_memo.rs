@@ -1,6 +1,7 @@
 //! Verdict memo lookup (`scan::pipeline::memo::Memo`): the verdict a cache hit carries is
 //! looked up by body SHA-256. Three paths: a hot hit (in-memory map), a sled-backed hit with
-//! the hot map cold (sled read + JSON parse + refill of the hot map), and a miss.
+//! the hot map cold (sled read + JSON parse + refill of the hot map), and a miss; and the
+//! verdict header value a tagged hit then formats.
 //!
 //! `cargo bench --bench verdict_memo -- --warm-up-time 1 --measurement-time 3`
 
@@ -70,6 +71,11 @@ fn bench(c: &mut Criterion) {
             i = (i + 1) % cold.len();
             black_box(memo.get_stored(&cold[i], RULESET))
         })
+    });
+    // What a tagged hit adds after the lookup: the X-Sluice-Verdict value.
+    let v = verdict(7);
+    c.bench_function("verdict_header_value", |b| {
+        b.iter(|| black_box(black_box(&v).header_value()))
     });
     let absent: Vec<String> = (COLD_KEYS..COLD_KEYS + HOT_KEYS).map(sha).collect();
     c.bench_function("memo_miss", |b| {

@@ -365,12 +365,12 @@ async fn serve_hit(
         .unwrap_or("");
     let verdict = match proxy.pipeline.memo_for_known(&hit.meta.body_sha256, coding) {
         Some(v) => v,
-        None => {
+        None => Arc::new(
             proxy
                 .pipeline
                 .scan(fetch::content(&hit.body, &hit.meta.headers, &url))
-                .await
-        }
+                .await,
+        ),
     };
     if status.hit {
         status.ttl = Some(policy::ttl(&hit.meta, SystemTime::now()));

@@ -235,7 +235,7 @@ pub struct AccessLog {
     pub cache: &'static str,
     /// What the cache did, for `sluice_cache_results_total`.
     pub cache_result: crate::admin::metrics::CacheResult,
-    pub verdict: String,
+    pub verdict: &'static str,
 }
 
 impl Default for AccessLog {
@@ -248,7 +248,7 @@ impl Default for AccessLog {
             upstream_ms: None,
             cache: "",
             cache_result: Default::default(),
-            verdict: String::new(),
+            verdict: "",
         }
     }
 }

@@ -208,7 +208,7 @@ fn observe(
         }
     });
     set_cache_status(&mut parts.headers, &status_hdr, log);
-    log.verdict = "observe".into();
+    log.verdict = "observe";
     Response::from_parts(parts, body::boxed(tee))
 }
 
@@ -297,7 +297,7 @@ pub fn finish(
     log: &mut AccessLog,
 ) -> Response<Body> {
     let action = respond::action_in(verdict.class, &proxy.scan_cfg.action, proxy.scan_cfg.mode);
-    log.verdict = verdict.class.to_string();
+    log.verdict = verdict.class.as_str();
     if action == crate::config::Action::Block {
         tracing::info!(url, class = %verdict.class, rules = ?respond::rule_names(verdict), "blocked");
         let mut resp = respond::blocked(verdict, url);

@@ -12,7 +12,7 @@
 //! images seen before without decoding them again (admin retro-match).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::scan::pdq::PdqHash;
 use crate::scan::{Class, Verdict};
@@ -36,7 +36,7 @@ pub struct Memo {
     pdq: Option<sled::Tree>,
     raw: Mutex<HashMap<RawKey, String>>,
     /// Decoded-body SHA-256 → its latest verdict, for verdicts read or written recently.
-    hot: Mutex<HashMap<String, Verdict>>,
+    hot: Mutex<HashMap<String, Arc<Verdict>>>,
 }
 
 impl Memo {
@@ -79,23 +79,24 @@ impl Memo {
 
     /// The stored verdict for `sha256`, if it was produced by `ruleset`. Store errors and
     /// unreadable entries count as misses (the body is simply scanned again).
-    pub fn get(&self, sha256: &str, ruleset: &str) -> Option<Verdict> {
+    /// Shared with the hot map: a hit costs a reference count, not a copy.
+    pub fn get(&self, sha256: &str, ruleset: &str) -> Option<Arc<Verdict>> {
         if let Some(v) = lock(&self.hot).get(sha256) {
             if v.ruleset == ruleset {
-                return Some(v.clone());
+                return Some(Arc::clone(v));
             }
         }
-        let v = self.get_stored(sha256, ruleset)?;
-        self.keep_hot(&v);
+        let v = Arc::new(self.get_stored(sha256, ruleset)?);
+        self.keep_hot(Arc::clone(&v));
         Some(v)
     }
 
-    fn keep_hot(&self, v: &Verdict) {
+    fn keep_hot(&self, v: Arc<Verdict>) {
         let mut hot = lock(&self.hot);
         if hot.len() >= HOT_CAP && !hot.contains_key(&v.sha256) {
             hot.clear();
         }
-        hot.insert(v.sha256.clone(), v.clone());
+        hot.insert(v.sha256.clone(), v);
     }
 
     /// [`get`](Self::get) from the `verdicts` tree only, bypassing the in-memory copy.
@@ -120,7 +121,7 @@ impl Memo {
         match serde_json::to_vec(v) {
             Ok(json) => match self.tree.insert(v.sha256.as_bytes(), json) {
                 Ok(old) => {
-                    self.keep_hot(v);
+                    self.keep_hot(Arc::new(v.clone()));
                     self.reindex(old.as_deref(), v);
                 }
                 Err(e) => tracing::warn!(error = %e, "verdict memo write failed"),

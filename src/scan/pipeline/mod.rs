@@ -264,7 +264,11 @@ impl Pipeline {
     /// The memoised verdict for a body whose raw SHA-256 is already known (a cache hit), without
     /// hashing, decoding or leaving the reactor; counted like a memo hit of [`Pipeline::scan`].
     /// `None` when the body must be scanned.
-    pub fn memo_for_known(&self, raw_sha: &[u8; 32], content_encoding: &str) -> Option<Verdict> {
+    pub fn memo_for_known(
+        &self,
+        raw_sha: &[u8; 32],
+        content_encoding: &str,
+    ) -> Option<Arc<Verdict>> {
         let v = self.memo_hit(raw_sha, content_encoding)?;
         self.inner.stats.requests.fetch_add(1, Relaxed);
         Some(v)
@@ -272,7 +276,7 @@ impl Pipeline {
 
     /// The memoised verdict of the current ruleset for a body with this raw SHA-256, counted
     /// as a memo hit (not as a request).
-    fn memo_hit(&self, raw_sha: &[u8; 32], content_encoding: &str) -> Option<Verdict> {
+    fn memo_hit(&self, raw_sha: &[u8; 32], content_encoding: &str) -> Option<Arc<Verdict>> {
         let memo = self.inner.memo.get()?;
         let coding = normalise_coding(content_encoding);
         let sha = if coding.is_empty() {
@@ -312,7 +316,7 @@ impl Pipeline {
         if content.bytes.len() <= INLINE_MEMO_MAX.min(self.inner.settings.limits.max_body) {
             let raw: [u8; 32] = Sha256::digest(&content.bytes).into();
             if let Some(v) = self.memo_hit(&raw, &content.content_encoding) {
-                return v;
+                return Arc::unwrap_or_clone(v);
             }
             known_sha = Some(raw); // the worker does not hash the body again
         }
@@ -421,7 +425,7 @@ impl Pipeline {
             };
             if let Some(v) = decoded.and_then(|sha| m.get(&sha, &set.ruleset)) {
                 stats.memo_hits.fetch_add(1, Relaxed);
-                return v;
+                return Arc::unwrap_or_clone(v);
             }
         }
         let doc = match decode(content, limits) {
@@ -444,7 +448,7 @@ impl Pipeline {
             }
             if let Some(v) = m.get(&doc.sha256, &set.ruleset) {
                 stats.memo_hits.fetch_add(1, Relaxed);
-                return v;
+                return Arc::unwrap_or_clone(v);
             }
         }
         stats.scans.fetch_add(1, Relaxed);

@@ -148,7 +148,10 @@ impl Verdict {
     /// `sha256` is left out only when it is unknown (a scan refused or timed out before the
     /// body was hashed). Rule names are reduced to header-safe characters.
     pub fn header_value(&self) -> String {
-        let mut v = format!("{}; score={}", self.class, format_score(self.score));
+        let mut v = String::with_capacity(96 + 32 * self.findings.len().min(MAX_HEADER_RULES));
+        v.push_str(self.class.as_str());
+        v.push_str("; score=");
+        v.push_str(&format_score(self.score));
         if !self.sha256.is_empty() {
             v.push_str("; sha256=");
             v.push_str(&self.sha256);
@@ -157,12 +160,10 @@ impl Verdict {
         for f in self.findings.iter().filter(|f| f.classifier != "pipeline") {
             let name = header_token(&f.rule);
             if !name.is_empty() && !rules.contains(&name) && rules.len() < MAX_HEADER_RULES {
+                v.push_str(if rules.is_empty() { "; rules=" } else { "," });
+                v.push_str(&name);
                 rules.push(name);
             }
-        }
-        if !rules.is_empty() {
-            v.push_str("; rules=");
-            v.push_str(&rules.join(","));
         }
         if let Some(r) = &self.reason {
             v.push_str("; reason=");
@@ -177,13 +178,17 @@ pub fn format_score(score: f64) -> String {
     if !score.is_finite() {
         return "0".to_string();
     }
-    let s = format!("{score:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".to_string()
-    } else {
-        s.to_string()
+    if score == score.trunc() && score.abs() < 1e15 {
+        // Whole numbers (most scores, 0 above all) print as integers without float formatting.
+        return format!("{}", score as i64);
     }
+    let mut s = format!("{score:.2}");
+    let kept = s.trim_end_matches('0').trim_end_matches('.').len();
+    s.truncate(kept);
+    if s == "-0" {
+        s = "0".to_string();
+    }
+    s
 }
 
 /// Keeps characters that are safe in a header parameter; others become `_`.
@@ -265,6 +270,10 @@ mod tests {
             (0.0, "0"),
             (-0.001, "0"),
             (f64::NAN, "0"),
+            (-0.0, "0"),
+            (-3.0, "-3"),
+            (0.125, "0.12"),
+            (1e20, "100000000000000000000"),
         ] {
             assert_eq!(format_score(s), want, "{s}");
         }
