@@ -75,9 +75,29 @@ impl<T> Checked<T> {
     }
 }
 
-/// Scans `bytes`; on a bare LF overwrites it with NUL and stops.
+/// Scans `bytes`; on a bare LF overwrites it with NUL and stops. Inside a header line past
+/// the status code only the next LF matters, so the scanner jumps to it.
 fn scan(state: &mut Scan, last: &mut u8, bytes: &mut [u8]) {
-    for b in bytes.iter_mut() {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Scan::Head {
+            column: u8::MAX, ..
+        } = *state
+        {
+            match memchr::memchr(b'\n', &bytes[i..]) {
+                Some(0) => {}
+                Some(n) => {
+                    *last = bytes[i + n - 1];
+                    i += n;
+                }
+                None => {
+                    *last = bytes[bytes.len() - 1];
+                    return;
+                }
+            }
+        }
+        let b = &mut bytes[i];
+        i += 1;
         let byte = *b;
         *state = match *state {
             Scan::Idle => return,
@@ -252,5 +272,19 @@ mod tests {
             assert!(run(bad, split).contains(&0), "split {split}");
         }
         assert!(run(b"HTTP/1.1 200 OK\nA: b\r\n\r\n", 3).contains(&0));
+        // Long lines, where the scanner jumps from line start to LF.
+        let long = "x".repeat(300);
+        let good = format!("HTTP/1.1 200 OK\r\nA: {long}\r\nB: {long}\r\n\r\n{long}\n");
+        let bad = format!("HTTP/1.1 200 OK\r\nA: {long}\r\nB: {long}\n\r\n");
+        for split in 0..=good.len() {
+            assert_eq!(
+                run(good.as_bytes(), split),
+                good.as_bytes(),
+                "split {split}"
+            );
+        }
+        for split in 0..=bad.len() {
+            assert!(run(bad.as_bytes(), split).contains(&0), "split {split}");
+        }
     }
 }
