@@ -1,6 +1,7 @@
 //! The response phase for bodies from upstream: read (enforce) or tee (observe), scan,
 //! store when storable and complete, and apply the verdict's action.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -134,10 +135,17 @@ pub async fn respond(
             ))
         }
         Ok(Collected::Complete(bytes)) => {
-            let verdict = proxy
-                .pipeline
-                .scan(content(&bytes, &parts.headers, x.url))
-                .await;
+            let pipeline = &proxy.pipeline;
+            let coding = crate::scan::pipeline::content_encoding(&parts.headers);
+            // Repeated bytes are answered from the memo before a scan input is built.
+            let verdict = match pipeline.memo_for_body(&bytes, &coding) {
+                Ok(v) => v,
+                Err(known_sha) => Arc::new(
+                    pipeline
+                        .scan_unmemoised(content(&bytes, &parts.headers, x.url), known_sha)
+                        .await,
+                ),
+            };
             let no_store = policy::no_store(x.req_headers, parts.status.as_u16(), &parts.headers);
             record_url(&proxy.store, x.url, &verdict, no_store);
             let stored = if storable {

@@ -15,13 +15,7 @@ pub fn content_from_response(bytes: Bytes, headers: &HeaderMap, url: Option<Stri
         .get(CONTENT_TYPE)
         .map(|v| parse_content_type(&String::from_utf8_lossy(v.as_bytes())))
         .unwrap_or_default();
-    let content_encoding = headers
-        .get_all(CONTENT_ENCODING)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let content_encoding = content_encoding(headers);
     let headers = headers
         .iter()
         .map(|(k, v)| {
@@ -39,6 +33,19 @@ pub fn content_from_response(bytes: Bytes, headers: &HeaderMap, url: Option<Stri
         url,
         headers,
     }
+}
+
+/// The response's `Content-Encoding` values as one list (`gzip, br`), empty when none.
+pub fn content_encoding(headers: &HeaderMap) -> String {
+    let mut codings = headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .filter(|v| !v.is_empty());
+    let Some(first) = codings.next() else {
+        return String::new();
+    };
+    codings.fold(first, |all, c| all + ", " + &c)
 }
 
 /// `text/html; charset="UTF-8"` → (`text/html`, `Some("UTF-8")`).

@@ -33,7 +33,7 @@ pub mod pool;
 pub mod stats;
 pub mod verdict;
 
-pub use content::{content_from_response, parse_content_type};
+pub use content::{content_encoding, content_from_response, parse_content_type};
 use memo::{Memo, RawKey};
 use pool::{Pool, PoolError};
 use stats::{ClassifierCounters, Stats};
@@ -308,18 +308,35 @@ impl Pipeline {
     /// `scan.timeout`. The `sha256` of those two verdicts is empty when the body had not been
     /// hashed yet. Must be called inside a tokio runtime.
     pub async fn scan(&self, content: Content) -> Verdict {
-        let stats = &self.inner.stats;
-        stats.requests.fetch_add(1, Relaxed);
-        // A small body seen before is answered here: hashing it costs less than the hop to a
-        // worker thread and back, which dominated the miss path of repeated content.
-        let mut known_sha = None;
-        if content.bytes.len() <= INLINE_MEMO_MAX.min(self.inner.settings.limits.max_body) {
-            let raw: [u8; 32] = Sha256::digest(&content.bytes).into();
-            if let Some(v) = self.memo_hit(&raw, &content.content_encoding) {
-                return Arc::unwrap_or_clone(v);
-            }
-            known_sha = Some(raw); // the worker does not hash the body again
+        match self.memo_for_body(&content.bytes, &content.content_encoding) {
+            Ok(v) => Arc::unwrap_or_clone(v),
+            Err(known_sha) => self.scan_unmemoised(content, known_sha).await,
         }
+    }
+
+    /// The first half of [`scan`](Self::scan), for callers that can skip building a
+    /// [`Content`] when the answer is memoised: a small body seen before is answered here
+    /// (hashing it costs less than the hop to a worker thread and back). Counts the request.
+    /// `Err` carries the body's raw SHA-256 when it was hashed, for
+    /// [`scan_unmemoised`](Self::scan_unmemoised).
+    pub fn memo_for_body(
+        &self,
+        bytes: &[u8],
+        content_encoding: &str,
+    ) -> Result<Arc<Verdict>, Option<[u8; 32]>> {
+        self.inner.stats.requests.fetch_add(1, Relaxed);
+        if bytes.len() > INLINE_MEMO_MAX.min(self.inner.settings.limits.max_body) {
+            return Err(None);
+        }
+        let raw: [u8; 32] = Sha256::digest(bytes).into();
+        self.memo_hit(&raw, content_encoding).ok_or(Some(raw))
+    }
+
+    /// The second half of [`scan`](Self::scan), after [`memo_for_body`](Self::memo_for_body)
+    /// found nothing: the scan on the worker pool (`known_sha`: the worker does not hash the
+    /// body again).
+    pub async fn scan_unmemoised(&self, content: Content, known_sha: Option<[u8; 32]>) -> Verdict {
+        let stats = &self.inner.stats;
         let progress: Progress = Arc::new(Mutex::new(None));
         let media_guess = quick_media_type(&content);
         let this = self.clone();
