@@ -42,22 +42,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Whether a message's `Connection` (or an HTTP/1.0 client's `Proxy-Connection`) asks to
 /// keep the connection open, given the protocol version it arrived in.
 pub fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    let tokens = |name: &str| {
+    let tokens = || {
         headers
-            .get_all(name)
+            .get_all(header::CONNECTION)
             .iter()
+            .chain(headers.get_all(PROXY_CONNECTION).iter())
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .collect::<Vec<_>>()
+            .map(str::trim)
     };
-    let mut all = tokens("connection");
-    all.extend(tokens("proxy-connection"));
-    if all.iter().any(|t| t == "close") {
+    if tokens().any(|t| t.eq_ignore_ascii_case("close")) {
         return false;
     }
     match version {
-        Version::HTTP_09 | Version::HTTP_10 => all.iter().any(|t| t == "keep-alive"),
+        Version::HTTP_09 | Version::HTTP_10 => {
+            tokens().any(|t| t.eq_ignore_ascii_case("keep-alive"))
+        }
         _ => true,
     }
 }
