@@ -86,15 +86,11 @@ pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<
     }
     let rcc = CacheControl::parse(resp);
     let qcc = CacheControl::parse(req.headers);
-    if rcc.must_understand {
-        // §5.2.2.3: understood status → no-store is overridden; otherwise do not store.
-        if !understood(status) {
-            return Err(NotStorable::MustUnderstand);
-        }
-    } else if rcc.no_store {
-        return Err(NotStorable::NoStore);
+    // §5.2.2.3: must-understand with a status the cache does not understand: do not store.
+    if rcc.must_understand && !understood(status) {
+        return Err(NotStorable::MustUnderstand);
     }
-    if qcc.no_store {
+    if no_store_in(&qcc, status, &rcc) {
         return Err(NotStorable::NoStore);
     }
     if rcc.private {
@@ -126,9 +122,16 @@ pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<
 /// the response unless `must-understand` with an understood status overrides it, §5.2.2.3).
 /// No part of such an exchange may be kept in non-volatile storage.
 pub fn no_store(req: &HeaderMap, status: u16, resp: &HeaderMap) -> bool {
-    let rcc = CacheControl::parse(resp);
-    (rcc.no_store && !(rcc.must_understand && understood(status)))
-        || CacheControl::parse(req).no_store
+    no_store_in(
+        &CacheControl::parse(req),
+        status,
+        &CacheControl::parse(resp),
+    )
+}
+
+/// [`no_store`] over parsed directives (shared with [`storable`]).
+fn no_store_in(qcc: &CacheControl, status: u16, rcc: &CacheControl) -> bool {
+    (rcc.no_store && !(rcc.must_understand && understood(status))) || qcc.no_store
 }
 
 /// Whether a received body is complete: its length equals Content-Length when one was sent.
