@@ -22,13 +22,8 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes the hop-by-hop fields, including every field that `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) || headers.contains_key(PROXY_CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .chain(headers.get_all(PROXY_CONNECTION).iter())
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -42,24 +37,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Whether a message's `Connection` (or an HTTP/1.0 client's `Proxy-Connection`) asks to
 /// keep the connection open, given the protocol version it arrived in.
 pub fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    let tokens = || {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .chain(headers.get_all(PROXY_CONNECTION).iter())
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-    };
-    if tokens().any(|t| t.eq_ignore_ascii_case("close")) {
+    if connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("close")) {
         return false;
     }
     match version {
         Version::HTTP_09 | Version::HTTP_10 => {
-            tokens().any(|t| t.eq_ignore_ascii_case("keep-alive"))
+            connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("keep-alive"))
         }
         _ => true,
     }
+}
+
+/// The trimmed tokens of `Connection` and `Proxy-Connection`, in order.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .chain(headers.get_all(PROXY_CONNECTION).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
 }
 
 /// Appends this hop to `Via`, naming the protocol version the message arrived in.
