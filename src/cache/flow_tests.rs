@@ -70,7 +70,7 @@ fn miss_store_hit_revalidate_head_range_invalidate_purge() {
         panic!("fresh")
     };
     let cs = CacheStatus {
-        ttl: Some(policy::ttl(&hit.meta, now)),
+        ttl: Some(policy::ttl(&hit.facts, now)),
         ..CacheStatus::hit()
     };
     let out = serve::from_cache(&get, &req, &hit.meta, &hit.body, age, &cs);

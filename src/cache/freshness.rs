@@ -6,6 +6,7 @@ use http::header::{AGE, DATE, EXPIRES, LAST_MODIFIED};
 use http::HeaderMap;
 
 use super::directives::{parse_delta, CacheControl, DELTA_MAX};
+use super::meta::ObjectMeta;
 
 /// Upper bound of heuristic freshness (Traffic Server's `heuristic_max_lifetime` default).
 pub const HEURISTIC_MAX: u64 = 86_400;
@@ -117,15 +118,56 @@ pub fn current_age(
     response_time: SystemTime,
     now: SystemTime,
 ) -> u64 {
+    age_at(
+        initial_age(headers, request_time, response_time),
+        response_time,
+        now,
+    )
+}
+
+/// The corrected initial age (RFC 9111 §4.2.3): the age a response had when it arrived.
+fn initial_age(headers: &HeaderMap, request_time: SystemTime, response_time: SystemTime) -> u64 {
     let date = date_value(headers).unwrap_or(response_time);
     let apparent_age = secs_between(date, response_time);
     let response_delay = secs_between(request_time, response_time);
     let corrected_age_value = age_value(headers).saturating_add(response_delay);
-    let corrected_initial_age = apparent_age.max(corrected_age_value);
+    apparent_age.max(corrected_age_value)
+}
+
+/// The initial age plus the time resident since `response_time`.
+fn age_at(initial_age: u64, response_time: SystemTime, now: SystemTime) -> u64 {
     let resident_time = secs_between(response_time, now);
-    corrected_initial_age
-        .saturating_add(resident_time)
-        .min(DELTA_MAX)
+    initial_age.saturating_add(resident_time).min(DELTA_MAX)
+}
+
+/// What reuse decisions need from a stored response, derived once from its headers and
+/// times when it is loaded or stored, instead of reparsing Cache-Control and dates on every
+/// hit. A stored meta never changes in place (a 304 builds a new one), so neither do these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// The response's Cache-Control.
+    pub cc: CacheControl,
+    /// Its freshness lifetime.
+    pub lifetime: Lifetime,
+    initial_age: u64,
+    response_time: SystemTime,
+}
+
+impl Facts {
+    /// Derives the facts of a stored response.
+    pub fn of(meta: &ObjectMeta) -> Facts {
+        Facts {
+            cc: CacheControl::parse(&meta.headers),
+            lifetime: lifetime(meta.status, &meta.headers, meta.response_time),
+            initial_age: initial_age(&meta.headers, meta.request_time, meta.response_time),
+            response_time: meta.response_time,
+        }
+    }
+
+    /// Current age at `now` (RFC 9111 §4.2.3), as [`current_age`] computes it.
+    pub fn age(&self, now: SystemTime) -> u64 {
+        age_at(self.initial_age, self.response_time, now)
+    }
 }
 
 /// `to - from` in whole seconds, 0 when negative.
@@ -210,6 +252,10 @@ mod tests {
         ];
         for (h, req, resp, now, expect, clause) in rows {
             assert_eq!(current_age(&headers(&h), t(req), t(resp), t(now)), expect, "{clause}");
+            // A hit's facts, derived once at store time, must give the same age later.
+            let mut meta = crate::cache::meta::tests::sample("http://a/x", &[], b"");
+            (meta.headers, meta.request_time, meta.response_time) = (headers(&h), t(req), t(resp));
+            assert_eq!(Facts::of(&meta).age(t(now)), expect, "facts: {clause}");
         }
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use super::evict::WTinyLfu;
+use super::freshness::Facts;
 use super::meta::ObjectMeta;
 use super::vary;
 
@@ -15,9 +16,16 @@ use super::vary;
 /// download cannot flush every hot small object.
 const LARGE_DIVISOR: u64 = 8;
 
-struct Entry {
-    meta: Arc<ObjectMeta>,
-    body: Bytes,
+/// One held variant.
+pub struct Entry {
+    /// The stored meta.
+    pub meta: Arc<ObjectMeta>,
+    /// The body.
+    pub body: Bytes,
+    /// Derived once when held, so a hit reparses no header.
+    pub facts: Arc<Facts>,
+    /// Its [`object_key`], kept so a hit builds no key.
+    pub key: String,
 }
 
 /// In-memory objects keyed by primary key, each with its variants.
@@ -52,14 +60,14 @@ impl MemoryTier {
     }
 
     /// The variant of `primary` matching the request's Vary fields, if held.
-    pub fn get(&mut self, primary: &str, req: &HeaderMap) -> Option<(Arc<ObjectMeta>, Bytes)> {
-        let variants = self.by_primary.get(primary)?;
-        let e = variants
+    pub fn get(&mut self, primary: &str, req: &HeaderMap) -> Option<&Entry> {
+        let e = self
+            .by_primary
+            .get(primary)?
             .iter()
             .find(|e| vary::secondary_key(&e.meta.vary, req) == e.meta.secondary)?;
-        let found = (e.meta.clone(), e.body.clone());
-        self.policy.touch(&object_key(primary, &found.0.secondary));
-        Some(found)
+        self.policy.touch(&e.key);
+        Some(e)
     }
 
     /// Holds an object (replacing the same variant), evicting colder ones.
@@ -72,10 +80,12 @@ impl MemoryTier {
         let key = object_key(&meta.url, &meta.secondary);
         let (url, secondary) = (meta.url.clone(), meta.secondary.clone());
         self.detach(&url, &secondary);
-        self.by_primary
-            .entry(url)
-            .or_default()
-            .push(Entry { meta, body });
+        self.by_primary.entry(url).or_default().push(Entry {
+            facts: Arc::new(Facts::of(&meta)),
+            meta,
+            body,
+            key: key.clone(),
+        });
         for gone in self.policy.insert(key, size) {
             if let Some((p, s)) = gone.split_once('\0') {
                 self.detach(p, s);
@@ -91,6 +101,7 @@ impl MemoryTier {
             .and_then(|v| v.iter_mut().find(|e| e.meta.secondary == meta.secondary))
         {
             if e.meta.body_sha256 == meta.body_sha256 {
+                e.facts = Arc::new(Facts::of(&meta));
                 e.meta = meta;
             }
         }
@@ -137,9 +148,9 @@ mod tests {
         m.insert(Arc::new(gz), Bytes::from_static(b"gz"));
         m.insert(Arc::new(plain), Bytes::from_static(b"plain"));
         let mut req = HeaderMap::new();
-        assert_eq!(m.get("http://a/x", &req).unwrap().1, "plain");
+        assert_eq!(m.get("http://a/x", &req).unwrap().body, "plain");
         req.insert("accept-encoding", "gzip".parse().unwrap());
-        assert_eq!(m.get("http://a/x", &req).unwrap().1, "gz");
+        assert_eq!(m.get("http://a/x", &req).unwrap().body, "gz");
         req.insert("accept-encoding", "br".parse().unwrap());
         assert!(m.get("http://a/x", &req).is_none());
         m.remove_primary("http://a/x");
@@ -157,6 +168,30 @@ mod tests {
         assert!(
             m.get("http://a/big", &HeaderMap::new()).is_none(),
             "large objects bypass memory"
+        );
+    }
+
+    #[test]
+    fn a_replaced_meta_brings_its_own_facts() {
+        let mut m = MemoryTier::new(100_000);
+        let old = sample("http://a/x", &[("cache-control", "max-age=5")], b"x");
+        let mut new = old.clone();
+        new.headers
+            .insert("cache-control", "max-age=600".parse().unwrap());
+        m.insert(Arc::new(old), Bytes::from_static(b"x"));
+        let held = |m: &mut MemoryTier| {
+            m.get("http://a/x", &HeaderMap::new())
+                .unwrap()
+                .facts
+                .lifetime
+                .secs
+        };
+        assert_eq!(held(&mut m), 5);
+        m.update_meta(Arc::new(new));
+        assert_eq!(
+            held(&mut m),
+            600,
+            "a 304's new max-age must be what hits see"
         );
     }
 }

@@ -28,7 +28,7 @@
 //!    inline, sled on the blocking pool; bodies are SHA-256-verified on every sled read).
 //!    - `Found::Hit(hit)` → `policy::decide(&RequestInfo { method, headers }, &hit.meta, now)`:
 //!      - `Fresh { age }` / `StaleAllowed { age }` → `serve::from_cache(&method, &req_headers,
-//!        &hit.meta, &hit.body, age, &CacheStatus { ttl: Some(policy::ttl(&hit.meta, now)),
+//!        &hit.meta, &hit.body, age, &CacheStatus { ttl: Some(policy::ttl(&hit.facts, now)),
 //!        ..CacheStatus::hit() })`. This sets Age and Cache-Status, answers the client's own
 //!        If-None-Match / If-Modified-Since with 304, Range with 206 / multipart / 416
 //!        (`Content-Range: bytes */len`), and HEAD without a body.

@@ -7,7 +7,7 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::{HeaderMap, Method};
 
 use super::directives::CacheControl;
-use super::freshness::{self, has_explicit_freshness, heuristically_cacheable};
+use super::freshness::{self, has_explicit_freshness, heuristically_cacheable, Facts};
 use super::meta::ObjectMeta;
 use super::status::Fwd;
 use super::validate::conditional_headers;
@@ -190,15 +190,20 @@ pub enum Decision {
 
 /// RFC 9111 §4: may `stored` be reused for `req` at `now`? Vary was already matched by the store.
 pub fn decide(req: &RequestInfo<'_>, stored: &ObjectMeta, now: SystemTime) -> Decision {
+    decide_with(req, stored, &Facts::of(stored), now)
+}
+
+/// [`decide`] with the stored response's [`Facts`] already derived (a cache hit has them).
+pub fn decide_with(
+    req: &RequestInfo<'_>,
+    stored: &ObjectMeta,
+    facts: &Facts,
+    now: SystemTime,
+) -> Decision {
     let qcc = CacheControl::parse_request(req.headers);
-    let rcc = CacheControl::parse(&stored.headers);
-    let age = freshness::current_age(
-        &stored.headers,
-        stored.request_time,
-        stored.response_time,
-        now,
-    );
-    let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
+    let rcc = &facts.cc;
+    let age = facts.age(now);
+    let lifetime = facts.lifetime.secs;
     let revalidate = |fwd: Fwd| {
         if qcc.only_if_cached {
             Decision::GatewayTimeout
@@ -320,13 +325,6 @@ pub fn age_header(age: u64) -> http::HeaderValue {
 }
 
 /// Remaining freshness in seconds (negative when stale), for Cache-Status `ttl`.
-pub fn ttl(stored: &ObjectMeta, now: SystemTime) -> i64 {
-    let age = freshness::current_age(
-        &stored.headers,
-        stored.request_time,
-        stored.response_time,
-        now,
-    );
-    let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
-    lifetime as i64 - age as i64
+pub fn ttl(facts: &Facts, now: SystemTime) -> i64 {
+    facts.lifetime.secs as i64 - facts.age(now) as i64
 }

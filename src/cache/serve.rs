@@ -38,7 +38,7 @@ pub fn from_cache(
     let mut headers = meta.headers.clone();
     headers.remove(TRANSFER_ENCODING);
     headers.insert(AGE, super::policy::age_header(age));
-    if let Ok(v) = HeaderValue::from_str(&cache_status.header_value()) {
+    if let Ok(v) = HeaderValue::try_from(cache_status.header_value()) {
         headers.append(CACHE_STATUS, v);
     }
     let head = method == Method::HEAD;

@@ -80,7 +80,8 @@ impl CacheStatus {
 
     /// Formats the field value.
     pub fn header_value(&self) -> String {
-        let mut s = String::from(CACHE_NAME);
+        let mut s = String::with_capacity(64);
+        s.push_str(CACHE_NAME);
         if self.hit {
             s.push_str("; hit");
         }

@@ -25,6 +25,7 @@ use sled::{Transactional, Tree};
 
 use super::bodies::{self, ReadFailure};
 use super::evict::WTinyLfu;
+use super::freshness::Facts;
 use super::key::CacheKey;
 use super::memory::{object_key, MemoryTier};
 use super::meta::{sha256, ObjectMeta};
@@ -82,6 +83,8 @@ pub struct Hit {
     pub meta: Arc<ObjectMeta>,
     /// The verified body.
     pub body: Bytes,
+    /// What reuse decisions need, derived from `meta`.
+    pub facts: Arc<Facts>,
     /// Which tier answered.
     pub tier: Tier,
 }
@@ -180,14 +183,16 @@ impl Cache {
 
     /// Memory-tier lookup only: never touches disk, safe on a reactor thread.
     pub fn get_memory(&self, key: &CacheKey, req: &HeaderMap) -> Option<Hit> {
-        let (meta, body) = lock(&self.inner.memory).get(key.as_str(), req)?;
+        let mut memory = lock(&self.inner.memory);
+        let e = memory.get(key.as_str(), req)?;
         // Frequency for the disk policy too; skipped when a writer holds it (approximate).
         if let Ok(mut d) = self.inner.disk.try_lock() {
-            d.touch(&object_key(&meta.url, &meta.secondary));
+            d.touch(&e.key);
         }
         Some(Hit {
-            meta,
-            body,
+            meta: e.meta.clone(),
+            body: e.body.clone(),
+            facts: e.facts.clone(),
             tier: Tier::Memory,
         })
     }
@@ -217,6 +222,7 @@ impl Cache {
                 self.disk().touch(&okey);
                 lock(&self.inner.memory).insert(meta.clone(), body.clone());
                 Ok(Found::Hit(Hit {
+                    facts: Arc::new(Facts::of(&meta)),
                     meta,
                     body,
                     tier: Tier::Disk,

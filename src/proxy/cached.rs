@@ -13,6 +13,7 @@ use super::target::Target;
 use super::Proxy;
 use crate::body::{self, Body};
 use crate::cache::collapse::{Role, WaitOutcome};
+use crate::cache::freshness::Facts;
 use crate::cache::key::CacheKey;
 use crate::cache::policy::{self, Decision, RequestInfo, UpstreamError};
 use crate::cache::status::{CacheStatus, Fwd};
@@ -62,7 +63,7 @@ pub async fn serve(
     };
     let fwd = match found {
         Found::Hit(hit) => {
-            return match policy::decide(&info, &hit.meta, SystemTime::now()) {
+            return match policy::decide_with(&info, &hit.meta, &hit.facts, SystemTime::now()) {
                 Decision::Fresh { age } | Decision::StaleAllowed { age } => {
                     Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), log).await)
                 }
@@ -127,7 +128,7 @@ async fn miss(
                         headers: &head.headers,
                     };
                     if let Decision::Fresh { age } =
-                        policy::decide(&info, &hit.meta, SystemTime::now())
+                        policy::decide_with(&info, &hit.meta, &hit.facts, SystemTime::now())
                     {
                         let mut st = CacheStatus::hit();
                         st.collapsed = true;
@@ -247,6 +248,7 @@ async fn revalidate(
             let mut st = CacheStatus::forward(fwd);
             st.fwd_status = Some(304);
             let hit = Hit {
+                facts: Arc::new(Facts::of(&merged)),
                 meta: merged,
                 body: hit.body,
                 tier: hit.tier,
@@ -299,12 +301,7 @@ async fn revalidate(
 }
 
 fn stale_age(hit: &Hit) -> u64 {
-    crate::cache::freshness::current_age(
-        &hit.meta.headers,
-        hit.meta.request_time,
-        hit.meta.response_time,
-        SystemTime::now(),
-    )
+    hit.facts.age(SystemTime::now())
 }
 
 /// stale-while-revalidate: one background revalidation per key at a time.
@@ -373,7 +370,7 @@ async fn serve_hit(
         ),
     };
     if status.hit {
-        status.ttl = Some(policy::ttl(&hit.meta, SystemTime::now()));
+        status.ttl = Some(policy::ttl(&hit.facts, SystemTime::now()));
     }
     // cache::serve writes the Cache-Status header itself; only the access log needs noting.
     fetch::log_cache_result(&status, log);

@@ -74,17 +74,17 @@ async fn forward(
     }
     let (mut parts, incoming) = req.into_parts();
     rewrite_upstream_head(&mut parts, &target);
-    let key = CacheKey::parse(&url).ok();
+    let mut key = CacheKey::parse(&url).ok();
     // A GET or HEAD with a body (rare, but legal) is forwarded as is, past the cache.
-    if let (&Method::GET | &Method::HEAD, Some(key), true) =
-        (&parts.method, key.clone(), incoming.is_end_stream())
-    {
-        let head = Head {
-            method: parts.method,
-            uri: parts.uri,
-            headers: parts.headers,
-        };
-        return cached::serve(proxy, head, &target, key, log).await;
+    if matches!(parts.method, Method::GET | Method::HEAD) && incoming.is_end_stream() {
+        if let Some(key) = key.take() {
+            let head = Head {
+                method: parts.method,
+                uri: parts.uri,
+                headers: parts.headers,
+            };
+            return cached::serve(proxy, head, &target, key, log).await;
+        }
     }
     let method = parts.method.clone();
     let out = Request::from_parts(
@@ -157,7 +157,7 @@ pub fn rewrite_upstream_head(parts: &mut http::request::Parts, target: &Target) 
     let received = parts.version;
     strip_hop_by_hop(&mut parts.headers);
     add_via(&mut parts.headers, received);
-    if let Ok(host) = HeaderValue::from_str(&target.authority()) {
+    if let Ok(host) = HeaderValue::try_from(target.authority()) {
         parts.headers.insert(header::HOST, host);
     }
     if let Some(n) = max_forwards(&parts.headers) {

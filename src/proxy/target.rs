@@ -98,12 +98,23 @@ impl Target {
 
     /// `host:port` with IPv6 brackets, as used in `Host` and CONNECT.
     pub fn authority(&self) -> String {
-        let host = self.bracketed_host();
-        if self.port == self.scheme.default_port() {
-            host
+        let mut out = String::with_capacity(self.host.len() + 8);
+        let _ = self.write_authority(&mut out); // writing to a String cannot fail
+        out
+    }
+
+    /// [`authority`](Self::authority), written into `out` (the request path formats it for
+    /// every request: `Host`, the cache key, the log).
+    fn write_authority(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(out, "[{}]", self.host)?;
         } else {
-            format!("{host}:{}", self.port)
+            out.write_str(&self.host)?;
         }
+        if self.port != self.scheme.default_port() {
+            write!(out, ":{}", self.port)?;
+        }
+        Ok(())
     }
 
     /// `host:port`, always with the port.
@@ -123,13 +134,10 @@ impl Target {
 /// The normalised absolute URL (lowercase scheme and host, default port omitted).
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{}{}",
-            self.scheme.as_str(),
-            self.authority(),
-            self.path
-        )
+        f.write_str(self.scheme.as_str())?;
+        f.write_str("://")?;
+        self.write_authority(f)?;
+        f.write_str(&self.path)
     }
 }
 

@@ -279,12 +279,17 @@ impl Pipeline {
     fn memo_hit(&self, raw_sha: &[u8; 32], content_encoding: &str) -> Option<Arc<Verdict>> {
         let memo = self.inner.memo.get()?;
         let coding = normalise_coding(content_encoding);
+        let (mut hex, decoded);
         let sha = if coding.is_empty() {
-            hex::encode(raw_sha)
+            // On the stack: this runs on every cache hit.
+            hex = [0u8; 64];
+            hex::encode_to_slice(raw_sha, &mut hex).ok()?;
+            std::str::from_utf8(&hex).ok()?
         } else {
-            memo.decoded_sha(&(*raw_sha, coding))?
+            decoded = memo.decoded_sha(&(*raw_sha, coding))?;
+            decoded.as_str()
         };
-        let v = memo.get(&sha, &self.current().ruleset)?;
+        let v = memo.get(sha, &self.current().ruleset)?;
         let stats = &self.inner.stats;
         stats.memo_hits.fetch_add(1, Relaxed);
         stats.count_class(v.class);
