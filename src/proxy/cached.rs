@@ -72,7 +72,17 @@ pub async fn serve(
                     Ok(serve_hit(proxy, &head, hit, age, CacheStatus::hit(), log).await)
                 }
                 Decision::Revalidate { conditional, fwd } => {
-                    revalidate(proxy, &head, hit, conditional, fwd, target, &key, log).await
+                    Box::pin(revalidate(
+                        proxy,
+                        &head,
+                        hit,
+                        conditional,
+                        fwd,
+                        target,
+                        &key,
+                        log,
+                    ))
+                    .await
                 }
                 Decision::GatewayTimeout => Err(ProxyError::OnlyIfCached),
             };
@@ -83,7 +93,8 @@ pub async fn serve(
     if policy::only_if_cached(&head.headers) {
         return Err(ProxyError::OnlyIfCached);
     }
-    miss(proxy, &head, target, &key, fwd, log).await
+    // Boxed: a hit's future must not carry the upstream exchange's state (see `forward`).
+    Box::pin(miss(proxy, &head, target, &key, fwd, log)).await
 }
 
 /// A miss: one request per key goes upstream; the others wait for it, then look again.
@@ -363,10 +374,12 @@ async fn serve_hit(
     let verdict = match proxy.pipeline.memo_for_known(&hit.meta.body_sha256, coding) {
         Some(v) => v,
         None => Arc::new(
-            proxy
-                .pipeline
-                .scan(fetch::content(&hit.body, &hit.meta.headers, &url))
-                .await,
+            Box::pin(
+                proxy
+                    .pipeline
+                    .scan(fetch::content(&hit.body, &hit.meta.headers, &url)),
+            )
+            .await,
         ),
     };
     if status.hit {

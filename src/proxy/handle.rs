@@ -42,7 +42,7 @@ pub async fn handle(
     let resp = if !allowed {
         Err(ProxyError::ClientDenied(client.ip()))
     } else if req.method() == Method::CONNECT {
-        tunnel::connect(&proxy, req).await
+        Box::pin(tunnel::connect(&proxy, req)).await
     } else {
         forward(&proxy, req, &mut log).await
     };
@@ -86,6 +86,23 @@ async fn forward(
             return cached::serve(proxy, head, &target, key, log).await;
         }
     }
+    // Boxed, like every path that goes upstream: the request future is as large as its
+    // largest state, and hyper moves it per request, so a hit must not carry an upstream
+    // exchange's state inline.
+    Box::pin(uncached(proxy, parts, incoming, &target, &url, key, log)).await
+}
+
+/// A request that is never served from or stored in the cache: its body is streamed
+/// upstream and a non-error answer to an unsafe method invalidates (RFC 9111 §4.4).
+async fn uncached(
+    proxy: &Arc<Proxy>,
+    parts: http::request::Parts,
+    incoming: Incoming,
+    target: &Target,
+    url: &str,
+    key: Option<CacheKey>,
+    log: &mut AccessLog,
+) -> Result<Response<Body>, ProxyError> {
     let method = parts.method.clone();
     let out = Request::from_parts(
         parts,
@@ -94,7 +111,7 @@ async fn forward(
     // Other requests stream their body upstream and are never stored.
     let req_headers = out.headers().clone();
     let request_time = SystemTime::now();
-    let fetched = proxy.upstream.send(out, &target).await?;
+    let fetched = proxy.upstream.send(out, target).await?;
     log.upstream_ms = Some(fetched.elapsed.as_millis());
     let resp = downstream_response(fetched.response);
     if let Some(key) = &key {
@@ -108,7 +125,7 @@ async fn forward(
     let x = Exchange {
         method: &method,
         req_headers: &req_headers,
-        url: &url,
+        url,
         key: None,
         request_time,
         response_time: SystemTime::now(),
