@@ -10,10 +10,13 @@
 //! A key whose last response could not be stored for anyone (no-store, private, Vary: *…) is
 //! remembered for [`UNCACHEABLE_TTL`] (Varnish's "hit-for-miss"): requests for it should skip
 //! collapsing, since waiting for another client's response head gains nothing and serialises
-//! every client behind a slow origin.
+//! every client behind a slow origin. Those keys are remembered as 64-bit fingerprints (a
+//! per-process random SipHash): under pass-through traffic of distinct URLs a mark costs no
+//! allocation and dropping marks frees nothing; a collision only lets one request skip collapsing.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,8 +50,11 @@ const UNCACHEABLE_CAP: usize = 65_536;
 pub struct Collapser<T, K = CacheKey> {
     map: Map<K, T>,
     next: AtomicU64,
-    /// Keys whose last response was not storable, with when that stops counting.
-    uncacheable: Mutex<HashMap<K, Instant>>,
+    /// Fingerprints of keys whose last response was not storable, with when that stops
+    /// counting.
+    uncacheable: Mutex<HashMap<u64, Instant>>,
+    /// Hashes keys into those fingerprints.
+    fingerprint: RandomState,
 }
 
 /// What [`Collapser::acquire`] returns.
@@ -96,6 +102,7 @@ impl<T: Clone + Send + Sync, K: Hash + Eq + Clone> Collapser<T, K> {
             map: Arc::new(Mutex::new(HashMap::new())),
             next: AtomicU64::new(0),
             uncacheable: Mutex::new(HashMap::new()),
+            fingerprint: RandomState::new(),
         }
     }
 
@@ -110,23 +117,24 @@ impl<T: Clone + Send + Sync, K: Hash + Eq + Clone> Collapser<T, K> {
                 m.clear();
             }
         }
-        m.insert(key.clone(), now + UNCACHEABLE_TTL);
+        m.insert(self.fingerprint.hash_one(key), now + UNCACHEABLE_TTL);
     }
 
     /// Forgets the mark (the key's latest response was storable).
     pub fn clear_uncacheable(&self, key: &K) {
         let mut m = self.uncacheable.lock().unwrap_or_else(|p| p.into_inner());
-        m.remove(key);
+        m.remove(&self.fingerprint.hash_one(key));
     }
 
     /// Whether `key` was recently answered with a response that could not be stored, so a
     /// request for it should fetch on its own instead of waiting for another's fetch.
     pub fn is_uncacheable(&self, key: &K) -> bool {
+        let fp = self.fingerprint.hash_one(key);
         let mut m = self.uncacheable.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get(key) {
+        match m.get(&fp) {
             Some(until) if *until > Instant::now() => true,
             Some(_) => {
-                m.remove(key);
+                m.remove(&fp);
                 false
             }
             None => false,
@@ -279,8 +287,22 @@ mod tests {
         assert!(!c.is_uncacheable(&key()));
         c.mark_uncacheable(&key());
         assert!(c.is_uncacheable(&key()));
+        let other = CacheKey::parse("http://a.example/cold").unwrap();
+        assert!(!c.is_uncacheable(&other), "only the marked key");
         c.clear_uncacheable(&key());
         assert!(!c.is_uncacheable(&key()));
+    }
+
+    #[test]
+    fn uncacheable_marks_stay_bounded_under_distinct_urls() {
+        let c = Collapser::<u32, String>::new();
+        for i in 0..UNCACHEABLE_CAP + 10 {
+            c.mark_uncacheable(&format!("http://a.example/{i}"));
+        }
+        let held = c.uncacheable.lock().unwrap().len();
+        assert!(held <= UNCACHEABLE_CAP, "{held} marks held");
+        let last = format!("http://a.example/{}", UNCACHEABLE_CAP + 9);
+        assert!(c.is_uncacheable(&last), "the newest mark survives");
     }
 
     #[tokio::test]
