@@ -190,7 +190,7 @@ async fn fetch_and_respond(
     };
     log.upstream_ms = Some(fetched.elapsed.as_millis());
     let resp = super::handle::downstream_response(fetched.response);
-    let url = target.to_string();
+    let url = target.url();
     let x = Exchange {
         method: &head.method,
         req_headers: &head.headers,
@@ -297,7 +297,7 @@ async fn revalidate(
             tracing::warn!(error = %e, "cache removal failed");
         }
     }
-    let url = target.to_string();
+    let url = target.url();
     let x = Exchange {
         method: &head.method,
         req_headers: &head.headers,

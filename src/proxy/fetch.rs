@@ -322,7 +322,7 @@ pub fn finish(
 /// Adds `Cache-Status` and notes the result for the access log.
 pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut AccessLog) {
     log_cache_result(status, log);
-    if let Ok(v) = HeaderValue::from_str(&status.header_value()) {
+    if let Ok(v) = HeaderValue::try_from(status.header_value()) {
         headers.insert("cache-status", v);
     }
 }

@@ -67,7 +67,7 @@ async fn forward(
         return Err(ProxyError::UriTooLong(limit));
     }
     let target = Target::from_uri(req.uri())?;
-    let url = target.to_string();
+    let url = target.url();
     log.url.clone_from(&url);
     if let Some(resp) = answer_locally(&req) {
         return resp;

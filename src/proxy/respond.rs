@@ -38,7 +38,7 @@ pub fn tag(headers: &mut HeaderMap, verdict: &Verdict, action: Action) {
     if action == Action::Log {
         return;
     }
-    if let Ok(v) = HeaderValue::from_str(&verdict.header_value()) {
+    if let Ok(v) = HeaderValue::try_from(verdict.header_value()) {
         headers.insert(VERDICT_HEADER, v);
     }
 }

@@ -117,6 +117,15 @@ impl Target {
         Ok(())
     }
 
+    /// The normalised absolute URL (as `Display` writes it), in one allocation.
+    pub fn url(&self) -> String {
+        let mut out = String::with_capacity(
+            self.scheme.as_str().len() + 3 + self.host.len() + 8 + self.path.len(),
+        );
+        let _ = fmt::write(&mut out, format_args!("{self}")); // a String cannot fail
+        out
+    }
+
     /// `host:port`, always with the port.
     pub fn host_port(&self) -> String {
         format!("{}:{}", self.bracketed_host(), self.port)
@@ -196,6 +205,7 @@ mod tests {
         ] {
             let target = t(uri).unwrap();
             assert_eq!(target.to_string(), url, "{uri}");
+            assert_eq!(target.url(), url, "{uri}");
             assert_eq!(target.host_port(), host_port, "{uri}");
         }
     }
