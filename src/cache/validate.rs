@@ -113,15 +113,19 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
             t == "*" || weak_eq(t.as_bytes(), etag.as_bytes())
         });
     }
-    let since = req
-        .get(IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| httpdate::parse_http_date(t.trim()).ok());
-    let lm = stored
+    // Most requests carry no conditional: no date is parsed for them.
+    let date = |v: &http::HeaderValue| {
+        v.to_str()
+            .ok()
+            .and_then(|t| httpdate::parse_http_date(t.trim()).ok())
+    };
+    let Some(since) = req.get(IF_MODIFIED_SINCE).and_then(date) else {
+        return false;
+    };
+    stored
         .get(LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| httpdate::parse_http_date(t.trim()).ok());
-    matches!((since, lm), (Some(s), Some(l)) if l <= s)
+        .and_then(date)
+        .is_some_and(|lm| lm <= since)
 }
 
 /// Header fields to send with a 304 to the client (RFC 9110 §15.4.5).

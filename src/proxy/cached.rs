@@ -362,9 +362,11 @@ async fn serve_hit(
     mut status: CacheStatus,
     log: &mut AccessLog,
 ) -> Response<Body> {
-    let url = log.url.clone(); // the target, formatted once by the request phase
-                               // Hits normally find their verdict in the memo by the stored body digest: no hashing and
-                               // no trip to the worker pool. A changed ruleset (or an evicted memo) rescans.
+    // The target, formatted once by the request phase; lent out of the log (no copy per
+    // hit) and put back before returning.
+    let url = std::mem::take(&mut log.url);
+    // Hits normally find their verdict in the memo by the stored body digest: no hashing and
+    // no trip to the worker pool. A changed ruleset (or an evicted memo) rescans.
     let coding = hit
         .meta
         .headers
@@ -399,5 +401,7 @@ async fn serve_hit(
     *resp.status_mut() = served.status;
     *resp.headers_mut() = served.headers;
     let (parts, body) = resp.into_parts();
-    fetch::finish(proxy, parts, body, &verdict, &url, log)
+    let resp = fetch::finish(proxy, parts, body, &verdict, &url, log);
+    log.url = url;
+    resp
 }

@@ -60,7 +60,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
 
 /// What lives as long as a client connection, including a CONNECT tunnel that outlives
 /// hyper's connection: its `proxy.max_connections` slot and the shutdown phase. Handed to
-/// request handlers in the request's extensions.
+/// CONNECT requests in their extensions.
 #[derive(Clone)]
 pub struct ConnSlot {
     _permit: Arc<OwnedSemaphorePermit>,
@@ -113,7 +113,10 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
     let svc = {
         let (proxy, state) = (proxy.clone(), state.clone());
         service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(slot.clone());
+            // Only a CONNECT tunnel outlives its request and needs the connection's slot.
+            if req.method() == http::Method::CONNECT {
+                req.extensions_mut().insert(slot.clone());
+            }
             handle::handle(proxy.clone(), state.clone(), peer, allowed, req)
         })
     };
