@@ -1,4 +1,6 @@
-//! Cache hit latency: a memory-tier hit and a sled hit (lookup + verified body read).
+//! Cache hit latency: a memory-tier hit and a sled hit (lookup + verified body read), and
+//! the reuse decision for a hit with the stored response's facts derived once (as the proxy
+//! does) against deriving them per hit (parsing Cache-Control and dates every time).
 //!
 //! `cargo bench --bench cache_hit -- --warm-up-time 1 --measurement-time 3`
 
@@ -6,9 +8,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
+use sluice::cache::freshness::Facts;
 use sluice::cache::key::CacheKey;
 use sluice::cache::meta::ObjectMeta;
+use sluice::cache::policy::{self, RequestInfo};
 use sluice::cache::store::{Cache, CacheConfig, Found};
 use sluice::store::Store;
 
@@ -78,5 +82,42 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn decision(c: &mut Criterion) {
+    let mut resp = HeaderMap::new();
+    resp.insert("cache-control", "public, max-age=3600".parse().unwrap());
+    resp.insert(
+        "date",
+        httpdate::fmt_http_date(SystemTime::now()).parse().unwrap(),
+    );
+    resp.insert(
+        "last-modified",
+        "Tue, 24 Nov 2026 10:00:00 GMT".parse().unwrap(),
+    );
+    resp.insert("etag", "\"v1\"".parse().unwrap());
+    let key = CacheKey::parse("http://cdn.example/img/1.png").unwrap();
+    let now = SystemTime::now();
+    let meta = ObjectMeta::from_response(
+        &key,
+        StatusCode::OK,
+        &resp,
+        &HeaderMap::new(),
+        now,
+        now,
+        b"x",
+    );
+    let facts = Facts::of(&meta);
+    let req = HeaderMap::new();
+    let info = RequestInfo {
+        method: &Method::GET,
+        headers: &req,
+    };
+    c.bench_function("hit_decision_reparsed", |b| {
+        b.iter(|| black_box(policy::decide(&info, &meta, SystemTime::now())))
+    });
+    c.bench_function("hit_decision_with_facts", |b| {
+        b.iter(|| black_box(policy::decide_with(&info, &meta, &facts, SystemTime::now())))
+    });
+}
+
+criterion_group!(benches, bench, decision);
 criterion_main!(benches);
