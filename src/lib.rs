@@ -9,6 +9,7 @@ pub mod body;
 pub mod cache;
 pub mod commands;
 pub mod config;
+pub mod log_writer;
 pub mod proxy;
 pub mod scan;
 pub mod server;

@@ -214,23 +214,25 @@ async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::R
 /// written by a background thread through a buffer, so a request never waits for a `write`
 /// on stderr and a burst of lines becomes a few large writes. Lines are never dropped: when
 /// the writer falls behind by 128k lines, loggers wait. The returned guard flushes at exit.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging() -> Option<crate::log_writer::Flusher> {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Logs go to stderr (README), leaving stdout to command output.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 << 10,
-            std::io::stderr(),
-        ));
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer)
-        .try_init();
-    guard
+        .with_ansi(std::io::stderr().is_terminal());
+    // Logs go to stderr (README), leaving stdout to command output; written in batches by
+    // one background thread, or directly if that thread cannot be started.
+    match crate::log_writer::spawn(std::io::stderr()) {
+        Ok((writer, flusher)) => {
+            let _ = fmt.with_writer(writer).try_init();
+            Some(flusher)
+        }
+        Err(_) => {
+            let _ = fmt.with_writer(std::io::stderr).try_init();
+            None
+        }
+    }
 }
 
 #[cfg(unix)]
