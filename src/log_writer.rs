@@ -91,8 +91,9 @@ fn run<W: Write>(shared: &Shared, mut out: W) {
             std::mem::swap(&mut st.buf, &mut batch);
             st.closing
         };
-        shared.changed.notify_all(); // loggers waiting at `LIMIT`
-                                     // Nowhere to report a failed write of the log itself; the lines are gone either way.
+        // Wakes loggers waiting at `LIMIT`.
+        shared.changed.notify_all();
+        // Nowhere to report a failed write of the log itself; the lines are gone either way.
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
         if closing && lock(&shared.state).buf.is_empty() {

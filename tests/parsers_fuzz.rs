@@ -410,9 +410,10 @@ proptest! {
         prop_assert!(ObjectMeta::decode(&meta.encode()).is_ok(), "a meta round-trips");
         let now = t0 + Duration::from_secs(age_at_lookup);
         let _ = policy::decide(&info, &meta, now);
-        let _ = policy::ttl(&sluice::cache::freshness::Facts::of(&meta), now);
+        let facts = sluice::cache::freshness::Facts::of(&meta);
+        let _ = policy::ttl(&facts, now);
         for e in [UpstreamError::Unreachable, UpstreamError::Status(503), UpstreamError::Status(404)] {
-            let _ = policy::can_serve_stale_on_error(&info, &meta, now, e);
+            let _ = policy::can_serve_stale_on_error(&info, &facts, now, e);
         }
         if policy::storable(&RequestInfo { method: &Method::GET, headers: &req }, status, &resp).is_err() {
             return Ok(()); // never stored, never served from the cache

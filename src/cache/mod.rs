@@ -57,14 +57,14 @@
 //!    unconditional fetch). Then:
 //!    - **304** → `validate::merge_304(&hit.meta, &resp_headers, request_time,
 //!      response_time)`: `Ok(merged)` → `cache.update_meta(merged.clone()).await` and serve
-//!      `merged` with `hit.body` via `serve::from_cache` (age from `freshness::current_age`),
+//!      `merged` with `hit.body` via `serve::from_cache` (age 0: it was just validated),
 //!      Cache-Status `CacheStatus { fwd: Some(fwd), fwd_status: Some(304), .. }`, i.e.
 //!      `sluice; fwd=stale; fwd-status=304`. `Err(Mismatch)` → fetch again unconditionally.
 //!    - **200 or other full response** → as a miss: store it (replaces that variant),
 //!      Cache-Status `fwd=stale; fwd-status=200; stored`; if it is not storable, drop the
 //!      outdated object with `cache.remove(&key)`.
 //!    - **5xx, or upstream unreachable** → if `policy::can_serve_stale_on_error(&info,
-//!      &hit.meta, now, UpstreamError::..)` serve the stale object (Cache-Status
+//!      &hit.facts, now, UpstreamError::..)` serve the stale object (Cache-Status
 //!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on.
 //!    - **HEAD** that needs revalidation may be forwarded as a HEAD: a 200 goes through
 //!      `validate::merge_head` (RFC 9111 §4.3.5); `Ok(m)` → `cache.update_meta(m)`,

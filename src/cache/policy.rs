@@ -7,7 +7,7 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::{HeaderMap, Method};
 
 use super::directives::CacheControl;
-use super::freshness::{self, has_explicit_freshness, heuristically_cacheable, Facts};
+use super::freshness::{has_explicit_freshness, heuristically_cacheable, Facts};
 use super::meta::ObjectMeta;
 use super::status::Fwd;
 use super::validate::conditional_headers;
@@ -277,7 +277,7 @@ pub const DISCONNECTED_MAX_STALE: u64 = 86_400;
 /// unreachable origin also allows up to [`DISCONNECTED_MAX_STALE`].
 pub fn can_serve_stale_on_error(
     req: &RequestInfo<'_>,
-    stored: &ObjectMeta,
+    stored: &Facts,
     now: SystemTime,
     error: UpstreamError,
 ) -> bool {
@@ -287,7 +287,7 @@ pub fn can_serve_stale_on_error(
         }
     }
     let qcc = CacheControl::parse_request(req.headers);
-    let rcc = CacheControl::parse(&stored.headers);
+    let rcc = &stored.cc;
     if rcc.must_revalidate || rcc.proxy_revalidate || rcc.s_maxage.is_some() || rcc.no_cache {
         return false;
     }
@@ -295,14 +295,7 @@ pub fn can_serve_stale_on_error(
     if qcc.no_cache && qcc.stale_if_error.is_none() {
         return false;
     }
-    let age = freshness::current_age(
-        &stored.headers,
-        stored.request_time,
-        stored.response_time,
-        now,
-    );
-    let lifetime = freshness::lifetime(stored.status, &stored.headers, stored.response_time).secs;
-    let staleness = age.saturating_sub(lifetime);
+    let staleness = stored.age(now).saturating_sub(stored.lifetime.secs);
     let window = match (qcc.stale_if_error, rcc.stale_if_error) {
         (Some(q), _) => Some(q),
         (None, r) => r,

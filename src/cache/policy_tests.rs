@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use super::freshness::Facts;
 use super::meta::tests::sample;
 use super::meta::ObjectMeta;
 use super::policy::*;
@@ -295,7 +296,7 @@ fn stale_on_error_table() {
     for (req, resp, after, err, expect, clause) in rows {
         let rh = headers(&req);
         let info = RequestInfo { method: &Method::GET, headers: &rh };
-        assert_eq!(can_serve_stale_on_error(&info, &stored(&resp), t(after), err), expect, "{clause}");
+        assert_eq!(can_serve_stale_on_error(&info, &Facts::of(&stored(&resp)), t(after), err), expect, "{clause}");
     }
 }
 

@@ -228,7 +228,7 @@ async fn revalidate(
         Err(e) => {
             if policy::can_serve_stale_on_error(
                 &info,
-                &hit.meta,
+                &hit.facts,
                 SystemTime::now(),
                 UpstreamError::Unreachable,
             ) {
@@ -281,7 +281,7 @@ async fn revalidate(
     if upstream_status.is_server_error()
         && policy::can_serve_stale_on_error(
             &info,
-            &hit.meta,
+            &hit.facts,
             SystemTime::now(),
             UpstreamError::Status(upstream_status.as_u16()),
         )
