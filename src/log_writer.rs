@@ -1,12 +1,12 @@
 //! The log writer: each formatted line is appended to one shared buffer, and a background
 //! thread writes that buffer out in batches, [`BATCH_WINDOW`] after the first line of a batch
-//! (at once past [`SOON`] bytes, or when closing).
+//! (at once past `SOON` bytes, or when closing).
 //!
 //! A request thread logging a line takes one uncontended lock and copies the line; it makes no
 //! syscall and wakes no thread, except for the first line after the writer went idle. (With a
 //! channel to a writer thread, as `tracing-appender` does, the writer woke, wrote and flushed
 //! for nearly every line: one `write` and one `sched_yield` per request, on the same CPU as the
-//! proxy.) No line is ever dropped: past [`LIMIT`] unwritten bytes, loggers wait for the writer.
+//! proxy.) No line is ever dropped: past `LIMIT` unwritten bytes, loggers wait for the writer.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
