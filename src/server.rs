@@ -211,9 +211,9 @@ async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::R
 }
 
 /// Log lines (one access-log line per request) are formatted on the calling thread and
-/// written by a background thread through a buffer, so a request never waits for a `write`
-/// on stderr and a burst of lines becomes a few large writes. Lines are never dropped: when
-/// the writer falls behind by 128k lines, loggers wait. The returned guard flushes at exit.
+/// written in batches by `log_writer`'s background thread, so a request never waits for a
+/// `write` on stderr. Lines are never dropped: when the writer falls behind by 64 MiB,
+/// loggers wait. The returned flusher writes what is left at exit.
 fn init_logging() -> Option<crate::log_writer::Flusher> {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
