@@ -55,6 +55,53 @@ async fn hop_by_hop_request_fields_do_not_reach_the_origin() {
 }
 
 #[tokio::test]
+async fn the_origin_sees_the_clients_fields_in_the_clients_order_and_case() {
+    let origin = Origin::ok("ok").await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    // A browser's order, with the hop-by-hop fields early (where browsers put them).
+    let r = c
+        .exchange(request(
+            "GET",
+            &origin.url("/order"),
+            &[
+                "Proxy-Connection: keep-alive",
+                "Upgrade-Insecure-Requests: 1",
+                "TE: trailers",
+                "User-Agent: Mozilla/5.0",
+                "Accept: text/html",
+                "Cookie: a=1",
+                "Cookie: b=2",
+                "Accept-Language: en-GB",
+            ],
+            b"",
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let seen = origin.last_request();
+    let names: Vec<&str> = seen
+        .head
+        .headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !k.eq_ignore_ascii_case("via"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "Upgrade-Insecure-Requests",
+            "User-Agent",
+            "Accept",
+            "Cookie",
+            "Cookie",
+            "Accept-Language"
+        ]
+    );
+    assert_eq!(seen.head.all("cookie"), ["a=1", "b=2"]);
+}
+
+#[tokio::test]
 async fn hop_by_hop_response_fields_do_not_reach_the_client() {
     let origin = Origin::respond(|_| {
         b"HTTP/1.1 200 OK\r\n\

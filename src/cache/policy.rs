@@ -75,6 +75,19 @@ fn understood(status: u16) -> bool {
 
 /// RFC 9111 §3: may a shared cache store this response to this request?
 pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<(), NotStorable> {
+    let qcc = CacheControl::parse(req.headers);
+    storable_with(req, &qcc, status, resp, &CacheControl::parse(resp))
+}
+
+/// [`storable`] over the request's and the response's Cache-Control (`qcc`, `rcc`), parsed
+/// once by a caller that asks more than one question of the same exchange.
+pub fn storable_with(
+    req: &RequestInfo<'_>,
+    qcc: &CacheControl,
+    status: u16,
+    resp: &HeaderMap,
+    rcc: &CacheControl,
+) -> Result<(), NotStorable> {
     if req.method != Method::GET {
         return Err(NotStorable::Method);
     }
@@ -84,13 +97,11 @@ pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<
     if !(200..600).contains(&status) || status == 304 {
         return Err(NotStorable::Status);
     }
-    let rcc = CacheControl::parse(resp);
-    let qcc = CacheControl::parse(req.headers);
     // §5.2.2.3: must-understand with a status the cache does not understand: do not store.
     if rcc.must_understand && !understood(status) {
         return Err(NotStorable::MustUnderstand);
     }
-    if no_store_in(&qcc, status, &rcc) {
+    if no_store_with(qcc, status, rcc) {
         return Err(NotStorable::NoStore);
     }
     if rcc.private {
@@ -105,7 +116,7 @@ pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<
     if vary::is_star(&vary::spec(resp)) {
         return Err(NotStorable::VaryStar);
     }
-    let explicit = has_explicit_freshness(&rcc, resp);
+    let explicit = has_explicit_freshness(rcc, resp);
     if !explicit && !rcc.public && !heuristically_cacheable(status) {
         return Err(NotStorable::NoExplicitFreshness);
     }
@@ -122,15 +133,15 @@ pub fn storable(req: &RequestInfo<'_>, status: u16, resp: &HeaderMap) -> Result<
 /// the response unless `must-understand` with an understood status overrides it, §5.2.2.3).
 /// No part of such an exchange may be kept in non-volatile storage.
 pub fn no_store(req: &HeaderMap, status: u16, resp: &HeaderMap) -> bool {
-    no_store_in(
+    no_store_with(
         &CacheControl::parse(req),
         status,
         &CacheControl::parse(resp),
     )
 }
 
-/// [`no_store`] over parsed directives (shared with [`storable`]).
-fn no_store_in(qcc: &CacheControl, status: u16, rcc: &CacheControl) -> bool {
+/// [`no_store`] over the request's and the response's parsed Cache-Control.
+pub fn no_store_with(qcc: &CacheControl, status: u16, rcc: &CacheControl) -> bool {
     (rcc.no_store && !(rcc.must_understand && understood(status))) || qcc.no_store
 }
 

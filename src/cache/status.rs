@@ -58,7 +58,7 @@ pub struct CacheStatus {
     /// This request waited for another one's fetch (collapsed).
     pub collapsed: bool,
     /// Free-form detail token (e.g. why not stored).
-    pub detail: Option<String>,
+    pub detail: Option<&'static str>,
 }
 
 impl CacheStatus {
@@ -86,7 +86,8 @@ impl CacheStatus {
             s.push_str("; hit");
         }
         if let Some(f) = self.fwd {
-            let _ = write!(s, "; fwd={}", f.token());
+            s.push_str("; fwd=");
+            s.push_str(f.token());
         }
         if let Some(st) = self.fwd_status {
             let _ = write!(s, "; fwd-status={st}");
@@ -100,14 +101,15 @@ impl CacheStatus {
         if self.collapsed {
             s.push_str("; collapsed");
         }
-        if let Some(d) = &self.detail {
+        if let Some(d) = self.detail {
             // sf-token characters only; anything else becomes a quoted sf-string.
             if !d.is_empty()
                 && d.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:/*".contains(&b))
                 && d.as_bytes()[0].is_ascii_alphabetic()
             {
-                let _ = write!(s, "; detail={d}");
+                s.push_str("; detail=");
+                s.push_str(d);
             } else {
                 let q: String = d
                     .chars()
@@ -143,8 +145,8 @@ mod tests {
             (CacheStatus { ttl: Some(-5), ..CacheStatus::hit() }, "sluice; hit; ttl=-5"),
             (CacheStatus::forward(Fwd::VaryMiss), "sluice; fwd=vary-miss"),
             (CacheStatus::forward(Fwd::Request), "sluice; fwd=request"),
-            (CacheStatus { detail: Some("no-store".into()), ..CacheStatus::forward(Fwd::Miss) }, "sluice; fwd=miss; detail=no-store"),
-            (CacheStatus { detail: Some("a b\"c".into()), ..CacheStatus::forward(Fwd::Bypass) }, "sluice; fwd=bypass; detail=\"a b\\\"c\""),
+            (CacheStatus { detail: Some("no-store"), ..CacheStatus::forward(Fwd::Miss) }, "sluice; fwd=miss; detail=no-store"),
+            (CacheStatus { detail: Some("a b\"c"), ..CacheStatus::forward(Fwd::Bypass) }, "sluice; fwd=bypass; detail=\"a b\\\"c\""),
         ];
         for (cs, expect) in rows {
             assert_eq!(cs.header_value(), expect);

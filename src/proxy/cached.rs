@@ -27,6 +27,9 @@ pub struct Head {
     pub method: Method,
     pub uri: http::Uri,
     pub headers: HeaderMap,
+    /// The client request's extensions: hyper's record of the field names' case, so the
+    /// origin sees them as the client wrote them.
+    pub extensions: http::Extensions,
 }
 
 impl Head {
@@ -35,6 +38,7 @@ impl Head {
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
         *r.headers_mut() = self.headers.clone();
+        *r.extensions_mut() = self.extensions.clone();
         for (k, v) in extra {
             r.headers_mut().insert(k, v.clone());
         }
@@ -190,7 +194,8 @@ async fn fetch_and_respond(
     };
     log.upstream_ms = Some(fetched.elapsed.as_millis());
     let resp = super::handle::downstream_response(fetched.response);
-    let url = target.url();
+    // The URL formatted by the request phase, lent out of the log (as in `serve_hit`).
+    let url = std::mem::take(&mut log.url);
     let x = Exchange {
         method: &head.method,
         req_headers: &head.headers,
@@ -199,7 +204,9 @@ async fn fetch_and_respond(
         request_time,
         response_time: SystemTime::now(),
     };
-    fetch::respond(proxy, resp, &x, status, log, on_storable).await
+    let resp = fetch::respond(proxy, resp, &x, status, log, on_storable).await;
+    log.url = url;
+    resp
 }
 
 /// A stale (or no-cache) object: ask upstream whether it is still good.
@@ -234,7 +241,7 @@ async fn revalidate(
             ) {
                 let age = stale_age(&hit);
                 let mut st = CacheStatus::hit();
-                st.detail = Some("stale-if-error".into());
+                st.detail = Some("stale-if-error");
                 tracing::warn!(error = %e, url = %target, "origin unreachable; serving stale");
                 return Ok(serve_hit(proxy, head, hit, age, st, log).await);
             }
@@ -287,7 +294,7 @@ async fn revalidate(
         )
     {
         let mut st = CacheStatus::hit();
-        st.detail = Some("stale-if-error".into());
+        st.detail = Some("stale-if-error");
         return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, log).await);
     }
     let resp = super::handle::downstream_response(fetched.response);
@@ -297,7 +304,7 @@ async fn revalidate(
             tracing::warn!(error = %e, "cache removal failed");
         }
     }
-    let url = target.url();
+    let url = std::mem::take(&mut log.url);
     let x = Exchange {
         method: &head.method,
         req_headers: &head.headers,
@@ -308,7 +315,9 @@ async fn revalidate(
     };
     let mut st = CacheStatus::forward(fwd);
     st.fwd_status = Some(upstream_status.as_u16());
-    fetch::respond(proxy, resp, &x, st, log, |_| {}).await
+    let resp = fetch::respond(proxy, resp, &x, st, log, |_| {}).await;
+    log.url = url;
+    resp
 }
 
 fn stale_age(hit: &Hit) -> u64 {
@@ -332,7 +341,11 @@ fn background_revalidate(
     let target = target.clone();
     tokio::spawn(async move {
         let conditional = validate::conditional_headers(&hit.meta.headers);
-        let mut log = AccessLog::default();
+        // Not logged, but the phases below read the URL from the log as on a client's request.
+        let mut log = AccessLog {
+            url: target.url(),
+            ..AccessLog::default()
+        };
         let r = revalidate(
             &proxy,
             &head,

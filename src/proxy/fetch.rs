@@ -13,6 +13,7 @@ use super::error::ProxyError;
 use super::respond;
 use super::Proxy;
 use crate::body::{self, Body, Collected};
+use crate::cache::directives::CacheControl;
 use crate::cache::key::CacheKey;
 use crate::cache::meta::ObjectMeta;
 use crate::cache::policy::{self, RequestInfo};
@@ -59,11 +60,17 @@ pub async fn respond(
         method: x.method,
         headers: x.req_headers,
     };
+    // Storability (for this request and for anyone) and no-store all read the same two
+    // Cache-Control fields: parse them once.
+    let status = parts.status.as_u16();
+    let qcc = CacheControl::parse(x.req_headers);
+    let rcc = CacheControl::parse(&parts.headers);
+    let no_store = policy::no_store_with(&qcc, status, &rcc);
     let storable = x.key.is_some()
-        && match policy::storable(&info, parts.status.as_u16(), &parts.headers) {
+        && match policy::storable_with(&info, &qcc, status, &parts.headers, &rcc) {
             Ok(()) => true,
             Err(why) => {
-                status_hdr.detail = Some(why.as_str().to_string());
+                status_hdr.detail = Some(why.as_str());
                 false
             }
         };
@@ -71,7 +78,7 @@ pub async fn respond(
         on_storable(false);
     }
     if let (Some(key), &Method::GET) = (x.key, x.method) {
-        note_storability(proxy, key, parts.status, &parts.headers);
+        note_storability(proxy, key, parts.status, &parts.headers, &rcc);
     }
     if bodiless(x.method, parts.status) {
         if storable {
@@ -88,6 +95,7 @@ pub async fn respond(
             body,
             x,
             storable,
+            no_store,
             status_hdr,
             log,
             on_storable,
@@ -123,7 +131,7 @@ pub async fn respond(
                 "too_large",
                 &proxy.pipeline.ruleset(),
             );
-            status_hdr.detail.get_or_insert_with(|| "too-large".into());
+            status_hdr.detail.get_or_insert("too-large");
             set_cache_status(&mut parts.headers, &status_hdr, log);
             Ok(finish(
                 proxy,
@@ -146,7 +154,6 @@ pub async fn respond(
                         .await,
                 ),
             };
-            let no_store = policy::no_store(x.req_headers, parts.status.as_u16(), &parts.headers);
             record_url(&proxy.store, x.url, &verdict, no_store);
             let stored = if storable {
                 store(proxy, x, &parts, bytes.clone()).await
@@ -177,6 +184,7 @@ fn observe(
     body: Body,
     x: &Exchange<'_>,
     storable: bool,
+    no_store: bool,
     status_hdr: CacheStatus,
     log: &mut AccessLog,
     mut on_storable: impl FnMut(bool),
@@ -185,7 +193,6 @@ fn observe(
     let pipeline = proxy.pipeline.clone();
     let headers = parts.headers.clone();
     let url = x.url.to_string();
-    let no_store = policy::no_store(x.req_headers, parts.status.as_u16(), &parts.headers);
     let cache = proxy.cache.clone();
     let store = proxy.store.clone();
     // Everything the meta needs, captured now; the meta is built once the body is complete.
@@ -224,14 +231,21 @@ fn observe(
 /// unstorable for any request (no-store, private, Vary: *, a non-error page without freshness
 /// or validator), and clears the mark when it is storable. Partial, 304 and 5xx answers leave
 /// the mark as it is: they say nothing lasting about the URL.
-fn note_storability(proxy: &Proxy, key: &CacheKey, status: StatusCode, headers: &HeaderMap) {
+fn note_storability(
+    proxy: &Proxy,
+    key: &CacheKey,
+    status: StatusCode,
+    headers: &HeaderMap,
+    rcc: &CacheControl,
+) {
     use crate::cache::policy::NotStorable as N;
     let plain = HeaderMap::new();
     let anyone = RequestInfo {
         method: &Method::GET,
         headers: &plain,
     };
-    match policy::storable(&anyone, status.as_u16(), headers) {
+    let none = CacheControl::default();
+    match policy::storable_with(&anyone, &none, status.as_u16(), headers, rcc) {
         Ok(()) => proxy.collapser.clear_uncacheable(key),
         Err(N::NoStore | N::Private | N::VaryStar) => proxy.collapser.mark_uncacheable(key),
         Err(N::Useless | N::NoExplicitFreshness) if !status.is_server_error() => {

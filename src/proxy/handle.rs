@@ -82,6 +82,7 @@ async fn forward(
                 method: parts.method,
                 uri: parts.uri,
                 headers: parts.headers,
+                extensions: parts.extensions,
             };
             return cached::serve(proxy, head, &target, key, log).await;
         }

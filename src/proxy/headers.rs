@@ -6,8 +6,10 @@ use http::Version;
 /// `Proxy-Connection`: not standard, but sent by old clients in place of `Connection`.
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+const HOP_COUNT: usize = 9;
+
 /// Header fields that describe one connection and never cross the proxy.
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::CONNECTION,
     PROXY_CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -19,18 +21,44 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::PROXY_AUTHENTICATE,
 ];
 
-/// Removes the hop-by-hop fields, including every field that `Connection` names.
+/// Removes the hop-by-hop fields, including every field that `Connection` names, keeping the
+/// others in the order they were received.
+///
+/// Runs on every request and response. One pass over the names finds what is present; most
+/// messages carry only `Connection`. The map is rebuilt rather than edited in place:
+/// `HeaderMap::remove` moves the last field into the removed one's slot, and origins (and
+/// their bot detection) would see a field order no browser sends.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) || headers.contains_key(PROXY_CONNECTION) {
-        let named: Vec<HeaderName> = connection_tokens(headers)
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
+    let mut present = [false; HOP_COUNT];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    if !present.contains(&true) {
+        return;
+    }
+    let named: Vec<HeaderName> = if present[0] || present[1] {
+        // `close` and `keep-alive` are the usual tokens; neither names a field beyond the
+        // fixed set.
+        connection_tokens(headers)
+            .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let received = std::mem::take(headers);
+    headers.reserve(received.len());
+    // The map yields a name with its first value only; `kept` carries it to the rest.
+    let mut kept: Option<HeaderName> = None;
+    for (name, value) in received {
+        if let Some(name) = name {
+            kept = (!HOP_BY_HOP.contains(&name) && !named.contains(&name)).then_some(name);
+        }
+        if let Some(name) = &kept {
+            headers.append(name.clone(), value);
+        }
     }
 }
 
@@ -122,6 +150,50 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["content-type", "content-length", "cache-control"]);
+    }
+
+    #[test]
+    fn fields_named_by_proxy_connection_alone_are_removed() {
+        let mut h = map(&[
+            ("proxy-connection", "Close, X-Other"),
+            ("x-other", "1"),
+            ("te", "trailers"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+        let mut plain = map(&[("accept", "*/*"), ("host", "a")]);
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 2);
+    }
+
+    #[test]
+    fn the_remaining_fields_keep_their_order_and_repeated_values() {
+        let mut h = map(&[
+            ("host", "a"),
+            ("connection", "keep-alive"),
+            ("accept", "*/*"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("te", "trailers"),
+            ("user-agent", "ua"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<_> = h
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("host", "a"),
+                ("accept", "*/*"),
+                ("cookie", "a=1"),
+                ("cookie", "b=2"),
+                ("user-agent", "ua"),
+            ]
+        );
     }
 
     #[test]

@@ -153,10 +153,9 @@ impl Client {
 
     /// Sends `req` (headers already prepared by the proxy) to `target`.
     pub async fn send(&self, req: Request<Body>, target: &Target) -> Result<Fetched, Error> {
-        let url = target.to_string();
         let mut last = None;
         let mut req = Some(req);
-        for hop in self.router.plan(&target.host, &url) {
+        for hop in self.router.plan(&target.host, || target.url()) {
             let key = pool_key(&hop, target);
             let (tx, reused) = match self.pool.take(&key) {
                 Some(tx) => (tx, true),
@@ -207,14 +206,15 @@ impl Client {
         hop: Hop,
         target: &Target,
     ) -> Result<Fetched, Failed> {
-        let who = hop_name(&hop, target);
+        // Named only when something fails.
+        let who = || hop_name(&hop, target);
         // A request without a body to an idempotent method can be replayed once if a reused
         // connection dies before the response starts (the peer closed it while idle).
         let replay = replayable(&req).then(|| clone_head(&req));
         let mut req = Some(req);
         loop {
             let Some(this) = req.take() else {
-                return Err(Failed::Final(Error::Closed(who)));
+                return Err(Failed::Final(Error::Closed(who())));
             };
             let started = Instant::now();
             let ready_ok = tx.ready().await.is_ok();
@@ -235,19 +235,19 @@ impl Client {
                     req = Some(this);
                     continue;
                 }
-                return Err(Failed::Final(Error::Closed(who)));
+                return Err(Failed::Final(Error::Closed(who())));
             };
             match outcome {
                 None => {
                     return Err(Failed::Final(Error::ResponseTimeout(
-                        who,
+                        who(),
                         self.cfg.response_timeout,
                     )))
                 }
                 Some(Ok(resp)) => {
                     if let Err(why) = framing::check_head(resp.headers()) {
                         // Dropping the response and `tx` closes the connection.
-                        return Err(Failed::Final(Error::Protocol(who, why.into())));
+                        return Err(Failed::Final(Error::Protocol(who(), why.into())));
                     }
                     let elapsed = started.elapsed();
                     self.response_seconds.observe(elapsed);
@@ -273,7 +273,7 @@ impl Client {
                                 .flatten()
                         });
                         if let Some(r) = retry {
-                            tracing::debug!(upstream = %who, "reused connection was dead; retrying on a fresh one");
+                            tracing::debug!(upstream = %who(), "reused connection was dead; retrying on a fresh one");
                             reused = false;
                             tx = match self.connect(&hop, target).await {
                                 Ok(t) => t,
@@ -283,7 +283,7 @@ impl Client {
                             continue;
                         }
                     }
-                    return Err(Failed::Final(map_hyper(who, &err)));
+                    return Err(Failed::Final(map_hyper(who(), &err)));
                 }
             }
         }

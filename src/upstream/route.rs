@@ -36,8 +36,9 @@ impl Router {
         }
     }
 
-    /// The hops to try for `url` on `host`, in order.
-    pub fn plan(&self, host: &str, url: &str) -> Vec<Hop> {
+    /// The hops to try for a request to `host`, in order. `url` is built only when a parent
+    /// group serves the host (it picks the parent); most requests go direct without it.
+    pub fn plan(&self, host: &str, url: impl FnOnce() -> String) -> Vec<Hop> {
         let Some(group) = self
             .groups
             .iter()
@@ -45,8 +46,9 @@ impl Router {
         else {
             return vec![Hop::Direct];
         };
+        let url = url();
         let mut ring: Vec<&HostPort> = group.proxies.iter().collect();
-        ring.sort_by_key(|p| std::cmp::Reverse(weight(p, url)));
+        ring.sort_by_key(|p| std::cmp::Reverse(weight(p, &url)));
         let now = Instant::now();
         let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         let is_down = |p: &HostPort| down.get(p).is_some_and(|until| *until > now);
@@ -126,18 +128,18 @@ mod tests {
     #[test]
     fn unmatched_hosts_go_direct() {
         assert_eq!(
-            router(true).plan("other.example", "http://other.example/"),
+            router(true).plan("other.example", || "http://other.example/".into()),
             [Hop::Direct]
         );
         assert_eq!(
-            router(true).plan("xcdn.example", "http://xcdn.example/"),
+            router(true).plan("xcdn.example", || "http://xcdn.example/".into()),
             [Hop::Direct]
         );
     }
 
     #[test]
     fn matched_hosts_use_every_parent_then_direct() {
-        let plan = router(true).plan("img.cdn.example", "http://img.cdn.example/a");
+        let plan = router(true).plan("img.cdn.example", || "http://img.cdn.example/a".into());
         assert_eq!(plan.len(), 4);
         assert_eq!(plan[3], Hop::Direct);
     }
@@ -148,8 +150,8 @@ mod tests {
         let mut firsts = HashMap::new();
         for i in 0..300 {
             let url = format!("http://cdn.example/{i}");
-            let first = r.plan("cdn.example", &url)[0].clone();
-            assert_eq!(r.plan("cdn.example", &url)[0], first, "stable");
+            let first = r.plan("cdn.example", || url.clone())[0].clone();
+            assert_eq!(r.plan("cdn.example", || url.clone())[0], first, "stable");
             *firsts.entry(format!("{first:?}")).or_insert(0) += 1;
         }
         assert_eq!(firsts.len(), 3, "{firsts:?}");
@@ -160,15 +162,15 @@ mod tests {
     fn a_down_parent_moves_only_its_urls_to_the_next_in_order() {
         let r = router(true);
         let url = "http://cdn.example/x";
-        let before = r.plan("cdn.example", url);
+        let before = r.plan("cdn.example", || url.to_string());
         let Hop::Parent(first) = before[0].clone() else {
             panic!()
         };
         r.mark_down(&first);
-        let after = r.plan("cdn.example", url);
+        let after = r.plan("cdn.example", || url.to_string());
         assert_eq!(after, before[1..]);
         r.mark_up(&first);
-        assert_eq!(r.plan("cdn.example", url), before);
+        assert_eq!(r.plan("cdn.example", || url.to_string()), before);
     }
 
     #[test]
@@ -177,11 +179,17 @@ mod tests {
         for p in ["p1:1", "p2:2", "p3:3"] {
             r.mark_down(&hp(p));
         }
-        assert_eq!(r.plan("cdn.example", "http://cdn.example/").len(), 3);
+        assert_eq!(
+            r.plan("cdn.example", || "http://cdn.example/".into()).len(),
+            3
+        );
         let r = router(true);
         for p in ["p1:1", "p2:2", "p3:3"] {
             r.mark_down(&hp(p));
         }
-        assert_eq!(r.plan("cdn.example", "http://cdn.example/"), [Hop::Direct]);
+        assert_eq!(
+            r.plan("cdn.example", || "http://cdn.example/".into()),
+            [Hop::Direct]
+        );
     }
 }

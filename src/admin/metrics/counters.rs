@@ -212,7 +212,7 @@ mod tests {
         let rows = [
             (CacheStatus { ttl: Some(30), ..hit.clone() }, CacheResult::Hit),
             (CacheStatus { ttl: Some(-5), ..hit.clone() }, CacheResult::Stale),
-            (CacheStatus { detail: Some("stale-if-error".into()), ..hit.clone() }, CacheResult::Stale),
+            (CacheStatus { detail: Some("stale-if-error"), ..hit.clone() }, CacheResult::Stale),
             (CacheStatus { collapsed: true, ..hit.clone() }, CacheResult::Collapsed),
             (CacheStatus::forward(Fwd::UriMiss), CacheResult::Miss),
             (CacheStatus { stored: true, ..CacheStatus::forward(Fwd::VaryMiss) }, CacheResult::Miss),
