@@ -275,7 +275,22 @@ proptest! {
             .filter(|t| HeaderName::from_bytes(t.as_bytes()).is_ok())
             .collect();
         let _ = headers::wants_keep_alive(version, &h);
-        headers::strip_hop_by_hop(&mut h);
+        let fields_of = |h: &HeaderMap| -> Vec<(String, Vec<u8>)> {
+            h.iter().map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec())).collect()
+        };
+        let expected: Vec<_> = fields_of(&h)
+            .into_iter()
+            .filter(|(k, _)| !HOP.contains(&k.as_str()) && !named.contains(k))
+            .collect();
+        let mut any = h.clone();
+        headers::strip_hop_by_hop(&mut any, headers::Order::Any);
+        headers::strip_hop_by_hop(&mut h, headers::Order::Kept);
+        // Kept: the others in their order; Any: the same fields, in some order.
+        prop_assert_eq!(&fields_of(&h), &expected);
+        let (mut any, mut expected) = (fields_of(&any), expected);
+        any.sort();
+        expected.sort();
+        prop_assert_eq!(any, expected);
         for name in HOP {
             prop_assert!(!h.contains_key(name), "{} left", name);
         }

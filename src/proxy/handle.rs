@@ -13,7 +13,7 @@ use super::cached::{self, Head};
 use super::conn::{AccessLog, ConnState, Tracked};
 use super::error::ProxyError;
 use super::fetch::{self, Exchange};
-use super::headers::{add_via, max_forwards, strip_hop_by_hop};
+use super::headers::{add_via, max_forwards, strip_hop_by_hop, Order};
 use super::target::Target;
 use super::upload::Upload;
 use super::{tunnel, Proxy};
@@ -173,7 +173,7 @@ fn answer_locally(req: &Request<Incoming>) -> Option<Result<Response<Body>, Prox
 /// the target (RFC 9112 §3.2.2), `Max-Forwards` decremented, HTTP/1.1.
 pub fn rewrite_upstream_head(parts: &mut http::request::Parts, target: &Target) {
     let received = parts.version;
-    strip_hop_by_hop(&mut parts.headers);
+    strip_hop_by_hop(&mut parts.headers, Order::Kept);
     add_via(&mut parts.headers, received);
     if let Ok(host) = HeaderValue::try_from(target.authority()) {
         parts.headers.insert(header::HOST, host);
@@ -200,7 +200,7 @@ fn upstream_body(incoming: Incoming, max_trailers: usize) -> Body {
 pub fn downstream_response(resp: Response<Body>) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let received = parts.version;
-    strip_hop_by_hop(&mut parts.headers);
+    strip_hop_by_hop(&mut parts.headers, Order::Any);
     add_via(&mut parts.headers, received);
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, body)

@@ -9,7 +9,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 const HOP_COUNT: usize = 9;
 
 /// Header fields that describe one connection and never cross the proxy.
-const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
+static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::CONNECTION,
     PROXY_CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -21,14 +21,21 @@ const HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::PROXY_AUTHENTICATE,
 ];
 
-/// Removes the hop-by-hop fields, including every field that `Connection` names, keeping the
-/// others in the order they were received.
+/// Whether the fields left by [`strip_hop_by_hop`] keep the order they were received in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Requests: origins (and their bot detection) see the client's field order.
+    Kept,
+    /// Responses: clients read fields by name, so the cheaper in-place removal does, though
+    /// `HeaderMap::remove` moves the last field into the removed one's slot.
+    Any,
+}
+
+/// Removes the hop-by-hop fields, including every field that `Connection` names.
 ///
 /// Runs on every request and response. One pass over the names finds what is present; most
-/// messages carry only `Connection`. The map is rebuilt rather than edited in place:
-/// `HeaderMap::remove` moves the last field into the removed one's slot, and origins (and
-/// their bot detection) would see a field order no browser sends.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// messages carry only `Connection`, and many nothing at all.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, order: Order) {
     let mut present = [false; HOP_COUNT];
     for name in headers.keys() {
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
@@ -48,6 +55,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     } else {
         Vec::new()
     };
+    if order == Order::Any {
+        let fixed = HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p);
+        for name in named.iter().chain(fixed.map(|(name, _)| name)) {
+            headers.remove(name);
+        }
+        return;
+    }
     let received = std::mem::take(headers);
     headers.reserve(received.len());
     // The map yields a name with its first value only; `kept` carries it to the rest.
@@ -132,7 +146,7 @@ mod tests {
 
     #[test]
     fn hop_by_hop_and_connection_named_fields_are_removed() {
-        let mut h = map(&[
+        let h = map(&[
             ("connection", "keep-alive, X-Secret"),
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
@@ -147,24 +161,35 @@ mod tests {
             ("content-length", "3"),
             ("cache-control", "max-age=5"),
         ]);
-        strip_hop_by_hop(&mut h);
-        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["content-type", "content-length", "cache-control"]);
+        for order in [Order::Kept, Order::Any] {
+            let mut h = h.clone();
+            strip_hop_by_hop(&mut h, order);
+            let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+            left.sort_unstable();
+            assert_eq!(
+                left,
+                ["cache-control", "content-length", "content-type"],
+                "{order:?}"
+            );
+        }
     }
 
     #[test]
     fn fields_named_by_proxy_connection_alone_are_removed() {
-        let mut h = map(&[
+        let h = map(&[
             ("proxy-connection", "Close, X-Other"),
             ("x-other", "1"),
             ("te", "trailers"),
             ("accept", "*/*"),
         ]);
-        strip_hop_by_hop(&mut h);
-        let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["accept"]);
+        for order in [Order::Kept, Order::Any] {
+            let mut h = h.clone();
+            strip_hop_by_hop(&mut h, order);
+            let left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+            assert_eq!(left, ["accept"], "{order:?}");
+        }
         let mut plain = map(&[("accept", "*/*"), ("host", "a")]);
-        strip_hop_by_hop(&mut plain);
+        strip_hop_by_hop(&mut plain, Order::Kept);
         assert_eq!(plain.len(), 2);
     }
 
@@ -179,7 +204,7 @@ mod tests {
             ("te", "trailers"),
             ("user-agent", "ua"),
         ]);
-        strip_hop_by_hop(&mut h);
+        strip_hop_by_hop(&mut h, Order::Kept);
         let left: Vec<_> = h
             .iter()
             .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
