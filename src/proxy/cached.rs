@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 
 use super::conn::AccessLog;
 use super::error::ProxyError;
@@ -20,12 +20,15 @@ use crate::cache::status::{CacheStatus, Fwd};
 use crate::cache::store::{Found, Hit};
 use crate::cache::{serve, validate};
 
-/// The request head kept for the cache phase (GET/HEAD bodies are not forwarded), already
-/// rewritten for upstream (`handle::rewrite_upstream_head`).
+/// The request head kept for the cache phase (GET/HEAD bodies are not forwarded): the
+/// client's fields minus the hop-by-hop ones, as the cache reads and stores them.
+/// [`Head::request`] adds this hop's fields when a request goes upstream.
 #[derive(Clone)]
 pub struct Head {
     pub method: Method,
     pub uri: http::Uri,
+    /// The version the client spoke, for `Via`.
+    pub version: Version,
     pub headers: HeaderMap,
     /// The client request's extensions: hyper's record of the field names' case, so the
     /// origin sees them as the client wrote them.
@@ -33,15 +36,18 @@ pub struct Head {
 }
 
 impl Head {
-    fn request(&self, extra: &HeaderMap) -> Request<Body> {
+    /// The request to send upstream for `target`, with the fields in `extra` set.
+    fn request(&self, target: &Target, extra: &HeaderMap) -> Request<Body> {
         let mut r = Request::new(body::empty());
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
-        *r.headers_mut() = self.headers.clone();
-        *r.extensions_mut() = self.extensions.clone();
+        let headers = r.headers_mut();
+        *headers = self.headers.clone();
+        super::handle::add_upstream_fields(headers, self.version, target);
         for (k, v) in extra {
-            r.headers_mut().insert(k, v.clone());
+            headers.insert(k, v.clone());
         }
+        *r.extensions_mut() = self.extensions.clone();
         r
     }
 }
@@ -177,7 +183,7 @@ async fn fetch_and_respond(
     mut on_storable: impl FnMut(bool),
 ) -> Result<Response<Body>, ProxyError> {
     let request_time = SystemTime::now();
-    let mut upstream_req = head.request(&HeaderMap::new());
+    let mut upstream_req = head.request(target, &HeaderMap::new());
     if head.method == Method::GET {
         // A filter must see whole bodies: a ranged fetch would be scanned as a fragment, so a
         // listed body could be pulled in pieces. Fetch it whole (scanned, and stored when
@@ -228,7 +234,7 @@ async fn revalidate(
     };
     let sent = proxy
         .upstream
-        .send(head.request(&conditional), target)
+        .send(head.request(target, &conditional), target)
         .await;
     let fetched = match sent {
         Ok(f) => f,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
@@ -73,7 +73,7 @@ async fn forward(
         return resp;
     }
     let (mut parts, incoming) = req.into_parts();
-    rewrite_upstream_head(&mut parts, &target);
+    strip_hop_by_hop(&mut parts.headers, Order::Kept);
     let mut key = CacheKey::parse(&url).ok();
     // A GET or HEAD with a body (rare, but legal) is forwarded as is, past the cache.
     if matches!(parts.method, Method::GET | Method::HEAD) && incoming.is_end_stream() {
@@ -81,6 +81,7 @@ async fn forward(
             let head = Head {
                 method: parts.method,
                 uri: parts.uri,
+                version: parts.version,
                 headers: parts.headers,
                 extensions: parts.extensions,
             };
@@ -90,6 +91,8 @@ async fn forward(
     // Boxed, like every path that goes upstream: the request future is as large as its
     // largest state, and hyper moves it per request, so a hit must not carry an upstream
     // exchange's state inline.
+    add_upstream_fields(&mut parts.headers, parts.version, &target);
+    parts.version = Version::HTTP_11;
     Box::pin(uncached(proxy, parts, incoming, &target, &url, key, log)).await
 }
 
@@ -169,21 +172,17 @@ fn answer_locally(req: &Request<Incoming>) -> Option<Result<Response<Body>, Prox
     None
 }
 
-/// The request head as sent upstream: hop-by-hop fields removed, `Via` added, `Host` from
-/// the target (RFC 9112 §3.2.2), `Max-Forwards` decremented, HTTP/1.1.
-pub fn rewrite_upstream_head(parts: &mut http::request::Parts, target: &Target) {
-    let received = parts.version;
-    strip_hop_by_hop(&mut parts.headers, Order::Kept);
-    add_via(&mut parts.headers, received);
+/// The fields this hop adds to a request it sends upstream, its hop-by-hop fields already
+/// stripped: `Via`, `Host` from the target (RFC 9112 §3.2.2), `Max-Forwards` decremented.
+/// The cache phase adds them only when it goes upstream: a hit never needs them.
+pub fn add_upstream_fields(headers: &mut HeaderMap, received: Version, target: &Target) {
+    add_via(headers, received);
     if let Ok(host) = HeaderValue::try_from(target.authority()) {
-        parts.headers.insert(header::HOST, host);
+        headers.insert(header::HOST, host);
     }
-    if let Some(n) = max_forwards(&parts.headers) {
-        parts
-            .headers
-            .insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
+    if let Some(n) = max_forwards(headers) {
+        headers.insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
     }
-    parts.version = Version::HTTP_11;
 }
 
 /// The request body as sent upstream: streamed through, its trailers at most `max_trailers`
