@@ -38,40 +38,13 @@ for tool in nginx valgrind callgrind_control callgrind_annotate python3 curl; do
 done
 [[ -x target/release/sluice ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-callgrind.XXXXXX")
-chmod 755 "$WORK"   # nginx's workers run as an unprivileged user and must read www/
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/common.sh
+bench_workdir sluice-callgrind
 OPORT=$(free_port); PPORT=$(free_port); APORT=$(free_port)
 
-mkdir -p "$WORK/www" "$WORK/origin/tmp"
 head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
-cat > "$WORK/origin.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/origin/nginx.pid;
-error_log $WORK/origin/error.log warn;
-events { worker_connections 1024; }
-http {
-    default_type application/octet-stream;
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/origin/tmp;
-    proxy_temp_path $WORK/origin/tmp;
-    fastcgi_temp_path $WORK/origin/tmp;
-    uwsgi_temp_path $WORK/origin/tmp;
-    scgi_temp_path $WORK/origin/tmp;
-    server {
-        listen 127.0.0.1:$OPORT;
-        root $WORK/www;
-        location / { add_header Cache-Control "max-age=3600" always; }
-        location /nostore/ { rewrite ^ /obj-1k break; add_header Cache-Control "no-store" always; }
-    }
-}
-CONF
+origin_conf "$OPORT" '        location / { add_header Cache-Control "max-age=3600" always; }
+        location /nostore/ { rewrite ^ /obj-1k break; add_header Cache-Control "no-store" always; }'
 nginx -c "$WORK/origin.conf" -p "$WORK/origin" >/dev/null 2>&1 &
 PIDS+=($!)
 
@@ -111,16 +84,7 @@ PY
 measure() { # name path unique
     local name=$1 path=$2 unique=$3
     rm -rf "$WORK/store"
-    cat > "$WORK/sluice.toml" <<CONF
-[proxy]
-listen = "127.0.0.1:$PPORT"
-[admin]
-listen = "127.0.0.1:$APORT"
-[store]
-path = "$WORK/store"
-[upstream]
-allow = ["127.0.0.0/8"]
-CONF
+    sluice_toml "$PPORT" "$APORT"
     RUST_LOG=info,access=off TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind \
         --callgrind-out-file="$WORK/$name.out" target/release/sluice serve \
         --config "$WORK/sluice.toml" > "$WORK/$name.log" 2>&1 &

@@ -33,59 +33,23 @@ for tool in nginx wrk; do
 done
 [[ -x target/release/sluice ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-only.XXXXXX")
-chmod 755 "$WORK"   # nginx's workers run as an unprivileged user and must read www/
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${KEEP:-} ]] || rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/common.sh
+bench_workdir sluice-only
 OPORT=$(free_port); PPORT=$(free_port); APORT=$(free_port)
 
 echo "generating $IMAGES JPEGs..." >&2
 cargo run -q --release --example bench_images -- "$WORK/www/img" "$IMAGES"
 head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
-mkdir -p "$WORK/origin/tmp"
-cat > "$WORK/origin.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/origin/nginx.pid;
-error_log $WORK/origin/error.log warn;
-events { worker_connections 8192; }
-http {
-    default_type application/octet-stream;
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/origin/tmp;
-    proxy_temp_path $WORK/origin/tmp;
-    fastcgi_temp_path $WORK/origin/tmp;
-    uwsgi_temp_path $WORK/origin/tmp;
-    scgi_temp_path $WORK/origin/tmp;
-    server {
-        listen 127.0.0.1:$OPORT backlog=4096;
-        root $WORK/www;
-        location / { add_header Cache-Control "max-age=3600" always; }
+origin_conf "$OPORT" '        location / { add_header Cache-Control "max-age=3600" always; }
         location /img/ { add_header Cache-Control "no-store" always; default_type image/jpeg; }
         location /scan/ {
             default_type "text/html; charset=utf-8";
             add_header Cache-Control "no-store" always;
-            return 200 "<!doctype html><html><head><title>Weekly digest \$request_id</title></head><body><h1>This week at the workshop</h1><p>Issue \$request_id. Our reading group meets on Thursday to discuss caching proxies, request smuggling and the HTTP semantics of Vary. Bring questions; coffee is on us.</p><p>Read more at <a href=\"https://example.org/digest/\$request_id\">the archive</a> or reply to this mail to unsubscribe.</p><ul><li>Release notes for 2.4</li><li>Conference travel grants</li><li>Office hours moved to 3pm</li></ul></body></html>";
-        }
-    }
-}
-CONF
+            return 200 "<!doctype html><html><head><title>Weekly digest $request_id</title></head><body><h1>This week at the workshop</h1><p>Issue $request_id. Our reading group meets on Thursday to discuss caching proxies, request smuggling and the HTTP semantics of Vary. Bring questions; coffee is on us.</p><p>Read more at <a href=\"https://example.org/digest/$request_id\">the archive</a> or reply to this mail to unsubscribe.</p><ul><li>Release notes for 2.4</li><li>Conference travel grants</li><li>Office hours moved to 3pm</li></ul></body></html>";
+        }'
 taskset -c "$LOAD_CPU" nginx -c "$WORK/origin.conf" -p "$WORK/origin" >/dev/null 2>&1 &
 PIDS+=($!)
-cat > "$WORK/sluice.toml" <<CONF
-[proxy]
-listen = "127.0.0.1:$PPORT"
-[admin]
-listen = "127.0.0.1:$APORT"
-[store]
-path = "$WORK/store"
-[upstream]
-allow = ["127.0.0.0/8"]
-CONF
+sluice_toml "$PPORT" "$APORT"
 TOKIO_WORKER_THREADS=1 taskset -c "$PROXY_CPU" target/release/sluice serve --config "$WORK/sluice.toml" \
     > "$WORK/sluice.log" 2>&1 &
 SPID=$!

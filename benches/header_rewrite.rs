@@ -12,7 +12,7 @@ use http::{Response, Version};
 use sluice::body;
 use sluice::cache::directives::CacheControl;
 use sluice::cache::key::CacheKey;
-use sluice::proxy::handle::{add_upstream_fields, downstream_response};
+use sluice::proxy::handle::{add_upstream_fields, downstream_response, set_host};
 use sluice::proxy::headers::{strip_hop_by_hop, wants_keep_alive, Order};
 use sluice::proxy::target::Target;
 
@@ -77,7 +77,8 @@ fn bench(c: &mut Criterion) {
             |mut headers| {
                 // What a miss does: the cache phase strips, the upstream request adds.
                 strip_hop_by_hop(&mut headers, Order::Kept);
-                add_upstream_fields(&mut headers, Version::HTTP_11, &target);
+                set_host(&mut headers, &target);
+                add_upstream_fields(&mut headers, Version::HTTP_11);
                 black_box(headers)
             },
             BatchSize::SmallInput,

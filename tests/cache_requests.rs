@@ -97,6 +97,39 @@ async fn vary_variants_are_stored_and_served_separately() {
 }
 
 #[tokio::test]
+async fn vary_host_keys_on_the_host_the_origin_sees_not_the_clients() {
+    let origin = Origin::respond(|r| {
+        let host = r.header("host").unwrap_or("none").to_string();
+        ok_with(&["Cache-Control: max-age=60", "Vary: Host"], &host)
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/vh");
+    let authority = url.split('/').nth(2).expect("authority").to_string();
+    // The origin always sees the URL's authority (RFC 9112 §3.2.2), so every client Host is
+    // the same variant: one origin request, then hits.
+    for (i, host) in [
+        "wrong.example",
+        "127.0.0.1",
+        "WRONG.example:81",
+        authority.as_str(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut c = sluice.client().await;
+        let r = c
+            .exchange(format!("GET {url} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes())
+            .await;
+        assert_eq!(r.text(), authority, "client Host {host:?}");
+        if i > 0 {
+            assert_cache_status(&r, "hit");
+        }
+    }
+    assert_eq!(hits(&origin, "/vh"), 1);
+}
+
+#[tokio::test]
 async fn only_if_cached_on_a_miss_is_a_504_without_origin_contact() {
     let origin = origin_with(&["Cache-Control: max-age=60"]).await;
     let sluice = common::start_default().await;

@@ -48,10 +48,11 @@ async fn stale_object_is_revalidated_with_if_none_match_and_the_304_is_merged() 
     let first = sluice.fetch(&url).await;
     assert_cache_status(&first, "fwd=uri-miss; stored");
     let second = sluice.fetch(&url).await;
-    assert_eq!(
-        origin.last_request().header("if-none-match"),
-        Some("\"e1\"")
-    );
+    let conditional = origin.last_request();
+    assert_eq!(conditional.header("if-none-match"), Some("\"e1\""));
+    // A revalidation is this hop's request too: Via and the target's Host.
+    assert_eq!(conditional.header("via"), Some("1.1 sluice"));
+    assert_eq!(conditional.header("host"), url.split('/').nth(2));
     assert_eq!(
         second.status(),
         200,
@@ -292,11 +293,13 @@ async fn stale_while_revalidate_serves_stale_at_once_and_revalidates_once_in_the
         assert_cache_status(&r, "hit");
     }
     wait_until("the background revalidation", || hits(&origin, "/swr") >= 2).await;
+    let background = &origin.requests()[1];
     assert_eq!(
-        origin.requests()[1].header("if-none-match"),
+        background.header("if-none-match"),
         Some("\"w\""),
         "the background request is conditional"
     );
+    assert_eq!(background.header("via"), Some("1.1 sluice"));
     // Once the merge is stored, the object is fresh: later hits carry the 304's header.
     let mut merged = None;
     for _ in 0..200 {

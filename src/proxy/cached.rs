@@ -21,7 +21,8 @@ use crate::cache::store::{Found, Hit};
 use crate::cache::{serve, validate};
 
 /// The request head kept for the cache phase (GET/HEAD bodies are not forwarded): the
-/// client's fields minus the hop-by-hop ones, as the cache reads and stores them.
+/// client's fields minus the hop-by-hop ones, `Host` from the target, as the cache reads and
+/// stores them.
 /// [`Head::request`] adds this hop's fields when a request goes upstream.
 #[derive(Clone)]
 pub struct Head {
@@ -36,14 +37,14 @@ pub struct Head {
 }
 
 impl Head {
-    /// The request to send upstream for `target`, with the fields in `extra` set.
-    fn request(&self, target: &Target, extra: &HeaderMap) -> Request<Body> {
+    /// The request to send upstream, with the fields in `extra` set.
+    fn request(&self, extra: &HeaderMap) -> Request<Body> {
         let mut r = Request::new(body::empty());
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
         let headers = r.headers_mut();
         *headers = self.headers.clone();
-        super::handle::add_upstream_fields(headers, self.version, target);
+        super::handle::add_upstream_fields(headers, self.version);
         for (k, v) in extra {
             headers.insert(k, v.clone());
         }
@@ -183,7 +184,7 @@ async fn fetch_and_respond(
     mut on_storable: impl FnMut(bool),
 ) -> Result<Response<Body>, ProxyError> {
     let request_time = SystemTime::now();
-    let mut upstream_req = head.request(target, &HeaderMap::new());
+    let mut upstream_req = head.request(&HeaderMap::new());
     if head.method == Method::GET {
         // A filter must see whole bodies: a ranged fetch would be scanned as a fragment, so a
         // listed body could be pulled in pieces. Fetch it whole (scanned, and stored when
@@ -234,7 +235,7 @@ async fn revalidate(
     };
     let sent = proxy
         .upstream
-        .send(head.request(target, &conditional), target)
+        .send(head.request(&conditional), target)
         .await;
     let fetched = match sent {
         Ok(f) => f,

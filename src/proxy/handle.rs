@@ -74,6 +74,8 @@ async fn forward(
     }
     let (mut parts, incoming) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, Order::Kept);
+    // Host before the cache phase: `Vary: Host` must key on the Host the origin sees.
+    set_host(&mut parts.headers, &target);
     let mut key = CacheKey::parse(&url).ok();
     // A GET or HEAD with a body (rare, but legal) is forwarded as is, past the cache.
     if matches!(parts.method, Method::GET | Method::HEAD) && incoming.is_end_stream() {
@@ -91,7 +93,7 @@ async fn forward(
     // Boxed, like every path that goes upstream: the request future is as large as its
     // largest state, and hyper moves it per request, so a hit must not carry an upstream
     // exchange's state inline.
-    add_upstream_fields(&mut parts.headers, parts.version, &target);
+    add_upstream_fields(&mut parts.headers, parts.version);
     parts.version = Version::HTTP_11;
     Box::pin(uncached(proxy, parts, incoming, &target, &url, key, log)).await
 }
@@ -172,14 +174,25 @@ fn answer_locally(req: &Request<Incoming>) -> Option<Result<Response<Body>, Prox
     None
 }
 
-/// The fields this hop adds to a request it sends upstream, its hop-by-hop fields already
-/// stripped: `Via`, `Host` from the target (RFC 9112 §3.2.2), `Max-Forwards` decremented.
-/// The cache phase adds them only when it goes upstream: a hit never needs them.
-pub fn add_upstream_fields(headers: &mut HeaderMap, received: Version, target: &Target) {
-    add_via(headers, received);
+/// `Host` from the target (RFC 9112 §3.2.2), whatever the client sent; left alone when it is
+/// already exactly the target's authority.
+pub fn set_host(headers: &mut HeaderMap, target: &Target) {
+    if headers
+        .get(header::HOST)
+        .is_some_and(|h| target.is_authority(h.as_bytes()))
+    {
+        return;
+    }
     if let Ok(host) = HeaderValue::try_from(target.authority()) {
         headers.insert(header::HOST, host);
     }
+}
+
+/// The fields this hop adds to a request it sends upstream (hop-by-hop fields already
+/// stripped, `Host` already set): `Via`, and `Max-Forwards` decremented. The cache phase adds
+/// them only when it goes upstream: a hit never needs them.
+pub fn add_upstream_fields(headers: &mut HeaderMap, received: Version) {
+    add_via(headers, received);
     if let Some(n) = max_forwards(headers) {
         headers.insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
     }

@@ -103,6 +103,30 @@ impl Target {
         out
     }
 
+    /// Whether `value` is exactly [`authority`](Self::authority), compared without
+    /// formatting it (a client's `Host` usually is).
+    pub fn is_authority(&self, value: &[u8]) -> bool {
+        let rest = if self.host.contains(':') {
+            value
+                .strip_prefix(b"[")
+                .and_then(|r| r.strip_prefix(self.host.as_bytes()))
+                .and_then(|r| r.strip_prefix(b"]"))
+        } else {
+            value.strip_prefix(self.host.as_bytes())
+        };
+        match rest {
+            None => false,
+            Some(rest) if self.port == self.scheme.default_port() => rest.is_empty(),
+            Some(rest) => rest.strip_prefix(b":").is_some_and(|digits| {
+                digits.first() != Some(&b'0')
+                    && std::str::from_utf8(digits)
+                        .ok()
+                        .and_then(|d| d.parse().ok())
+                        == Some(self.port)
+            }),
+        }
+    }
+
     /// [`authority`](Self::authority), written into `out` (the request path formats it for
     /// every request: `Host`, the cache key, the log).
     fn write_authority(&self, out: &mut impl fmt::Write) -> fmt::Result {
@@ -166,6 +190,29 @@ mod tests {
 
     fn t(s: &str) -> Result<Target, TargetError> {
         Target::from_uri(&s.parse::<Uri>().unwrap())
+    }
+
+    #[test]
+    fn is_authority_accepts_exactly_what_authority_writes() {
+        for (url, value, same) in [
+            ("http://example.com/", "example.com", true),
+            ("http://example.com/", "example.com:80", false),
+            ("http://example.com/", "Example.com", false),
+            ("http://example.com/", "example.co", false),
+            ("http://example.com/", "example.com.", false),
+            ("http://example.com:8080/", "example.com:8080", true),
+            ("http://example.com:8080/", "example.com:08080", false),
+            ("http://example.com:8080/", "example.com:808", false),
+            ("http://example.com:8080/", "example.com", false),
+            ("https://example.com:443/", "example.com", true),
+            ("http://[::1]:8080/", "[::1]:8080", true),
+            ("http://[::1]/", "[::1]", true),
+            ("http://[::1]/", "::1", false),
+        ] {
+            let target = t(url).unwrap();
+            assert_eq!(target.is_authority(value.as_bytes()), same, "{url} {value}");
+            assert_eq!(target.authority() == value, same, "{url} {value}");
+        }
     }
 
     #[test]
