@@ -17,6 +17,8 @@ pub enum ProxyError {
     ConnectPort(u16),
     #[error("the request line is longer than {0} bytes")]
     UriTooLong(usize),
+    #[error("{0}")]
+    Host(&'static str),
     #[error("TRACE is not forwarded by this proxy")]
     TraceRefused,
     #[error("the object is not in the cache and the request said only-if-cached")]
@@ -34,6 +36,7 @@ impl ProxyError {
             ProxyError::ClientDenied(_) => (StatusCode::FORBIDDEN, "http_request_denied"),
             ProxyError::ConnectPort(_) => (StatusCode::FORBIDDEN, "http_request_denied"),
             ProxyError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "http_request_error"),
+            ProxyError::Host(_) => (StatusCode::BAD_REQUEST, "http_request_error"),
             ProxyError::TraceRefused => (StatusCode::METHOD_NOT_ALLOWED, "http_request_denied"),
             ProxyError::OnlyIfCached => (StatusCode::GATEWAY_TIMEOUT, "proxy_internal_response"),
             ProxyError::Upstream(e) => match e {
@@ -77,11 +80,13 @@ impl ProxyError {
         }
         if matches!(
             self,
-            ProxyError::Upstream(
-                upstream::Error::RequestBody(_) | upstream::Error::RequestTrailers(_)
-            )
+            ProxyError::Host(_)
+                | ProxyError::Upstream(
+                    upstream::Error::RequestBody(_) | upstream::Error::RequestTrailers(_)
+                )
         ) {
-            // The request's framing can no longer be trusted: no further request on it.
+            // The request's framing (or, for Host, which request this is) can no longer be
+            // trusted: no further request on it.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(self, ProxyError::TraceRefused) {

@@ -41,6 +41,8 @@ pub async fn handle(
     let uri = req.uri().clone();
     let resp = if !allowed {
         Err(ProxyError::ClientDenied(client.ip()))
+    } else if let Err(why) = host_field_ok(req.version(), req.headers()) {
+        Err(ProxyError::Host(why))
     } else if req.method() == Method::CONNECT {
         Box::pin(tunnel::connect(&proxy, req)).await
     } else {
@@ -147,6 +149,35 @@ async fn uncached(
     .await
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one `Host`, and no request more than one;
+/// its value is empty or a `host[:port]`. The value is never used to route (the absolute URL
+/// is, §3.2.2), but two or a malformed one are what request smuggling through a chain of
+/// proxies is made of, so the request is refused rather than repaired.
+fn host_field_ok(version: Version, headers: &HeaderMap) -> Result<(), &'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err("the request has more than one Host field"),
+        (None, _) if version >= Version::HTTP_11 => {
+            Err("the request has no Host field, which HTTP/1.1 requires")
+        }
+        (None, _) => Ok(()),
+        (Some(v), None) => {
+            let v = v.as_bytes();
+            // `Authority` takes userinfo and leaves the port unparsed: check both here.
+            let valid = v.is_empty()
+                || (!v.contains(&b'@')
+                    && http::uri::Authority::try_from(v).is_ok_and(|a| {
+                        a.port().is_some() || a.as_str().len() <= a.host().len() + 1
+                    }));
+            if valid {
+                Ok(())
+            } else {
+                Err("the Host field is not a host[:port]")
+            }
+        }
+    }
+}
+
 /// The length of a request target as written on the request line, without formatting it.
 fn uri_len(uri: &http::Uri) -> usize {
     uri.scheme_str().map_or(0, |s| s.len() + 3)
@@ -216,4 +247,39 @@ pub fn downstream_response(resp: Response<Body>) -> Response<Body> {
     add_via(&mut parts.headers, received);
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_field_table() {
+        for (version, hosts, ok) in [
+            (Version::HTTP_11, &["example.com"][..], true),
+            (Version::HTTP_11, &["example.com:8080"], true),
+            (Version::HTTP_11, &["[::1]:8080"], true),
+            (Version::HTTP_11, &[""], true),
+            (Version::HTTP_11, &[], false),
+            (Version::HTTP_10, &[], true),
+            (Version::HTTP_10, &["a", "a"], false),
+            (Version::HTTP_11, &["a", "b"], false),
+            (Version::HTTP_11, &["user@example.com"], false),
+            (Version::HTTP_11, &["a b"], false),
+            (Version::HTTP_11, &["example.com/x"], false),
+            (Version::HTTP_11, &["example.com:port"], false),
+            (Version::HTTP_11, &["example.com:99999"], false),
+            (Version::HTTP_11, &["example.com:"], true),
+        ] {
+            let mut h = HeaderMap::new();
+            for v in hosts {
+                h.append(header::HOST, HeaderValue::from_str(v).unwrap());
+            }
+            assert_eq!(
+                host_field_ok(version, &h).is_ok(),
+                ok,
+                "{version:?} {hosts:?}"
+            );
+        }
+    }
 }

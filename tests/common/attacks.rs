@@ -108,6 +108,14 @@ pub fn request_attacks(url: &str, host: &str) -> Vec<(&'static str, u16, Vec<u8>
         ("ctl_in_value", 400, cat(&[g, b"X-A: a\x01b\r\n\r\n"])),
         ("del_in_value", 400, cat(&[g, b"X-A: a\x7fb\r\n\r\n"])),
         ("ctl_in_name", 400, cat(&[g, b"X-\x07A: a\r\n\r\n"])),
+        // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, a valid host[:port].
+        ("host_missing_http11", 400, format!("GET {url} HTTP/1.1\r\nX-A: a\r\n\r\n").into_bytes()),
+        ("host_twice", 400, cat(&[g, b"Host: other.example\r\n\r\n"])),
+        ("host_twice_same", 400, cat(&[g, format!("Host: {host}\r\n\r\n").as_bytes()])),
+        ("host_twice_http10", 400, format!("GET {url} HTTP/1.0\r\nHost: {host}\r\nHost: {host}\r\n\r\n").into_bytes()),
+        ("host_userinfo", 400, format!("GET {url} HTTP/1.1\r\nHost: user@{host}\r\n\r\n").into_bytes()),
+        ("host_space", 400, format!("GET {url} HTTP/1.1\r\nHost: a b\r\n\r\n").into_bytes()),
+        ("host_path", 400, format!("GET {url} HTTP/1.1\r\nHost: {host}/x\r\n\r\n").into_bytes()),
         // Chunked bodies: bad sizes, extension and trailer abuse.
         ("chunk_size_not_hex", 400, cat(&[c, b"zz\r\nhello\r\n0\r\n\r\n"])),
         ("chunk_size_negative", 400, cat(&[c, b"-5\r\nhello\r\n0\r\n\r\n"])),

@@ -145,10 +145,12 @@ pub fn get(url: &str) -> Vec<u8> {
 /// A request in absolute form: method, URL, extra header lines (`"Name: value"`), body.
 /// `Host` is taken from the URL; `Content-Length` is added when the body is not empty.
 pub fn request(method: &str, url: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+    // The URL's authority without userinfo, as a client writes Host.
     let host = url
         .split("://")
         .nth(1)
         .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| authority.rsplit('@').next())
         .unwrap_or("");
     let mut s = format!("{method} {url} HTTP/1.1\r\nHost: {host}\r\n");
     for h in headers {
