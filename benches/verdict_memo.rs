@@ -39,6 +39,7 @@ fn verdict(i: usize) -> Verdict {
         ruleset: RULESET.into(),
         scanned_at: "2026-11-25T22:00:00Z".into(),
         reason: None,
+        header: Default::default(),
     }
 }
 

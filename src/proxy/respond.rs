@@ -12,6 +12,7 @@ use crate::scan::{Class, Verdict};
 
 /// The header that carries a verdict on every scanned response.
 pub const VERDICT_HEADER: &str = "x-sluice-verdict";
+const VERDICT_NAME: http::HeaderName = http::HeaderName::from_static(VERDICT_HEADER);
 
 /// The action for a class. Observe mode never blocks: it is for watching what enforce would
 /// do, so a cache hit behaves like the first fetch (delivered, tagged).
@@ -38,8 +39,8 @@ pub fn tag(headers: &mut HeaderMap, verdict: &Verdict, action: Action) {
     if action == Action::Log {
         return;
     }
-    if let Ok(v) = HeaderValue::try_from(verdict.header_value()) {
-        headers.insert(VERDICT_HEADER, v);
+    if let Some(v) = verdict.header() {
+        headers.insert(VERDICT_NAME, v);
     }
 }
 
@@ -107,6 +108,7 @@ mod tests {
             ruleset: "r1".into(),
             scanned_at: "2026-11-25T00:00:00Z".into(),
             reason: None,
+            header: Default::default(),
         }
     }
 

@@ -128,6 +128,34 @@ pub struct Verdict {
     /// Why the body went unscanned (`too_large`, `limit`, `undecodable`, `timeout`, `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The `X-Sluice-Verdict` value once formatted (see `header_bytes`).
+    #[serde(skip)]
+    pub header: HeaderCache,
+}
+
+/// A verdict's `X-Sluice-Verdict` value, formatted on first use: a memoised verdict is shared
+/// by every cache hit on its body, which would otherwise format it again each time. Not part
+/// of what a verdict says: always equal, never serialised, and a clone starts empty (clones
+/// are what gets edited, e.g. by the admin retro-match).
+#[derive(Default)]
+pub struct HeaderCache(pub(crate) std::sync::OnceLock<Option<http::HeaderValue>>);
+
+impl Clone for HeaderCache {
+    fn clone(&self) -> Self {
+        HeaderCache::default()
+    }
+}
+
+impl PartialEq for HeaderCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for HeaderCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeaderCache")
+    }
 }
 
 /// Why a classifier could not give an opinion; the pipeline turns it into `unscanned`.

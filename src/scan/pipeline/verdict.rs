@@ -85,6 +85,7 @@ pub fn decide(
         ruleset: ruleset.to_string(),
         scanned_at: rfc3339(SystemTime::now()),
         reason,
+        header: Default::default(),
     }
 }
 
@@ -139,7 +140,19 @@ impl Verdict {
             ruleset: ruleset.to_string(),
             scanned_at: rfc3339(SystemTime::now()),
             reason: Some(reason.to_string()),
+            header: Default::default(),
         }
+    }
+
+    /// [`header_value`](Self::header_value) as a header value, formatted and checked on the
+    /// first call and shared by every later one (a memoised verdict serves every hit on its
+    /// body). `None` only if the value is not a valid field value, which the formatting rules
+    /// out.
+    pub fn header(&self) -> Option<http::HeaderValue> {
+        self.header
+            .0
+            .get_or_init(|| http::HeaderValue::try_from(self.header_value()).ok())
+            .clone()
     }
 
     /// The `X-Sluice-Verdict` value:
@@ -277,6 +290,26 @@ mod tests {
         ] {
             assert_eq!(format_score(s), want, "{s}");
         }
+    }
+
+    #[test]
+    fn the_header_is_formatted_once_and_a_clone_formats_its_own() {
+        let v = Verdict::unscanned("ab12", "text/html", "too_large", "rs1");
+        let first = v.header().unwrap();
+        assert_eq!(first, v.header_value().as_str());
+        assert_eq!(
+            v.header().unwrap().as_bytes().as_ptr(),
+            first.as_bytes().as_ptr(),
+            "shared, not formatted again"
+        );
+        // A clone is what gets edited (retro-match): it must not inherit the old value.
+        let mut edited = v.clone();
+        assert_eq!(edited, v, "the cache is not part of a verdict's equality");
+        edited.class = Class::Listed;
+        assert!(edited.header().unwrap().as_bytes().starts_with(b"listed; "));
+        assert!(v.header().unwrap().as_bytes().starts_with(b"unscanned; "));
+        let json = serde_json::to_string(&v).unwrap();
+        assert!(!json.contains("header"), "{json}");
     }
 
     #[test]
