@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::header::{
     HeaderValue, AGE, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE, TRANSFER_ENCODING,
 };
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 use super::meta::ObjectMeta;
 use super::range::{self, RangeOutcome};
@@ -24,7 +24,7 @@ pub struct Served {
 }
 
 /// The field name of RFC 9211's Cache-Status.
-pub const CACHE_STATUS: &str = "cache-status";
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// Answers `method` (GET or HEAD) with `req` headers from a stored object of current `age`.
 pub fn from_cache(
@@ -51,7 +51,7 @@ pub fn from_cache(
                 h.insert(name.clone(), v.clone());
             }
         }
-        for v in headers.get_all(CACHE_STATUS) {
+        for v in headers.get_all(&CACHE_STATUS) {
             h.append(CACHE_STATUS, v.clone());
         }
         return Served {

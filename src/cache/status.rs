@@ -90,10 +90,12 @@ impl CacheStatus {
             s.push_str(f.token());
         }
         if let Some(st) = self.fwd_status {
-            let _ = write!(s, "; fwd-status={st}");
+            s.push_str("; fwd-status=");
+            s.push_str(itoa::Buffer::new().format(st));
         }
         if let Some(t) = self.ttl {
-            let _ = write!(s, "; ttl={t}");
+            s.push_str("; ttl=");
+            s.push_str(itoa::Buffer::new().format(t));
         }
         if self.stored {
             s.push_str("; stored");

@@ -17,6 +17,7 @@ use crate::cache::directives::CacheControl;
 use crate::cache::key::CacheKey;
 use crate::cache::meta::ObjectMeta;
 use crate::cache::policy::{self, RequestInfo};
+use crate::cache::serve::CACHE_STATUS;
 use crate::cache::status::CacheStatus;
 use crate::cache::store::Cache;
 use crate::config::ScanMode;
@@ -324,8 +325,8 @@ pub fn finish(
         tracing::info!(url, class = %verdict.class, rules = ?respond::rule_names(verdict), "blocked");
         let mut resp = respond::blocked(verdict, url);
         // The 403 replaces the object, not the cache's account of where it came from.
-        if let Some(cs) = parts.headers.remove("cache-status") {
-            resp.headers_mut().insert("cache-status", cs);
+        if let Some(cs) = parts.headers.remove(CACHE_STATUS) {
+            resp.headers_mut().insert(CACHE_STATUS, cs);
         }
         return resp;
     }
@@ -337,7 +338,7 @@ pub fn finish(
 pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut AccessLog) {
     log_cache_result(status, log);
     if let Ok(v) = HeaderValue::try_from(status.header_value()) {
-        headers.insert("cache-status", v);
+        headers.insert(CACHE_STATUS, v);
     }
 }
 
