@@ -66,7 +66,7 @@ pub fn blocked(verdict: &Verdict, url: &str) -> Response<Body> {
     let text = format!(
         "Blocked by sluice: {url} was classified {}{why}, score {}.\n",
         verdict.class,
-        fmt_score(verdict.score)
+        crate::scan::pipeline::format_score(verdict.score)
     );
     let mut resp = Response::new(body::full(text));
     *resp.status_mut() = StatusCode::FORBIDDEN;
@@ -78,11 +78,6 @@ pub fn blocked(verdict: &Verdict, url: &str) -> Response<Body> {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     tag(h, verdict, Action::Block);
     resp
-}
-
-fn fmt_score(s: f64) -> String {
-    let r = (s * 100.0).round() / 100.0;
-    format!("{r}")
 }
 
 #[cfg(test)]
@@ -142,6 +137,35 @@ mod tests {
         let hv = resp.headers()[VERDICT_HEADER].to_str().unwrap().to_string();
         assert!(hv.starts_with("spam; score="), "{hv}");
         assert_eq!(rule_names(&v), ["PHARMA", "LOTTERY"]);
+    }
+
+    #[test]
+    fn the_blocked_page_and_the_header_give_the_same_score() {
+        // 0.125 is where two roundings disagree (half away from zero vs. to even).
+        for score in [7.25, 0.125, -0.005, 12.0] {
+            let mut v = verdict(Class::Spam, &["PHARMA"]);
+            v.score = score;
+            let resp = blocked(&v, "http://x.example/");
+            let hv = resp.headers()[VERDICT_HEADER].to_str().unwrap().to_string();
+            let in_header = hv
+                .split("score=")
+                .nth(1)
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap();
+            let body = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(
+                resp.into_body(),
+            ))
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            assert!(
+                text.ends_with(&format!(", score {in_header}.\n")),
+                "{score}: {text} / {hv}"
+            );
+        }
     }
 
     #[test]
