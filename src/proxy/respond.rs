@@ -11,8 +11,7 @@ use crate::config::{Action, ActionConfig, ScanMode};
 use crate::scan::{Class, Verdict};
 
 /// The header that carries a verdict on every scanned response.
-pub const VERDICT_HEADER: &str = "x-sluice-verdict";
-const VERDICT_NAME: http::HeaderName = http::HeaderName::from_static(VERDICT_HEADER);
+pub const VERDICT_HEADER: http::HeaderName = http::HeaderName::from_static("x-sluice-verdict");
 
 /// The action for a class. Observe mode never blocks: it is for watching what enforce would
 /// do, so a cache hit behaves like the first fetch (delivered, tagged).
@@ -40,7 +39,7 @@ pub fn tag(headers: &mut HeaderMap, verdict: &Verdict, action: Action) {
         return;
     }
     if let Some(v) = verdict.header() {
-        headers.insert(VERDICT_NAME, v);
+        headers.insert(VERDICT_HEADER, v);
     }
 }
 
