@@ -73,6 +73,12 @@ async fn connect_to_a_disallowed_port_is_refused_without_connecting() {
     let r = read_connect_response(&mut c).await;
     common::assert_proxy_error(&r, 403, "http_request_denied");
     assert_eq!(origin.connections(), 0);
+    // The strict head check stops at a CONNECT head, so the connection must not carry on.
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(
+        c.closes_within(common::LIMIT).await,
+        "closed after a refused CONNECT"
+    );
 }
 
 #[tokio::test]
@@ -104,6 +110,10 @@ async fn connect_to_a_refused_port_gets_502() {
     c.send(connect_request(&format!("127.0.0.1:{port}"))).await;
     let r = read_connect_response(&mut c).await;
     common::assert_proxy_error(&r, 502, "connection_refused");
+    assert!(
+        c.closes_within(common::LIMIT).await,
+        "closed after a failed CONNECT"
+    );
 }
 
 #[tokio::test]

@@ -39,16 +39,23 @@ pub async fn handle(
     };
     // `forward` logs the normalised URL; anything else logs the target as received.
     let uri = req.uri().clone();
+    let connect = req.method() == Method::CONNECT;
     let resp = if !allowed {
         Err(ProxyError::ClientDenied(client.ip()))
     } else if let Err(why) = host_field_ok(req.version(), req.headers()) {
         Err(ProxyError::Host(why))
-    } else if req.method() == Method::CONNECT {
+    } else if connect {
         Box::pin(tunnel::connect(&proxy, req)).await
     } else {
         forward(&proxy, req, &mut log).await
     };
-    let resp = resp.unwrap_or_else(ProxyError::into_response);
+    let mut resp = resp.unwrap_or_else(ProxyError::into_response);
+    if connect && !resp.status().is_success() {
+        // A refused CONNECT ends the connection: the head check stops at a CONNECT head (what
+        // follows a tunnel is not HTTP), so nothing after it may be read as requests.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if log.url.is_empty() {
         log.url = uri.to_string();
     }
@@ -163,11 +170,21 @@ fn host_field_ok(version: Version, headers: &HeaderMap) -> Result<(), &'static s
         (None, _) => Ok(()),
         (Some(v), None) => {
             let v = v.as_bytes();
-            // `Authority` takes userinfo and leaves the port unparsed: check both here.
+            // `Authority` takes userinfo and leaves the port unchecked: check both here, the
+            // port as digits only (`u16::from_str` would also take a leading `+`).
             let valid = v.is_empty()
                 || (!v.contains(&b'@')
                     && http::uri::Authority::try_from(v).is_ok_and(|a| {
-                        a.port().is_some() || a.as_str().len() <= a.host().len() + 1
+                        let port = &a.as_str()[a.host().len()..];
+                        !a.host().is_empty()
+                            && match port.strip_prefix(':') {
+                                None => port.is_empty(),
+                                Some("") => true,
+                                Some(digits) => {
+                                    digits.bytes().all(|b| b.is_ascii_digit())
+                                        && digits.parse::<u16>().is_ok()
+                                }
+                            }
                     }));
             if valid {
                 Ok(())
@@ -270,6 +287,9 @@ mod tests {
             (Version::HTTP_11, &["example.com:port"], false),
             (Version::HTTP_11, &["example.com:99999"], false),
             (Version::HTTP_11, &["example.com:"], true),
+            (Version::HTTP_11, &["example.com:+8080"], false),
+            (Version::HTTP_11, &["[::1]x"], false),
+            (Version::HTTP_11, &[":80"], false),
         ] {
             let mut h = HeaderMap::new();
             for v in hosts {

@@ -118,7 +118,9 @@ impl Target {
             None => false,
             Some(rest) if self.port == self.scheme.default_port() => rest.is_empty(),
             Some(rest) => rest.strip_prefix(b":").is_some_and(|digits| {
+                // Digits only: `u16::from_str` would also take a leading `+`.
                 digits.first() != Some(&b'0')
+                    && digits.iter().all(u8::is_ascii_digit)
                     && std::str::from_utf8(digits)
                         .ok()
                         .and_then(|d| d.parse().ok())
@@ -203,6 +205,7 @@ mod tests {
             ("http://example.com:8080/", "example.com:8080", true),
             ("http://example.com:8080/", "example.com:08080", false),
             ("http://example.com:8080/", "example.com:808", false),
+            ("http://example.com:8080/", "example.com:+8080", false),
             ("http://example.com:8080/", "example.com", false),
             ("https://example.com:443/", "example.com", true),
             ("http://[::1]:8080/", "[::1]:8080", true),

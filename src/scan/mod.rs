@@ -128,7 +128,7 @@ pub struct Verdict {
     /// Why the body went unscanned (`too_large`, `limit`, `undecodable`, `timeout`, `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The `X-Sluice-Verdict` value once formatted (see `header_bytes`).
+    /// The `X-Sluice-Verdict` value once formatted (see `Verdict::header`).
     #[serde(skip)]
     pub header: HeaderCache,
 }
