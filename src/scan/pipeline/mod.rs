@@ -314,7 +314,7 @@ impl Pipeline {
     /// hashed yet. Must be called inside a tokio runtime.
     pub async fn scan(&self, content: Content) -> Verdict {
         match self.memo_for_body(&content.bytes, &content.content_encoding) {
-            Ok(v) => Arc::unwrap_or_clone(v),
+            Ok(v) => owned(v),
             Err(known_sha) => self.scan_unmemoised(content, known_sha).await,
         }
     }
@@ -447,7 +447,7 @@ impl Pipeline {
             };
             if let Some(v) = decoded.and_then(|sha| m.get(&sha, &set.ruleset)) {
                 stats.memo_hits.fetch_add(1, Relaxed);
-                return Arc::unwrap_or_clone(v);
+                return owned(v);
             }
         }
         let doc = match decode(content, limits) {
@@ -470,7 +470,7 @@ impl Pipeline {
             }
             if let Some(v) = m.get(&doc.sha256, &set.ruleset) {
                 stats.memo_hits.fetch_add(1, Relaxed);
-                return Arc::unwrap_or_clone(v);
+                return owned(v);
             }
         }
         stats.scans.fetch_add(1, Relaxed);
@@ -614,4 +614,12 @@ fn quick_media_type(content: &Content) -> String {
     } else {
         content.declared_type.clone()
     }
+}
+
+/// A memoised verdict handed out by value: the caller may edit it, so it must not keep the
+/// header value formatted for the shared copy (a unique `Arc` is moved out, cache and all).
+fn owned(v: Arc<Verdict>) -> Verdict {
+    let mut v = Arc::unwrap_or_clone(v);
+    v.header = crate::scan::HeaderCache::default();
+    v
 }
