@@ -80,11 +80,7 @@ fn is_normal(url: &str) -> bool {
         None => (authority, None),
     };
     if let Some(p) = port {
-        let canonical = !p.is_empty()
-            && p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && !p.starts_with('0')
-            && p.parse::<u32>().is_ok_and(|n| n <= 65535);
+        let canonical = !p.starts_with('0') && port_number(p.as_bytes()).is_some();
         if !canonical || p == default_port {
             return false;
         }
@@ -93,6 +89,15 @@ fn is_normal(url: &str) -> bool {
         return false;
     }
     path_and_query_kept(path_query.as_bytes())
+}
+
+/// A URL or `Host` port: one or more ASCII digits (no sign, which `u16::from_str` would
+/// take), within `u16`. Leading zeros are the caller's call (a canonical form has none).
+pub fn port_number(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// One pass over `/path?query`: bytes the parser keeps, no `.`/`..` segment and no `%2e` in

@@ -19,7 +19,7 @@ use super::upload::Upload;
 use super::{tunnel, Proxy};
 use crate::body::{self, Body};
 use crate::cache::invalidate::invalidations;
-use crate::cache::key::CacheKey;
+use crate::cache::key::{port_number, CacheKey};
 use crate::cache::status::{CacheStatus, Fwd};
 
 /// Handles one request from a client connection; never fails (errors become responses).
@@ -170,8 +170,7 @@ fn host_field_ok(version: Version, headers: &HeaderMap) -> Result<(), &'static s
         (None, _) => Ok(()),
         (Some(v), None) => {
             let v = v.as_bytes();
-            // `Authority` takes userinfo and leaves the port unchecked: check both here, the
-            // port as digits only (`u16::from_str` would also take a leading `+`).
+            // `Authority` takes userinfo and leaves the port unchecked: check both here.
             let valid = v.is_empty()
                 || (!v.contains(&b'@')
                     && http::uri::Authority::try_from(v).is_ok_and(|a| {
@@ -180,10 +179,7 @@ fn host_field_ok(version: Version, headers: &HeaderMap) -> Result<(), &'static s
                             && match port.strip_prefix(':') {
                                 None => port.is_empty(),
                                 Some("") => true,
-                                Some(digits) => {
-                                    digits.bytes().all(|b| b.is_ascii_digit())
-                                        && digits.parse::<u16>().is_ok()
-                                }
+                                Some(digits) => port_number(digits.as_bytes()).is_some(),
                             }
                     }));
             if valid {

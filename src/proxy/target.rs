@@ -4,6 +4,8 @@ use std::fmt;
 
 use http::uri::{Authority, Uri};
 
+use crate::cache::key::port_number;
+
 /// `http` or `https`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -118,13 +120,7 @@ impl Target {
             None => false,
             Some(rest) if self.port == self.scheme.default_port() => rest.is_empty(),
             Some(rest) => rest.strip_prefix(b":").is_some_and(|digits| {
-                // Digits only: `u16::from_str` would also take a leading `+`.
-                digits.first() != Some(&b'0')
-                    && digits.iter().all(u8::is_ascii_digit)
-                    && std::str::from_utf8(digits)
-                        .ok()
-                        .and_then(|d| d.parse().ok())
-                        == Some(self.port)
+                digits.first() != Some(&b'0') && port_number(digits) == Some(self.port)
             }),
         }
     }
