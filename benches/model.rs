@@ -1,4 +1,4 @@
-//! Text model scoring throughput: documents/s for typical 5–20 KB HTML and plain-text bodies
+//! Text model scoring throughput: documents/s for typical 1–20 KB HTML and plain-text bodies
 //! with the shipped model (feature extraction included).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
         panic!("the shipped model must load");
     };
     let mut group = c.benchmark_group("model_score");
-    for size in [5_000usize, 10_000, 20_000] {
+    for size in [1_000usize, 5_000, 20_000] {
         let doc = document(size);
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::from_parameter(size), &doc, |b, doc| {

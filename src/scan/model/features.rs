@@ -6,8 +6,6 @@
 //! L2-normalised, so long and short documents weigh the same. The hash is our own (FNV-1a plus a
 //! SplitMix64 finaliser) so that bucket numbers never change with the Rust version or platform.
 
-use std::cell::RefCell;
-
 use serde::{Deserialize, Serialize};
 
 /// How text is turned into features; stored in the model file so scoring matches training.
@@ -91,14 +89,14 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 /// FNV-1a over `bytes`, seeded by a namespace.
 fn fnv(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    bytes.iter().fold(FNV_OFFSET ^ seed, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
 }
 
 /// Cuts `text` to at most `max` bytes on a char boundary.
@@ -113,13 +111,85 @@ fn truncate(text: &str, max: usize) -> &str {
     text.get(..end).unwrap_or("")
 }
 
+/// A character words are made of: alphanumeric, `$`, `'` or `_`.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '$' || c == '\'' || c == '_'
+}
+
+/// [`is_word_char`] for the ASCII characters, by byte.
+static ASCII_WORD: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'$' || c == b'\'' || c == b'_';
+        b += 1;
+    }
+    t
+};
+
+/// The end of the run starting at byte `at` of characters whose [`is_word_char`] is `word`.
+/// `at` is a char boundary, and so is the result.
+fn run_end(text: &str, mut at: usize, word: bool) -> usize {
+    let bytes = text.as_bytes();
+    while let Some(&b) = bytes.get(at) {
+        let (is, len) = match ASCII_WORD.get(usize::from(b)) {
+            Some(&is) => (is, 1),
+            None => match text.get(at..).and_then(|rest| rest.chars().next()) {
+                Some(c) => (is_word_char(c), c.len_utf8()),
+                None => return bytes.len(),
+            },
+        };
+        if is != word {
+            return at;
+        }
+        at += len;
+    }
+    at
+}
+
 /// The words of a text: maximal runs of alphanumeric characters (plus `$`, `'`, `_`), as they
-/// appear (case kept), each at most [`MAX_WORD`] bytes.
-pub fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '$' || c == '\'' || c == '_'))
-        .map(|w| w.trim_matches('\''))
-        .filter(|w| !w.is_empty())
-        .map(|w| truncate(w, MAX_WORD))
+/// appear (case kept) with leading and trailing `'` trimmed, each at most [`MAX_WORD`] bytes.
+pub fn words(text: &str) -> Words<'_> {
+    Words { text, at: 0 }
+}
+
+/// The iterator of [`words`]: ASCII is classified by table, other characters by
+/// `char::is_alphanumeric`.
+pub struct Words<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let start = run_end(self.text, self.at, false);
+            if start >= self.text.len() {
+                self.at = start;
+                return None;
+            }
+            self.at = run_end(self.text, start, true);
+            let word = self.text.get(start..self.at)?.trim_matches('\'');
+            if !word.is_empty() {
+                return Some(truncate(word, MAX_WORD));
+            }
+        }
+    }
+}
+
+/// The hash of a word's lowercase form (`lower` is scratch space for non-ASCII words).
+fn word_hash(word: &str, lower: &mut String) -> u64 {
+    if word.is_ascii() {
+        return word.bytes().fold(FNV_OFFSET ^ NS_WORD, |h, b| {
+            (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME)
+        });
+    }
+    lower.clear();
+    lower.extend(word.chars().flat_map(char::to_lowercase));
+    fnv(NS_WORD, lower.as_bytes())
 }
 
 /// A word-shape token for words whose form says more than their letters.
@@ -141,19 +211,32 @@ fn shape(word: &str) -> Option<&'static str> {
 fn collapse(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut space = false;
-    for c in text.chars() {
+    let push = |out: &mut Vec<u8>, space: &mut bool| {
+        if *space && !out.is_empty() {
+            out.push(b' ');
+        }
+        *space = false;
+    };
+    let mut rest = text;
+    while !rest.is_empty() {
+        // ASCII runs byte by byte (`char::is_whitespace` on ASCII is exactly these six).
+        let ascii = rest.bytes().take_while(u8::is_ascii).count();
+        for b in rest.bytes().take(ascii) {
+            if matches!(b, b'\t'..=b'\r' | b' ') {
+                space = true;
+            } else {
+                push(&mut out, &mut space);
+                out.push(b.to_ascii_lowercase());
+            }
+        }
+        rest = rest.get(ascii..).unwrap_or("");
+        let Some(c) = rest.chars().next() else { break };
+        rest = rest.get(c.len_utf8()..).unwrap_or("");
         if c.is_whitespace() {
             space = true;
             continue;
         }
-        if space && !out.is_empty() {
-            out.push(b' ');
-        }
-        space = false;
-        if c.is_ascii() {
-            out.push((c as u8).to_ascii_lowercase());
-            continue;
-        }
+        push(&mut out, &mut space);
         let mut buf = [0u8; 4];
         for lc in c.to_lowercase() {
             out.extend_from_slice(lc.encode_utf8(&mut buf).as_bytes());
@@ -169,43 +252,73 @@ fn bucket(h: u64, bits: u32) -> u32 {
     (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as u32
 }
 
-thread_local! {
-    /// Per-thread term counts indexed by bucket, all zero between calls; reusing it makes a
-    /// document cost O(its length) with no sorting and no hashing into a map.
-    static COUNTS: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Turns buckets (with repeats) into unique buckets with log-scaled counts, L2-normalised to
 /// `weight`, appended to `out` in order of first occurrence.
-fn block(buckets: &[u32], bits: u32, weight: f32, out: &mut SparseVec) {
-    COUNTS.with(|cell| {
-        let mut counts = cell.borrow_mut();
-        let size = 1usize << bits;
-        if counts.len() < size {
-            counts.resize(size, 0);
-        }
-        let start = out.len();
-        for &b in buckets {
-            let c = &mut counts[b as usize];
-            if *c == 0 {
-                out.push((b, 0.0));
+///
+/// Counts are kept in `out` itself (as f32, exact far beyond the u16 saturation point), found
+/// through a small open-addressing table sized to the document, so a short document touches a
+/// few KiB rather than a table over the whole bucket space.
+fn block(buckets: &[u32], weight: f32, out: &mut SparseVec) {
+    const SATURATE: f32 = u16::MAX as f32;
+    let start = out.len();
+    let size = (buckets.len() * 2).next_power_of_two().max(16);
+    let mask = size - 1;
+    // (bucket, 1 + its entry's index in out[start..]); an index of 0 marks a free slot.
+    let mut slots = vec![(0u32, 0u32); size];
+    for &b in buckets {
+        let mut i = b as usize & mask;
+        loop {
+            let (key, at) = slots[i];
+            if at == 0 {
+                out.push((b, 1.0));
+                slots[i] = (b, (out.len() - start) as u32);
+                break;
             }
-            *c = c.saturating_add(1);
+            if key == b {
+                let count = &mut out[start + at as usize - 1].1;
+                if *count < SATURATE {
+                    *count += 1.0;
+                }
+                break;
+            }
+            i = (i + 1) & mask;
         }
-        let mut norm = 0f32;
-        for (b, v) in out[start..].iter_mut() {
-            let c = &mut counts[*b as usize];
-            *v = 1.0 + f32::from(*c).ln();
-            norm += *v * *v;
-            *c = 0;
+    }
+    let mut norm = 0f32;
+    for (_, v) in out[start..].iter_mut() {
+        // 1 + ln(1) is exactly 1; most n-grams of a document occur once.
+        if *v != 1.0 {
+            *v = 1.0 + v.ln();
         }
-        if norm > 0.0 {
-            let k = weight / norm.sqrt();
-            for (_, v) in out[start..].iter_mut() {
-                *v *= k;
+        norm += *v * *v;
+    }
+    if norm > 0.0 {
+        let k = weight / norm.sqrt();
+        for (_, v) in out[start..].iter_mut() {
+            *v *= k;
+        }
+    }
+}
+
+/// The byte n-gram buckets of `bytes`: every n-gram of `min..=max` bytes, by start then length.
+fn ngrams(bytes: &[u8], min: usize, max: usize, bits: u32, buckets: &mut Vec<u32>) {
+    let n = bytes.len();
+    let count: usize = (0..n)
+        .map(|s| (n - s).min(max).saturating_sub(min - 1))
+        .sum();
+    let base = buckets.len();
+    buckets.resize(base + count, 0);
+    let mut at = base;
+    for start in 0..n {
+        let mut h = FNV_OFFSET ^ NS_CHAR;
+        for (k, &b) in bytes[start..n.min(start + max)].iter().enumerate() {
+            h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+            if k + 1 >= min {
+                buckets[at] = bucket(h ^ (k as u64 + 1), bits);
+                at += 1;
             }
         }
-    });
+    }
 }
 
 /// The feature vector of `text` under `cfg`: the word block then the byte n-gram block (a
@@ -215,11 +328,9 @@ pub fn vectorize(text: &str, cfg: &FeatureConfig) -> SparseVec {
     let bits = cfg.bits;
     let mut buckets = Vec::with_capacity(text.len() / 3);
     let mut prev: Option<u64> = None;
-    let mut lower = String::with_capacity(MAX_WORD * 4);
+    let mut lower = String::new();
     for w in words(text) {
-        lower.clear();
-        lower.extend(w.chars().flat_map(char::to_lowercase));
-        let h = fnv(NS_WORD, lower.as_bytes());
+        let h = word_hash(w, &mut lower);
         buckets.push(bucket(h, bits));
         if cfg.word_bigrams {
             if let Some(p) = prev {
@@ -232,24 +343,14 @@ pub fn vectorize(text: &str, cfg: &FeatureConfig) -> SparseVec {
         }
     }
     let mut out = Vec::with_capacity(buckets.len() + text.len());
-    block(&buckets, bits, 1.0, &mut out);
+    block(&buckets, 1.0, &mut out);
     if cfg.char_min == 0 || cfg.char_max < cfg.char_min {
         return out;
     }
     let bytes = collapse(text);
     buckets.clear();
-    buckets.reserve(bytes.len() * (cfg.char_max - cfg.char_min + 1));
-    for start in 0..bytes.len() {
-        let mut h = 0xcbf2_9ce4_8422_2325 ^ NS_CHAR;
-        for (k, &b) in bytes[start..].iter().take(cfg.char_max).enumerate() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            if k + 1 >= cfg.char_min {
-                buckets.push(bucket(h ^ (k as u64 + 1), bits));
-            }
-        }
-    }
-    block(&buckets, bits, cfg.char_weight, &mut out);
+    ngrams(&bytes, cfg.char_min, cfg.char_max, bits, &mut buckets);
+    block(&buckets, cfg.char_weight, &mut out);
     out
 }
 
@@ -365,6 +466,178 @@ mod tests {
         let cfg: FeatureConfig = serde_json::from_str(json).expect("parses");
         assert!(!cfg.visible_text);
         assert!(FeatureConfig::default().visible_text);
+    }
+
+    /// The straightforward definition the fast paths must match bit for bit: shipped models
+    /// were trained on its output.
+    mod reference {
+        use super::super::*;
+
+        pub fn words(text: &str) -> Vec<&str> {
+            text.split(|c: char| !is_word_char(c))
+                .map(|w| w.trim_matches('\''))
+                .filter(|w| !w.is_empty())
+                .map(|w| truncate(w, MAX_WORD))
+                .collect()
+        }
+
+        fn collapse(text: &str) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut space = false;
+            for c in text.chars() {
+                if c.is_whitespace() {
+                    space = true;
+                    continue;
+                }
+                if space && !out.is_empty() {
+                    out.push(b' ');
+                }
+                space = false;
+                out.extend(c.to_lowercase().collect::<String>().bytes());
+            }
+            out
+        }
+
+        fn block(buckets: &[u32], weight: f32, out: &mut SparseVec) {
+            let mut counts = std::collections::HashMap::<u32, u16>::new();
+            let start = out.len();
+            for &b in buckets {
+                let c = counts.entry(b).or_insert(0);
+                if *c == 0 {
+                    out.push((b, 0.0));
+                }
+                *c = c.saturating_add(1);
+            }
+            let mut norm = 0f32;
+            for (b, v) in out[start..].iter_mut() {
+                *v = 1.0 + f32::from(counts[b]).ln();
+                norm += *v * *v;
+            }
+            if norm > 0.0 {
+                let k = weight / norm.sqrt();
+                for (_, v) in out[start..].iter_mut() {
+                    *v *= k;
+                }
+            }
+        }
+
+        pub fn vectorize(text: &str, cfg: &FeatureConfig) -> SparseVec {
+            let text = truncate(text, cfg.max_bytes);
+            let mut buckets = Vec::new();
+            let mut prev: Option<u64> = None;
+            for w in words(text) {
+                // Per-char lowercasing (not `str::to_lowercase`, whose final-sigma rule differs).
+                let lower: String = w.chars().flat_map(char::to_lowercase).collect();
+                let h = fnv(NS_WORD, lower.as_bytes());
+                buckets.push(bucket(h, cfg.bits));
+                if cfg.word_bigrams {
+                    if let Some(p) = prev {
+                        buckets.push(bucket(mix(p ^ NS_BIGRAM).wrapping_add(h), cfg.bits));
+                    }
+                    prev = Some(h);
+                }
+                if let Some(s) = shape(w) {
+                    buckets.push(bucket(fnv(NS_SHAPE, s.as_bytes()), cfg.bits));
+                }
+            }
+            let mut out = Vec::new();
+            block(&buckets, 1.0, &mut out);
+            if cfg.char_min == 0 || cfg.char_max < cfg.char_min {
+                return out;
+            }
+            let bytes = collapse(text);
+            buckets.clear();
+            for start in 0..bytes.len() {
+                let mut h = 0xcbf2_9ce4_8422_2325 ^ NS_CHAR;
+                for (k, &b) in bytes[start..].iter().take(cfg.char_max).enumerate() {
+                    h ^= u64::from(b);
+                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                    if k + 1 >= cfg.char_min {
+                        buckets.push(bucket(h ^ (k as u64 + 1), cfg.bits));
+                    }
+                }
+            }
+            block(&buckets, cfg.char_weight, &mut out);
+            out
+        }
+    }
+
+    /// Texts that exercise every branch: ASCII, Latin-1, multi-char lowercase forms (İ),
+    /// final sigma, CJK, apostrophes at word edges, long words, controls and the Unicode
+    /// whitespace the ASCII fast path must not treat as text.
+    fn tricky_texts() -> Vec<String> {
+        let mut texts: Vec<String> = [
+            "",
+            "   ",
+            "Free money, FREE money! Click here: http://x.example/",
+            "'quoted' words'' and ''' alone, it's O'Brien's $19.99 _under_score_",
+            "İSTANBUL ΣΟΦΟΣ Straße ÆØÅ naïve café Ǆungla ﬁnance",
+            "中文字符和English混合 日本語のテキスト 한국어",
+            "tabs\tand\nnewlines\r\n\x0bvertical\x0cfeed\u{85}next\u{a0}nbsp\u{2003}em\u{3000}ideo",
+            "\u{0}\u{1}control\u{7f}del\u{fffd}replacement\u{1b}esc",
+            "<html><body><p>Cheap <b>pills</b> here</p></body></html>\nCheap pills here",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        texts.push("a".repeat(40) + " " + &"é".repeat(40) + " " + &"9".repeat(70));
+        texts.push("spam ".repeat(3000));
+        // Pseudo-random strings over an alphabet mixing all of the above.
+        let alphabet: Vec<char> = "aZ9$'_ \t\n.,!-İΣσßé中\u{a0}\u{85}\u{fffd}\u{1}ǅ"
+            .chars()
+            .collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in [1usize, 2, 3, 5, 8, 40, 300, 2000] {
+            for _ in 0..8 {
+                let s: String = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        alphabet[(x % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                texts.push(s);
+            }
+        }
+        texts
+    }
+
+    #[test]
+    fn fast_paths_match_the_reference_definition_bit_for_bit() {
+        let configs = [
+            FeatureConfig::default(),
+            FeatureConfig {
+                bits: 12,
+                word_bigrams: false,
+                char_min: 1,
+                char_max: 2,
+                max_bytes: 100,
+                ..FeatureConfig::default()
+            },
+            FeatureConfig {
+                char_min: 0,
+                ..FeatureConfig::default()
+            },
+        ];
+        for text in tricky_texts() {
+            assert_eq!(
+                words(&text).collect::<Vec<_>>(),
+                reference::words(&text),
+                "{text:?}"
+            );
+            for cfg in &configs {
+                let fast = vectorize(&text, cfg);
+                let slow = reference::vectorize(&text, cfg);
+                assert_eq!(fast.len(), slow.len(), "{text:?}");
+                for (f, s) in fast.iter().zip(&slow) {
+                    assert!(
+                        f.0 == s.0 && f.1.to_bits() == s.1.to_bits(),
+                        "{text:?}: {f:?} {s:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
