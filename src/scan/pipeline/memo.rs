@@ -81,14 +81,20 @@ impl Memo {
     /// unreadable entries count as misses (the body is simply scanned again).
     /// Shared with the hot map: a hit costs a reference count, not a copy.
     pub fn get(&self, sha256: &str, ruleset: &str) -> Option<Arc<Verdict>> {
-        if let Some(v) = lock(&self.hot).get(sha256) {
-            if v.ruleset == ruleset {
-                return Some(Arc::clone(v));
-            }
+        if let Some(v) = self.get_hot(sha256, ruleset) {
+            return Some(v);
         }
         let v = Arc::new(self.get_stored(sha256, ruleset)?);
         self.keep_hot(Arc::clone(&v));
         Some(v)
+    }
+
+    /// [`get`](Self::get) from the in-memory copy only: no store read.
+    pub fn get_hot(&self, sha256: &str, ruleset: &str) -> Option<Arc<Verdict>> {
+        lock(&self.hot)
+            .get(sha256)
+            .filter(|v| v.ruleset == ruleset)
+            .cloned()
     }
 
     fn keep_hot(&self, v: Arc<Verdict>) {

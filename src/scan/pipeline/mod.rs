@@ -269,14 +269,19 @@ impl Pipeline {
         raw_sha: &[u8; 32],
         content_encoding: &str,
     ) -> Option<Arc<Verdict>> {
-        let v = self.memo_hit(raw_sha, content_encoding)?;
+        let v = self.memo_hit(raw_sha, content_encoding, Read::Stored)?;
         self.inner.stats.requests.fetch_add(1, Relaxed);
         Some(v)
     }
 
     /// The memoised verdict of the current ruleset for a body with this raw SHA-256, counted
-    /// as a memo hit (not as a request).
-    fn memo_hit(&self, raw_sha: &[u8; 32], content_encoding: &str) -> Option<Arc<Verdict>> {
+    /// as a memo hit (not as a request); `read` says whether a miss in memory reads the store.
+    fn memo_hit(
+        &self,
+        raw_sha: &[u8; 32],
+        content_encoding: &str,
+        read: Read,
+    ) -> Option<Arc<Verdict>> {
         let memo = self.inner.memo.get()?;
         let coding = normalise_coding(content_encoding);
         let (mut hex, decoded);
@@ -289,7 +294,11 @@ impl Pipeline {
             decoded = memo.decoded_sha(&(*raw_sha, coding))?;
             decoded.as_str()
         };
-        let v = memo.get(sha, &self.current().ruleset)?;
+        let ruleset = &self.current().ruleset;
+        let v = match read {
+            Read::Stored => memo.get(sha, ruleset),
+            Read::Hot => memo.get_hot(sha, ruleset),
+        }?;
         let stats = &self.inner.stats;
         stats.memo_hits.fetch_add(1, Relaxed);
         stats.count_class(v.class);
@@ -320,8 +329,9 @@ impl Pipeline {
     }
 
     /// The first half of [`scan`](Self::scan), for callers that can skip building a
-    /// [`Content`] when the answer is memoised: a small body seen before is answered here
-    /// (hashing it costs less than the hop to a worker thread and back). Counts the request.
+    /// [`Content`] when the answer is memoised: a small body whose verdict is in memory is
+    /// answered here (hashing it costs less than the hop to a worker thread and back). The
+    /// store is not read here, on the reactor: the worker reads it. Counts the request.
     /// `Err` carries the body's raw SHA-256 when it was hashed, for
     /// [`scan_unmemoised`](Self::scan_unmemoised).
     pub fn memo_for_body(
@@ -334,7 +344,8 @@ impl Pipeline {
             return Err(None);
         }
         let raw: [u8; 32] = Sha256::digest(bytes).into();
-        self.memo_hit(&raw, content_encoding).ok_or(Some(raw))
+        self.memo_hit(&raw, content_encoding, Read::Hot)
+            .ok_or(Some(raw))
     }
 
     /// The second half of [`scan`](Self::scan), after [`memo_for_body`](Self::memo_for_body)
@@ -468,7 +479,9 @@ impl Pipeline {
             if !identity {
                 m.remember(raw_key, &doc.sha256);
             }
-            if let Some(v) = m.get(&doc.sha256, &set.ruleset) {
+            // An identity-coded body decodes to itself: its SHA-256 was asked just above.
+            let asked = identity && doc.sha256 == raw_hex;
+            if let Some(v) = (!asked).then(|| m.get(&doc.sha256, &set.ruleset)).flatten() {
                 stats.memo_hits.fetch_add(1, Relaxed);
                 return owned(v);
             }
@@ -504,6 +517,15 @@ impl Pipeline {
         }
         v
     }
+}
+
+/// Where a memo lookup may look.
+#[derive(Clone, Copy)]
+enum Read {
+    /// The in-memory copy only (on the reactor, for a body about to be scanned anyway).
+    Hot,
+    /// The in-memory copy, then the store.
+    Stored,
 }
 
 /// Runs one classifier's `classify`, timing it and turning a panic into an error.

@@ -459,3 +459,23 @@ fn unscanned_verdicts_are_not_memoised() {
     p.scan_sync(&html("<p>x</p>"));
     assert_eq!(fake.calls.load(SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_stored_verdict_is_read_by_the_worker_not_on_the_reactor() {
+    let store = Store::temporary().unwrap();
+    let body = html("<p>buy pills</p>");
+    let (first, _) = counting_pipeline(&store, "v1");
+    let v = first.scan_sync(&body);
+    // A second pipeline over the same store (as after a restart): nothing in memory yet.
+    let (p, fake) = counting_pipeline(&store, "v1");
+    let raw = match p.memo_for_body(&body.bytes, "") {
+        Err(Some(raw)) => raw,
+        other => panic!("the inline check reads memory only, got {other:?}"),
+    };
+    assert_eq!(p.scan_unmemoised(body.clone(), Some(raw)).await, v);
+    assert_eq!(fake.calls.load(SeqCst), 0, "answered from the store");
+    let s = p.stats();
+    assert_eq!((s.requests, s.scans, s.memo_hits), (1, 0, 1));
+    // Now in memory: answered inline.
+    assert!(p.memo_for_body(&body.bytes, "").is_ok());
+}
