@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
 # callgrind.sh: user-space instructions per request, counted by valgrind's callgrind, for a
-# 1 KiB cache hit and a 1 KiB pass-through (no-store) request.
+# 1 KiB cache hit, a 1 KiB pass-through (no-store) request and a scan-miss (a distinct
+# 592-byte no-store HTML page per request, scanned with the shipped rules and model).
 #
 # On the shared development VM a wrk run moves by 5-20 % between runs, so a change worth a
 # few percent cannot be seen in req/s; an instruction count is the same on every run (to
@@ -10,26 +11,29 @@
 # software and is ~40 % of a pass request here against ~5 % of its user time on the machine.
 # Compare counts between builds, not against wall time.
 #
-# An nginx origin serves /obj-1k (max-age=3600) and /nostore/* (no-store); sluice runs under
+# An nginx origin serves /obj-1k (max-age=3600), /nostore/* (no-store) and /scan/* (no-store
+# HTML, the page of bench/sluice_only.sh); sluice runs under
 # callgrind with one worker thread; a small client sends N requests on each of 10
 # keep-alive connections. The counters are zeroed after a warm-up and dumped after the run.
 # Needs nginx, valgrind, python3 and curl (Debian packages) and target/release/sluice.
 # Everything listens on 127.0.0.1; state lives in a mktemp dir.
 #
-#   bench/callgrind.sh [--requests N] [--top K]
+#   bench/callgrind.sh [--requests N] [--top K] [--only hit|pass|scan]
 #
 # N requests per connection (default 200); --top K lists sluice's K costliest functions
-# (inclusive instructions over the whole run).
+# (inclusive instructions over the whole run); --only measures one workload.
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PATH=$PATH:/usr/sbin:/sbin
 N=200
 TOP=0
+ONLY=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --requests) N=$2; shift 2 ;;
         --top) TOP=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +48,12 @@ OPORT=$(free_port); PPORT=$(free_port); APORT=$(free_port)
 
 head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
 origin_conf "$OPORT" '        location / { add_header Cache-Control "max-age=3600" always; }
-        location /nostore/ { rewrite ^ /obj-1k break; add_header Cache-Control "no-store" always; }'
+        location /nostore/ { rewrite ^ /obj-1k break; add_header Cache-Control "no-store" always; }
+        location /scan/ {
+            default_type "text/html; charset=utf-8";
+            add_header Cache-Control "no-store" always;
+            return 200 "<!doctype html><html><head><title>Weekly digest $request_id</title></head><body><h1>This week at the workshop</h1><p>Issue $request_id. Our reading group meets on Thursday to discuss caching proxies, request smuggling and the HTTP semantics of Vary. Bring questions; coffee is on us.</p><p>Read more at <a href=\"https://example.org/digest/$request_id\">the archive</a> or reply to this mail to unsubscribe.</p><ul><li>Release notes for 2.4</li><li>Conference travel grants</li><li>Office hours moved to 3pm</li></ul></body></html>";
+        }'
 nginx -c "$WORK/origin.conf" -p "$WORK/origin" >/dev/null 2>&1 &
 PIDS+=($!)
 
@@ -83,6 +92,7 @@ PY
 
 measure() { # name path unique
     local name=$1 path=$2 unique=$3
+    [[ -z $ONLY || $ONLY == "$name" ]] || return 0
     rm -rf "$WORK/store"
     sluice_toml "$PPORT" "$APORT"
     RUST_LOG=info,access=off TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind \
@@ -98,16 +108,24 @@ measure() { # name path unique
     callgrind_control -z "$vpid" >/dev/null 2>&1
     python3 "$WORK/client.py" "$PPORT" "127.0.0.1:$OPORT" "$path" "$N" "$unique"
     callgrind_control -d "$vpid" >/dev/null 2>&1
+    # The dump is written asynchronously: wait for it before stopping valgrind.
+    local dump=
+    for _ in $(seq 100); do
+        dump=$(ls -t "$WORK/$name.out".* 2>/dev/null | sed -n 1p || true)
+        [[ -n $dump ]] && break
+        sleep 0.1
+    done
     kill "$vpid"; wait "$vpid" 2>/dev/null || true
-    local dump; dump=$(ls -t "$WORK/$name.out".* | head -1)
-    local total; total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
+    [[ -n $dump ]] || { echo "$name: callgrind wrote no dump (see $WORK/$name.log)" >&2; exit 1; }
+    local total; total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n { gsub(",", "", $1); print $1; n = 1 }')
     printf '%-5s %8d instructions per request (%d requests)\n' "$name" $((total / (N * 10))) $((N * 10))
     if [[ $TOP -gt 0 ]]; then
         callgrind_annotate --inclusive=yes "$dump" 2>/dev/null \
             | grep -E '^ *[0-9,]+ \(' | grep -F "$PWD/src/" | grep -v '{{closure}}$' \
-            | sed "s|$PWD/||" | head -"$TOP" | sed 's/^/      /'
+            | sed "s|$PWD/||" | sed -n "1,${TOP}p" | sed 's/^/      /'
     fi
 }
 
 measure hit /obj-1k 0
 measure pass /nostore/ 1
+measure scan /scan/ 1
