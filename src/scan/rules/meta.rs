@@ -231,9 +231,14 @@ impl Parser {
     }
 }
 
-/// Evaluates resolved postfix steps; `value(i)` is rule `i`'s value (0 or 1).
-pub(crate) fn eval(steps: &[Step<usize>], value: impl Fn(usize) -> f64) -> f64 {
-    let mut stack: Vec<f64> = Vec::with_capacity(8);
+/// Evaluates resolved postfix steps; `value(i)` is rule `i`'s value (0 or 1). `stack` is
+/// scratch space, reused across the metas of one document.
+pub(crate) fn eval(
+    steps: &[Step<usize>],
+    value: impl Fn(usize) -> f64,
+    stack: &mut Vec<f64>,
+) -> f64 {
+    stack.clear();
     for step in steps {
         let v = match *step {
             Step::Num(n) => n,
@@ -279,7 +284,20 @@ mod tests {
         Ok(eval(
             &resolved,
             |i| if i % 2 == 0 && i < 4 { 1.0 } else { 0.0 },
+            &mut Vec::new(),
         ))
+    }
+
+    #[test]
+    fn a_reused_stack_starts_empty() {
+        // `!A` on a stack left with values by an earlier meta must not read them.
+        let steps = [Step::Rule(0), Step::Not, Step::Not];
+        let mut stack = vec![5.0, 7.0];
+        assert_eq!(eval(&steps, |_| 0.0, &mut stack), 0.0);
+        assert_eq!(
+            eval(&[Step::Bin(BinOp::Add)], |_| 1.0, &mut vec![2.0, 3.0]),
+            0.0
+        );
     }
 
     #[test]

@@ -26,10 +26,12 @@ impl RuleSet {
                 *h = true;
             }
         }
+        let mut stack = Vec::new();
         for (rule, steps) in &self.metas {
             let v = meta::eval(
                 steps,
                 |i| if hits.get(i) == Some(&true) { 1.0 } else { 0.0 },
+                &mut stack,
             );
             if let Some(h) = hits.get_mut(*rule) {
                 *h = v != 0.0;
