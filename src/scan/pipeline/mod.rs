@@ -6,7 +6,7 @@
 //!
 //! - `verdict`: class decision, `Verdict::unscanned`, `Verdict::header_value`, timestamps.
 //! - `memo`: verdicts in sled by decoded-body SHA-256 (+ raw→decoded map for encoded bodies).
-//! - `pool`: semaphore-gated `spawn_blocking` with a bounded queue and a deadline.
+//! - `pool`: semaphore-gated dedicated scan threads with a bounded queue and a deadline.
 //! - `stats`: atomic counters for metrics.
 //! - `content`: a `Content` from an HTTP response's header map.
 
