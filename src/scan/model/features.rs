@@ -211,7 +211,8 @@ fn shape(word: &str) -> Option<&'static str> {
 fn collapse(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut space = false;
-    let push = |out: &mut Vec<u8>, space: &mut bool| {
+    // Before a non-space character: the one space a whitespace run before it became.
+    let end_run = |out: &mut Vec<u8>, space: &mut bool| {
         if *space && !out.is_empty() {
             out.push(b' ');
         }
@@ -225,7 +226,7 @@ fn collapse(text: &str) -> Vec<u8> {
             if matches!(b, b'\t'..=b'\r' | b' ') {
                 space = true;
             } else {
-                push(&mut out, &mut space);
+                end_run(&mut out, &mut space);
                 out.push(b.to_ascii_lowercase());
             }
         }
@@ -236,7 +237,7 @@ fn collapse(text: &str) -> Vec<u8> {
             space = true;
             continue;
         }
-        push(&mut out, &mut space);
+        end_run(&mut out, &mut space);
         let mut buf = [0u8; 4];
         for lc in c.to_lowercase() {
             out.extend_from_slice(lc.encode_utf8(&mut buf).as_bytes());
