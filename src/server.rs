@@ -47,12 +47,14 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish (bounded grace), and returns.
+    /// Stops accepting, lets in-flight requests finish (bounded grace), waits for running
+    /// scans (bounded by `scan.timeout`), and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        self.proxy.pipeline.drain().await;
     }
 }
 

@@ -257,32 +257,25 @@ fn bucket(h: u64, bits: u32) -> u32 {
 /// `weight`, appended to `out` in order of first occurrence.
 ///
 /// Counts are kept in `out` itself (as f32, exact far beyond the u16 saturation point), found
-/// through a small open-addressing table sized to the document, so a short document touches a
-/// few KiB rather than a table over the whole bucket space.
+/// through an open-addressing table that starts at the document's size (at most 8,192 slots)
+/// and doubles past half full: a short document touches a few KiB rather than a table over
+/// the whole bucket space, and a long one at most ~4 slots per distinct bucket.
 fn block(buckets: &[u32], weight: f32, out: &mut SparseVec) {
     const SATURATE: f32 = u16::MAX as f32;
     let start = out.len();
-    let size = (buckets.len() * 2).next_power_of_two().max(16);
-    let mask = size - 1;
-    // (bucket, 1 + its entry's index in out[start..]); an index of 0 marks a free slot.
-    let mut slots = vec![(0u32, 0u32); size];
+    let mut slots = Slots::new(buckets.len().min(1 << 12) * 2);
     for &b in buckets {
-        let mut i = b as usize & mask;
-        loop {
-            let (key, at) = slots[i];
-            if at == 0 {
-                out.push((b, 1.0));
-                slots[i] = (b, (out.len() - start) as u32);
-                break;
-            }
-            if key == b {
-                let count = &mut out[start + at as usize - 1].1;
+        match slots.find(b) {
+            Ok(at) => {
+                let count = &mut out[start + at].1;
                 if *count < SATURATE {
                     *count += 1.0;
                 }
-                break;
             }
-            i = (i + 1) & mask;
+            Err(free) => {
+                out.push((b, 1.0));
+                slots.insert(free, b, out.len() - start - 1, &out[start..]);
+            }
         }
     }
     let mut norm = 0f32;
@@ -297,6 +290,51 @@ fn block(buckets: &[u32], weight: f32, out: &mut SparseVec) {
         let k = weight / norm.sqrt();
         for (_, v) in out[start..].iter_mut() {
             *v *= k;
+        }
+    }
+}
+
+/// [`block`]'s index: linear-probing slots of (bucket, 1 + entry index), 0 marking a free
+/// slot. Buckets are already uniform, so their low bits are the probe start.
+struct Slots {
+    slots: Vec<(u32, u32)>,
+    used: usize,
+}
+
+impl Slots {
+    fn new(at_least: usize) -> Slots {
+        Slots {
+            slots: vec![(0, 0); at_least.next_power_of_two().max(16)],
+            used: 0,
+        }
+    }
+
+    /// The entry index of `b`, or the free slot where it would go.
+    fn find(&self, b: u32) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = b as usize & mask;
+        loop {
+            match self.slots[i] {
+                (_, 0) => return Err(i),
+                (key, at) if key == b => return Ok(at as usize - 1),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Records entry `at` for `b` in `free` (from [`find`](Self::find)); past half full, the
+    /// table doubles and is refilled from `entries`, whose index `at` is `b`'s.
+    fn insert(&mut self, free: usize, b: u32, at: usize, entries: &[(u32, f32)]) {
+        self.slots[free] = (b, at as u32 + 1);
+        self.used += 1;
+        if self.used * 2 > self.slots.len() {
+            *self = Slots::new(self.slots.len() * 2);
+            for (n, &(key, _)) in entries.iter().enumerate() {
+                if let Err(free) = self.find(key) {
+                    self.slots[free] = (key, n as u32 + 1);
+                    self.used += 1;
+                }
+            }
         }
     }
 }
@@ -583,12 +621,15 @@ mod tests {
         .collect();
         texts.push("a".repeat(40) + " " + &"é".repeat(40) + " " + &"9".repeat(70));
         texts.push("spam ".repeat(3000));
+        // Past the u16 count saturation within the default `max_bytes`.
+        texts.push("a".repeat(140_000));
         // Pseudo-random strings over an alphabet mixing all of the above.
         let alphabet: Vec<char> = "aZ9$'_ \t\n.,!-İΣσßé中\u{a0}\u{85}\u{fffd}\u{1}ǅ"
             .chars()
             .collect();
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        for len in [1usize, 2, 3, 5, 8, 40, 300, 2000] {
+        // 30,000 characters: enough distinct n-grams to make the count table grow.
+        for len in [1usize, 2, 3, 5, 8, 40, 300, 2000, 30_000] {
             for _ in 0..8 {
                 let s: String = (0..len)
                     .map(|_| {
@@ -618,6 +659,11 @@ mod tests {
             },
             FeatureConfig {
                 char_min: 0,
+                ..FeatureConfig::default()
+            },
+            FeatureConfig {
+                char_min: 4,
+                char_max: 3,
                 ..FeatureConfig::default()
             },
         ];

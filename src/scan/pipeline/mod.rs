@@ -254,6 +254,14 @@ impl Pipeline {
         &self.inner.settings
     }
 
+    /// Waits for running scans to finish (at most `scan.timeout`), so that their verdicts are
+    /// written before the store closes.
+    pub async fn drain(&self) {
+        if !self.inner.pool.idle(self.inner.settings.timeout).await {
+            tracing::warn!("scans still running at shutdown; their verdicts may be lost");
+        }
+    }
+
     /// The memoised verdict for a decoded-body SHA-256, if the current ruleset produced it;
     /// read from the store itself (an admin query), not from the in-memory copy hits use.
     pub fn lookup(&self, sha256: &str) -> Option<Verdict> {
@@ -355,6 +363,8 @@ impl Pipeline {
         let stats = &self.inner.stats;
         let progress: Progress = Arc::new(Mutex::new(None));
         let media_guess = quick_media_type(&content);
+        // To ask the store itself if no worker takes the job.
+        let coding = known_sha.map(|_| content.content_encoding.clone());
         let this = self.clone();
         let job_progress = Arc::clone(&progress);
         let result = self
@@ -368,6 +378,15 @@ impl Pipeline {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let (sha, media) = known.unwrap_or((String::new(), media_guess));
+        if result.is_err() {
+            // A body scanned before whose verdict memory has dropped (after a restart): the
+            // store still knows it, and a stored `block` must not pass as `unscanned`.
+            if let (Some(raw), Some(coding)) = (known_sha, &coding) {
+                if let Some(v) = self.memo_hit(&raw, coding, Read::Stored) {
+                    return owned(v);
+                }
+            }
+        }
         let verdict = match result {
             Ok(v) => return v,
             Err(PoolError::Full) => {

@@ -107,9 +107,9 @@ impl Pool {
             }
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // The permit goes with the job: a job that outlives its deadline keeps its slot.
+        // The permit goes with the job: a job that outlives its deadline keeps its slot. It
+        // is released before the answer, so the caller finds the slot free again.
         self.submit(Box::new(move || {
-            let _permit = permit;
             let result = catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
                 let msg = panic
                     .downcast_ref::<&str>()
@@ -118,6 +118,7 @@ impl Pool {
                     .unwrap_or_default();
                 format!("scan job panicked: {msg}")
             });
+            drop(permit);
             // The caller may have given up (deadline); nobody to tell then.
             let _ = tx.send(result);
         }))?;
@@ -128,8 +129,19 @@ impl Pool {
         }
     }
 
-    /// Hands `job` to a scan thread, starting the threads on first use. A holder of a permit
-    /// always finds a thread free: there are as many threads as permits.
+    /// Waits until no job runs, at most `limit` (shutdown: a scan past its deadline may still
+    /// be writing its verdict). True when the pool went idle.
+    pub async fn idle(&self, limit: Duration) -> bool {
+        let all = u32::try_from(self.workers).unwrap_or(u32::MAX);
+        matches!(
+            tokio::time::timeout(limit, self.permits.acquire_many(all)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Hands `job` to a scan thread, starting the threads on first use. There are as many
+    /// threads as permits, so a holder of a permit waits at most for a thread to come back
+    /// from its previous job.
     fn submit(&self, job: Job) -> Result<(), PoolError> {
         let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         if jobs.is_none() {
@@ -217,5 +229,25 @@ mod tests {
         );
         assert_eq!(pool.run(|| 7).await, Ok(7));
         assert_eq!(pool.busy(), 0);
+    }
+
+    #[tokio::test]
+    async fn idle_waits_for_a_running_job() {
+        let pool = std::sync::Arc::new(Pool::new(1, 0, Duration::from_secs(5)));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let job = tokio::spawn({
+            let pool = std::sync::Arc::clone(&pool);
+            async move { pool.run(move || gate.recv().is_ok()).await }
+        });
+        while pool.busy() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !pool.idle(Duration::from_millis(20)).await,
+            "a job still runs"
+        );
+        release.send(()).unwrap();
+        assert!(pool.idle(Duration::from_secs(5)).await);
+        assert_eq!(job.await.unwrap(), Ok(true));
     }
 }

@@ -479,3 +479,33 @@ async fn a_stored_verdict_is_read_by_the_worker_not_on_the_reactor() {
     // Now in memory: answered inline.
     assert!(p.memo_for_body(&body.bytes, "").is_ok());
 }
+
+#[tokio::test]
+async fn a_full_pool_still_answers_from_the_store() {
+    let store = Store::temporary().unwrap();
+    let stored = counting_pipeline(&store, "v1")
+        .0
+        .scan_sync(&html("<p>buy pills</p>"));
+    assert_eq!(stored.class, Class::Suspect);
+    // After a restart, with the only worker busy and no queue.
+    let (mut gated, mut started, release) = Fake::gated("rules");
+    gated.fingerprint = "v1".to_string();
+    let settings = Settings {
+        workers: 1,
+        queue: 0,
+        ..Settings::default()
+    };
+    let p =
+        Pipeline::new(vec![Arc::new(gated) as Arc<dyn Classifier>], settings).with_store(&store);
+    assert_eq!(p.ruleset(), counting_pipeline(&store, "v1").0.ruleset());
+    let busy = tokio::spawn({
+        let p = p.clone();
+        async move { p.scan(html("<p>other</p>")).await }
+    });
+    started.recv().await.unwrap();
+    let v = p.scan(html("<p>buy pills</p>")).await;
+    assert_eq!(v, stored, "the stored verdict, not unscanned");
+    release.send(()).unwrap();
+    busy.await.unwrap();
+    assert_eq!(p.stats().rejected, 0);
+}
