@@ -81,8 +81,8 @@ impl Pool {
         self.waiting.load(SeqCst)
     }
 
-    /// Runs `job` on a blocking thread once a worker is free. Must be called inside a tokio
-    /// runtime.
+    /// Runs `job` on one of the pool's threads once a worker slot is free. Must be called
+    /// inside a tokio runtime (for the deadline).
     pub async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
     where
         F: FnOnce() -> T + Send + 'static,
