@@ -15,3 +15,11 @@ pub mod scan;
 pub mod server;
 pub mod store;
 pub mod upstream;
+
+/// The message a panic was raised with, when it has one (`panic!` with a literal or a format).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}

@@ -45,13 +45,9 @@ fn install_hook() {
 
 /// One line: the panic's message and where in sled it gave up.
 fn describe(info: &panic::PanicHookInfo<'_>) -> String {
-    let payload = info.payload();
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_string());
-    let message = message.replace('\n', " ");
+    let message = crate::panic_message(info.payload())
+        .unwrap_or("no message")
+        .replace('\n', " ");
     match info.location() {
         Some(l) => format!("{message} (at {}:{})", l.file(), l.line()),
         None => message,

@@ -60,11 +60,7 @@ pub(crate) fn luma_from_bytes(
     match catch_unwind(run) {
         Ok(result) => result,
         Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("decoder failed");
+            let msg = crate::panic_message(payload.as_ref()).unwrap_or("decoder failed");
             Err(undecodable(msg.trim_start_matches("libjpeg fatal error: ")))
         }
     }

@@ -111,11 +111,7 @@ impl Pool {
         // is released before the answer, so the caller finds the slot free again.
         self.submit(Box::new(move || {
             let result = catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let msg = crate::panic_message(panic.as_ref()).unwrap_or_default();
                 format!("scan job panicked: {msg}")
             });
             drop(permit);
