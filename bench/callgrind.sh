@@ -37,23 +37,15 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-for tool in nginx valgrind callgrind_control callgrind_annotate python3 curl; do
-    command -v $tool >/dev/null || { echo "$tool not found" >&2; exit 1; }
-done
-[[ -x target/release/sluice ]] || { echo "build first: cargo build --release" >&2; exit 1; }
-
 source bench/common.sh
+require nginx valgrind callgrind_control callgrind_annotate python3 curl
 bench_workdir sluice-callgrind
 OPORT=$(free_port); PPORT=$(free_port); APORT=$(free_port)
 
 head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
 origin_conf "$OPORT" '        location / { add_header Cache-Control "max-age=3600" always; }
         location /nostore/ { rewrite ^ /obj-1k break; add_header Cache-Control "no-store" always; }
-        location /scan/ {
-            default_type "text/html; charset=utf-8";
-            add_header Cache-Control "no-store" always;
-            return 200 "<!doctype html><html><head><title>Weekly digest $request_id</title></head><body><h1>This week at the workshop</h1><p>Issue $request_id. Our reading group meets on Thursday to discuss caching proxies, request smuggling and the HTTP semantics of Vary. Bring questions; coffee is on us.</p><p>Read more at <a href=\"https://example.org/digest/$request_id\">the archive</a> or reply to this mail to unsubscribe.</p><ul><li>Release notes for 2.4</li><li>Conference travel grants</li><li>Office hours moved to 3pm</li></ul></body></html>";
-        }'
+'"$SCAN_LOCATION"
 nginx -c "$WORK/origin.conf" -p "$WORK/origin" >/dev/null 2>&1 &
 PIDS+=($!)
 

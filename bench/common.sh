@@ -1,6 +1,24 @@
 # Shared by the bench scripts (sourced, not run): a scratch directory removed at exit with the
 # daemons started into PIDS, free loopback ports, and the nginx origin and sluice configs.
 
+# require TOOL...: exits unless each tool is on PATH and sluice's release build exists.
+require() {
+    local tool
+    for tool; do
+        command -v "$tool" >/dev/null || { echo "$tool not found (a Debian package)" >&2; exit 1; }
+    done
+    [[ -x target/release/sluice ]] || { echo "build first: cargo build --release" >&2; exit 1; }
+}
+
+# The scan-miss page: a distinct ~600-byte no-store HTML page per request (nginx's
+# $request_id), for origin_conf. Shared so that bench/sluice_only.sh and bench/callgrind.sh
+# measure the same body.
+SCAN_LOCATION='        location /scan/ {
+            default_type "text/html; charset=utf-8";
+            add_header Cache-Control "no-store" always;
+            return 200 "<!doctype html><html><head><title>Weekly digest $request_id</title></head><body><h1>This week at the workshop</h1><p>Issue $request_id. Our reading group meets on Thursday to discuss caching proxies, request smuggling and the HTTP semantics of Vary. Bring questions; coffee is on us.</p><p>Read more at <a href=\"https://example.org/digest/$request_id\">the archive</a> or reply to this mail to unsubscribe.</p><ul><li>Release notes for 2.4</li><li>Conference travel grants</li><li>Office hours moved to 3pm</li></ul></body></html>";
+        }'
+
 # bench_workdir NAME: sets WORK (a fresh mktemp dir) and PIDS; kills PIDS and removes WORK at
 # exit (KEEP=1 keeps WORK for inspection).
 bench_workdir() {

@@ -28,12 +28,8 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-for tool in nginx wrk; do
-    command -v $tool >/dev/null || { echo "$tool not found (apt-get install $tool)" >&2; exit 1; }
-done
-[[ -x target/release/sluice ]] || { echo "build first: cargo build --release" >&2; exit 1; }
-
 source bench/common.sh
+require nginx wrk
 bench_workdir sluice-only
 OPORT=$(free_port); PPORT=$(free_port); APORT=$(free_port)
 
@@ -42,11 +38,7 @@ cargo run -q --release --example bench_images -- "$WORK/www/img" "$IMAGES"
 head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
 origin_conf "$OPORT" '        location / { add_header Cache-Control "max-age=3600" always; }
         location /img/ { add_header Cache-Control "no-store" always; default_type image/jpeg; }
-        location /scan/ {
-            default_type "text/html; charset=utf-8";
-            add_header Cache-Control "no-store" always;
-            return 200 "<!doctype html><html><head><title>Weekly digest $request_id</title></head><body><h1>This week at the workshop</h1><p>Issue $request_id. Our reading group meets on Thursday to discuss caching proxies, request smuggling and the HTTP semantics of Vary. Bring questions; coffee is on us.</p><p>Read more at <a href=\"https://example.org/digest/$request_id\">the archive</a> or reply to this mail to unsubscribe.</p><ul><li>Release notes for 2.4</li><li>Conference travel grants</li><li>Office hours moved to 3pm</li></ul></body></html>";
-        }'
+'"$SCAN_LOCATION"
 taskset -c "$LOAD_CPU" nginx -c "$WORK/origin.conf" -p "$WORK/origin" >/dev/null 2>&1 &
 PIDS+=($!)
 sluice_toml "$PPORT" "$APORT"
