@@ -5,6 +5,7 @@
 -- MODE "unique": PATH<counter>, a new URL every request (scan-miss)
 --      "cycle":  PATH<counter mod N + 1>.jpg (image-miss: N distinct files)
 --      "static": PATH as is (hit-1k at many connections)
+--      "zipf":   PATH<k>, k in 1..N drawn with Zipf(1.0) popularity (hit-distinct)
 -- done() prints one machine-readable RESULT line.
 
 function init(args)
@@ -22,6 +23,22 @@ function init(args)
       request = function()
          counter = counter + 1
          return head .. ((counter - 1) % n + 1) .. ".jpg" .. tail
+      end
+   elseif mode == "zipf" then
+      -- cumulative distribution over ranks 1..n, then a binary search per request
+      local cdf, sum = {}, 0
+      for k = 1, n do
+         sum = sum + 1 / k
+         cdf[k] = sum
+      end
+      for k = 1, n do cdf[k] = cdf[k] / sum end
+      request = function()
+         local u, lo, hi = math.random(), 1, n
+         while lo < hi do
+            local mid = math.floor((lo + hi) / 2)
+            if cdf[mid] < u then lo = mid + 1 else hi = mid end
+         end
+         return head .. lo .. tail
       end
    else
       local r = head .. tail

@@ -7,24 +7,29 @@
 #   image-miss  distinct 512x512 JPEGs (no-store), each decoded and PDQ-hashed
 #   hit-1k-c1000  one cached 1 KiB object over 1,000 keep-alive connections; reports the
 #               proxy's peak RSS (VmHWM) against the configured memory tier
+#   hit-distinct  hits on --pages distinct cached HTML pages (each its own body and verdict,
+#               fetched once first), Zipf(1.0) popularity: more bodies than the memo keeps
+#               in memory
 #
 # Same method as ../shared/bench/peers.sh: an nginx origin and wrk on one CPU, sluice pinned
 # to the other with TOKIO_WORKER_THREADS=1. Needs nginx and wrk (Debian packages) and
 # target/release/sluice. Everything listens on 127.0.0.1; state lives in a mktemp dir.
 #
-#   bench/sluice_only.sh [--duration 5s] [--images 4000]
+#   bench/sluice_only.sh [--duration 5s] [--images 4000] [--pages 50000]
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PATH=$PATH:/usr/sbin:/sbin
 DURATION=5s
 IMAGES=4000
+PAGES=50000
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 while [[ $# -gt 0 ]]; do
     case $1 in
         --duration) DURATION=$2; shift 2 ;;
         --images) IMAGES=$2; shift 2 ;;
+        --pages) PAGES=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -38,6 +43,11 @@ cargo run -q --release --example bench_images -- "$WORK/www/img" "$IMAGES"
 head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
 origin_conf "$OPORT" '        location / { add_header Cache-Control "max-age=3600" always; }
         location /img/ { add_header Cache-Control "no-store" always; default_type image/jpeg; }
+        location /page/ {
+            default_type "text/html; charset=utf-8";
+            add_header Cache-Control "max-age=3600" always;
+            return 200 "<!doctype html><html><head><title>Archive $uri</title></head><body><h1>From the archive</h1><p>Page $uri of the archive. The reading group meets on Thursday to discuss caching proxies and the HTTP semantics of Vary.</p></body></html>";
+        }
 '"$SCAN_LOCATION"
 taskset -c "$LOAD_CPU" nginx -c "$WORK/origin.conf" -p "$WORK/origin" >/dev/null 2>&1 &
 PIDS+=($!)
@@ -75,6 +85,10 @@ echo "|---|---:|---:|---:|---:|---:|---|---:|"
 run scan-miss 50 /scan/ unique
 run image-miss 50 /img/ cycle "$IMAGES"
 run hit-1k-c1000 1000 /obj-1k static
+echo "fetching $PAGES pages once..." >&2
+taskset -c "$LOAD_CPU" curl -s --parallel --parallel-max 50 -x "http://127.0.0.1:$PPORT" \
+    "http://127.0.0.1:$OPORT/page/[1-$PAGES]" >/dev/null
+run hit-distinct 50 /page/ zipf "$PAGES"
 echo
 echo "verdicts: $(grep -c 'verdict=clean' "$WORK/sluice.log" || true) clean access-log lines;" \
     "scans: $(curl -s "http://127.0.0.1:$APORT/metrics" | awk '/^sluice_scans_total/ { s += $2 } END { print s }')" >&2

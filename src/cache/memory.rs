@@ -1,5 +1,7 @@
 //! The memory tier: hot objects (meta and body as `Bytes`, so a hit is a reference-count bump)
 //! in front of sled, bounded by `store.memory` bytes with the same W-TinyLFU policy as the disk.
+//! Each held object also keeps its body's verdict once one is known, so a hit needs no memo
+//! lookup (and never a store read) however many distinct bodies are held.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +13,16 @@ use super::evict::WTinyLfu;
 use super::freshness::Facts;
 use super::meta::ObjectMeta;
 use super::vary;
+use crate::scan::Verdict;
 
 /// Objects larger than `capacity / LARGE_DIVISOR` bypass the memory tier, so one large
 /// download cannot flush every hot small object.
 const LARGE_DIVISOR: u64 = 8;
+
+/// Bytes charged per held object for the verdict it may keep (a clean verdict is ~400 bytes
+/// with its formatted header; findings make it larger, and bodies shared by several URLs share
+/// one).
+const VERDICT_CHARGE: u64 = 512;
 
 /// One held variant.
 pub struct Entry {
@@ -26,6 +34,9 @@ pub struct Entry {
     pub facts: Arc<Facts>,
     /// Its [`object_key`], kept so a hit builds no key.
     pub key: String,
+    /// The body's verdict, once known ([`MemoryTier::keep_verdict`]); whether the current
+    /// ruleset produced it is for the reader to check.
+    pub verdict: Option<Arc<Verdict>>,
 }
 
 /// In-memory objects keyed by primary key, each with its variants.
@@ -70,13 +81,17 @@ impl MemoryTier {
         Some(e)
     }
 
-    /// Holds an object (replacing the same variant), evicting colder ones.
+    /// Holds a copy of an object (replacing the same variant), evicting colder ones. The copy
+    /// is what keeps the bound honest: a body or header value off the network is a slice of
+    /// the connection's read buffer, and holding it would hold the whole buffer.
     pub fn insert(&mut self, meta: Arc<ObjectMeta>, body: Bytes) {
-        let size = meta.accounted_size();
+        let size = meta.accounted_size() + VERDICT_CHARGE;
         if self.capacity == 0 || size > self.capacity / LARGE_DIVISOR {
             self.remove(&meta.url, &meta.secondary);
             return;
         }
+        let meta = Arc::new(meta.detached());
+        let body = Bytes::copy_from_slice(&body);
         let key = object_key(&meta.url, &meta.secondary);
         let (url, secondary) = (meta.url.clone(), meta.secondary.clone());
         self.detach(&url, &secondary);
@@ -85,6 +100,7 @@ impl MemoryTier {
             meta,
             body,
             key: key.clone(),
+            verdict: None,
         });
         for gone in self.policy.insert(key, size) {
             if let Some((p, s)) = gone.split_once('\0') {
@@ -102,8 +118,25 @@ impl MemoryTier {
         {
             if e.meta.body_sha256 == meta.body_sha256 {
                 e.facts = Arc::new(Facts::of(&meta));
-                e.meta = meta;
+                e.meta = Arc::new(meta.detached());
             }
+        }
+    }
+
+    /// Keeps `verdict` with the held variant whose body has this SHA-256; a variant replaced
+    /// (or evicted) since keeps nothing.
+    pub fn keep_verdict(
+        &mut self,
+        primary: &str,
+        secondary: &str,
+        body_sha256: &[u8; 32],
+        verdict: Arc<Verdict>,
+    ) {
+        if let Some(e) = self.by_primary.get_mut(primary).and_then(|v| {
+            v.iter_mut()
+                .find(|e| e.meta.secondary == secondary && e.meta.body_sha256 == *body_sha256)
+        }) {
+            e.verdict = Some(verdict);
         }
     }
 
@@ -192,6 +225,70 @@ mod tests {
             held(&mut m),
             600,
             "a 304's new max-age must be what hits see"
+        );
+    }
+
+    #[test]
+    fn a_kept_verdict_lasts_as_long_as_its_body() {
+        use crate::scan::{Class, Verdict};
+        let verdict = Arc::new(Verdict {
+            class: Class::Clean,
+            ..Verdict::unscanned("ab", "text/html", "limit", "r1")
+        });
+        let kept = |m: &mut MemoryTier| {
+            m.get("http://a/x", &HeaderMap::new())
+                .and_then(|e| e.verdict.clone())
+        };
+        let mut m = MemoryTier::new(100_000);
+        let old = sample("http://a/x", &[("cache-control", "max-age=5")], b"x");
+        m.insert(Arc::new(old.clone()), Bytes::from_static(b"x"));
+        assert!(kept(&mut m).is_none(), "nothing kept before a scan");
+        m.keep_verdict(
+            "http://a/x",
+            "",
+            &sample("", &[], b"other").body_sha256,
+            verdict.clone(),
+        );
+        assert!(kept(&mut m).is_none(), "another body's verdict is not kept");
+        m.keep_verdict("http://a/x", "", &old.body_sha256, verdict.clone());
+        assert!(Arc::ptr_eq(&kept(&mut m).unwrap(), &verdict));
+        let mut fresher = old.clone();
+        fresher
+            .headers
+            .insert("cache-control", "max-age=60".parse().unwrap());
+        m.update_meta(Arc::new(fresher));
+        assert!(
+            kept(&mut m).is_some(),
+            "a 304 keeps the body and its verdict"
+        );
+        let new = sample("http://a/x", &[], b"y");
+        m.insert(Arc::new(new), Bytes::from_static(b"y"));
+        assert!(kept(&mut m).is_none(), "a new body has no verdict yet");
+    }
+
+    #[test]
+    fn held_objects_do_not_pin_the_read_buffer_they_came_from() {
+        // A response read off the network: head and body slices of one larger buffer.
+        let buffer = Bytes::from(vec![b'a'; 16_384]);
+        let within = |p: *const u8| buffer.as_ptr_range().contains(&p);
+        let mut meta = sample("http://a/x", &[], &buffer[8_000..8_600]);
+        let value = http::HeaderValue::from_maybe_shared(buffer.slice(100..110)).unwrap();
+        assert!(
+            within(value.as_bytes().as_ptr()),
+            "the test's value is a slice"
+        );
+        meta.headers.insert("x-from-wire", value);
+        let mut m = MemoryTier::new(1 << 20);
+        m.insert(Arc::new(meta.clone()), buffer.slice(8_000..8_600));
+        let e = m.get("http://a/x", &HeaderMap::new()).unwrap();
+        assert_eq!(
+            (&e.body[..], &e.meta.headers),
+            (&buffer[8_000..8_600], &meta.headers)
+        );
+        assert!(!within(e.body.as_ptr()), "the body is a copy");
+        assert!(
+            !within(e.meta.headers["x-from-wire"].as_bytes().as_ptr()),
+            "so is each value"
         );
     }
 }

@@ -85,6 +85,31 @@ impl ObjectMeta {
         }
     }
 
+    /// A copy whose header values own exactly their bytes. Values parsed off the network are
+    /// slices of the connection's read buffer, and holding one holds the whole buffer (8 KiB
+    /// or more): a long-lived copy (the memory tier) must not.
+    pub fn detached(&self) -> ObjectMeta {
+        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let mut owned =
+                HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            owned.set_sensitive(value.is_sensitive());
+            headers.append(name.clone(), owned);
+        }
+        ObjectMeta {
+            url: self.url.clone(),
+            status: self.status,
+            headers,
+            request_time: self.request_time,
+            response_time: self.response_time,
+            stored_at: self.stored_at,
+            body_sha256: self.body_sha256,
+            body_len: self.body_len,
+            vary: self.vary.clone(),
+            secondary: self.secondary.clone(),
+        }
+    }
+
     /// The response status as a typed value (an out-of-range stored value reads as 500).
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

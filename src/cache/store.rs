@@ -87,6 +87,8 @@ pub struct Hit {
     pub facts: Arc<Facts>,
     /// Which tier answered.
     pub tier: Tier,
+    /// The verdict the memory tier keeps with the object, if any (of any ruleset).
+    pub verdict: Option<Arc<crate::scan::Verdict>>,
 }
 
 /// The result of a lookup.
@@ -194,7 +196,28 @@ impl Cache {
             body: e.body.clone(),
             facts: e.facts.clone(),
             tier: Tier::Memory,
+            verdict: e.verdict.clone(),
         })
+    }
+
+    /// Keeps `verdict` with the held variant (`primary`, `secondary`) whose body has this
+    /// SHA-256, so its next hits need no memo lookup. Memory only: an unscanned verdict, or an
+    /// object no longer held, keeps nothing.
+    pub fn keep_verdict(
+        &self,
+        primary: &str,
+        secondary: &str,
+        body_sha256: &[u8; 32],
+        verdict: &Arc<crate::scan::Verdict>,
+    ) {
+        if verdict.is_lasting() {
+            lock(&self.inner.memory).keep_verdict(
+                primary,
+                secondary,
+                body_sha256,
+                Arc::clone(verdict),
+            );
+        }
     }
 
     /// Full lookup (memory, then sled with body verification). Blocking.
@@ -226,6 +249,7 @@ impl Cache {
                     meta,
                     body,
                     tier: Tier::Disk,
+                    verdict: None,
                 }))
             }
             Err(failure) => {

@@ -277,6 +277,7 @@ async fn revalidate(
                 meta: merged,
                 body: hit.body,
                 tier: hit.tier,
+                verdict: hit.verdict,
             };
             return Ok(serve_hit(proxy, head, hit, 0, st, log).await);
         }
@@ -385,24 +386,25 @@ async fn serve_hit(
     // The target, formatted once by the request phase; lent out of the log (no copy per
     // hit) and put back before returning.
     let url = std::mem::take(&mut log.url);
-    // Hits normally find their verdict in the memo by the stored body digest: no hashing and
-    // no trip to the worker pool. A changed ruleset (or an evicted memo) rescans.
-    let coding = hit
-        .meta
-        .headers
-        .get(http::header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let verdict = match proxy.pipeline.memo_for_known(&hit.meta.body_sha256, coding) {
+    // A held object normally keeps its body's verdict: no hashing, no memo lookup. Otherwise
+    // (just read from disk, or a changed ruleset) the memo or the pool answers by the stored
+    // body digest, and the object keeps that answer.
+    let verdict = match hit.verdict.filter(|v| proxy.pipeline.still_stands(v)) {
         Some(v) => v,
-        None => Arc::new(
-            Box::pin(
+        None => {
+            let content = fetch::content(&hit.body, &hit.meta.headers, &url);
+            let v = Box::pin(
                 proxy
                     .pipeline
-                    .scan(fetch::content(&hit.body, &hit.meta.headers, &url)),
+                    .verdict_for_known(&hit.meta.body_sha256, content),
             )
-            .await,
-        ),
+            .await;
+            let m = &hit.meta;
+            proxy
+                .cache
+                .keep_verdict(&m.url, &m.secondary, &m.body_sha256, &v);
+            v
+        }
     };
     if status.hit {
         status.ttl = Some(policy::ttl(&hit.facts, SystemTime::now()));

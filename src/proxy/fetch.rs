@@ -157,7 +157,7 @@ pub async fn respond(
             };
             record_url(&proxy.store, x.url, &verdict, no_store);
             let stored = if storable {
-                store(proxy, x, &parts, bytes.clone()).await
+                store(proxy, x, &parts, bytes.clone(), &verdict).await
             } else {
                 false
             };
@@ -209,7 +209,7 @@ fn observe(
     on_storable(false);
     tokio::spawn(async move {
         let Ok(bytes) = copy.await else { return };
-        let verdict = pipeline.scan(content(&bytes, &headers, &url)).await;
+        let verdict = Arc::new(pipeline.scan(content(&bytes, &headers, &url)).await);
         record_url(&store, &url, &verdict, no_store);
         if let Some((key, status, req_headers, request_time, response_time)) = prepared {
             let object = Object {
@@ -220,7 +220,7 @@ fn observe(
                 request_time,
                 response_time,
             };
-            put_complete(&cache, object, bytes, &url).await;
+            put_complete(&cache, object, bytes, &url, &verdict).await;
         }
     });
     set_cache_status(&mut parts.headers, &status_hdr, log);
@@ -262,6 +262,7 @@ async fn store(
     x: &Exchange<'_>,
     parts: &http::response::Parts,
     bytes: Bytes,
+    verdict: &Arc<Verdict>,
 ) -> bool {
     let Some(key) = x.key else { return false };
     let object = Object {
@@ -272,7 +273,7 @@ async fn store(
         request_time: x.request_time,
         response_time: x.response_time,
     };
-    put_complete(&proxy.cache, object, bytes, x.url).await
+    put_complete(&proxy.cache, object, bytes, x.url, verdict).await
 }
 
 /// What a stored object's meta is built from.
@@ -285,9 +286,16 @@ struct Object<'a> {
     response_time: SystemTime,
 }
 
-/// Writes a response whose body is complete (per its framing) to the cache; `true` if stored.
-/// A store failure is logged and the response is served uncached.
-async fn put_complete(cache: &Cache, o: Object<'_>, bytes: Bytes, url: &str) -> bool {
+/// Writes a response whose body is complete (per its framing) to the cache, keeping its
+/// `verdict` with it; `true` if stored. A store failure is logged and the response is served
+/// uncached.
+async fn put_complete(
+    cache: &Cache,
+    o: Object<'_>,
+    bytes: Bytes,
+    url: &str,
+    verdict: &Arc<Verdict>,
+) -> bool {
     if !policy::body_complete(o.headers, bytes.len() as u64) {
         return false;
     }
@@ -300,8 +308,12 @@ async fn put_complete(cache: &Cache, o: Object<'_>, bytes: Bytes, url: &str) -> 
         o.response_time,
         &bytes,
     );
+    let (secondary, sha) = (meta.secondary.clone(), meta.body_sha256);
     match cache.put(meta, bytes).await {
-        Ok(crate::cache::store::PutOutcome::Stored) => true,
+        Ok(crate::cache::store::PutOutcome::Stored) => {
+            cache.keep_verdict(o.key.as_str(), &secondary, &sha, verdict);
+            true
+        }
         Ok(_) => false,
         Err(e) => {
             tracing::warn!(error = %e, url, "cache store failed; serving without caching");

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::scan::pdq::PdqHash;
-use crate::scan::{Class, Verdict};
+use crate::scan::Verdict;
 
 /// Entries kept in the raw→decoded map before it is cleared (about 100 bytes each).
 const RAW_MAP_CAP: usize = 100_000;
@@ -121,7 +121,7 @@ impl Memo {
     /// Stores a verdict (replacing one from an older ruleset). Unscanned verdicts are not
     /// stored: their causes (time, load, limits) are not properties of the bytes.
     pub fn put(&self, v: &Verdict) {
-        if v.class == Class::Unscanned || v.sha256.is_empty() {
+        if !v.is_lasting() {
             return;
         }
         match serde_json::to_vec(v) {

@@ -269,17 +269,28 @@ impl Pipeline {
         self.inner.memo.get()?.get_stored(sha256, &ruleset)
     }
 
-    /// The memoised verdict for a body whose raw SHA-256 is already known (a cache hit), without
-    /// hashing, decoding or leaving the reactor; counted like a memo hit of [`Pipeline::scan`].
-    /// `None` when the body must be scanned.
-    pub fn memo_for_known(
-        &self,
-        raw_sha: &[u8; 32],
-        content_encoding: &str,
-    ) -> Option<Arc<Verdict>> {
-        let v = self.memo_hit(raw_sha, content_encoding, Read::Stored)?;
+    /// Whether a verdict kept with a cached object still stands, that is, the current ruleset
+    /// produced it; counted like a memo hit of [`scan`](Self::scan) when it does.
+    pub fn still_stands(&self, v: &Verdict) -> bool {
+        if v.ruleset != self.current().ruleset {
+            return false;
+        }
+        let stats = &self.inner.stats;
+        stats.requests.fetch_add(1, Relaxed);
+        stats.memo_hits.fetch_add(1, Relaxed);
+        stats.count_class(v.class);
+        true
+    }
+
+    /// The verdict for a cached body, whose raw SHA-256 is known, when its object keeps none
+    /// that [`still_stands`](Self::still_stands): the memo in memory, else the worker pool,
+    /// whose worker reads the store before it scans. The store is not read on the reactor.
+    pub async fn verdict_for_known(&self, raw_sha: &[u8; 32], content: Content) -> Arc<Verdict> {
         self.inner.stats.requests.fetch_add(1, Relaxed);
-        Some(v)
+        match self.memo_hit(raw_sha, &content.content_encoding, Read::Hot) {
+            Some(v) => v,
+            None => Arc::new(self.scan_unmemoised(content, Some(*raw_sha)).await),
+        }
     }
 
     /// The memoised verdict of the current ruleset for a body with this raw SHA-256, counted

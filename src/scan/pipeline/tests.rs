@@ -481,6 +481,27 @@ async fn a_stored_verdict_is_read_by_the_worker_not_on_the_reactor() {
 }
 
 #[tokio::test]
+async fn a_hit_without_a_kept_verdict_asks_memory_then_the_worker() {
+    let store = Store::temporary().unwrap();
+    let body = html("<p>buy pills</p>");
+    let raw: [u8; 32] = Sha256::digest(&body.bytes).into();
+    let v = counting_pipeline(&store, "v1").0.scan_sync(&body);
+    // After a restart: the verdict is only in the store, read by the worker.
+    let (p, fake) = counting_pipeline(&store, "v1");
+    assert_eq!(*p.verdict_for_known(&raw, body.clone()).await, v);
+    assert_eq!(fake.calls.load(SeqCst), 0, "answered from the store");
+    // Now in memory, and a verdict kept with the object stands while the ruleset does.
+    let kept = p.verdict_for_known(&raw, body.clone()).await;
+    assert!(p.still_stands(&kept));
+    let s = p.stats();
+    assert_eq!((s.requests, s.scans, s.memo_hits), (3, 0, 3));
+    // A verdict of another ruleset does not stand and is not counted.
+    let (other, _) = counting_pipeline(&store, "v2");
+    assert!(!other.still_stands(&kept));
+    assert_eq!(other.stats().requests, 0);
+}
+
+#[tokio::test]
 async fn a_full_pool_still_answers_from_the_store() {
     let store = Store::temporary().unwrap();
     let stored = counting_pipeline(&store, "v1")

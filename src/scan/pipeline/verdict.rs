@@ -111,6 +111,12 @@ fn reason_detail(reason: &str) -> &'static str {
 }
 
 impl Verdict {
+    /// Whether the verdict is a property of the bytes, worth keeping (memo, cached object):
+    /// an unscanned verdict's causes (time, load, limits) are not.
+    pub fn is_lasting(&self) -> bool {
+        self.class != Class::Unscanned && !self.sha256.is_empty()
+    }
+
     /// An `unscanned` verdict with `reason` (`too_large`, `limit`, `undecodable`, `timeout`,
     /// `error`) for a body that was not classified, e.g. a streamed body over `max_body`.
     pub fn unscanned(sha256: &str, media_type: &str, reason: &str, ruleset: &str) -> Verdict {
