@@ -89,6 +89,11 @@ pub struct Store {
     pub pdq_of: sled::Tree,
 }
 
+/// sled's own page cache. Hot objects live in the memory tier (`store.memory`) and the OS
+/// caches the file, so sled's cache holds little worth keeping: at 64 MiB it took 60-110 MB
+/// more RSS with 50,000 objects stored than at 16 MiB, and scan-miss throughput was the same.
+const SLED_CACHE: u64 = 16 << 20;
+
 impl Store {
     /// Opens (creating if needed) the store at `path` and checks its schema version.
     /// A panic in sled's recovery is caught and reported as [`Error::Corrupt`]. A newer
@@ -112,7 +117,7 @@ impl Store {
         let opened = damage::catching_panics(|| {
             let db = sled::Config::new()
                 .path(path)
-                .cache_capacity(64 << 20)
+                .cache_capacity(SLED_CACHE)
                 .flush_every_ms(Some(500))
                 .open()
                 .map_err(|source| Error::Open {
