@@ -86,7 +86,7 @@ run scan-miss 50 /scan/ unique
 run image-miss 50 /img/ cycle "$IMAGES"
 run hit-1k-c1000 1000 /obj-1k static
 echo "fetching $PAGES pages once..." >&2
-taskset -c "$LOAD_CPU" curl -s --parallel --parallel-max 50 -x "http://127.0.0.1:$PPORT" \
+taskset -c "$LOAD_CPU" curl -s --no-progress-meter --parallel --parallel-max 50 -x "http://127.0.0.1:$PPORT" \
     "http://127.0.0.1:$OPORT/page/[1-$PAGES]" >/dev/null
 run hit-distinct 50 /page/ zipf "$PAGES"
 echo

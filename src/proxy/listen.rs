@@ -124,7 +124,12 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
     // to a malformed or oversized head before closing, so the client just sees a close.
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Names keep the origin's case where hyper recorded it (a response fetched now); the
+        // rest (a cache hit, fields sluice adds, its own answers) are written Title-Case, as
+        // HTTP/1.1 servers and browsers write them, not lowercase: a client sees the same
+        // names on a miss and on the hit after it.
         .preserve_header_case(true)
+        .title_case_headers(true)
         // hyper's buffer cannot be under 8 KiB; `max_header_size` holds the exact limit.
         .max_buf_size(proxy.cfg.max_header_size.as_usize().max(8192))
         .max_header_size(proxy.cfg.max_header_size.as_usize())
