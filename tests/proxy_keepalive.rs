@@ -194,6 +194,17 @@ async fn idempotent_get_is_retried_once_when_a_reused_connection_dies_unanswered
         [(0, "/1".into()), (0, "/2".into()), (1, "/2".into())],
         "the GET was replayed once, on a fresh connection"
     );
+    let names = |i: usize| -> Vec<String> {
+        let requests = origin.requests();
+        requests[i]
+            .head
+            .headers
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    assert_eq!(names(2), names(1), "the replay's field names as first sent");
+    assert!(names(2).iter().any(|n| n == "Via"), "{:?}", names(2));
 }
 
 #[tokio::test]

@@ -333,6 +333,9 @@ impl Client {
             // The exact limit for each response head (and a chunked body's trailers).
             .max_header_size(self.cfg.max_header_size.as_usize())
             .preserve_header_case(true)
+            // Names without the client's recorded case (a replayed request, the fields sluice
+            // adds) go out Title-Case, as browsers write them.
+            .title_case_headers(true)
             .handshake::<_, Body>(TokioIo::new(framing::Checked::new(stream)))
             .await
             .map_err(|e| Error::Protocol(hop_name(hop, target), e.to_string()))?;
