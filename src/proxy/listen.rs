@@ -125,11 +125,10 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         // Names keep the origin's case where hyper recorded it (a response fetched now); the
-        // rest (a cache hit, fields sluice adds, its own answers) are written Title-Case, as
-        // HTTP/1.1 servers and browsers write them, not lowercase: a client sees the same
-        // names on a miss and on the hit after it.
+        // rest (a cache hit, fields sluice adds) are written lowercase, as HTTP/2 writes all
+        // names. Title-Case (`title_case_headers`) cost ~3 % of a hit's CPU in hyper's
+        // case writer, for names every client compares without case.
         .preserve_header_case(true)
-        .title_case_headers(true)
         // hyper's buffer cannot be under 8 KiB; `max_header_size` holds the exact limit.
         .max_buf_size(proxy.cfg.max_header_size.as_usize().max(8192))
         .max_header_size(proxy.cfg.max_header_size.as_usize())
