@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod scan;
 pub mod server;
 pub mod store;
+pub mod threads;
 pub mod upstream;
 
 /// The message a panic was raised with, when it has one (`panic!` with a literal or a format).

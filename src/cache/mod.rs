@@ -25,7 +25,7 @@
 //!    `invalidate::invalidations(&method, status, &key, &resp_headers)` call
 //!    `cache.remove(&k).await`. Nothing is stored.
 //! 3. **Lookup** (GET and HEAD, same key): `cache.get(&key, &req_headers).await?` (memory tier
-//!    inline, sled on the blocking pool; bodies are SHA-256-verified on every sled read).
+//!    inline, sled on the store threads; bodies are SHA-256-verified on every sled read).
 //!    - `Found::Hit(hit)` → `policy::decide(&RequestInfo { method, headers }, &hit.meta, now)`:
 //!      - `Fresh { age }` / `StaleAllowed { age }` → `serve::from_cache(&method, &req_headers,
 //!        &hit.meta, &hit.body, age, &CacheStatus { ttl: Some(policy::ttl(&hit.facts, now)),

@@ -30,6 +30,7 @@ use super::key::CacheKey;
 use super::memory::{object_key, MemoryTier};
 use super::meta::{sha256, ObjectMeta};
 use super::{policy, vary};
+use crate::threads::Threads;
 
 /// Sizes for the store, from `[store]`.
 #[derive(Clone, Copy, Debug)]
@@ -62,7 +63,7 @@ pub enum Error {
     /// The body is shorter or longer than its Content-Length: never stored.
     #[error("cache put: truncated body (length differs from Content-Length)")]
     Truncated,
-    /// A blocking task panicked or was cancelled.
+    /// A store-thread job panicked or its thread stopped (see [`crate::threads`]).
     #[error("cache task failed: {0}")]
     Join(String),
 }
@@ -137,11 +138,17 @@ struct Inner {
     disk: Mutex<WTinyLfu<String>>,
     memory: Mutex<MemoryTier>,
     /// How many variants sled holds per URL, by a hash of the URL: a miss for a URL never
-    /// stored is answered without a sled read or a hop to the blocking pool. Updated under
+    /// stored is answered without a sled read or a hop to the store threads. Updated under
     /// the `disk` lock; a stale count only costs a sled read (or, if too low, one refetch).
     primaries: Mutex<HashMap<u64, u32>>,
     hasher: RandomState,
+    /// Where sled reads and writes run, off the reactor.
+    threads: Threads,
 }
+
+/// Threads for sled reads and writes. Writers queue on the disk policy's lock anyway; reads
+/// of objects not in memory run side by side.
+const STORE_THREADS: usize = 4;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves only approximate policy state behind; carry on.
@@ -169,6 +176,7 @@ impl Cache {
                 memory: Mutex::new(MemoryTier::new(cfg.memory)),
                 primaries: Mutex::new(HashMap::new()),
                 hasher: RandomState::new(),
+                threads: Threads::new("store", STORE_THREADS),
             }),
         };
         super::recover::rebuild(&cache)?;
@@ -383,10 +391,11 @@ impl Cache {
         Ok(removed)
     }
 
-    /// [`remove_prefix_blocking`](Self::remove_prefix_blocking) on the blocking pool.
+    /// [`remove_prefix_blocking`](Self::remove_prefix_blocking) on the store threads.
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, Error> {
-        let (this, prefix) = (self.clone(), prefix.to_string());
-        blocking(move || this.remove_prefix_blocking(&prefix)).await
+        let prefix = prefix.to_string();
+        self.blocking(move |c| c.remove_prefix_blocking(&prefix))
+            .await
     }
 
     /// Drops one object found unusable on read, from sled, the policy and memory.
@@ -455,7 +464,7 @@ impl Cache {
         }
     }
 
-    /// Lookup from async code: memory inline, sled on the blocking pool.
+    /// Lookup from async code: memory inline, sled on the store threads.
     pub async fn get(&self, key: &CacheKey, req: &HeaderMap) -> Result<Found, Error> {
         if let Some(hit) = self.get_memory(key, req) {
             return Ok(Found::Hit(hit));
@@ -463,35 +472,38 @@ impl Cache {
         if !self.may_hold(key.as_str()) {
             return Ok(Found::Miss);
         }
-        let (this, key, req) = (self.clone(), key.clone(), req.clone());
-        blocking(move || this.get_blocking(&key, &req)).await
+        let (key, req) = (key.clone(), req.clone());
+        self.blocking(move |c| c.get_blocking(&key, &req)).await
     }
 
-    /// [`put_blocking`](Self::put_blocking) on the blocking pool.
+    /// [`put_blocking`](Self::put_blocking) on the store threads.
     pub async fn put(&self, meta: ObjectMeta, body: Bytes) -> Result<PutOutcome, Error> {
-        let this = self.clone();
-        blocking(move || this.put_blocking(meta, body)).await
+        self.blocking(move |c| c.put_blocking(meta, body)).await
     }
 
-    /// [`update_meta_blocking`](Self::update_meta_blocking) on the blocking pool.
+    /// [`update_meta_blocking`](Self::update_meta_blocking) on the store threads.
     pub async fn update_meta(&self, meta: ObjectMeta) -> Result<bool, Error> {
-        let this = self.clone();
-        blocking(move || this.update_meta_blocking(meta)).await
+        self.blocking(move |c| c.update_meta_blocking(meta)).await
     }
 
-    /// [`remove_blocking`](Self::remove_blocking) on the blocking pool.
+    /// [`remove_blocking`](Self::remove_blocking) on the store threads.
     pub async fn remove(&self, key: &CacheKey) -> Result<usize, Error> {
-        let (this, key) = (self.clone(), key.clone());
-        blocking(move || this.remove_blocking(&key)).await
+        let key = key.clone();
+        self.blocking(move |c| c.remove_blocking(&key)).await
     }
-}
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Join(e.to_string()))?
+    /// Runs `f` on the store threads (see [`crate::threads`]) and waits for it.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Cache) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let this = self.clone();
+        self.inner
+            .threads
+            .run(move || f(&this))
+            .await
+            .map_err(|e| Error::Join(e.to_string()))?
+    }
 }
 
 fn decode_spec(raw: &[u8]) -> Vec<String> {

@@ -9,12 +9,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, TryAcquireError};
 use tokio::time::Instant;
+
+use crate::threads::Threads;
 
 /// Why a job did not produce a result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,9 +32,6 @@ pub enum PoolError {
     Failed(String),
 }
 
-/// A job as the scan threads run it: it reports its own result.
-type Job = Box<dyn FnOnce() + Send>;
-
 /// A fixed number of worker slots, each with its own thread (started on first use).
 pub struct Pool {
     permits: Arc<Semaphore>,
@@ -41,9 +39,9 @@ pub struct Pool {
     waiting: AtomicUsize,
     queue: usize,
     timeout: Duration,
-    /// Where jobs go to the threads; `None` until the first job (or after a failed start).
-    /// Dropping the pool drops the sender, and the threads end.
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The scan threads, as many as permits, so a holder of a permit waits at most for a
+    /// thread to come back from its previous job. Dropping the pool ends them.
+    threads: Threads,
 }
 
 impl Pool {
@@ -61,7 +59,7 @@ impl Pool {
             waiting: AtomicUsize::new(0),
             queue,
             timeout,
-            jobs: Mutex::new(None),
+            threads: Threads::new("scan", workers),
         }
     }
 
@@ -109,7 +107,7 @@ impl Pool {
         let (tx, rx) = tokio::sync::oneshot::channel();
         // The permit goes with the job: a job that outlives its deadline keeps its slot. It
         // is released before the answer, so the caller finds the slot free again.
-        self.submit(Box::new(move || {
+        let submitted = self.threads.submit(Box::new(move || {
             let result = catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
                 let msg = crate::panic_message(panic.as_ref()).unwrap_or_default();
                 format!("scan job panicked: {msg}")
@@ -117,7 +115,8 @@ impl Pool {
             drop(permit);
             // The caller may have given up (deadline); nobody to tell then.
             let _ = tx.send(result);
-        }))?;
+        }));
+        submitted.map_err(|e| PoolError::Failed(e.to_string()))?;
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(result)) => result.map_err(PoolError::Failed),
             Ok(Err(_dropped)) => Err(PoolError::Failed("scan worker stopped".to_string())),
@@ -133,48 +132,6 @@ impl Pool {
             tokio::time::timeout(limit, self.permits.acquire_many(all)).await,
             Ok(Ok(_))
         )
-    }
-
-    /// Hands `job` to a scan thread, starting the threads on first use. There are as many
-    /// threads as permits, so a holder of a permit waits at most for a thread to come back
-    /// from its previous job.
-    fn submit(&self, job: Job) -> Result<(), PoolError> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        if jobs.is_none() {
-            *jobs = Some(
-                self.start()
-                    .map_err(|e| PoolError::Failed(format!("cannot start scan threads: {e}")))?,
-            );
-        }
-        let sent = jobs.as_ref().map(|tx| tx.send(job));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            // Every thread is gone (cannot happen while the pool lives): start afresh next time.
-            _ => {
-                *jobs = None;
-                Err(PoolError::Failed("scan worker stopped".to_string()))
-            }
-        }
-    }
-
-    /// Starts `workers` threads taking jobs from one channel, in turn.
-    fn start(&self) -> std::io::Result<mpsc::Sender<Job>> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for n in 0..self.workers {
-            let rx = Arc::clone(&rx);
-            std::thread::Builder::new()
-                .name(format!("sluice-scan-{n}"))
-                .spawn(move || loop {
-                    // One thread waits in `recv` at a time; the others wait for the lock.
-                    let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    match next {
-                        Ok(job) => job(),
-                        Err(mpsc::RecvError) => return,
-                    }
-                })?;
-        }
-        Ok(tx)
     }
 }
 

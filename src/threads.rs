@@ -1,0 +1,123 @@
+//! Named worker threads fed by one channel, for work that must stay off the reactor and is
+//! better done by a few threads of its own than by tokio's blocking pool: scans (warm caches)
+//! and store I/O (bounded memory).
+//!
+//! tokio's blocking pool starts a thread for every blocking task that finds none idle. Store
+//! writes queue on the disk policy's lock, so 50 concurrent misses held ~45 threads, and each
+//! thread's allocator heap kept a few MiB of freed memory: 130 MB of RSS after 50,000 stored
+//! objects, against ~4 threads' worth here.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A job as the threads run it: it reports its own result.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Why a job produced no result.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("cannot start {0} threads: {1}")]
+    Start(&'static str, String),
+    #[error("{0} job panicked: {1}")]
+    Panicked(&'static str, String),
+    #[error("{0} thread stopped")]
+    Stopped(&'static str),
+}
+
+/// `count` threads named `sluice-NAME-N`, started on first use; dropping this ends them once
+/// the jobs already handed over are done.
+pub struct Threads {
+    name: &'static str,
+    count: usize,
+    /// Where jobs go to the threads; `None` until the first job (or after a failed start).
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Threads {
+    /// `count` threads (at least one) named after `name`.
+    pub fn new(name: &'static str, count: usize) -> Threads {
+        Threads {
+            name,
+            count: count.max(1),
+            jobs: Mutex::new(None),
+        }
+    }
+
+    /// Runs `job` on one of the threads and waits for its result without blocking the caller's
+    /// thread. A panic in the job is an error; the thread goes on with the next job.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let name = self.name;
+        self.submit(Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
+                let msg = crate::panic_message(panic.as_ref()).unwrap_or_default();
+                Error::Panicked(name, msg.to_string())
+            });
+            // The caller may have gone (cancelled or past its deadline); nobody to tell then.
+            let _ = tx.send(result);
+        }))?;
+        rx.await.map_err(|_| Error::Stopped(name))?
+    }
+
+    /// Hands `job` to a thread, starting the threads on first use.
+    pub fn submit(&self, job: Job) -> Result<(), Error> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if jobs.is_none() {
+            *jobs = Some(
+                self.start()
+                    .map_err(|e| Error::Start(self.name, e.to_string()))?,
+            );
+        }
+        let sent = jobs.as_ref().map(|tx| tx.send(job));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // Every thread is gone (cannot happen while this lives): start afresh next time.
+            _ => {
+                *jobs = None;
+                Err(Error::Stopped(self.name))
+            }
+        }
+    }
+
+    /// Starts the threads, taking jobs from one channel in turn.
+    fn start(&self) -> std::io::Result<mpsc::Sender<Job>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..self.count {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("sluice-{}-{n}", self.name))
+                .spawn(move || loop {
+                    // One thread waits in `recv` at a time; the others wait for the lock.
+                    let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    match next {
+                        Ok(job) => job(),
+                        Err(mpsc::RecvError) => return,
+                    }
+                })?;
+        }
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_on_named_threads_and_a_panic_is_an_error() {
+        let threads = Threads::new("test", 2);
+        let name = threads
+            .run(|| std::thread::current().name().unwrap_or("").to_string())
+            .await;
+        assert!(name.unwrap().starts_with("sluice-test-"));
+        let failed = threads.run(|| -> u8 { panic!("bad job") }).await;
+        assert_eq!(failed, Err(Error::Panicked("test", "bad job".into())));
+        assert_eq!(threads.run(|| 7).await, Ok(7), "the threads go on");
+    }
+}
