@@ -55,6 +55,11 @@ impl Running {
             let _ = t.await;
         }
         self.proxy.pipeline.drain().await;
+        // A store write whose request was cut at the grace limit, or an observe-mode write,
+        // may still be in its transaction: let it finish before the store closes.
+        if !self.proxy.cache.idle(self.proxy.cfg.shutdown_grace).await {
+            tracing::warn!("cache writes still running at shutdown; they may be lost");
+        }
     }
 }
 

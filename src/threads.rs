@@ -8,8 +8,10 @@
 //! objects, against ~4 threads' worth here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 /// A job as the threads run it: it reports its own result.
 type Job = Box<dyn FnOnce() + Send>;
@@ -32,6 +34,8 @@ pub struct Threads {
     count: usize,
     /// Where jobs go to the threads; `None` until the first job (or after a failed start).
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Jobs handed over and not yet finished.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Threads {
@@ -41,7 +45,21 @@ impl Threads {
             name,
             count: count.max(1),
             jobs: Mutex::new(None),
+            pending: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Waits until every job handed over has finished, at most `limit` (shutdown: a store
+    /// write whose caller is gone may still be running). True when none is left.
+    pub async fn idle(&self, limit: Duration) -> bool {
+        let end = tokio::time::Instant::now() + limit;
+        while self.pending.load(SeqCst) > 0 {
+            if tokio::time::Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Runs `job` on one of the threads and waits for its result without blocking the caller's
@@ -73,11 +91,21 @@ impl Threads {
                     .map_err(|e| Error::Start(self.name, e.to_string()))?,
             );
         }
-        let sent = jobs.as_ref().map(|tx| tx.send(job));
+        let pending = Arc::clone(&self.pending);
+        pending.fetch_add(1, SeqCst);
+        let sent = jobs.as_ref().map(|tx| {
+            tx.send(Box::new(move || {
+                // `run` catches its job's panic to report it; this keeps the count and the
+                // thread for jobs handed to `submit` that do not.
+                let _ = catch_unwind(AssertUnwindSafe(job));
+                pending.fetch_sub(1, SeqCst);
+            }))
+        });
         match sent {
             Some(Ok(())) => Ok(()),
             // Every thread is gone (cannot happen while this lives): start afresh next time.
             _ => {
+                self.pending.fetch_sub(1, SeqCst);
                 *jobs = None;
                 Err(Error::Stopped(self.name))
             }
@@ -119,5 +147,25 @@ mod tests {
         let failed = threads.run(|| -> u8 { panic!("bad job") }).await;
         assert_eq!(failed, Err(Error::Panicked("test", "bad job".into())));
         assert_eq!(threads.run(|| 7).await, Ok(7), "the threads go on");
+    }
+
+    #[tokio::test]
+    async fn idle_waits_for_a_job_whose_caller_is_gone() {
+        let threads = Threads::new("test", 1);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
+        threads
+            .submit(Box::new(move || {
+                let _ = started.send(());
+                let _ = gate.recv();
+            }))
+            .unwrap();
+        running.recv().await.unwrap();
+        assert!(
+            !threads.idle(Duration::from_millis(20)).await,
+            "still running"
+        );
+        release.send(()).unwrap();
+        assert!(threads.idle(Duration::from_secs(5)).await);
     }
 }

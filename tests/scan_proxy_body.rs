@@ -322,3 +322,36 @@ async fn observe_mode_streams_at_once_and_records_the_verdict() {
     assert_eq!(recorded.class, Class::Spam);
     assert!(!recorded.findings.is_empty());
 }
+
+#[tokio::test]
+async fn a_304_that_adds_content_encoding_rescans_the_stored_body() {
+    // Stored as opaque bytes; a 304 then says they are gzip'd HTML, which reads as spam.
+    let first = response(
+        "application/octet-stream",
+        "Cache-Control: max-age=0\r\nETag: \"v1\"\r\n",
+        &gzip(SPAM.as_bytes()),
+    );
+    let origin = Origin::respond(move |r| {
+        if r.header("if-none-match").is_some() {
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=0\r\n\
+              Content-Encoding: gzip\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+                .to_vec()
+        } else {
+            first.clone()
+        }
+    })
+    .await;
+    let sluice = start(config()).await;
+    let url = origin.url("/packed");
+    let miss = sluice.fetch(&url).await;
+    assert_eq!(miss.status(), 200, "{}", verdict(&miss));
+    assert!(!verdict(&miss).starts_with("spam"), "{}", verdict(&miss));
+    let revalidated = sluice.fetch(&url).await;
+    assert_eq!(origin.requests().len(), 2, "the second fetch revalidated");
+    assert_eq!(
+        revalidated.status(),
+        403,
+        "read through its new coding the body is spam: {}",
+        verdict(&revalidated)
+    );
+}

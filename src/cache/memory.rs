@@ -1,7 +1,7 @@
 //! The memory tier: hot objects (meta and body as `Bytes`, so a hit is a reference-count bump)
 //! in front of sled, bounded by `store.memory` bytes with the same W-TinyLFU policy as the disk.
 //! Each held object also keeps its body's verdict once one is known, so a hit needs no memo
-//! lookup (and never a store read) however many distinct bodies are held.
+//! lookup however many distinct bodies are held.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +28,15 @@ const LARGE_DIVISOR: u64 = 8;
 /// 16 KiB (charged 19.6 KB).
 const HELD_OVERHEAD: u64 = 2_400;
 const FIELD_OVERHEAD: u64 = 96;
+
+/// Whether the verdict kept for `old` still holds for `new` (a 304's merged meta): the same
+/// bytes, read the same way. A 304 may change `Content-Encoding`, and the scan reads the body
+/// through it (the memo keys such bodies by coding as well).
+pub fn verdict_carries_over(old: &ObjectMeta, new: &ObjectMeta) -> bool {
+    use crate::scan::pipeline::content_encoding;
+    old.body_sha256 == new.body_sha256
+        && content_encoding(&old.headers) == content_encoding(&new.headers)
+}
 
 /// The memory-tier charge for an object.
 fn held_size(meta: &ObjectMeta) -> u64 {
@@ -127,6 +136,9 @@ impl MemoryTier {
             .and_then(|v| v.iter_mut().find(|e| e.meta.secondary == meta.secondary))
         {
             if e.meta.body_sha256 == meta.body_sha256 {
+                if !verdict_carries_over(&e.meta, &meta) {
+                    e.verdict = None;
+                }
                 e.facts = Arc::new(Facts::of(&meta));
                 e.meta = Arc::new(meta.detached());
             }
@@ -270,6 +282,15 @@ mod tests {
         assert!(
             kept(&mut m).is_some(),
             "a 304 keeps the body and its verdict"
+        );
+        let mut recoded = old.clone();
+        recoded
+            .headers
+            .insert("content-encoding", "gzip".parse().unwrap());
+        m.update_meta(Arc::new(recoded));
+        assert!(
+            kept(&mut m).is_none(),
+            "a 304 that changes Content-Encoding changes how the body reads"
         );
         let new = sample("http://a/x", &[], b"y");
         m.insert(Arc::new(new), Bytes::from_static(b"y"));

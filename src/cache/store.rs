@@ -17,6 +17,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -142,13 +143,23 @@ struct Inner {
     /// the `disk` lock; a stale count only costs a sled read (or, if too low, one refetch).
     primaries: Mutex<HashMap<u64, u32>>,
     hasher: RandomState,
-    /// Where sled reads and writes run, off the reactor.
-    threads: Threads,
+    /// Where sled reads and writes run, off the reactor (see [`crate::threads`]).
+    reads: Threads,
+    writes: Threads,
 }
 
-/// Threads for sled reads and writes. Writers queue on the disk policy's lock anyway; reads
-/// of objects not in memory run side by side.
-const STORE_THREADS: usize = 4;
+/// Threads for sled reads of objects not in memory, which run side by side.
+const READ_THREADS: usize = 4;
+/// Writes (puts, 304 updates, removals) hold the disk policy's lock for their whole
+/// transaction, so one thread does them all, and reads never queue behind them.
+const WRITE_THREADS: usize = 1;
+
+/// Which store threads a job runs on.
+#[derive(Clone, Copy)]
+enum Job {
+    Read,
+    Write,
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves only approximate policy state behind; carry on.
@@ -176,7 +187,8 @@ impl Cache {
                 memory: Mutex::new(MemoryTier::new(cfg.memory)),
                 primaries: Mutex::new(HashMap::new()),
                 hasher: RandomState::new(),
-                threads: Threads::new("store", STORE_THREADS),
+                reads: Threads::new("store-read", READ_THREADS),
+                writes: Threads::new("store-write", WRITE_THREADS),
             }),
         };
         super::recover::rebuild(&cache)?;
@@ -250,7 +262,11 @@ impl Cache {
         match bodies::read(&self.inner.bodies, &meta.body_sha256)? {
             Ok(body) => {
                 let meta = Arc::new(meta);
-                self.disk().touch(&okey);
+                // Frequency for the disk policy, skipped while a writer holds it (as for
+                // memory hits): a read never waits for a write's transaction.
+                if let Ok(mut d) = self.inner.disk.try_lock() {
+                    d.touch(&okey);
+                }
                 lock(&self.inner.memory).insert(meta.clone(), body.clone());
                 Ok(Found::Hit(Hit {
                     facts: Arc::new(Facts::of(&meta)),
@@ -394,7 +410,7 @@ impl Cache {
     /// [`remove_prefix_blocking`](Self::remove_prefix_blocking) on the store threads.
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, Error> {
         let prefix = prefix.to_string();
-        self.blocking(move |c| c.remove_prefix_blocking(&prefix))
+        self.blocking(Job::Write, move |c| c.remove_prefix_blocking(&prefix))
             .await
     }
 
@@ -473,33 +489,47 @@ impl Cache {
             return Ok(Found::Miss);
         }
         let (key, req) = (key.clone(), req.clone());
-        self.blocking(move |c| c.get_blocking(&key, &req)).await
+        self.blocking(Job::Read, move |c| c.get_blocking(&key, &req))
+            .await
     }
 
     /// [`put_blocking`](Self::put_blocking) on the store threads.
     pub async fn put(&self, meta: ObjectMeta, body: Bytes) -> Result<PutOutcome, Error> {
-        self.blocking(move |c| c.put_blocking(meta, body)).await
+        self.blocking(Job::Write, move |c| c.put_blocking(meta, body))
+            .await
     }
 
     /// [`update_meta_blocking`](Self::update_meta_blocking) on the store threads.
     pub async fn update_meta(&self, meta: ObjectMeta) -> Result<bool, Error> {
-        self.blocking(move |c| c.update_meta_blocking(meta)).await
+        self.blocking(Job::Write, move |c| c.update_meta_blocking(meta))
+            .await
     }
 
     /// [`remove_blocking`](Self::remove_blocking) on the store threads.
     pub async fn remove(&self, key: &CacheKey) -> Result<usize, Error> {
         let key = key.clone();
-        self.blocking(move |c| c.remove_blocking(&key)).await
+        self.blocking(Job::Write, move |c| c.remove_blocking(&key))
+            .await
     }
 
-    /// Runs `f` on the store threads (see [`crate::threads`]) and waits for it.
+    /// Waits until no store job is left running, at most `limit` (shutdown: a write whose
+    /// caller has gone may still be in its transaction). True when none is.
+    pub async fn idle(&self, limit: Duration) -> bool {
+        self.inner.writes.idle(limit).await && self.inner.reads.idle(limit).await
+    }
+
+    /// Runs `f` on the store's read or write threads and waits for it.
     async fn blocking<T: Send + 'static>(
         &self,
+        job: Job,
         f: impl FnOnce(&Cache) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let this = self.clone();
-        self.inner
-            .threads
+        let threads = match job {
+            Job::Read => &self.inner.reads,
+            Job::Write => &self.inner.writes,
+        };
+        threads
             .run(move || f(&this))
             .await
             .map_err(|e| Error::Join(e.to_string()))?

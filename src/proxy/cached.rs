@@ -272,12 +272,15 @@ async fn revalidate(
             }
             let mut st = CacheStatus::forward(fwd);
             st.fwd_status = Some(304);
+            let verdict = hit
+                .verdict
+                .filter(|_| crate::cache::memory::verdict_carries_over(&hit.meta, &merged));
             let hit = Hit {
                 facts: Arc::new(Facts::of(&merged)),
                 meta: merged,
                 body: hit.body,
                 tier: hit.tier,
-                verdict: hit.verdict,
+                verdict,
             };
             return Ok(serve_hit(proxy, head, hit, 0, st, log).await);
         }

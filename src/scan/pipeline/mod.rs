@@ -284,7 +284,8 @@ impl Pipeline {
 
     /// The verdict for a cached body, whose raw SHA-256 is known, when its object keeps none
     /// that [`still_stands`](Self::still_stands): the memo in memory, else the worker pool,
-    /// whose worker reads the store before it scans. The store is not read on the reactor.
+    /// whose worker reads the store before it scans. The store is read on the reactor only
+    /// when the pool refuses the job (full or timed out), as for a miss.
     pub async fn verdict_for_known(&self, raw_sha: &[u8; 32], content: Content) -> Arc<Verdict> {
         self.inner.stats.requests.fetch_add(1, Relaxed);
         match self.memo_hit(raw_sha, &content.content_encoding, Read::Hot) {
