@@ -515,7 +515,13 @@ impl Cache {
     /// Waits until no store job is left running, at most `limit` (shutdown: a write whose
     /// caller has gone may still be in its transaction). True when none is.
     pub async fn idle(&self, limit: Duration) -> bool {
-        self.inner.writes.idle(limit).await && self.inner.reads.idle(limit).await
+        let end = tokio::time::Instant::now() + limit;
+        self.inner.writes.idle(limit).await
+            && self
+                .inner
+                .reads
+                .idle(end.saturating_duration_since(tokio::time::Instant::now()))
+                .await
     }
 
     /// Runs `f` on the store's read or write threads and waits for it.

@@ -7,7 +7,6 @@
 //! caches, and the rules' regex caches went through their shared slow path. On one pinned CPU
 //! the dedicated thread cut a scan-miss request's user time by about a quarter.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,22 +103,16 @@ impl Pool {
                 }
             }
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // The permit goes with the job: a job that outlives its deadline keeps its slot. It
-        // is released before the answer, so the caller finds the slot free again.
-        let submitted = self.threads.submit(Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
-                let msg = crate::panic_message(panic.as_ref()).unwrap_or_default();
-                format!("scan job panicked: {msg}")
-            });
-            drop(permit);
-            // The caller may have given up (deadline); nobody to tell then.
-            let _ = tx.send(result);
-        }));
-        submitted.map_err(|e| PoolError::Failed(e.to_string()))?;
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(result)) => result.map_err(PoolError::Failed),
-            Ok(Err(_dropped)) => Err(PoolError::Failed("scan worker stopped".to_string())),
+        // The permit goes with the job: a job that outlives its deadline keeps its slot. It is
+        // dropped when the job returns (or unwinds), before the answer, so the caller finds the
+        // slot free again.
+        let ran = self.threads.run(move || {
+            let _permit = permit;
+            job()
+        });
+        match tokio::time::timeout_at(deadline, ran).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(PoolError::Failed(e.to_string())),
             Err(_elapsed) => Err(PoolError::Timeout),
         }
     }
@@ -127,11 +120,7 @@ impl Pool {
     /// Waits until no job runs, at most `limit` (shutdown: a scan past its deadline may still
     /// be writing its verdict). True when the pool went idle.
     pub async fn idle(&self, limit: Duration) -> bool {
-        let all = u32::try_from(self.workers).unwrap_or(u32::MAX);
-        matches!(
-            tokio::time::timeout(limit, self.permits.acquire_many(all)).await,
-            Ok(Ok(_))
-        )
+        self.threads.idle(limit).await
     }
 }
 
