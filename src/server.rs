@@ -48,7 +48,7 @@ pub struct Running {
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish (bounded grace), waits for running
-    /// scans (bounded by `scan.timeout`), and returns.
+    /// scans (bounded by `scan.timeout`) and store writes, flushes the store, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
@@ -59,6 +59,15 @@ impl Running {
         // may still be in its transaction: let it finish before the store closes.
         if !self.proxy.cache.idle(self.proxy.cfg.shutdown_grace).await {
             tracing::warn!("cache writes still running at shutdown; they may be lost");
+        }
+        // sled writes its log from background threads and fsyncs again when the last handle
+        // drops, holding the store's lock meanwhile; flushing here makes that drop quick, so
+        // a restart (or a test reopening the store) does not wait behind a loaded disk.
+        let db = self.proxy.store.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("store flush at shutdown failed: {e}"),
+            Err(e) => tracing::warn!("store flush at shutdown did not finish: {e}"),
         }
     }
 }
