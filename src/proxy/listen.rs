@@ -124,10 +124,9 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
     // to a malformed or oversized head before closing, so the client just sees a close.
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
-        // Names keep the origin's case where hyper recorded it (a response fetched now); the
-        // rest (a cache hit, fields sluice adds) are written lowercase, as HTTP/2 writes all
-        // names. Title-Case (`title_case_headers`) cost ~3 % of a hit's CPU in hyper's
-        // case writer, for names every client compares without case.
+        // Records the client's field-name case, which the upstream request keeps. Responses
+        // carry no case record (the upstream client keeps none) and go out lowercase, as
+        // HTTP/2 writes all names; see ARCHITECTURE.md for the cost of the alternatives.
         .preserve_header_case(true)
         // hyper's buffer cannot be under 8 KiB; `max_header_size` holds the exact limit.
         .max_buf_size(proxy.cfg.max_header_size.as_usize().max(8192))

@@ -332,7 +332,10 @@ impl Client {
             .max_buf_size(self.cfg.max_header_size.as_usize().max(8192))
             // The exact limit for each response head (and a chunked body's trailers).
             .max_header_size(self.cfg.max_header_size.as_usize())
-            .preserve_header_case(true)
+            // A request's case record (from the client's head) is written either way; not
+            // recording the origin's case saves a second header map per response, and
+            // responses go to clients lowercase (ARCHITECTURE.md).
+            .preserve_header_case(false)
             // Names without the client's recorded case (a replayed request, the fields sluice
             // adds) go out Title-Case, as browsers write them.
             .title_case_headers(true)
