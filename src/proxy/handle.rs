@@ -42,7 +42,7 @@ pub async fn handle(
     let connect = req.method() == Method::CONNECT;
     let resp = if !allowed {
         Err(ProxyError::ClientDenied(client.ip()))
-    } else if let Err(why) = host_field_ok(req.version(), req.headers()) {
+    } else if let Err(why) = host_field_ok(req.version(), req.headers(), req.uri().authority()) {
         Err(ProxyError::Host(why))
     } else if connect {
         Box::pin(tunnel::connect(&proxy, req)).await
@@ -160,7 +160,13 @@ async fn uncached(
 /// its value is empty or a `host[:port]`. The value is never used to route (the absolute URL
 /// is, §3.2.2), but two or a malformed one are what request smuggling through a chain of
 /// proxies is made of, so the request is refused rather than repaired.
-fn host_field_ok(version: Version, headers: &HeaderMap) -> Result<(), &'static str> {
+/// `target` is the request target's authority, already parsed: a `Host` equal to it (the
+/// usual case) is not parsed again.
+fn host_field_ok(
+    version: Version,
+    headers: &HeaderMap,
+    target: Option<&http::uri::Authority>,
+) -> Result<(), &'static str> {
     let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => Err("the request has more than one Host field"),
@@ -171,17 +177,21 @@ fn host_field_ok(version: Version, headers: &HeaderMap) -> Result<(), &'static s
         (Some(v), None) => {
             let v = v.as_bytes();
             // `Authority` takes userinfo and leaves the port unchecked: check both here.
+            let host_port = |a: &http::uri::Authority| {
+                let port = &a.as_str()[a.host().len()..];
+                !a.host().is_empty()
+                    && match port.strip_prefix(':') {
+                        None => port.is_empty(),
+                        Some("") => true,
+                        Some(digits) => port_number(digits.as_bytes()).is_some(),
+                    }
+            };
             let valid = v.is_empty()
                 || (!v.contains(&b'@')
-                    && http::uri::Authority::try_from(v).is_ok_and(|a| {
-                        let port = &a.as_str()[a.host().len()..];
-                        !a.host().is_empty()
-                            && match port.strip_prefix(':') {
-                                None => port.is_empty(),
-                                Some("") => true,
-                                Some(digits) => port_number(digits.as_bytes()).is_some(),
-                            }
-                    }));
+                    && match target {
+                        Some(a) if a.as_str().as_bytes() == v => host_port(a),
+                        _ => http::uri::Authority::try_from(v).is_ok_and(|a| host_port(&a)),
+                    });
             if valid {
                 Ok(())
             } else {
@@ -292,10 +302,21 @@ mod tests {
                 h.append(header::HOST, HeaderValue::from_str(v).unwrap());
             }
             assert_eq!(
-                host_field_ok(version, &h).is_ok(),
+                host_field_ok(version, &h, None).is_ok(),
                 ok,
                 "{version:?} {hosts:?}"
             );
+            // The same verdict when the target's authority is the same text, as in
+            // `GET http://example.com:99999/ HTTP/1.1` with `Host: example.com:99999`.
+            if let [one] = hosts {
+                if let Ok(a) = http::uri::Authority::try_from(*one) {
+                    assert_eq!(
+                        host_field_ok(version, &h, Some(&a)).is_ok(),
+                        ok,
+                        "{version:?} {hosts:?} as the target too"
+                    );
+                }
+            }
         }
     }
 }
