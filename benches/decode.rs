@@ -44,14 +44,16 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Bytes(page.len() as u64));
     let html = content(page.clone().into_bytes(), "text/html", "");
-    g.bench_function("html_256k", |b| b.iter(|| decode(&html, &limits).unwrap()));
+    g.bench_function("html_256k", |b| {
+        b.iter(|| decode(&html, &limits, None).unwrap())
+    });
     let gz = content(gzip(page.as_bytes()), "text/html", "gzip");
     g.bench_function("gzip_html_256k", |b| {
-        b.iter(|| decode(&gz, &limits).unwrap())
+        b.iter(|| decode(&gz, &limits, None).unwrap())
     });
     let text = content(page.clone().into_bytes(), "text/plain", "");
     g.bench_function("plain_text_256k", |b| {
-        b.iter(|| decode(&text, &limits).unwrap())
+        b.iter(|| decode(&text, &limits, None).unwrap())
     });
     let pipeline = Pipeline::new(Vec::new(), Settings::default());
     g.bench_function("scan_sync_no_classifiers_256k", |b| {
@@ -68,7 +70,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("bomb");
     g.sample_size(10);
     g.bench_function("gzip_10MB_to_10GB_refused", |b| {
-        b.iter(|| decode(&bomb, &limits).unwrap_err())
+        b.iter(|| decode(&bomb, &limits, None).unwrap_err())
     });
     g.finish();
 }

@@ -173,6 +173,7 @@ fn guard_cost_on_the_training_split() {
             let doc = decode(
                 &content(bytes.clone(), declared, None),
                 &DecodeLimits::default(),
+                None,
             )
             .expect("decodes");
             docs.push((text_from_bytes(&bytes), spam, doc));

@@ -56,9 +56,17 @@ impl Default for DecodeLimits {
 /// Decodes `content` into a [`Document`]: Content-Encoding undone, media type sniffed,
 /// text converted to UTF-8 and (for HTML) rendered to visible text, URIs extracted.
 ///
+/// `body_sha256` is the lowercase hex SHA-256 of `content.bytes` when the caller already has
+/// it: a body that no coding changes is not hashed a second time (on a large page that is
+/// tens of microseconds).
+///
 /// Errors: an unknown or corrupt Content-Encoding is [`ScanError::Undecodable`]; a decoded
 /// body over `max_body` or over the ratio limit is [`ScanError::Limit`].
-pub fn decode(content: &Content, limits: &DecodeLimits) -> Result<Document, ScanError> {
+pub fn decode(
+    content: &Content,
+    limits: &DecodeLimits,
+    body_sha256: Option<&str>,
+) -> Result<Document, ScanError> {
     let body = decode_content_encoding(&content.bytes, &content.content_encoding, limits)?;
     if body.len() > limits.max_body {
         return Err(ScanError::Limit(format!(
@@ -69,7 +77,15 @@ pub fn decode(content: &Content, limits: &DecodeLimits) -> Result<Document, Scan
     }
     let media_type = reconcile(&content.declared_type, sniff(&body));
     let mut doc = Document {
-        sha256: sha256_hex(&body),
+        sha256: match body_sha256 {
+            // The very bytes given (no coding applied): their digest is the one passed in.
+            Some(hex)
+                if body.as_ptr() == content.bytes.as_ptr() && body.len() == content.bytes.len() =>
+            {
+                hex.to_string()
+            }
+            _ => sha256_hex(&body),
+        },
         media_type,
         headers: content.headers.clone(),
         url: content.url.clone(),
@@ -137,7 +153,7 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(html).unwrap();
         let c = content(e.finish().unwrap(), "", "gzip");
-        let doc = decode(&c, &DecodeLimits::default()).unwrap();
+        let doc = decode(&c, &DecodeLimits::default(), None).unwrap();
         assert_eq!(&doc.body[..], &html[..]);
         assert_eq!(doc.sha256, sha256_hex(html));
         assert_eq!(doc.media_type, "text/html");
@@ -149,17 +165,37 @@ mod tests {
     }
 
     #[test]
+    fn a_given_digest_is_used_only_for_bytes_no_coding_changed() {
+        // The digest is taken on trust: a marker shows whether it was used or recomputed.
+        let given = "given-digest";
+        let plain = content(b"<p>hello</p>".to_vec(), "text/html", "identity");
+        let doc = decode(&plain, &DecodeLimits::default(), Some(given)).unwrap();
+        assert_eq!(doc.sha256, given);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b"<p>hello</p>").unwrap();
+        let gz = content(e.finish().unwrap(), "text/html", "gzip");
+        let doc = decode(&gz, &DecodeLimits::default(), Some(given)).unwrap();
+        assert_eq!(doc.sha256, sha256_hex(b"<p>hello</p>"));
+    }
+
+    #[test]
     fn plain_text_keeps_raw_text_and_images_get_no_text() {
         let doc = decode(
             &content(b"call www.x.example now".to_vec(), "text/plain", ""),
             &DecodeLimits::default(),
+            None,
         )
         .unwrap();
         assert_eq!(doc.text, doc.raw_text);
         assert!(doc.uris.contains(&"www.x.example".to_string()));
 
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR http://not.a.link/".to_vec();
-        let doc = decode(&content(png, "text/html", ""), &DecodeLimits::default()).unwrap();
+        let doc = decode(
+            &content(png, "text/html", ""),
+            &DecodeLimits::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(doc.media_type, "image/png");
         assert!(doc.is_image());
         assert!(doc.text.is_empty() && doc.raw_text.is_empty());
@@ -170,7 +206,12 @@ mod tests {
     fn a_mail_is_sniffed_and_rendered_with_its_headers() {
         let mail = b"Return-Path: <x@spam.example>\nSubject: Claim your prize\n\
                      Content-Type: text/html\n\n<p>Visit <a href=\"http://prize.example/\">us</a></p>\n";
-        let doc = decode(&content(mail.to_vec(), "", ""), &DecodeLimits::default()).unwrap();
+        let doc = decode(
+            &content(mail.to_vec(), "", ""),
+            &DecodeLimits::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(doc.media_type, "message/rfc822");
         assert_eq!(doc.text, "Claim your prize\nVisit us");
         assert!(doc
@@ -185,7 +226,7 @@ mod tests {
             max_body: 10,
             ..DecodeLimits::default()
         };
-        let err = decode(&content(vec![b'a'; 11], "text/plain", ""), &limits).unwrap_err();
+        let err = decode(&content(vec![b'a'; 11], "text/plain", ""), &limits, None).unwrap_err();
         assert_eq!(err.reason(), "limit");
     }
 }
@@ -222,7 +263,7 @@ mod fuzz {
                 headers: Vec::new(),
             };
             let limits = DecodeLimits { max_body: 4096, ..DecodeLimits::default() };
-            if let Ok(doc) = decode(&content, &limits) {
+            if let Ok(doc) = decode(&content, &limits, None) {
                 prop_assert!(doc.body.len() <= 4096);
                 prop_assert_eq!(doc.sha256, sha256_hex(&doc.body));
                 prop_assert!(doc.uris.len() <= limits.max_uris);

@@ -75,8 +75,12 @@ fn text_doc(text: &str) -> Document {
         url: None,
         headers: Vec::new(),
     };
-    crate::scan::decode::decode(&content, &crate::scan::decode::DecodeLimits::default())
-        .expect("decodes")
+    crate::scan::decode::decode(
+        &content,
+        &crate::scan::decode::DecodeLimits::default(),
+        None,
+    )
+    .expect("decodes")
 }
 
 #[test]

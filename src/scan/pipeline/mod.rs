@@ -492,7 +492,7 @@ impl Pipeline {
                 return owned(v);
             }
         }
-        let doc = match decode(content, limits) {
+        let doc = match decode(content, limits, Some(&raw_hex)) {
             Ok(d) => d,
             Err(e) => {
                 let media = quick_media_type(content);
