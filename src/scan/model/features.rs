@@ -259,8 +259,40 @@ fn bucket(h: u64, bits: u32) -> u32 {
 /// Counts are kept in `out` itself (as f32, exact far beyond the u16 saturation point), found
 /// through an open-addressing table that starts at the document's size (at most 8,192 slots)
 /// and doubles past half full: a short document touches a few KiB rather than a table over
-/// the whole bucket space, and a long one at most ~4 slots per distinct bucket.
-fn block(buckets: &[u32], weight: f32, out: &mut SparseVec) {
+/// the whole bucket space, and a long one at most ~4 slots per distinct bucket. A long
+/// document ([`DENSE_FROM`] buckets or more) counts in a per-thread array over the whole
+/// bucket space instead (see [`dense_counts`]).
+fn block(buckets: &[u32], bits: u32, weight: f32, out: &mut SparseVec) {
+    let start = out.len();
+    if buckets.len() >= DENSE_FROM && bits <= DENSE_MAX_BITS {
+        dense_counts(buckets, bits, out);
+    } else {
+        slot_counts(buckets, out);
+    }
+    let mut norm = 0f32;
+    for (_, v) in out[start..].iter_mut() {
+        // 1 + ln(1) is exactly 1; most n-grams of a document occur once.
+        if *v != 1.0 {
+            *v = 1.0 + v.ln();
+        }
+        norm += *v * *v;
+    }
+    if norm > 0.0 {
+        let k = weight / norm.sqrt();
+        for (_, v) in out[start..].iter_mut() {
+            *v *= k;
+        }
+    }
+}
+
+/// Buckets from which [`block`] counts in the dense array: where the slot table would have
+/// grown past 8,192 slots anyway.
+const DENSE_FROM: usize = 1 << 13;
+/// The widest bucket space counted densely: 2^20 u16 counters, 2 MiB per scan thread.
+const DENSE_MAX_BITS: u32 = 20;
+
+/// [`block`]'s counting for short documents: the open-addressing slot table.
+fn slot_counts(buckets: &[u32], out: &mut SparseVec) {
     const SATURATE: f32 = u16::MAX as f32;
     let start = out.len();
     let mut slots = Slots::new(buckets.len().min(1 << 12) * 2);
@@ -278,20 +310,36 @@ fn block(buckets: &[u32], weight: f32, out: &mut SparseVec) {
             }
         }
     }
-    let mut norm = 0f32;
-    for (_, v) in out[start..].iter_mut() {
-        // 1 + ln(1) is exactly 1; most n-grams of a document occur once.
-        if *v != 1.0 {
-            *v = 1.0 + v.ln();
+}
+
+thread_local! {
+    /// [`dense_counts`]'s counters, all zero between calls.
+    static DENSE: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`block`]'s counting for long documents: one saturating u16 counter per bucket, in an array
+/// the thread keeps, zeroed again afterwards by walking only the buckets seen. On a 100 KiB
+/// page the slot table grew to ~1 MiB, rehashing at each doubling, and probed it at random;
+/// here each n-gram is one increment. The counts (and so the vector) are the same.
+fn dense_counts(buckets: &[u32], bits: u32, out: &mut SparseVec) {
+    let start = out.len();
+    DENSE.with_borrow_mut(|counts| {
+        if counts.len() < 1 << bits {
+            counts.resize(1 << bits, 0);
         }
-        norm += *v * *v;
-    }
-    if norm > 0.0 {
-        let k = weight / norm.sqrt();
-        for (_, v) in out[start..].iter_mut() {
-            *v *= k;
+        for &b in buckets {
+            let c = &mut counts[b as usize];
+            if *c == 0 {
+                out.push((b, 0.0));
+            }
+            *c = c.saturating_add(1);
         }
-    }
+        for (b, v) in out[start..].iter_mut() {
+            let c = &mut counts[*b as usize];
+            *v = f32::from(*c);
+            *c = 0;
+        }
+    });
 }
 
 /// [`block`]'s index: linear-probing slots of (bucket, 1 + entry index), 0 marking a free
@@ -382,14 +430,14 @@ pub fn vectorize(text: &str, cfg: &FeatureConfig) -> SparseVec {
         }
     }
     let mut out = Vec::with_capacity(buckets.len() + text.len());
-    block(&buckets, 1.0, &mut out);
+    block(&buckets, bits, 1.0, &mut out);
     if cfg.char_min == 0 || cfg.char_max < cfg.char_min {
         return out;
     }
     let bytes = collapse(text);
     buckets.clear();
     ngrams(&bytes, cfg.char_min, cfg.char_max, bits, &mut buckets);
-    block(&buckets, cfg.char_weight, &mut out);
+    block(&buckets, bits, cfg.char_weight, &mut out);
     out
 }
 
@@ -479,6 +527,12 @@ mod tests {
         let first = vectorize(text, &cfg);
         let _other = vectorize("something else entirely", &cfg);
         assert_eq!(vectorize(text, &cfg), first);
+        // Long enough for the per-thread dense counters, which must be zero again after use.
+        let long = "the same text, many times over. ".repeat(400);
+        assert!(long.len() * 3 >= DENSE_FROM);
+        let first = vectorize(&long, &cfg);
+        let _other = vectorize(&"other words entirely; ".repeat(500), &cfg);
+        assert_eq!(vectorize(&long, &cfg), first);
     }
 
     #[test]
