@@ -265,12 +265,17 @@ fn bucket(h: u64, bits: u32) -> u32 {
 fn block(buckets: &[u32], bits: u32, weight: f32, out: &mut SparseVec) {
     let start = out.len();
     if buckets.len() >= DENSE_FROM && bits <= DENSE_MAX_BITS {
-        dense_counts(buckets, bits, out);
+        dense_counts(bits, out, |d| buckets.iter().for_each(|&b| d.add(b)));
     } else {
         slot_counts(buckets, out);
     }
+    normalise(&mut out[start..], weight);
+}
+
+/// Log-scales the counts of one block (`1 + ln tf`) and L2-normalises them to `weight`.
+fn normalise(block: &mut [(u32, f32)], weight: f32) {
     let mut norm = 0f32;
-    for (_, v) in out[start..].iter_mut() {
+    for (_, v) in block.iter_mut() {
         // 1 + ln(1) is exactly 1; most n-grams of a document occur once.
         if *v != 1.0 {
             *v = 1.0 + v.ln();
@@ -279,7 +284,7 @@ fn block(buckets: &[u32], bits: u32, weight: f32, out: &mut SparseVec) {
     }
     if norm > 0.0 {
         let k = weight / norm.sqrt();
-        for (_, v) in out[start..].iter_mut() {
+        for (_, v) in block.iter_mut() {
             *v *= k;
         }
     }
@@ -320,26 +325,39 @@ thread_local! {
 /// [`block`]'s counting for long documents: one saturating u16 counter per bucket, in an array
 /// the thread keeps, zeroed again afterwards by walking only the buckets seen. On a 100 KiB
 /// page the slot table grew to ~1 MiB, rehashing at each doubling, and probed it at random;
-/// here each n-gram is one increment. The counts (and so the vector) are the same.
-fn dense_counts(buckets: &[u32], bits: u32, out: &mut SparseVec) {
+/// here each n-gram is one increment, and byte n-grams are counted as they are hashed, never
+/// collected (`feed` hands every bucket to [`Dense::add`]). The counts are the same.
+fn dense_counts(bits: u32, out: &mut SparseVec, feed: impl FnOnce(&mut Dense<'_>)) {
     let start = out.len();
     DENSE.with_borrow_mut(|counts| {
         if counts.len() < 1 << bits {
             counts.resize(1 << bits, 0);
         }
-        for &b in buckets {
-            let c = &mut counts[b as usize];
-            if *c == 0 {
-                out.push((b, 0.0));
-            }
-            *c = c.saturating_add(1);
-        }
+        let mut dense = Dense { counts, out };
+        feed(&mut dense);
+        let Dense { counts, out } = dense;
         for (b, v) in out[start..].iter_mut() {
             let c = &mut counts[*b as usize];
             *v = f32::from(*c);
             *c = 0;
         }
     });
+}
+
+/// The counters [`dense_counts`] feeds, and the block's entries in order of first occurrence.
+struct Dense<'a> {
+    counts: &'a mut [u16],
+    out: &'a mut SparseVec,
+}
+
+impl Dense<'_> {
+    fn add(&mut self, b: u32) {
+        let c = &mut self.counts[b as usize];
+        if *c == 0 {
+            self.out.push((b, 0.0));
+        }
+        *c = c.saturating_add(1);
+    }
 }
 
 /// [`block`]'s index: linear-probing slots of (bucket, 1 + entry index), 0 marking a free
@@ -387,22 +405,22 @@ impl Slots {
     }
 }
 
-/// The byte n-gram buckets of `bytes`: every n-gram of `min..=max` bytes, by start then length.
-fn ngrams(bytes: &[u8], min: usize, max: usize, bits: u32, buckets: &mut Vec<u32>) {
-    let n = bytes.len();
-    let count: usize = (0..n)
+/// How many byte n-grams of `min..=max` bytes a text of `n` bytes has.
+fn ngram_count(n: usize, min: usize, max: usize) -> usize {
+    (0..n)
         .map(|s| (n - s).min(max).saturating_sub(min - 1))
-        .sum();
-    let base = buckets.len();
-    buckets.resize(base + count, 0);
-    let mut at = base;
+        .sum()
+}
+
+/// Hands `f` the bucket of every byte n-gram of `min..=max` bytes, by start then length.
+fn each_ngram(bytes: &[u8], min: usize, max: usize, bits: u32, mut f: impl FnMut(u32)) {
+    let n = bytes.len();
     for start in 0..n {
         let mut h = FNV_OFFSET ^ NS_CHAR;
         for (k, &b) in bytes[start..n.min(start + max)].iter().enumerate() {
             h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
             if k + 1 >= min {
-                buckets[at] = bucket(h ^ (k as u64 + 1), bits);
-                at += 1;
+                f(bucket(h ^ (k as u64 + 1), bits));
             }
         }
     }
@@ -435,9 +453,20 @@ pub fn vectorize(text: &str, cfg: &FeatureConfig) -> SparseVec {
         return out;
     }
     let bytes = collapse(text);
-    buckets.clear();
-    ngrams(&bytes, cfg.char_min, cfg.char_max, bits, &mut buckets);
-    block(&buckets, bits, cfg.char_weight, &mut out);
+    let (min, max) = (cfg.char_min, cfg.char_max);
+    let count = ngram_count(bytes.len(), min, max);
+    if count >= DENSE_FROM && bits <= DENSE_MAX_BITS {
+        let start = out.len();
+        dense_counts(bits, &mut out, |d| {
+            each_ngram(&bytes, min, max, bits, |b| d.add(b))
+        });
+        normalise(&mut out[start..], cfg.char_weight);
+    } else {
+        buckets.clear();
+        buckets.reserve(count);
+        each_ngram(&bytes, min, max, bits, |b| buckets.push(b));
+        block(&buckets, bits, cfg.char_weight, &mut out);
+    }
     out
 }
 
