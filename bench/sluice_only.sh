@@ -4,6 +4,9 @@
 #
 #   scan-miss   a distinct small HTML page per request (no-store, new URL), scanned with the
 #               shipped rules and model: the miss path with a real scan every time
+#   page-miss   a distinct ~100 KiB cacheable HTML page per request (new URL; prose with
+#               nginx's $request_id spliced in): what a crawler mostly does, a miss that is
+#               scanned over the model's whole 128 KiB window and written to the store
 #   image-miss  distinct 512x512 JPEGs (no-store), each decoded and PDQ-hashed
 #   hit-1k-c1000  one cached 1 KiB object over 1,000 keep-alive connections; reports the
 #               proxy's peak RSS (VmHWM) against the configured memory tier
@@ -41,8 +44,36 @@ OPORT=$(free_port); PPORT=$(free_port); APORT=$(free_port)
 echo "generating $IMAGES JPEGs..." >&2
 cargo run -q --release --example bench_images -- "$WORK/www/img" "$IMAGES"
 head -c 1024 /dev/urandom > "$WORK/www/obj-1k"
+# page-miss's page: ~100 KiB of paragraphs over a small vocabulary (the same on every run),
+# with markers the origin replaces by each response's $request_id.
+python3 - "$WORK/www/page-100k.html" <<'PY'
+import random, sys
+words = ("the of and to in is that for it as was with be by on not this are or from at which "
+         "have an they were their one all we can has there been if more when will would who "
+         "about people other into only some these two may first like now such very many new "
+         "years also most made after way state well even back much where good could through "
+         "work life over between take part each long still own might know world both see "
+         "under great while public house little during early number program course general "
+         "area water point small form order city case give group problem report market").split()
+rng, paras, size = random.Random(7), [], 0
+while size < 100 * 1024:
+    p = " ".join(rng.choice(words) for _ in range(rng.randint(40, 120))).capitalize() + "."
+    if rng.random() < 0.2:
+        p += " Reference @@ID@@."
+    paras.append("<p>" + p + "</p>")
+    size += len(paras[-1]) + 1
+page = ("<!doctype html><html><head><title>Report @@ID@@</title></head><body>"
+        "<h1>Annual report @@ID@@</h1>\n" + "\n".join(paras) + "\n</body></html>\n")
+open(sys.argv[1], "w").write(page)
+PY
 origin_conf "$OPORT" '        location / { add_header Cache-Control "max-age=3600" always; }
         location /img/ { add_header Cache-Control "no-store" always; default_type image/jpeg; }
+        location /bigpage/ {
+            rewrite ^ /page-100k.html break;
+            sub_filter "@@ID@@" "$request_id";
+            sub_filter_once off;
+            add_header Cache-Control "max-age=3600" always;
+        }
         location /page/ {
             default_type "text/html; charset=utf-8";
             add_header Cache-Control "max-age=3600" always;
@@ -89,6 +120,8 @@ echo "fetching $PAGES pages once..." >&2
 taskset -c "$LOAD_CPU" curl -s --no-progress-meter --parallel --parallel-max 50 -x "http://127.0.0.1:$PPORT" \
     "http://127.0.0.1:$OPORT/page/[1-$PAGES]" >/dev/null
 run hit-distinct 50 /page/ zipf "$PAGES"
+# Last: peak RSS is the process's high-water mark, and this one stores ~100 KiB per request.
+run page-miss 50 /bigpage/ unique
 echo
 echo "verdicts: $(grep -c 'verdict=clean' "$WORK/sluice.log" || true) clean access-log lines;" \
     "scans: $(curl -s "http://127.0.0.1:$APORT/metrics" | awk '/^sluice_scans_total/ { s += $2 } END { print s }')" >&2
