@@ -77,7 +77,7 @@ fn main() {
             v.reason = None;
             let v = Arc::new(v);
             let _formatted = v.header();
-            tier.keep_verdict(&url, "", &sha, v);
+            tier.keep_verdict(&url, "", &sha, "", v);
         }
     }
     let used = rss_bytes().saturating_sub(before);

@@ -145,18 +145,27 @@ impl MemoryTier {
         }
     }
 
-    /// Keeps `verdict` with the held variant whose body has this SHA-256; a variant replaced
-    /// (or evicted) since keeps nothing.
+    /// Keeps `verdict` with the held variant whose body has this SHA-256 and this
+    /// Content-Encoding (`coding`, as [`content_encoding`] gives it): what the verdict was
+    /// computed for. A variant replaced (or evicted) since keeps nothing, and so does one whose
+    /// coding a 304 changed while the scan ran, as that changes how the body reads.
+    ///
+    /// [`content_encoding`]: crate::scan::pipeline::content_encoding
     pub fn keep_verdict(
         &mut self,
         primary: &str,
         secondary: &str,
         body_sha256: &[u8; 32],
+        coding: &str,
         verdict: Arc<Verdict>,
     ) {
+        use crate::scan::pipeline::content_encoding;
         if let Some(e) = self.by_primary.get_mut(primary).and_then(|v| {
-            v.iter_mut()
-                .find(|e| e.meta.secondary == secondary && e.meta.body_sha256 == *body_sha256)
+            v.iter_mut().find(|e| {
+                e.meta.secondary == secondary
+                    && e.meta.body_sha256 == *body_sha256
+                    && content_encoding(&e.meta.headers) == coding
+            })
         }) {
             e.verdict = Some(verdict);
         }
@@ -269,10 +278,11 @@ mod tests {
             "http://a/x",
             "",
             &sample("", &[], b"other").body_sha256,
+            "",
             verdict.clone(),
         );
         assert!(kept(&mut m).is_none(), "another body's verdict is not kept");
-        m.keep_verdict("http://a/x", "", &old.body_sha256, verdict.clone());
+        m.keep_verdict("http://a/x", "", &old.body_sha256, "", verdict.clone());
         assert!(Arc::ptr_eq(&kept(&mut m).unwrap(), &verdict));
         // Whether the verdict is still kept after a 304 that sets one field.
         let after_304 = |m: &mut MemoryTier, name: &'static str, value: &'static str| {
@@ -288,6 +298,18 @@ mod tests {
         assert!(
             !after_304(&mut m, "content-encoding", "gzip"),
             "a 304 that changes Content-Encoding changes how the body reads"
+        );
+        // A scan of the identity-coded body that finishes after a 304 made it gzip'd: the
+        // verdict read the bytes the old way and must not be kept with the new meta.
+        m.keep_verdict("http://a/x", "", &old.body_sha256, "", verdict.clone());
+        assert!(
+            kept(&mut m).is_none(),
+            "a verdict for another coding of the body is not kept"
+        );
+        m.keep_verdict("http://a/x", "", &old.body_sha256, "gzip", verdict.clone());
+        assert!(
+            kept(&mut m).is_some(),
+            "the coding the body has now is kept"
         );
         let new = sample("http://a/x", &[], b"y");
         m.insert(Arc::new(new), Bytes::from_static(b"y"));

@@ -221,13 +221,15 @@ impl Cache {
     }
 
     /// Keeps `verdict` with the held variant (`primary`, `secondary`) whose body has this
-    /// SHA-256, so its next hits need no memo lookup. Memory only: an unscanned verdict, or an
-    /// object no longer held, keeps nothing.
+    /// SHA-256 and Content-Encoding (what the verdict was computed for; see
+    /// [`MemoryTier::keep_verdict`]), so its next hits need no memo lookup. Memory only: an
+    /// unscanned verdict, or an object no longer held as scanned, keeps nothing.
     pub fn keep_verdict(
         &self,
         primary: &str,
         secondary: &str,
         body_sha256: &[u8; 32],
+        coding: &str,
         verdict: &Arc<crate::scan::Verdict>,
     ) {
         if verdict.is_lasting() {
@@ -235,6 +237,7 @@ impl Cache {
                 primary,
                 secondary,
                 body_sha256,
+                coding,
                 Arc::clone(verdict),
             );
         }
@@ -267,7 +270,7 @@ impl Cache {
                 if let Ok(mut d) = self.inner.disk.try_lock() {
                     d.touch(&okey);
                 }
-                lock(&self.inner.memory).insert(meta.clone(), body.clone());
+                self.hold_if_current(&okey, &raw, &meta, &body)?;
                 Ok(Found::Hit(Hit {
                     facts: Arc::new(Facts::of(&meta)),
                     meta,
@@ -291,6 +294,24 @@ impl Cache {
                 Ok(Found::Miss)
             }
         }
+    }
+
+    /// Puts an object just read from sled (`raw`: its meta as read) into the memory tier,
+    /// unless a purge, put or 304 committed since the read. Writers commit to sled before they
+    /// update memory, so a meta still the same under the memory lock cannot bring back what
+    /// they removed or replaced.
+    pub(super) fn hold_if_current(
+        &self,
+        okey: &str,
+        raw: &[u8],
+        meta: &Arc<ObjectMeta>,
+        body: &Bytes,
+    ) -> Result<(), Error> {
+        let mut memory = lock(&self.inner.memory);
+        if self.inner.objects.get(okey.as_bytes())?.as_deref() == Some(raw) {
+            memory.insert(meta.clone(), body.clone());
+        }
+        Ok(())
     }
 
     /// Stores a complete response (build `meta` with [`ObjectMeta::from_response`]). Blocking.

@@ -421,3 +421,31 @@ fn concurrent_writers_and_readers_keep_policy_and_sled_in_step() {
         "every meta holds exactly one body reference"
     );
 }
+
+#[test]
+fn a_disk_read_that_loses_a_race_with_a_purge_does_not_bring_the_object_back() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let req = HeaderMap::new();
+    let url = "http://a.example/raced";
+    let m = meta(url, &[("content-length", "5")], &req, b"hello");
+    c.put_blocking(m.clone(), Bytes::from_static(b"hello"))
+        .unwrap();
+    // What a read thread read just before the purge committed...
+    let okey = super::memory::object_key(url, "");
+    let raw = s.objects.get(okey.as_bytes()).unwrap().unwrap();
+    c.remove_blocking(&key(url)).unwrap();
+    // ...is not held once it finishes: the purge would be undone in memory.
+    c.hold_if_current(
+        &okey,
+        &raw,
+        &std::sync::Arc::new(m),
+        &Bytes::from_static(b"hello"),
+    )
+    .unwrap();
+    assert!(c.get_memory(&key(url), &req).is_none());
+    assert!(matches!(
+        c.get_blocking(&key(url), &req).unwrap(),
+        Found::Miss
+    ));
+}

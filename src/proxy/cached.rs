@@ -403,9 +403,10 @@ async fn serve_hit(
             )
             .await;
             let m = &hit.meta;
+            let coding = crate::scan::pipeline::content_encoding(&m.headers);
             proxy
                 .cache
-                .keep_verdict(&m.url, &m.secondary, &m.body_sha256, &v);
+                .keep_verdict(&m.url, &m.secondary, &m.body_sha256, &coding, &v);
             v
         }
     };

@@ -309,9 +309,10 @@ async fn put_complete(
         &bytes,
     );
     let (secondary, sha) = (meta.secondary.clone(), meta.body_sha256);
+    let coding = crate::scan::pipeline::content_encoding(&meta.headers);
     match cache.put(meta, bytes).await {
         Ok(crate::cache::store::PutOutcome::Stored) => {
-            cache.keep_verdict(o.key.as_str(), &secondary, &sha, verdict);
+            cache.keep_verdict(o.key.as_str(), &secondary, &sha, &coding, verdict);
             true
         }
         Ok(_) => false,
