@@ -63,11 +63,14 @@ impl Running {
         // sled writes its log from background threads and fsyncs again when the last handle
         // drops, holding the store's lock meanwhile; flushing here makes that drop quick, so
         // a restart (or a test reopening the store) does not wait behind a loaded disk.
+        // Bounded like the rest of shutdown: a disk that stopped answering must not hold it.
         let db = self.proxy.store.db.clone();
-        match tokio::task::spawn_blocking(move || db.flush()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!("store flush at shutdown failed: {e}"),
-            Err(e) => tracing::warn!("store flush at shutdown did not finish: {e}"),
+        let flush = tokio::task::spawn_blocking(move || db.flush());
+        match tokio::time::timeout(self.proxy.cfg.shutdown_grace, flush).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("store flush at shutdown failed: {e}"),
+            Ok(Err(e)) => tracing::warn!("store flush at shutdown did not finish: {e}"),
+            Err(_) => tracing::warn!("store flush at shutdown still running; giving up on it"),
         }
     }
 }

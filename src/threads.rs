@@ -63,8 +63,28 @@ impl Threads {
     }
 
     /// Runs `job` on one of the threads and waits for its result without blocking the caller's
-    /// thread. A panic in the job is an error; the thread goes on with the next job.
+    /// thread. A panic in the job is an error; the thread goes on with the next job. The job
+    /// runs even if its caller has gone meanwhile (a write must still happen).
     pub async fn run<T, F>(&self, job: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.answer(job, false).await
+    }
+
+    /// [`run`](Self::run) for a job whose only effect is its answer (a read): skipped when,
+    /// by the time a thread takes it, its caller has gone (a client that hung up, a request
+    /// past its deadline), so abandoned reads cannot pile up in front of wanted ones.
+    pub async fn run_if_awaited<T, F>(&self, job: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.answer(job, true).await
+    }
+
+    async fn answer<T, F>(&self, job: F, skip_abandoned: bool) -> Result<T, Error>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -72,6 +92,9 @@ impl Threads {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let name = self.name;
         self.submit(Box::new(move || {
+            if skip_abandoned && tx.is_closed() {
+                return;
+            }
             let result = catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
                 let msg = crate::panic_message(panic.as_ref()).unwrap_or_default();
                 Error::Panicked(name, msg.to_string())
@@ -136,6 +159,7 @@ impl Threads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
 
     #[tokio::test]
     async fn jobs_run_on_named_threads_and_a_panic_is_an_error() {
@@ -147,6 +171,38 @@ mod tests {
         let failed = threads.run(|| -> u8 { panic!("bad job") }).await;
         assert_eq!(failed, Err(Error::Panicked("test", "bad job".into())));
         assert_eq!(threads.run(|| 7).await, Ok(7), "the threads go on");
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_caller_has_gone_is_skipped_and_a_write_is_not() {
+        let threads = Threads::new("test", 1);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
+        threads
+            .submit(Box::new(move || {
+                let _ = started.send(());
+                let _ = gate.recv();
+            }))
+            .unwrap();
+        running.recv().await.unwrap();
+        let (read_ran, write_ran) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (r, w) = (Arc::clone(&read_ran), Arc::clone(&write_ran));
+        // Both queue behind the blocked job; their callers give up before it ends.
+        let read = threads.run_if_awaited(move || r.store(true, SeqCst));
+        let write = threads.run(move || w.store(true, SeqCst));
+        assert!(tokio::time::timeout(Duration::from_millis(20), read)
+            .await
+            .is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(20), write)
+            .await
+            .is_err());
+        release.send(()).unwrap();
+        assert!(threads.idle(Duration::from_secs(10)).await);
+        assert!(!read_ran.load(SeqCst), "the abandoned read was skipped");
+        assert!(write_ran.load(SeqCst), "the abandoned write still ran");
     }
 
     #[tokio::test]
