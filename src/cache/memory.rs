@@ -58,6 +58,36 @@ pub struct Entry {
     pub verdict: Option<Arc<Verdict>>,
 }
 
+/// An object copied for the memory tier, its facts derived: made before the tier's lock is
+/// taken, so hits never wait on the copy of a large body (up to `store.memory / 8`).
+pub struct Held {
+    meta: Arc<ObjectMeta>,
+    body: Bytes,
+    facts: Arc<Facts>,
+    size: u64,
+}
+
+impl Held {
+    /// A copy of the object for a tier of `capacity` bytes, or `None` when the tier does not
+    /// take it (disabled, or the object is over `capacity / 8`: one large download must not
+    /// flush every hot small object). The copy is what keeps the bound honest: a body or
+    /// header value off the network is a slice of the connection's read buffer, and holding
+    /// it would hold the whole buffer.
+    pub fn copy(capacity: u64, meta: &ObjectMeta, body: &[u8]) -> Option<Held> {
+        let size = held_size(meta);
+        if capacity == 0 || size > capacity / LARGE_DIVISOR {
+            return None;
+        }
+        let meta = Arc::new(meta.detached());
+        Some(Held {
+            facts: Arc::new(Facts::of(&meta)),
+            meta,
+            body: Bytes::copy_from_slice(body),
+            size,
+        })
+    }
+}
+
 /// In-memory objects keyed by primary key, each with its variants.
 pub struct MemoryTier {
     capacity: u64,
@@ -100,22 +130,29 @@ impl MemoryTier {
         Some(e)
     }
 
-    /// Holds a copy of an object (replacing the same variant), evicting colder ones. The copy
-    /// is what keeps the bound honest: a body or header value off the network is a slice of
-    /// the connection's read buffer, and holding it would hold the whole buffer.
+    /// Holds a copy of an object (replacing the same variant), evicting colder ones: [`Held`]
+    /// and [`insert_held`](Self::insert_held) in one step.
     pub fn insert(&mut self, meta: Arc<ObjectMeta>, body: Bytes) {
-        let size = held_size(&meta);
-        if self.capacity == 0 || size > self.capacity / LARGE_DIVISOR {
-            self.remove(&meta.url, &meta.secondary);
-            return;
+        match Held::copy(self.capacity, &meta, &body) {
+            Some(held) => self.insert_held(held),
+            None => self.remove(&meta.url, &meta.secondary),
         }
-        let meta = Arc::new(meta.detached());
-        let body = Bytes::copy_from_slice(&body);
+    }
+
+    /// Holds an object copied by [`Held::copy`] (replacing the same variant), evicting colder
+    /// ones.
+    pub fn insert_held(&mut self, held: Held) {
+        let Held {
+            meta,
+            body,
+            facts,
+            size,
+        } = held;
         let key = object_key(&meta.url, &meta.secondary);
         let (url, secondary) = (meta.url.clone(), meta.secondary.clone());
         self.detach(&url, &secondary);
         self.by_primary.entry(url).or_default().push(Entry {
-            facts: Arc::new(Facts::of(&meta)),
+            facts,
             meta,
             body,
             key: key.clone(),

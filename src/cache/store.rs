@@ -28,7 +28,7 @@ use super::bodies::{self, ReadFailure};
 use super::evict::WTinyLfu;
 use super::freshness::Facts;
 use super::key::CacheKey;
-use super::memory::{object_key, MemoryTier};
+use super::memory::{object_key, Held, MemoryTier};
 use super::meta::{sha256, ObjectMeta};
 use super::{policy, vary};
 use crate::threads::Threads;
@@ -138,6 +138,8 @@ struct Inner {
     /// The disk policy; holding it also serialises writers so policy and sled agree.
     disk: Mutex<WTinyLfu<String>>,
     memory: Mutex<MemoryTier>,
+    /// `store.memory`, for copying objects before taking the memory lock ([`Held::copy`]).
+    memory_capacity: u64,
     /// How many variants sled holds per URL, by a hash of the URL: a miss for a URL never
     /// stored is answered without a sled read or a hop to the store threads. Updated under
     /// the `disk` lock; a stale count only costs a sled read (or, if too low, one refetch).
@@ -185,6 +187,7 @@ impl Cache {
                 max_size: cfg.max_size,
                 disk: Mutex::new(WTinyLfu::new(cfg.max_size, expected)),
                 memory: Mutex::new(MemoryTier::new(cfg.memory)),
+                memory_capacity: cfg.memory,
                 primaries: Mutex::new(HashMap::new()),
                 hasher: RandomState::new(),
                 reads: Threads::new("store-read", READ_THREADS),
@@ -307,9 +310,13 @@ impl Cache {
         meta: &Arc<ObjectMeta>,
         body: &Bytes,
     ) -> Result<(), Error> {
+        let held = Held::copy(self.inner.memory_capacity, meta, body);
         let mut memory = lock(&self.inner.memory);
         if self.inner.objects.get(okey.as_bytes())?.as_deref() == Some(raw) {
-            memory.insert(meta.clone(), body.clone());
+            match held {
+                Some(held) => memory.insert_held(held),
+                None => memory.remove(&meta.url, &meta.secondary),
+            }
         }
         Ok(())
     }
@@ -351,7 +358,12 @@ impl Cache {
         self.drop_objects(&evicted)?;
         drop(disk);
         if !self_evicted {
-            lock(&self.inner.memory).insert(Arc::new(meta), body);
+            let held = Held::copy(self.inner.memory_capacity, &meta, &body);
+            let mut memory = lock(&self.inner.memory);
+            match held {
+                Some(held) => memory.insert_held(held),
+                None => memory.remove(&meta.url, &meta.secondary),
+            }
         }
         Ok(PutOutcome::Stored)
     }
