@@ -173,9 +173,8 @@ mod tests {
         assert_eq!(threads.run(|| 7).await, Ok(7), "the threads go on");
     }
 
-    #[tokio::test]
-    async fn a_read_whose_caller_has_gone_is_skipped_and_a_write_is_not() {
-        let threads = Threads::new("test", 1);
+    /// Occupies `threads`' one thread with a job that runs until the returned sender sends.
+    async fn occupy(threads: &Threads) -> std::sync::mpsc::Sender<()> {
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
         threads
@@ -185,6 +184,13 @@ mod tests {
             }))
             .unwrap();
         running.recv().await.unwrap();
+        release
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_caller_has_gone_is_skipped_and_a_write_is_not() {
+        let threads = Threads::new("test", 1);
+        let release = occupy(&threads).await;
         let (read_ran, write_ran) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
@@ -208,15 +214,7 @@ mod tests {
     #[tokio::test]
     async fn idle_waits_for_a_job_whose_caller_is_gone() {
         let threads = Threads::new("test", 1);
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
-        threads
-            .submit(Box::new(move || {
-                let _ = started.send(());
-                let _ = gate.recv();
-            }))
-            .unwrap();
-        running.recv().await.unwrap();
+        let release = occupy(&threads).await;
         assert!(
             !threads.idle(Duration::from_millis(20)).await,
             "still running"
