@@ -54,10 +54,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether another process holds the store's lock.
+    /// Whether another holder (a process, or a handle of this one whose sled threads have
+    /// not finished) has the store's lock. sled 0.34 reports a held lock as an `Other` I/O
+    /// error whose message names it, wrapping the `WouldBlock` from `flock` in text.
     pub fn is_lock_held(&self) -> bool {
         matches!(self, Error::Open { source: sled::Error::Io(e), .. }
-            if e.kind() == std::io::ErrorKind::WouldBlock)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().starts_with("could not acquire lock"))
     }
 
     /// Whether the files are damaged (so moving the store aside is the cure), as opposed to
@@ -224,6 +227,21 @@ fn write_schema_file(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_held_by_another_handle_is_recognised_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Store::open(dir.path()).unwrap();
+        let err = Store::open_once(dir.path())
+            .err()
+            .expect("the lock is held");
+        assert!(err.is_lock_held(), "{err:?}");
+        let other = Error::Open {
+            path: dir.path().to_path_buf(),
+            source: sled::Error::Io(std::io::Error::other("permission denied")),
+        };
+        assert!(!other.is_lock_held());
+    }
 
     #[test]
     fn a_newer_schema_is_refused_with_a_clear_message() {
