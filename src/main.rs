@@ -12,7 +12,7 @@ use sluice::config::Config;
 /// mimalloc instead of glibc malloc: the request path allocates many small, short-lived
 /// header values and strings, and glibc's `_int_malloc` was ~15% of a cache hit's profile.
 /// Built with `no_thp`: mimalloc v3 otherwise asks for transparent huge pages, and each
-/// 2 MiB page it touches is resident whole (peak RSS ~40 MiB higher idle, ~90 MiB on a
+/// 2 MiB page it touches is resident whole (peak RSS ~40 MiB higher idle, ~85 MiB on a
 /// storing miss workload, with no throughput gained; README, Performance).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
