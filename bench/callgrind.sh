@@ -22,6 +22,7 @@
 #
 # N requests per connection (default 200); --top K lists sluice's K costliest functions
 # (inclusive instructions over the whole run); --only measures one workload.
+# CALLGRIND_KEEP=DIR copies each dump to DIR/NAME.out for callgrind_annotate or kcachegrind.
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -109,6 +110,7 @@ measure() { # name path unique
     done
     kill "$vpid"; wait "$vpid" 2>/dev/null || true
     [[ -n $dump ]] || { echo "$name: callgrind wrote no dump (see $WORK/$name.log)" >&2; exit 1; }
+    [[ -z ${CALLGRIND_KEEP:-} ]] || cp "$dump" "$CALLGRIND_KEEP/$name.out"
     local total; total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n { gsub(",", "", $1); print $1; n = 1 }')
     printf '%-5s %8d instructions per request (%d requests)\n' "$name" $((total / (N * 10))) $((N * 10))
     if [[ $TOP -gt 0 ]]; then
