@@ -71,24 +71,22 @@ fn is_normal(url: &str) -> bool {
     } else {
         return false;
     };
-    let Some(slash) = rest.find('/') else {
+    let rest = rest.as_bytes();
+    let Some(slash) = rest.iter().position(|&b| b == b'/') else {
         return false;
     };
     let (authority, path_query) = rest.split_at(slash);
-    let (host, port) = match authority.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
+    let (host, port) = match authority.iter().position(|&b| b == b':') {
+        Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
         None => (authority, None),
     };
     if let Some(p) = port {
-        let canonical = !p.starts_with('0') && port_number(p.as_bytes()).is_some();
-        if !canonical || p == default_port {
+        let canonical = !p.starts_with(b"0") && port_number(p).is_some();
+        if !canonical || p == default_port.as_bytes() {
             return false;
         }
     }
-    if !(normal_domain(host) || dotted_quad(host)) {
-        return false;
-    }
-    path_and_query_kept(path_query.as_bytes())
+    normal_host(host) && path_and_query_kept(path_query)
 }
 
 /// A URL or `Host` port: one or more ASCII digits (no sign, which `u16::from_str` would
@@ -148,39 +146,33 @@ const fn kept_except(extra: u8) -> [bool; 256] {
     t
 }
 
-/// Lowercase letter/digit/hyphen labels, none empty or `xn--`, the last not starting with a
-/// digit (the URL parser reads such a host as an IPv4 number).
-fn normal_domain(host: &str) -> bool {
-    let mut last = "";
-    for label in host.split('.') {
-        let ok = !label.is_empty()
-            && !label.starts_with("xn--")
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
+/// The host forms the parser serialises as they are, checked in one pass over the labels:
+/// lowercase letter/digit/hyphen labels, none empty or `xn--`, the last not starting with a
+/// digit (the parser reads such a host as an IPv4 number) unless the host is a canonical
+/// dotted quad (four decimal octets 0–255 without leading zeros).
+fn normal_host(host: &[u8]) -> bool {
+    let mut labels = 0;
+    let mut octets = true;
+    let mut last_is_numeric = false;
+    for label in host.split(|&b| b == b'.') {
+        let ldh = label
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if label.is_empty() || !ldh || label.starts_with(b"xn--") {
             return false;
         }
-        last = label;
+        labels += 1;
+        octets &= octet(label);
+        last_is_numeric = label[0].is_ascii_digit();
     }
-    !last.starts_with(|c: char| c.is_ascii_digit())
+    !last_is_numeric || (octets && labels == 4)
 }
 
-/// Four decimal octets 0–255 without leading zeros: the parser's own IPv4 serialisation.
-fn dotted_quad(host: &str) -> bool {
-    let mut parts = 0;
-    for part in host.split('.') {
-        parts += 1;
-        let ok = !part.is_empty()
-            && part.len() <= 3
-            && part.bytes().all(|b| b.is_ascii_digit())
-            && (part == "0" || !part.starts_with('0'))
-            && part.parse::<u16>().is_ok_and(|n| n <= 255);
-        if !ok {
-            return false;
-        }
-    }
-    parts == 4
+/// A decimal octet as the parser writes it: 0–255, no leading zero.
+fn octet(label: &[u8]) -> bool {
+    label.len() <= 3
+        && (label == b"0" || label[0] != b'0')
+        && port_number(label).is_some_and(|n| n <= 255)
 }
 
 impl fmt::Display for CacheKey {
