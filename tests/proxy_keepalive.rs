@@ -377,3 +377,54 @@ async fn pooled_upstream_connections_are_closed_after_the_upstream_idle_timeout(
     assert_eq!(sluice.fetch(&origin.url("/")).await.status(), 200);
     assert_eq!(origin.connections(), 2);
 }
+
+/// An origin may answer before it has read the request body (a 401 or 413 to a big upload,
+/// RFC 9112 §9.6 lets the client keep sending). The connection is still busy with the upload
+/// until the body is through, so it must not be handed to the next request: that request
+/// would queue behind an upload that may never finish.
+#[tokio::test]
+async fn a_connection_still_taking_an_upload_is_not_reused() {
+    let origin = Origin::start(|mut conn| async move {
+        if conn.index == 0 {
+            if conn.read_head().await.is_none() {
+                return;
+            }
+            if conn
+                .write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno")
+                .await
+                .is_err()
+            {
+                return;
+            }
+            // Keep reading (and dropping) the upload, as a real server would.
+            while conn.wire().read_some().await.is_ok_and(|b| !b.is_empty()) {}
+            return;
+        }
+        while let Some(_req) = conn.read_request().await {
+            if conn.write(common::origin::ok("fresh")).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut uploader = sluice.client().await;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 1000000\r\n\r\nfirst bytes",
+        origin.url("/upload"),
+        origin.port()
+    );
+    uploader.send(head).await;
+    let early = uploader.read_response().await;
+    assert_eq!(early.status(), 401);
+    // The upload stalls here; another request to the same origin must not wait for it.
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sluice.fetch(&origin.url("/next")),
+    )
+    .await
+    .expect("the next request queued behind the stalled upload");
+    assert_eq!((next.status(), next.text().as_str()), (200, "fresh"));
+    assert_eq!(origin.connections(), 2);
+    drop(uploader);
+}

@@ -1,7 +1,7 @@
 //! Idle keep-alive connections to upstreams, keyed by where they lead.
 //!
-//! A connection is checked in only after its response body was read to the end and the
-//! response allowed keep-alive; it is checked out most-recently-used first (the one least
+//! A connection is checked in only after its response body was read to the end, the
+//! response allowed keep-alive and its request was sent in full; it is checked out most-recently-used first (the one least
 //! likely to have been closed by the peer), and one the peer closed while idle is dropped
 //! on checkout. A sweeper closes connections idle longer than `upstream.idle_timeout`.
 
@@ -65,18 +65,36 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(key)?;
         while let Some(conn) = list.pop() {
-            if conn.since.elapsed() < self.idle_timeout && !conn.tx.is_closed() {
+            if conn.since.elapsed() < self.idle_timeout && conn.tx.is_ready() {
                 return Some(conn.tx);
             }
         }
         None
     }
 
-    /// Returns a connection whose last response is complete.
-    pub fn put(&self, key: PoolKey, tx: SendRequest<Body>) {
+    /// Returns a connection whose last response is complete. One still sending its request
+    /// body (the origin answered before reading it all, RFC 9112 §9.6) is checked in only
+    /// once hyper can take a new request on it, and dropped if that takes longer than the
+    /// idle timeout: a request taking it sooner would queue behind the upload.
+    pub fn put(self: &Arc<Self>, key: PoolKey, mut tx: SendRequest<Body>) {
         if tx.is_closed() || self.max_per_key == 0 {
             return;
         }
+        if !tx.is_ready() {
+            let (pool, wait) = (Arc::downgrade(self), self.idle_timeout);
+            tokio::spawn(async move {
+                if let Ok(Ok(())) = tokio::time::timeout(wait, tx.ready()).await {
+                    if let Some(pool) = pool.upgrade() {
+                        pool.check_in(key, tx);
+                    }
+                }
+            });
+            return;
+        }
+        self.check_in(key, tx);
+    }
+
+    fn check_in(&self, key: PoolKey, tx: SendRequest<Body>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(key).or_default();
         if list.len() >= self.max_per_key {
