@@ -228,3 +228,56 @@ async fn a_half_sent_second_request_on_a_keep_alive_connection_hits_the_header_t
         "idle timeout is 60s: closed by the header timeout"
     );
 }
+
+/// A client that stops reading must not hold its connection (and the response buffered for
+/// it) for ever: once it has taken no bytes for `proxy.idle_timeout`, sluice closes it, as
+/// nginx's `send_timeout` and Squid's `write_timeout` do. The body is larger than the
+/// kernel's socket buffers (4 MiB on Linux by default), so the client's silence stalls the
+/// writes; before this, only `upstream.body_timeout` (5 minutes) ended such a download.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_at_the_idle_timeout() {
+    const SIZE: usize = 24 << 20;
+    let origin = Origin::respond(|_| {
+        let mut r =
+            format!("HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: {SIZE}\r\n\r\n")
+                .into_bytes();
+        r.resize(r.len() + SIZE, b'x');
+        r
+    })
+    .await;
+    let mut cfg = config();
+    cfg.proxy.idle_timeout = Duration::from_millis(500);
+    let sluice = start(cfg).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(sluice.addr).await.expect("connect");
+    stream
+        .write_all(&get(&origin.url("/big")))
+        .await
+        .expect("send the request");
+    let metrics = sluice
+        .running
+        .as_ref()
+        .expect("running")
+        .proxy
+        .metrics
+        .clone();
+    let deadline = Instant::now() + LIMIT;
+    // Accepted (the request is on its way), then closed.
+    while metrics.connections() != (0, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled client's connection is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200") && got.len() < SIZE,
+        "the connection ended before the body was sent: {} bytes",
+        got.len()
+    );
+}

@@ -1,5 +1,6 @@
 //! Per-client-connection state: in-flight requests and activity times, which drive the
-//! header (slowloris) and idle keep-alive timeouts, and the access log line per request.
+//! header (slowloris), idle keep-alive and stalled-send timeouts, and the access log line
+//! per request.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
@@ -26,6 +27,9 @@ pub struct ConnState {
     /// Milliseconds since `epoch` + 1 of the first byte read while no request was in flight;
     /// 0 when none is pending.
     pending_since: AtomicU64,
+    /// Milliseconds since `epoch` + 1 of the first write the client's socket refused (its
+    /// buffer full) since the last one it took; 0 when writes are flowing.
+    blocked_since: AtomicU64,
     /// The proxy's counters (one handle per connection, not per request).
     metrics: crate::admin::metrics::ProxyMetrics,
 }
@@ -45,6 +49,9 @@ pub enum Check {
     HeaderTimeout,
     /// No request for longer than the idle timeout.
     Idle,
+    /// The client has taken no response bytes for longer than the idle timeout (nginx's
+    /// `send_timeout`, Squid's `write_timeout`): it stopped reading.
+    SendStalled,
 }
 
 impl ConnState {
@@ -56,6 +63,7 @@ impl ConnState {
             inflight: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
             pending_since: AtomicU64::new(0),
+            blocked_since: AtomicU64::new(0),
             metrics,
         })
     }
@@ -70,6 +78,26 @@ impl ConnState {
             let _ =
                 self.pending_since
                     .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// A write to the client returned `r`: a refused one starts the stall clock, one that
+    /// took bytes stops it.
+    fn on_write<T>(&self, r: &Poll<std::io::Result<T>>) {
+        match r {
+            Poll::Pending => {
+                let now = self.now_ms() + 1;
+                let _ = self.blocked_since.compare_exchange(
+                    0,
+                    now,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+            Poll::Ready(_) if self.blocked_since.load(Ordering::Acquire) != 0 => {
+                self.blocked_since.store(0, Ordering::Release);
+            }
+            Poll::Ready(_) => {}
         }
     }
 
@@ -88,6 +116,22 @@ impl ConnState {
 
     /// Decides whether a timeout has expired.
     pub fn check(&self, header_timeout: Duration, idle_timeout: Duration) -> Check {
+        let blocked = self.blocked_since.load(Ordering::Acquire);
+        let check = self.check_requests(header_timeout, idle_timeout);
+        if blocked == 0 {
+            return check;
+        }
+        let stalled = self.now_ms().saturating_sub(blocked - 1);
+        let limit = idle_timeout.as_millis() as u64;
+        match check {
+            _ if stalled >= limit => Check::SendStalled,
+            Check::Wait(d) => Check::Wait(d.min(Duration::from_millis(limit - stalled))),
+            other => other,
+        }
+    }
+
+    /// The request-side timeouts: the header timeout and the idle keep-alive timeout.
+    fn check_requests(&self, header_timeout: Duration, idle_timeout: Duration) -> Check {
         if self.inflight.load(Ordering::Acquire) > 0 {
             return Check::Wait(header_timeout.min(idle_timeout));
         }
@@ -202,6 +246,7 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let r = this.inner.poll_write(cx, buf);
+        this.state.on_write(&r);
         Self::sent(this.state, this.sent, r)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -217,6 +262,7 @@ impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         let r = this.inner.poll_write_vectored(cx, bufs);
+        this.state.on_write(&r);
         Self::sent(this.state, this.sent, r)
     }
     fn is_write_vectored(&self) -> bool {
@@ -359,5 +405,32 @@ mod tests {
             s.check(Duration::from_secs(10), Duration::from_secs(60)),
             Check::Wait(_)
         ));
+    }
+
+    #[test]
+    fn a_client_that_takes_no_bytes_for_the_idle_timeout_has_stalled() {
+        let s = ConnState::new(Default::default());
+        s.request_started();
+        let (hdr, now) = (Duration::from_secs(10), Duration::ZERO);
+        assert!(
+            matches!(s.check(hdr, now), Check::Wait(_)),
+            "nothing refused yet"
+        );
+        s.on_write::<usize>(&Poll::Pending);
+        assert_eq!(s.check(hdr, now), Check::SendStalled);
+        let minute = Duration::from_secs(60);
+        assert!(matches!(s.check(minute, minute), Check::Wait(d) if d <= minute));
+        s.on_write(&Poll::Ready(Ok(5usize)));
+        assert!(
+            matches!(s.check(hdr, now), Check::Wait(_)),
+            "bytes taken: the clock stops"
+        );
+        s.request_done();
+        s.on_write::<usize>(&Poll::Pending);
+        assert_eq!(
+            s.check(hdr, now),
+            Check::SendStalled,
+            "a response still being flushed after its request is done"
+        );
     }
 }

@@ -144,6 +144,10 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
                 tracing::debug!(client = %peer, "request head not complete in time; closing");
                 return;
             }
+            Check::SendStalled => {
+                tracing::debug!(client = %peer, "client took no response bytes in time; closing");
+                return;
+            }
             Check::Idle => {
                 conn.as_mut().graceful_shutdown();
                 shutting_down = true;
