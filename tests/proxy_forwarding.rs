@@ -146,6 +146,29 @@ async fn via_is_added_in_both_directions() {
     assert_eq!(r.header("via"), Some("1.1 origin-cdn, 1.1 sluice"));
 }
 
+/// Several `Via` lines are one list (RFC 9110 §5.3): every earlier hop reaches the next one,
+/// with this hop last, in both directions.
+#[tokio::test]
+async fn via_keeps_every_earlier_line() {
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.1 200 OK\r\nVia: 1.1 o1\r\nVia: 1.1 o2\r\nContent-Length: 0\r\n\r\n".to_vec()
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request(
+            "GET",
+            &origin.url("/"),
+            &["Via: 1.1 c1", "Via: 1.1 c2"],
+            b"",
+        ))
+        .await;
+    let seen = origin.last_request();
+    assert_eq!(seen.head.all("via"), ["1.1 c1", "1.1 c2", "1.1 sluice"]);
+    assert_eq!(r.head.all("via"), ["1.1 o1", "1.1 o2", "1.1 sluice"]);
+}
+
 #[tokio::test]
 async fn host_is_rewritten_from_the_absolute_url_and_the_target_is_origin_form() {
     let origin = Origin::ok("ok").await;
@@ -393,6 +416,23 @@ async fn unsupported_scheme_gets_400() {
         .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().contains("ftp"), "body: {}", r.text());
+}
+
+/// A URL port that is not digits within u16 is a 400, not a request to port 80 (which the
+/// `http` crate's "no port" for an unparsable one would have made it).
+#[tokio::test]
+async fn a_url_with_a_malformed_port_gets_400() {
+    let sluice = start_default().await;
+    for port in ["80abc", "65616"] {
+        let mut c = sluice.client().await;
+        let r = c
+            .exchange(format!(
+                "GET http://127.0.0.1:{port}/x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+            ))
+            .await;
+        common::assert_proxy_error(&r, 400, "http_request_error");
+        assert!(r.text().contains("port"), "body: {}", r.text());
+    }
 }
 
 #[tokio::test]

@@ -112,12 +112,26 @@ pub fn add_via(headers: &mut HeaderMap, received: Version) {
         Version::HTTP_3 => "3 sluice",
         _ => "1.1 sluice",
     };
-    let value = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => HeaderValue::from_str(&format!("{prev}, {hop}")).ok(),
-        _ => Some(HeaderValue::from_static(hop)),
+    // One earlier line is extended in place (`Via: 1.1 cdn, 1.1 sluice`, as Squid writes
+    // it); several lines, or one that is not visible ASCII, stay as they are and this hop
+    // follows as a line of its own: the same list (RFC 9110 §5.3), no earlier hop lost.
+    let mut lines = headers.get_all(header::VIA).iter();
+    let joined = match (lines.next(), lines.next()) {
+        (None, _) => Some(HeaderValue::from_static(hop)),
+        (Some(prev), None) => match prev.to_str() {
+            Ok("") => Some(HeaderValue::from_static(hop)),
+            Ok(prev) => HeaderValue::from_str(&format!("{prev}, {hop}")).ok(),
+            Err(_) => None,
+        },
+        (Some(_), Some(_)) => None,
     };
-    if let Some(v) = value {
-        headers.insert(header::VIA, v);
+    match joined {
+        Some(v) => {
+            headers.insert(header::VIA, v);
+        }
+        None => {
+            headers.append(header::VIA, HeaderValue::from_static(hop));
+        }
     }
 }
 
@@ -260,6 +274,23 @@ mod tests {
         let mut h = HeaderMap::new();
         add_via(&mut h, Version::HTTP_11);
         assert_eq!(h["via"], "1.1 sluice");
+    }
+
+    #[test]
+    fn via_keeps_every_earlier_hop() {
+        let mut h = HeaderMap::new();
+        h.append(header::VIA, HeaderValue::from_static("1.1 c1"));
+        h.append(header::VIA, HeaderValue::from_static("1.1 c2"));
+        add_via(&mut h, Version::HTTP_11);
+        let lines: Vec<_> = h.get_all(header::VIA).iter().collect();
+        assert_eq!(lines, ["1.1 c1", "1.1 c2", "1.1 sluice"]);
+
+        let mut h = HeaderMap::new();
+        let opaque = HeaderValue::from_bytes(b"1.1 caf\xc3\xa9").unwrap();
+        h.insert(header::VIA, opaque.clone());
+        add_via(&mut h, Version::HTTP_11);
+        let lines: Vec<_> = h.get_all(header::VIA).iter().collect();
+        assert_eq!(lines, [&opaque, &HeaderValue::from_static("1.1 sluice")]);
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub enum TargetError {
     Scheme(String),
     #[error("the request URL has no host")]
     NoHost,
+    #[error("the request URL's port is not a number from 0 to 65535")]
+    BadPort,
     #[error("CONNECT needs a host:port target")]
     BadAuthority,
 }
@@ -67,7 +69,7 @@ impl Target {
         };
         let authority = uri.authority().ok_or(TargetError::NoHost)?;
         let host = clean_host(authority.host()).ok_or(TargetError::NoHost)?;
-        let port = authority.port_u16().unwrap_or(scheme.default_port());
+        let port = url_port(authority)?.unwrap_or(scheme.default_port());
         let path = uri
             .path_and_query()
             .map(|p| p.as_str())
@@ -172,6 +174,22 @@ impl fmt::Display for Target {
     }
 }
 
+/// The port a URL's authority names: `None` when there is none or it is empty (RFC 3986
+/// §3.2.3: the scheme's default), an error when it is not digits within `u16` (the `http`
+/// crate's `port_u16` reads those as "no port", which would send `:80abc` to port 80).
+fn url_port(authority: &Authority) -> Result<Option<u16>, TargetError> {
+    let text = authority.as_str();
+    let host_port = text.rsplit_once('@').map_or(text, |(_, hp)| hp);
+    match host_port.get(authority.host().len()..) {
+        None | Some("") | Some(":") => Ok(None),
+        Some(tail) => tail
+            .strip_prefix(':')
+            .and_then(|digits| crate::cache::key::port_number(digits.as_bytes()))
+            .map(Some)
+            .ok_or(TargetError::BadPort),
+    }
+}
+
 fn clean_host(host: &str) -> Option<String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = host.strip_suffix('.').unwrap_or(host);
@@ -271,5 +289,23 @@ mod tests {
         assert_eq!(Target::from_authority(&a).unwrap().port, 443);
         let a: Authority = "example.com".parse().unwrap();
         assert_eq!(Target::from_authority(&a), Err(TargetError::BadAuthority));
+    }
+
+    #[test]
+    fn a_url_port_is_digits_within_u16_or_absent() {
+        for (url, port) in [
+            ("http://a.example/", Ok(80)),
+            ("http://a.example:/", Ok(80)),
+            ("https://a.example/", Ok(443)),
+            ("http://a.example:8080/", Ok(8080)),
+            ("http://u:p@a.example:81/", Ok(81)),
+            ("http://[::1]:8081/", Ok(8081)),
+            ("http://[::1]/", Ok(80)),
+            ("http://127.0.0.1:80abc/", Err(TargetError::BadPort)),
+            ("http://127.0.0.1:65616/", Err(TargetError::BadPort)),
+        ] {
+            let uri: Uri = url.parse().unwrap();
+            assert_eq!(Target::from_uri(&uri).map(|t| t.port), port, "{url}");
+        }
     }
 }
