@@ -1,5 +1,6 @@
 //! Parent proxies: host-suffix match, absolute-form requests to the parent, the same URL
-//! to the same parent (rendezvous hashing), failover when a parent is down, `go_direct`.
+//! to the same parent (rendezvous hashing), failover when a parent is down, `go_direct`;
+//! a parent that refuses a tunnel is final.
 
 use crate::common;
 
@@ -183,4 +184,82 @@ async fn a_parent_dying_under_a_reused_connection_fails_over_for_a_get() {
         other,
         "the GET is replayed on the next parent"
     );
+}
+
+/// A raw parent that answers every CONNECT with `status` (e.g. `403 Forbidden`).
+async fn refusing_parent(status: &'static str) -> Origin {
+    Origin::start(move |mut conn| async move {
+        if conn.read_head().await.is_some() {
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            let _ = conn.write(answer).await;
+        }
+    })
+    .await
+}
+
+/// Regression: a parent's 403 to CONNECT marked it down and failed over to the next
+/// parent and then direct, so an `https://` URL the parent forbids was fetched anyway,
+/// and any client could keep the parent marked down by asking for such URLs.
+#[tokio::test]
+async fn a_parent_refusing_a_tunnel_is_final_not_marked_down_and_never_bypassed() {
+    let (a, b) = (
+        refusing_parent("403 Forbidden").await,
+        refusing_parent("403 Forbidden").await,
+    );
+    let direct = Origin::ok("direct").await;
+    let sluice = sluice_with_parents(&[a.port(), b.port()], true).await;
+    let url = format!("https://localhost:{}/blocked", direct.port());
+    for _ in 0..3 {
+        let r = sluice.fetch(&url).await;
+        common::assert_proxy_error(&r, 403, "http_request_denied");
+        assert!(
+            r.proxy_status().contains("received-status=403"),
+            "{}",
+            r.proxy_status()
+        );
+    }
+    let (asked, other) = if a.requests().is_empty() {
+        (&b, &a)
+    } else {
+        (&a, &b)
+    };
+    assert_eq!(
+        asked.requests().len(),
+        3,
+        "the same parent asked every time"
+    );
+    assert!(asked.requests().iter().all(|r| r.method() == "CONNECT"));
+    assert!(
+        other.requests().is_empty(),
+        "no failover to the other parent"
+    );
+    assert_eq!(direct.connections(), 0, "never direct around the parent");
+}
+
+#[tokio::test]
+async fn a_parents_407_or_503_to_connect_is_a_502_or_its_503_without_failover() {
+    for (answer, status, error) in [
+        (
+            "407 Proxy Authentication Required",
+            502,
+            "proxy_configuration_error",
+        ),
+        ("503 Service Unavailable", 503, "destination_unavailable"),
+    ] {
+        let parent = refusing_parent(answer).await;
+        let direct = Origin::ok("direct").await;
+        let sluice = sluice_with_parents(&[parent.port()], true).await;
+        let url = format!("https://localhost:{}/x", direct.port());
+        for _ in 0..2 {
+            let r = sluice.fetch(&url).await;
+            common::assert_proxy_error(&r, status, error);
+            assert!(
+                r.proxy_status().contains(&answer[..3]),
+                "{answer}: {}",
+                r.proxy_status()
+            );
+        }
+        assert_eq!(parent.requests().len(), 2, "{answer}: not marked down");
+        assert_eq!(direct.connections(), 0, "{answer}: never direct");
+    }
 }

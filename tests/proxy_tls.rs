@@ -1,6 +1,7 @@
 //! `https://` absolute-form requests: fetched over TLS (rustls) with `upstream.ca_file`
 //! trusted, pooled like plain connections, refused with a TLS `Proxy-Status` when the
-//! certificate does not verify, and tunnelled through a parent with CONNECT.
+//! certificate does not verify, and tunnelled through a parent with CONNECT (whose refusal
+//! is final).
 
 use crate::common;
 
@@ -179,4 +180,73 @@ async fn https_through_a_parent_uses_connect_then_tls_end_to_end() {
     let connect = parent.last_request();
     assert_eq!(connect.method(), "CONNECT");
     assert_eq!(connect.target(), format!("localhost:{p}"));
+}
+
+/// A stale object fetched through a parent's tunnel, then the parent refuses the tunnel:
+/// its 403 is the answer (the stale copy would bypass its policy); its 503 is a 5xx, so
+/// the object's `stale-if-error` applies.
+#[tokio::test]
+async fn a_parents_403_to_a_tunnel_never_brings_back_a_stale_object() {
+    let ca = test_ca(&["localhost"]);
+    // `Connection: close`, so each request opens a new tunnel instead of reusing one.
+    let origin = tls_origin(&ca, |mut conn| async move {
+        if conn.read_request().await.is_some() {
+            let _ = conn
+                .write(
+                    "HTTP/1.1 200 OK\r\nCache-Control: max-age=0, stale-if-error=600\r\n\
+                     Connection: close\r\nContent-Length: 5\r\n\r\nstale",
+                )
+                .await;
+        }
+    })
+    .await;
+    let connects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connects.clone();
+    // Tunnels the first CONNECT, then answers 403, then 503.
+    let parent = Origin::start(move |mut conn| {
+        let seen = seen.clone();
+        async move {
+            let Some(head) = conn.read_head().await else {
+                return;
+            };
+            let answer = match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => "200 Connection established",
+                1 => "403 Forbidden",
+                _ => "503 Service Unavailable",
+            };
+            let _ = conn.write(format!("HTTP/1.1 {answer}\r\n\r\n")).await;
+            if !answer.starts_with("200") {
+                return;
+            }
+            let port = head.start[1].rsplit(':').next().unwrap_or("").to_string();
+            if let Ok(mut up) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await {
+                let _ = tokio::io::copy_bidirectional(&mut conn.wire().stream, &mut up).await;
+            }
+        }
+    })
+    .await;
+    let file = ca_file(&ca);
+    let mut cfg = config();
+    cfg.upstream.ca_file = file.path().display().to_string();
+    cfg.upstream.parents = vec![ParentConfig {
+        domains: vec!["localhost".into()],
+        proxies: vec![format!("127.0.0.1:{}", parent.port())
+            .parse()
+            .expect("host:port")],
+        go_direct: true,
+    }];
+    let sluice = start(cfg).await;
+    let url = format!("https://localhost:{}/policy", origin.port());
+    let first = sluice.fetch(&url).await;
+    assert_eq!((first.status(), first.text().as_str()), (200, "stale"));
+    let refused = sluice.fetch(&url).await;
+    common::assert_proxy_error(&refused, 403, "http_request_denied");
+    let failed = sluice.fetch(&url).await;
+    assert_eq!(
+        (failed.status(), failed.text().as_str()),
+        (200, "stale"),
+        "a 503 is an error stale-if-error covers"
+    );
+    assert_eq!(connects.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(origin.requests().len(), 1, "never direct around the parent");
 }

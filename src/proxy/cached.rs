@@ -240,12 +240,13 @@ async fn revalidate(
     let fetched = match sent {
         Ok(f) => f,
         Err(e) => {
-            if policy::can_serve_stale_on_error(
-                &info,
-                &hit.facts,
-                SystemTime::now(),
-                UpstreamError::Unreachable,
-            ) {
+            // A parent's refusal of the tunnel is an answer, judged like one relayed for an
+            // `http://` URL: a 403 never brings back the stale object, a 5xx only under
+            // `stale-if-error`.
+            let failure = e
+                .received_status()
+                .map_or(UpstreamError::Unreachable, UpstreamError::Status);
+            if policy::can_serve_stale_on_error(&info, &hit.facts, SystemTime::now(), failure) {
                 let age = stale_age(&hit);
                 let mut st = CacheStatus::hit();
                 st.detail = Some("stale-if-error");

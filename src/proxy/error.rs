@@ -46,7 +46,18 @@ impl ProxyError {
                 U::ConnectTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "connection_timeout"),
                 U::Tls(..) => (StatusCode::BAD_GATEWAY, "tls_protocol_error"),
                 U::TlsCertificate(..) => (StatusCode::BAD_GATEWAY, "tls_certificate_error"),
-                U::Parent(..) => (StatusCode::BAD_GATEWAY, "destination_unavailable"),
+                // The parent's refusal of a tunnel, told the way its refusal of an
+                // `http://` request would be relayed: its 403 (policy) and 5xx stand;
+                // other codes concern sluice's own CONNECT (407: sluice has no
+                // credentials for it), not the client's request, so they become a 502.
+                U::Parent { status: 403, .. } => (StatusCode::FORBIDDEN, "http_request_denied"),
+                U::Parent { status: 407, .. } => {
+                    (StatusCode::BAD_GATEWAY, "proxy_configuration_error")
+                }
+                U::Parent { status, .. } => match StatusCode::from_u16(*status) {
+                    Ok(s) if s.is_server_error() => (s, "destination_unavailable"),
+                    _ => (StatusCode::BAD_GATEWAY, "destination_unavailable"),
+                },
                 U::ResponseTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "http_response_timeout"),
                 U::HeadTooLarge(..) => {
                     (StatusCode::BAD_GATEWAY, "http_response_header_section_size")
@@ -75,7 +86,14 @@ impl ProxyError {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(v) = HeaderValue::from_str(&proxy_status(kind, &text)) {
+        let mut ps = proxy_status(kind, &text);
+        if let ProxyError::Upstream(e) = &self {
+            if let Some(s) = e.received_status() {
+                // RFC 9209 §2.1.4: the status sluice received from the next hop.
+                ps.push_str(&format!("; received-status={s}"));
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&ps) {
             h.insert("proxy-status", v);
         }
         if matches!(
@@ -138,5 +156,36 @@ mod tests {
             .to_str()
             .unwrap()
             .starts_with("sluice; error=connection_refused"));
+    }
+
+    #[test]
+    fn a_parents_refusal_of_a_tunnel_keeps_its_403_and_5xx_and_names_it() {
+        let parent = |status| {
+            ProxyError::from(upstream::Error::Parent {
+                parent: "p:3128".into(),
+                status,
+                reason: "Why".into(),
+            })
+        };
+        for (status, want, kind) in [
+            (403, 403, "http_request_denied"),
+            (407, 502, "proxy_configuration_error"),
+            (503, 503, "destination_unavailable"),
+            (504, 504, "destination_unavailable"),
+            (400, 502, "destination_unavailable"),
+            (302, 502, "destination_unavailable"),
+            (101, 502, "destination_unavailable"),
+        ] {
+            let e = parent(status);
+            assert_eq!(e.status(), (StatusCode::from_u16(want).unwrap(), kind));
+            let resp = e.into_response();
+            let ps = resp.headers()["proxy-status"].to_str().unwrap().to_string();
+            assert!(
+                ps.starts_with(&format!(
+                    "sluice; error={kind}; details=\"parent proxy p:3128"
+                )) && ps.ends_with(&format!("; received-status={status}")),
+                "{ps}"
+            );
+        }
     }
 }

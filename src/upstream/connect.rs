@@ -124,16 +124,38 @@ pub async fn parent_tunnel(
         Ok(Err(e)) => return Err(Error::Refused(parent.to_string(), e.to_string())),
         Err(_) => return Err(Error::ConnectTimeout(parent.to_string())),
     };
-    let status_ok = head
-        .split(|&b| b == b' ')
-        .nth(1)
-        .is_some_and(|code| code.starts_with(b"2"));
-    if status_ok {
-        Ok(tcp)
-    } else {
-        let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(&[]));
-        Err(Error::Parent(parent.to_string(), line.into_owned()))
+    // Any answer is the parent's word on this tunnel: a refusal (403, 407, 503...) is
+    // final for the request, never a reason to mark the parent down or fail over
+    // (that would let a client route around the parent's policy by asking for a URL
+    // it refuses, and keep it marked down by asking again).
+    match status_line(&head) {
+        Some((200..=299, _)) => Ok(tcp),
+        Some((status, reason)) => Err(Error::Parent {
+            parent: parent.to_string(),
+            status,
+            reason,
+        }),
+        None => Err(Error::Protocol(
+            format!("parent {parent}"),
+            "the answer to CONNECT is not an HTTP/1.x status line".into(),
+        )),
     }
+}
+
+/// The status code and (shortened) reason phrase of `HTTP/1.x SSS reason`.
+fn status_line(head: &[u8]) -> Option<(u16, String)> {
+    let end = head.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let line = head[..end].strip_prefix(b"HTTP/1.")?;
+    let (code, reason) = match line {
+        [v, b' ', a, b, c, rest @ ..] if v.is_ascii_digit() => ([*a, *b, *c], rest),
+        _ => return None,
+    };
+    if !code.iter().all(u8::is_ascii_digit) || !(reason.is_empty() || reason[0] == b' ') {
+        return None;
+    }
+    let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    let reason = String::from_utf8_lossy(reason.trim_ascii());
+    Some((status, reason.chars().take(64).collect()))
 }
 
 impl AsyncRead for Stream {
@@ -190,6 +212,35 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_line;
+
+    #[test]
+    fn connect_answer_status_lines() {
+        for (head, want) in [
+            (
+                &b"HTTP/1.1 200 Connection established\r\n\r\n"[..],
+                Some((200, "Connection established")),
+            ),
+            (b"HTTP/1.0 200\r\n\r\n", Some((200, ""))),
+            (b"HTTP/1.1 403 Forbidden\r\n\r\n", Some((403, "Forbidden"))),
+            (
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n",
+                Some((407, "Proxy Authentication Required")),
+            ),
+            (b"HTTP/1.1 2000 OK\r\n", None),
+            (b"HTTP/1.1 2x0 OK\r\n", None),
+            (b"HTTP/2 200 OK\r\n", None),
+            (b"SSH-2.0-OpenSSH\r\n", None),
+        ] {
+            let got = status_line(head);
+            let got = got.as_ref().map(|(s, r)| (*s, r.as_str()));
+            assert_eq!(got, want, "{:?}", head.escape_ascii());
         }
     }
 }

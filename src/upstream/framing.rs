@@ -107,6 +107,9 @@ fn scan(state: &mut Scan, last: &mut u8, bytes: &mut [u8]) {
                 return;
             }
             Scan::Head { column, interim } => match byte {
+                // An empty line (CRLF) before a status line: httparse skips it, so the
+                // status line, and its 1xx test, is still to come.
+                b'\n' if column == 1 => Scan::Head { column: 0, interim },
                 b'\n' => Scan::LineStart { interim },
                 // "HTTP/1.1 1xx": the status code's first digit is the tenth byte.
                 _ => Scan::Head {
@@ -285,6 +288,30 @@ mod tests {
         }
         for split in 0..=bad.len() {
             assert!(run(bad.as_bytes(), split).contains(&0), "split {split}");
+        }
+    }
+
+    /// Regression: an empty line before a status line (skipped by httparse) made the
+    /// scanner read the 100's status line as a header line, miss that it was a 1xx, and
+    /// stop at the end of its head, so a bare LF in the final head got through.
+    #[test]
+    fn empty_lines_before_a_status_line_keep_the_interim_check() {
+        let bad: &[&[u8]] = &[
+            b"\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nA: b\nContent-Length: 2\r\n\r\nok",
+            b"\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n\r\nHTTP/1.1 200 OK\r\nA: b\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n\r\nHTTP/1.1 200 OK\r\nA: b\n\r\n",
+            b"\r\nHTTP/1.1 200 OK\r\nA: b\n\r\n",
+        ];
+        for bad in bad {
+            for split in 0..=bad.len() {
+                let got = run(bad, split);
+                assert!(got.contains(&0), "{:?} split {split}", bad.escape_ascii());
+            }
+        }
+        let good =
+            b"\r\nHTTP/1.1 100 Continue\r\n\r\n\r\nHTTP/1.1 200 OK\r\nA: b\r\n\r\nbody\nmore\n";
+        for split in 0..=good.len() {
+            assert_eq!(run(good, split), good.to_vec(), "split {split}");
         }
     }
 }

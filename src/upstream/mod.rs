@@ -53,8 +53,12 @@ pub enum Error {
     Tls(String, String),
     #[error("the certificate of {0} is not valid: {1}")]
     TlsCertificate(String, String),
-    #[error("parent proxy {0} refused the tunnel: {1}")]
-    Parent(String, String),
+    #[error("parent proxy {parent} answered the tunnel request with {status} {reason}")]
+    Parent {
+        parent: String,
+        status: u16,
+        reason: String,
+    },
     #[error("no response head from {0} within {1:?}")]
     ResponseTimeout(String, Duration),
     #[error("the response head from {0} is too large")]
@@ -89,12 +93,21 @@ impl Failed {
 }
 
 impl Error {
-    /// A failure before anything was sent: another hop may be tried.
+    /// The hop could not be reached, so nothing was sent: another hop may be tried. A
+    /// parent that answered a tunnel request, even with a refusal, was reached.
     fn before_sending(&self) -> bool {
         matches!(
             self,
-            Error::Refused(..) | Error::ConnectTimeout(..) | Error::Parent(..) | Error::Dns(..)
+            Error::Refused(..) | Error::ConnectTimeout(..) | Error::Dns(..)
         )
+    }
+
+    /// The status a parent answered a tunnel request with, when that is what failed.
+    pub fn received_status(&self) -> Option<u16> {
+        match self {
+            Error::Parent { status, .. } => Some(*status),
+            _ => None,
+        }
     }
 }
 
@@ -169,7 +182,13 @@ impl Client {
                         last = Some(e);
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // A parent that answered (even with a refusal) is up.
+                        if let (Hop::Parent(p), Some(_)) = (&hop, e.received_status()) {
+                            self.router.mark_up(p);
+                        }
+                        return Err(e);
+                    }
                 },
             };
             if let Hop::Parent(p) = &hop {

@@ -221,6 +221,13 @@ pub fn response_attacks() -> Vec<(&'static str, Expect, Vec<u8>)> {
             b"HTTP/1.1 200 OK\nCache-Control: max-age=600\nContent-Length: 5\n\nhello".to_vec(),
         ),
         (
+            // httparse skips the empty line; the scanner must still see the 100 as interim.
+            "bare_lf_after_empty_line_and_interim",
+            BadGateway,
+            format!("\r\nHTTP/1.1 100 Continue\r\n\r\n{H}A: b\nContent-Length: 5\r\n\r\nhello")
+                .into_bytes(),
+        ),
+        (
             "bare_cr",
             BadGateway,
             r("X-A: a\rb\r\nContent-Length: 5\r\n", "hello"),
