@@ -316,7 +316,10 @@ async fn stale_while_revalidate_serves_stale_at_once_and_revalidates_once_in_the
 }
 
 #[tokio::test]
-async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
+async fn a_stale_range_request_revalidates_the_whole_object_and_is_served_from_it() {
+    // Regression: the revalidation forwarded the client's Range, so the origin's 206 (a
+    // fragment) reached the scanner and, not storable, had the full object removed.
+    // ARCHITECTURE.md: Range and If-Range are never sent upstream for a GET.
     let origin = Origin::respond(|r| {
         let d = old_date();
         if r.header("range").is_some() {
@@ -325,11 +328,14 @@ async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
                 &[
                     &d,
                     "Cache-Control: max-age=60",
-                    "ETag: \"b\"",
+                    "ETag: \"a\"",
                     "Content-Range: bytes 0-4/20",
                 ],
                 b"01234",
             );
+        }
+        if r.header("if-none-match") == Some("\"a\"") {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=60", "ETag: \"a\""]);
         }
         ok_with(
             &[&d, "Cache-Control: max-age=60", "ETag: \"a\""],
@@ -342,14 +348,110 @@ async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
     sluice.fetch(&url).await;
     let mut c = sluice.client().await;
     let r = c
-        .exchange(request("GET", &url, &["Range: bytes=0-4"], b""))
+        .exchange(request(
+            "GET",
+            &url,
+            &["Range: bytes=0-4", "If-Range: \"a\""],
+            b"",
+        ))
         .await;
+    let revalidation = origin.last_request();
+    assert_eq!(revalidation.header("range"), None, "no fragment fetched");
+    assert_eq!(revalidation.header("if-range"), None);
+    assert_eq!(revalidation.header("if-none-match"), Some("\"a\""));
     assert_eq!((r.status(), r.text().as_str()), (206, "01234"));
+    assert_eq!(r.header("content-range"), Some("bytes 0-4/20"));
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
     let full = sluice.fetch(&url).await;
     assert_eq!(
         (full.status(), full.text().as_str()),
         (200, "0123456789abcdefghij")
     );
+    assert_cache_status(&full, "hit");
+    assert_eq!(
+        hits(&origin, "/stale-range"),
+        2,
+        "the stored object survived"
+    );
+}
+
+#[tokio::test]
+async fn a_client_if_none_match_does_not_validate_a_stored_object_without_etag() {
+    // Regression: the client's If-None-Match went upstream with the revalidation, the
+    // origin's 304 for "v2" refreshed v1 and labelled it ETag "v2" (RFC 9111 §4.3.1, §4.3.4).
+    let first = Arc::new(AtomicBool::new(true));
+    let f = first.clone();
+    let origin = Origin::respond(move |r| {
+        if f.swap(false, Ordering::SeqCst) {
+            return ok_with(&[&old_date(), "Cache-Control: max-age=60"], "v1");
+        }
+        if r.header("if-none-match") == Some("\"v2\"") {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=60", "ETag: \"v2\""]);
+        }
+        ok_with(
+            &[&now_date(), "Cache-Control: max-age=60", "ETag: \"v2\""],
+            "v2",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/no-etag");
+    assert_eq!(sluice.fetch(&url).await.text(), "v1");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["If-None-Match: \"v2\""], b""))
+        .await;
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        None,
+        "no stored validator: an unconditional fetch"
+    );
+    assert_ne!(r.text(), "v1");
+    let after = sluice.fetch(&url).await;
+    assert_eq!(after.text(), "v2");
+    assert_eq!(after.header("etag"), Some("\"v2\""));
+}
+
+#[tokio::test]
+async fn a_client_star_if_none_match_does_not_refresh_a_changed_object() {
+    // Regression: `If-None-Match: *` went upstream beside the cache's If-Modified-Since and
+    // won, so the origin's 304 refreshed an object that had changed (RFC 9111 §4.3.1).
+    let lm = http_date(-86_400);
+    let lm2 = lm.clone();
+    let origin = Origin::respond(move |r| {
+        if r.header("if-none-match").is_some() {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=60"]);
+        }
+        if r.header("if-modified-since").is_some() {
+            return ok_with(
+                &[
+                    &now_date(),
+                    "Cache-Control: max-age=60",
+                    &format!("Last-Modified: {}", http_date(-10)),
+                ],
+                "v2",
+            );
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60",
+                &format!("Last-Modified: {lm2}"),
+            ],
+            "v1",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/star");
+    assert_eq!(sluice.fetch(&url).await.text(), "v1");
+    let mut c = sluice.client().await;
+    c.exchange(request("GET", &url, &["If-None-Match: *"], b""))
+        .await;
+    let revalidation = origin.last_request();
+    assert_eq!(revalidation.header("if-none-match"), None);
+    assert_eq!(revalidation.header("if-modified-since"), Some(lm.as_str()));
+    assert_eq!(sluice.fetch(&url).await.text(), "v2");
 }
 
 #[tokio::test]

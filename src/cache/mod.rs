@@ -53,8 +53,9 @@
 //!    (`put` refuses a truncated or mismatched body). Then `leader.finish(())` (dropping the
 //!    leader on error releases followers). Cache-Status: `CacheStatus { stored,
 //!    ..CacheStatus::forward(Fwd::UriMiss) }`, `detail` = `NotStorable::as_str()` if not.
-//! 5. **Revalidation.** Send the request with `conditional` headers added (empty: an
-//!    unconditional fetch). Then:
+//! 5. **Revalidation.** Send the request with the client's preconditions and Range removed
+//!    and `conditional` added, `validate::set_cache_validators` (empty: an unconditional
+//!    fetch). Then:
 //!    - **304** → `validate::merge_304(&hit.meta, &resp_headers, request_time,
 //!      response_time)`: `Ok(merged)` → `cache.update_meta(merged.clone()).await` and serve
 //!      `merged` with `hit.body` via `serve::from_cache` (age 0: it was just validated),

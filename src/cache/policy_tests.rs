@@ -390,6 +390,29 @@ fn merge_304_table() {
 #[test]
 #[rustfmt::skip]
 #[allow(clippy::type_complexity)]
+fn revalidation_carries_only_the_cache_validators() {
+    let cache = headers(&[("if-none-match", s("\"mine\"")), ("if-modified-since", date(-100))]);
+    let none = HeaderMap::new();
+    let rows: Vec<(Vec<(&str, String)>, &HeaderMap, Vec<(&str, String)>, &str)> = vec![
+        (vec![("if-none-match", s("\"v2\""))], &cache, vec![("if-none-match", s("\"mine\"")), ("if-modified-since", date(-100))], "§4.3.1 the client's ETag is replaced"),
+        (vec![("if-none-match", s("\"v2\""))], &none, vec![], "§4.3.1 no stored validator: unconditional"),
+        (vec![("if-none-match", s("*"))], &none, vec![], "client's star dropped"),
+        (vec![("if-modified-since", date(0)), ("if-unmodified-since", date(0)), ("if-match", s("\"x\""))], &none, vec![], "other preconditions dropped"),
+        (vec![("range", s("bytes=0-4")), ("if-range", s("\"v1\""))], &none, vec![], "no fragment fetched for the scanner"),
+    ];
+    for (client, conditional, expect, clause) in rows {
+        let mut req = headers(&client);
+        req.insert("accept", HeaderValue::from_static("*/*"));
+        set_cache_validators(&mut req, conditional);
+        let mut want = headers(&expect);
+        want.insert("accept", HeaderValue::from_static("*/*"));
+        assert_eq!(req, want, "{clause}");
+    }
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn head_freshening_table() {
     let old = stored(&[
         ("cache-control", s("max-age=60")),

@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use http::header::{
-    HeaderName, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, TRANSFER_ENCODING,
+    HeaderName, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, TRANSFER_ENCODING,
 };
 use http::HeaderMap;
 
@@ -21,6 +21,30 @@ pub fn conditional_headers(stored: &HeaderMap) -> HeaderMap {
         h.insert(IF_MODIFIED_SINCE, lm.clone());
     }
     h
+}
+
+/// The client's preconditions and range (RFC 9110 §13.1, §14.2): none of them belongs in a
+/// request the cache sends to validate its own stored response.
+const CLIENT_CONDITIONALS: [HeaderName; 6] = [
+    IF_NONE_MATCH,
+    IF_MODIFIED_SINCE,
+    IF_MATCH,
+    IF_UNMODIFIED_SINCE,
+    IF_RANGE,
+    RANGE,
+];
+
+/// RFC 9111 §4.3.1: a revalidation request carries the cache's validators (`conditional`, from
+/// [`conditional_headers`]; empty for an unconditional fetch), never the client's. A client's
+/// `If-None-Match` would let the origin's 304 "validate" a stored response it never described,
+/// and a forwarded Range would bring back a fragment in place of the stored object.
+pub fn set_cache_validators(req: &mut HeaderMap, conditional: &HeaderMap) {
+    for name in &CLIENT_CONDITIONALS {
+        req.remove(name);
+    }
+    for (name, value) in conditional {
+        req.insert(name, value.clone());
+    }
 }
 
 /// A 304 that does not describe the stored response (its strong ETag differs).

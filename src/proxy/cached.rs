@@ -51,6 +51,14 @@ impl Head {
         *r.extensions_mut() = self.extensions.clone();
         r
     }
+
+    /// The request that revalidates a stored object: the client's, carrying the cache's own
+    /// validators and none of the client's preconditions or Range (RFC 9111 §4.3.1).
+    fn revalidation_request(&self, conditional: &HeaderMap) -> Request<Body> {
+        let mut r = self.request(&HeaderMap::new());
+        validate::set_cache_validators(r.headers_mut(), conditional);
+        r
+    }
 }
 
 /// GET/HEAD through the cache.
@@ -235,7 +243,7 @@ async fn revalidate(
     };
     let sent = proxy
         .upstream
-        .send(head.request(&conditional), target)
+        .send(head.revalidation_request(&conditional), target)
         .await;
     let fetched = match sent {
         Ok(f) => f,
