@@ -361,7 +361,7 @@ fn merge_304_table() {
     let weak = headers(&[("etag", s("W/\"v1\""))]);
     assert!(
         merge_304(&old, &weak, t(0), t(0)).is_ok(),
-        "weak comparison"
+        "§4.3.4 a weak validator updates the response it matches weakly"
     );
     let aged = stored(&[("cache-control", s("max-age=10")), ("age", s("30"))]);
     let m = merge_304(&aged, &HeaderMap::new(), t(50), t(50)).unwrap();
@@ -385,6 +385,30 @@ fn merge_304_table() {
         date(50).as_str(),
         "date-less 304: receipt time"
     );
+}
+
+#[test]
+#[rustfmt::skip]
+fn merge_304_selection_table() {
+    // (stored ETag, the 304's ETag, selected?)
+    let rows: [(Option<&str>, Option<&str>, bool, &str); 9] = [
+        (Some("\"a\""), Some("\"a\""), true, "§4.3.4 same strong validator"),
+        (Some("\"a\""), Some("\"b\""), false, "different strong validator"),
+        (Some("W/\"a\""), Some("\"a\""), false, "§4.3.4 a strong validator never selects a weak one"),
+        (Some("W/\"a\""), Some("W/\"a\""), true, "§4.3.4 weak validator matching"),
+        (Some("\"a\""), Some("W/\"a\""), true, "weak validator, weak match"),
+        (Some("W/\"a\""), Some("W/\"b\""), false, "different weak validator"),
+        (None, Some("\"v2\""), false, "§4.3.4 a 304 ETag the stored response lacks selects nothing"),
+        (Some("\"a\""), None, true, "no ETag in the 304"),
+        (None, None, true, "neither has an ETag"),
+    ];
+    for (old, new, selected, clause) in rows {
+        let mut st = vec![("cache-control", s("max-age=60"))];
+        st.extend(old.map(|e| ("etag", s(e))));
+        let resp: Vec<(&str, String)> = new.map(|e| ("etag", s(e))).into_iter().collect();
+        let got = merge_304(&stored(&st), &headers(&resp), t(1), t(1));
+        assert_eq!(got.is_ok(), selected, "{clause}");
+    }
 }
 
 #[test]

@@ -47,7 +47,7 @@ pub fn set_cache_validators(req: &mut HeaderMap, conditional: &HeaderMap) {
     }
 }
 
-/// A 304 that does not describe the stored response (its strong ETag differs).
+/// A 304 that does not describe the stored response (its ETag does not select it, §4.3.4).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("the 304 does not match the stored response")]
 pub struct Mismatch;
@@ -57,16 +57,18 @@ const KEEP: [HeaderName; 3] = [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING]
 
 /// RFC 9111 §4.3.4: freshen a stored response with a 304. Every field in the 304 replaces the
 /// stored field of that name, except Content-Length and the other framing fields; the timing is
-/// reset to this exchange so age restarts. A 304 whose ETag differs from the stored strong
-/// ETag selects nothing: the proxy must then fetch unconditionally.
+/// reset to this exchange so age restarts. A 304 whose ETag does not select the stored response
+/// ([`selects`]), or that carries an ETag the stored response lacks, selects nothing: the proxy
+/// must then fetch unconditionally.
 pub fn merge_304(
     stored: &ObjectMeta,
     resp_304: &HeaderMap,
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> Result<ObjectMeta, Mismatch> {
-    if let (Some(new), Some(old)) = (resp_304.get(ETAG), stored.headers.get(ETAG)) {
-        if !weak_eq(new.as_bytes(), old.as_bytes()) {
+    if let Some(new) = resp_304.get(ETAG) {
+        let old = stored.headers.get(ETAG).ok_or(Mismatch)?;
+        if !selects(new.as_bytes(), old.as_bytes()) {
             return Err(Mismatch);
         }
     }
@@ -95,6 +97,18 @@ pub fn merge_304(
     Ok(merged)
 }
 
+/// RFC 9111 §4.3.4: does a 304's ETag select the stored response with ETag `stored`? A strong
+/// validator selects the stored response with the same strong validator (a stored weak tag
+/// never matches it); a weak one selects the stored response it matches weakly.
+pub fn selects(new: &[u8], stored: &[u8]) -> bool {
+    let new = new.trim_ascii();
+    if new.starts_with(b"W/") {
+        weak_eq(new, stored)
+    } else {
+        strong_eq(new, stored)
+    }
+}
+
 /// RFC 9111 §4.3.5: freshen a stored GET response with the headers of a HEAD response to the
 /// same URL. Like a 304 merge, but a differing ETag, Last-Modified or Content-Length means the
 /// stored response is outdated: `Err(Mismatch)`, and the proxy should drop it.
@@ -117,6 +131,12 @@ pub fn merge_head(
 /// Weak comparison of two entity tags (RFC 9110 §8.8.3.2): opaque tags equal, `W/` ignored.
 pub fn weak_eq(a: &[u8], b: &[u8]) -> bool {
     strip_weak(a.trim_ascii()) == strip_weak(b.trim_ascii())
+}
+
+/// Strong comparison of two entity tags (RFC 9110 §8.8.3.2): both strong and identical.
+pub fn strong_eq(a: &[u8], b: &[u8]) -> bool {
+    let (a, b) = (a.trim_ascii(), b.trim_ascii());
+    !a.starts_with(b"W/") && a == b
 }
 
 fn strip_weak(t: &[u8]) -> &[u8] {
