@@ -376,6 +376,43 @@ async fn a_stale_range_request_revalidates_the_whole_object_and_is_served_from_i
 }
 
 #[tokio::test]
+async fn hop_by_hop_fields_of_a_304_are_not_stored() {
+    // Regression: the 304 was merged before its hop-by-hop fields were stripped, so every
+    // later hit carried `Connection: close` (RFC 9110 §7.6.1, RFC 9111 §3.2).
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match") == Some("\"h\"") {
+            return not_modified(&[
+                &now_date(),
+                "Cache-Control: max-age=600",
+                "ETag: \"h\"",
+                "Connection: close, X-Hop",
+                "X-Hop: this connection only",
+                "Keep-Alive: timeout=5",
+            ]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"h\""],
+            "hop body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/hop");
+    sluice.fetch(&url).await;
+    assert_cache_status(&sluice.fetch(&url).await, "fwd-status=304");
+    let mut c = sluice.client().await;
+    for _ in 0..2 {
+        let hit = c.exchange(common::get(&url)).await;
+        assert_cache_status(&hit, "hit");
+        assert_eq!(hit.text(), "hop body");
+        assert_eq!(hit.header("connection"), None);
+        assert_eq!(hit.header("keep-alive"), None);
+        assert_eq!(hit.header("x-hop"), None);
+    }
+    assert_eq!(hits(&origin, "/hop"), 2);
+}
+
+#[tokio::test]
 async fn a_client_if_none_match_does_not_validate_a_stored_object_without_etag() {
     // Regression: the client's If-None-Match went upstream with the revalidation, the
     // origin's 304 for "v2" refreshed v1 and labelled it ETag "v2" (RFC 9111 §4.3.1, §4.3.4).

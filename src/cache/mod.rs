@@ -55,7 +55,7 @@
 //!    ..CacheStatus::forward(Fwd::UriMiss) }`, `detail` = `NotStorable::as_str()` if not.
 //! 5. **Revalidation.** Send the request with the client's preconditions and Range removed
 //!    and `conditional` added, `validate::set_cache_validators` (empty: an unconditional
-//!    fetch). Then:
+//!    fetch). Strip the response's hop-by-hop fields. Then:
 //!    - **304** → `validate::merge_304(&hit.meta, &resp_headers, request_time,
 //!      response_time)`: `Ok(merged)` → `cache.update_meta(merged.clone()).await` and serve
 //!      `merged` with `hit.body` via `serve::from_cache` (age 0: it was just validated),

@@ -59,7 +59,7 @@ const KEEP: [HeaderName; 3] = [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING]
 /// stored field of that name, except Content-Length and the other framing fields; the timing is
 /// reset to this exchange so age restarts. A 304 whose ETag does not select the stored response
 /// ([`selects`]), or that carries an ETag the stored response lacks, selects nothing: the proxy
-/// must then fetch unconditionally.
+/// must then fetch unconditionally. `resp_304` must hold end-to-end fields only.
 pub fn merge_304(
     stored: &ObjectMeta,
     resp_304: &HeaderMap,

@@ -266,14 +266,14 @@ async fn revalidate(
     log.upstream_ms = Some(fetched.elapsed.as_millis());
     let response_time = SystemTime::now();
     let upstream_status = fetched.response.status();
+    // Hop-by-hop fields go before any merge: they described the upstream connection, and a
+    // stored copy would be sent with every later hit (RFC 9110 §7.6.1, RFC 9111 §3.2).
+    let resp = super::handle::downstream_response(fetched.response);
     if upstream_status == StatusCode::NOT_MODIFIED {
         // RFC 9111 §4.3.4: the 304 freshens the stored headers; the client gets the object.
-        if let Ok(merged) = validate::merge_304(
-            &hit.meta,
-            fetched.response.headers(),
-            request_time,
-            response_time,
-        ) {
+        if let Ok(merged) =
+            validate::merge_304(&hit.meta, resp.headers(), request_time, response_time)
+        {
             let merged = Arc::new(merged);
             if let Err(e) = proxy.cache.update_meta((*merged).clone()).await {
                 tracing::warn!(error = %e, "cache update after 304 failed");
@@ -316,7 +316,6 @@ async fn revalidate(
         st.detail = Some("stale-if-error");
         return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, log).await);
     }
-    let resp = super::handle::downstream_response(fetched.response);
     if policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err() {
         // The origin's new answer may not be stored: the old object must not be served again.
         if let Err(e) = proxy.cache.remove(key).await {
