@@ -437,6 +437,36 @@ fn revalidation_carries_only_the_cache_validators() {
 #[test]
 #[rustfmt::skip]
 #[allow(clippy::type_complexity)]
+fn refresh_after_revalidation_table() {
+    use NotStorable::{NoStore, Private};
+    #[derive(Debug)]
+    enum Want { Update(&'static [&'static str]), Keep, Remove(NotStorable) }
+    let rows: Vec<(Vec<(&str, String)>, Vec<(&str, String)>, Want, &str)> = vec![
+        (vec![], vec![("cache-control", s("max-age=600")), ("set-cookie", s("a=1"))], Want::Update(&["cache-control", "date", "set-cookie"]), "storable: all kept"),
+        (vec![], vec![("cache-control", s("private, max-age=600")), ("set-cookie", s("a=1"))], Want::Remove(Private), "§5.2.2.7 became private"),
+        (vec![], vec![("cache-control", s("no-store, max-age=600"))], Want::Remove(NoStore), "§5.2.2.5 became no-store"),
+        (vec![], vec![("cache-control", s("private=\"Set-Cookie\", max-age=600")), ("set-cookie", s("a=1"))], Want::Update(&["cache-control", "date"]), "§5.2.2.7 qualified private: field not stored"),
+        (vec![], vec![("cache-control", s("no-cache=\"x-user\", max-age=600")), ("x-user", s("alice"))], Want::Update(&["cache-control", "date"]), "§5.2.2.4 qualified no-cache: field not stored"),
+        (vec![("cache-control", s("no-store"))], vec![("cache-control", s("max-age=600"))], Want::Keep, "§5.2.1.5 request no-store: stored object untouched"),
+        (vec![("authorization", s("Basic x"))], vec![("cache-control", s("max-age=600"))], Want::Keep, "§3.5 authorized request: not stored"),
+    ];
+    for (req, merged, want, clause) in rows {
+        match (refresh(&headers(&req), &stored(&merged)), want) {
+            (Refresh::Update(m), Want::Update(names)) => {
+                let mut got: Vec<&str> = m.headers.keys().map(|n| n.as_str()).collect();
+                got.sort_unstable();
+                assert_eq!(got, names, "{clause}");
+            }
+            (Refresh::Keep, Want::Keep) => {}
+            (Refresh::Remove(why), Want::Remove(w)) => assert_eq!(why, w, "{clause}"),
+            (got, want) => panic!("{clause}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn head_freshening_table() {
     let old = stored(&[
         ("cache-control", s("max-age=60")),

@@ -7,9 +7,10 @@ use http::header::{
     HeaderName, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
     IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, TRANSFER_ENCODING,
 };
-use http::HeaderMap;
+use http::{HeaderMap, Method};
 
 use super::meta::ObjectMeta;
+use super::policy::{self, NotStorable, RequestInfo};
 
 /// `If-None-Match` from the stored ETag and `If-Modified-Since` from the stored Last-Modified.
 pub fn conditional_headers(stored: &HeaderMap) -> HeaderMap {
@@ -107,6 +108,45 @@ pub fn selects(new: &[u8], stored: &[u8]) -> bool {
     } else {
         strong_eq(new, stored)
     }
+}
+
+/// What a merged revalidation answer ([`merge_304`], [`merge_head`]) does to the stored object.
+#[derive(Debug, PartialEq)]
+pub enum Refresh {
+    /// Store this meta: the merged response minus the fields a shared cache never keeps.
+    Update(Box<ObjectMeta>),
+    /// This request forbids storing (its own `no-store`, or `Authorization` without a
+    /// directive allowing it): leave the stored object as it was.
+    Keep,
+    /// The merged response may no longer be stored (it became `private`, `no-store`, ...): the
+    /// stored object must go, or it would keep being served.
+    Remove(NotStorable),
+}
+
+/// RFC 9111 §3.1, §3.2: a 304 or HEAD's fields become the stored response's, so the merged
+/// response is judged again as if it had just arrived: not storable at all (§5.2.2.5
+/// no-store, §5.2.2.7 private) → [`Refresh::Remove`]; storable → [`Refresh::Update`] without
+/// the fields named by `private="..."` / `no-cache="..."`, as a 200 would be stored. The
+/// client that revalidated still gets the whole merged response.
+pub fn refresh(req_headers: &HeaderMap, merged: &ObjectMeta) -> Refresh {
+    // The stored object answers GETs (HEAD is answered from it): judge it as one.
+    let get = |headers| RequestInfo {
+        method: &Method::GET,
+        headers,
+    };
+    let none = HeaderMap::new();
+    if let Err(why) = policy::storable(&get(&none), merged.status, &merged.headers) {
+        return Refresh::Remove(why);
+    }
+    // §5.2.1.5: a request's no-store does not apply to what is already stored.
+    if policy::storable(&get(req_headers), merged.status, &merged.headers).is_err() {
+        return Refresh::Keep;
+    }
+    let mut kept = merged.clone();
+    for name in policy::fields_not_stored(&merged.headers) {
+        kept.headers.remove(name.as_str());
+    }
+    Refresh::Update(Box::new(kept))
 }
 
 /// RFC 9111 §4.3.5: freshen a stored GET response with the headers of a HEAD response to the
