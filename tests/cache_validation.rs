@@ -316,7 +316,10 @@ async fn stale_while_revalidate_serves_stale_at_once_and_revalidates_once_in_the
 }
 
 #[tokio::test]
-async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
+async fn a_stale_range_request_revalidates_the_whole_object_and_is_served_from_it() {
+    // Regression: the revalidation forwarded the client's Range, so the origin's 206 (a
+    // fragment) reached the scanner and, not storable, had the full object removed.
+    // ARCHITECTURE.md: Range and If-Range are never sent upstream for a GET.
     let origin = Origin::respond(|r| {
         let d = old_date();
         if r.header("range").is_some() {
@@ -325,11 +328,14 @@ async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
                 &[
                     &d,
                     "Cache-Control: max-age=60",
-                    "ETag: \"b\"",
+                    "ETag: \"a\"",
                     "Content-Range: bytes 0-4/20",
                 ],
                 b"01234",
             );
+        }
+        if r.header("if-none-match") == Some("\"a\"") {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=60", "ETag: \"a\""]);
         }
         ok_with(
             &[&d, "Cache-Control: max-age=60", "ETag: \"a\""],
@@ -342,14 +348,286 @@ async fn a_stale_range_request_answered_206_does_not_replace_the_full_object() {
     sluice.fetch(&url).await;
     let mut c = sluice.client().await;
     let r = c
-        .exchange(request("GET", &url, &["Range: bytes=0-4"], b""))
+        .exchange(request(
+            "GET",
+            &url,
+            &["Range: bytes=0-4", "If-Range: \"a\""],
+            b"",
+        ))
         .await;
+    let revalidation = origin.last_request();
+    assert_eq!(revalidation.header("range"), None, "no fragment fetched");
+    assert_eq!(revalidation.header("if-range"), None);
+    assert_eq!(revalidation.header("if-none-match"), Some("\"a\""));
     assert_eq!((r.status(), r.text().as_str()), (206, "01234"));
+    assert_eq!(r.header("content-range"), Some("bytes 0-4/20"));
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
     let full = sluice.fetch(&url).await;
     assert_eq!(
         (full.status(), full.text().as_str()),
         (200, "0123456789abcdefghij")
     );
+    assert_cache_status(&full, "hit");
+    assert_eq!(
+        hits(&origin, "/stale-range"),
+        2,
+        "the stored object survived"
+    );
+}
+
+/// An origin whose stale object (`max-age=60`, ETag "e") is revalidated with a 304 carrying
+/// `cache_control` and a `Set-Cookie`.
+async fn origin_whose_304_says(cache_control: &'static str) -> Origin {
+    Origin::respond(move |r| {
+        if r.header("if-none-match") == Some("\"e\"") {
+            return not_modified(&[
+                &now_date(),
+                cache_control,
+                "ETag: \"e\"",
+                "Set-Cookie: sess=alice",
+            ]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"e\""],
+            "shared body",
+        )
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_304_that_makes_the_response_private_or_no_store_removes_the_stored_object() {
+    // Regression: the merged headers were stored without judging storability again, so the
+    // next client got alice's Set-Cookie from a hit (RFC 9111 §3.1, §5.2.2.5, §5.2.2.7).
+    for (path, cc) in [
+        ("/became-private", "Cache-Control: private, max-age=600"),
+        ("/became-no-store", "Cache-Control: no-store, max-age=600"),
+    ] {
+        let origin = origin_whose_304_says(cc).await;
+        let sluice = common::start_default().await;
+        let url = origin.url(path);
+        sluice.fetch(&url).await;
+        let alice = sluice.fetch(&url).await;
+        assert_eq!(alice.text(), "shared body", "{cc}");
+        assert_cache_status(&alice, "fwd-status=304");
+        let next = sluice.fetch(&url).await;
+        assert_eq!(
+            next.header("set-cookie"),
+            None,
+            "{cc}: leaked to the next client"
+        );
+        assert_eq!(
+            hits(&origin, path),
+            3,
+            "{cc}: the stored object was removed"
+        );
+        assert_eq!(
+            origin.last_request().header("if-none-match"),
+            None,
+            "{cc}: fetched afresh"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_304_with_qualified_private_set_cookie_stores_the_merge_without_it() {
+    // Regression: merge_304 skipped the fields a shared cache never stores (RFC 9111
+    // §5.2.2.7), which a 200 drops before it is stored.
+    let origin = origin_whose_304_says("Cache-Control: private=\"Set-Cookie\", max-age=600").await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/qualified");
+    sluice.fetch(&url).await;
+    let alice = sluice.fetch(&url).await;
+    assert_cache_status(&alice, "fwd-status=304");
+    assert_eq!(alice.header("set-cookie"), Some("sess=alice"), "hers");
+    let next = sluice.fetch(&url).await;
+    assert_cache_status(&next, "hit");
+    assert_eq!(next.text(), "shared body");
+    assert_eq!(next.header("set-cookie"), None, "never stored");
+    assert_eq!(hits(&origin, "/qualified"), 2);
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_of_a_304_are_not_stored() {
+    // Regression: the 304 was merged before its hop-by-hop fields were stripped, so every
+    // later hit carried `Connection: close` (RFC 9110 §7.6.1, RFC 9111 §3.2).
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match") == Some("\"h\"") {
+            return not_modified(&[
+                &now_date(),
+                "Cache-Control: max-age=600",
+                "ETag: \"h\"",
+                "Connection: close, X-Hop",
+                "X-Hop: this connection only",
+                "Keep-Alive: timeout=5",
+            ]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"h\""],
+            "hop body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/hop");
+    sluice.fetch(&url).await;
+    assert_cache_status(&sluice.fetch(&url).await, "fwd-status=304");
+    let mut c = sluice.client().await;
+    for _ in 0..2 {
+        let hit = c.exchange(common::get(&url)).await;
+        assert_cache_status(&hit, "hit");
+        assert_eq!(hit.text(), "hop body");
+        assert_eq!(hit.header("connection"), None);
+        assert_eq!(hit.header("keep-alive"), None);
+        assert_eq!(hit.header("x-hop"), None);
+    }
+    assert_eq!(hits(&origin, "/hop"), 2);
+}
+
+#[tokio::test]
+async fn a_client_if_none_match_does_not_validate_a_stored_object_without_etag() {
+    // Regression: the client's If-None-Match went upstream with the revalidation, the
+    // origin's 304 for "v2" refreshed v1 and labelled it ETag "v2" (RFC 9111 §4.3.1, §4.3.4).
+    let first = Arc::new(AtomicBool::new(true));
+    let f = first.clone();
+    let origin = Origin::respond(move |r| {
+        if f.swap(false, Ordering::SeqCst) {
+            return ok_with(&[&old_date(), "Cache-Control: max-age=60"], "v1");
+        }
+        if r.header("if-none-match") == Some("\"v2\"") {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=60", "ETag: \"v2\""]);
+        }
+        ok_with(
+            &[&now_date(), "Cache-Control: max-age=60", "ETag: \"v2\""],
+            "v2",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/no-etag");
+    assert_eq!(sluice.fetch(&url).await.text(), "v1");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["If-None-Match: \"v2\""], b""))
+        .await;
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        None,
+        "no stored validator: an unconditional fetch"
+    );
+    assert_ne!(r.text(), "v1");
+    let after = sluice.fetch(&url).await;
+    assert_eq!(after.text(), "v2");
+    assert_eq!(after.header("etag"), Some("\"v2\""));
+}
+
+#[tokio::test]
+async fn a_client_star_if_none_match_does_not_refresh_a_changed_object() {
+    // Regression: `If-None-Match: *` went upstream beside the cache's If-Modified-Since and
+    // won, so the origin's 304 refreshed an object that had changed (RFC 9111 §4.3.1).
+    let lm = http_date(-86_400);
+    let lm2 = lm.clone();
+    let origin = Origin::respond(move |r| {
+        if r.header("if-none-match").is_some() {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=60"]);
+        }
+        if r.header("if-modified-since").is_some() {
+            return ok_with(
+                &[
+                    &now_date(),
+                    "Cache-Control: max-age=60",
+                    &format!("Last-Modified: {}", http_date(-10)),
+                ],
+                "v2",
+            );
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60",
+                &format!("Last-Modified: {lm2}"),
+            ],
+            "v1",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/star");
+    assert_eq!(sluice.fetch(&url).await.text(), "v1");
+    let mut c = sluice.client().await;
+    c.exchange(request("GET", &url, &["If-None-Match: *"], b""))
+        .await;
+    let revalidation = origin.last_request();
+    assert_eq!(revalidation.header("if-none-match"), None);
+    assert_eq!(revalidation.header("if-modified-since"), Some(lm.as_str()));
+    assert_eq!(sluice.fetch(&url).await.text(), "v2");
+}
+
+/// A `200 OK` answer to a HEAD: the GET body's `Content-Length`, no body.
+fn head_ok(headers: &[&str], len: usize) -> Vec<u8> {
+    let mut s = String::from("HTTP/1.1 200 OK\r\n");
+    for h in headers {
+        s.push_str(h);
+        s.push_str("\r\n");
+    }
+    s.push_str(&format!("Content-Length: {len}\r\n\r\n"));
+    s.into_bytes()
+}
+
+#[tokio::test]
+async fn a_head_revalidated_with_a_200_updates_the_stored_get() {
+    // Regression: a HEAD's 200 is not storable, so the stored GET object was removed; RFC 9111
+    // §4.3.5 has it update the stored response it matches and outdate one it does not.
+    let origin = Origin::respond(|r| {
+        let etag = if r.target().ends_with("/changed") {
+            "ETag: \"h2\""
+        } else {
+            "ETag: \"h\""
+        };
+        if r.method() == "HEAD" {
+            return head_ok(
+                &[
+                    &now_date(),
+                    "Cache-Control: max-age=600",
+                    etag,
+                    "X-Head: fresh",
+                ],
+                9,
+            );
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"h\""],
+            "head body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    for (path, updated) in [("/same", true), ("/changed", false)] {
+        let url = origin.url(path);
+        sluice.fetch(&url).await;
+        let mut c = sluice.client().await;
+        c.send(request("HEAD", &url, &[], b"")).await;
+        let h = c.try_read_response_to("HEAD").await.expect("HEAD answered");
+        assert_eq!((h.status(), h.header("x-head")), (200, Some("fresh")));
+        assert_eq!(origin.last_request().method(), "HEAD");
+        let get = sluice.fetch(&url).await;
+        assert_eq!(get.text(), "head body");
+        if updated {
+            assert_cache_status(&get, "hit");
+            assert_eq!(
+                get.header("x-head"),
+                Some("fresh"),
+                "the HEAD's fields merged"
+            );
+            assert_eq!(hits(&origin, path), 2);
+        } else {
+            assert_eq!(
+                hits(&origin, path),
+                3,
+                "a different ETag outdates the stored GET"
+            );
+        }
+    }
 }
 
 #[tokio::test]

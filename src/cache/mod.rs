@@ -53,11 +53,13 @@
 //!    (`put` refuses a truncated or mismatched body). Then `leader.finish(())` (dropping the
 //!    leader on error releases followers). Cache-Status: `CacheStatus { stored,
 //!    ..CacheStatus::forward(Fwd::UriMiss) }`, `detail` = `NotStorable::as_str()` if not.
-//! 5. **Revalidation.** Send the request with `conditional` headers added (empty: an
-//!    unconditional fetch). Then:
+//! 5. **Revalidation.** Send the request with the client's preconditions and Range removed
+//!    and `conditional` added, `validate::set_cache_validators` (empty: an unconditional
+//!    fetch). Strip the response's hop-by-hop fields. Then:
 //!    - **304** → `validate::merge_304(&hit.meta, &resp_headers, request_time,
-//!      response_time)`: `Ok(merged)` → `cache.update_meta(merged.clone()).await` and serve
-//!      `merged` with `hit.body` via `serve::from_cache` (age 0: it was just validated),
+//!      response_time)`: `Ok(merged)` → `validate::refresh(&req_headers, &merged)`:
+//!      `Update(m)` → `cache.update_meta(m).await`, `Remove(_)` → `cache.remove(&key)`,
+//!      `Keep` → nothing; serve `merged` with `hit.body` via `serve::from_cache` (age 0: it was just validated),
 //!      Cache-Status `CacheStatus { fwd: Some(fwd), fwd_status: Some(304), .. }`, i.e.
 //!      `sluice; fwd=stale; fwd-status=304`. `Err(Mismatch)` → fetch again unconditionally.
 //!    - **200 or other full response** → as a miss: store it (replaces that variant),
@@ -67,7 +69,7 @@
 //!      &hit.facts, now, UpstreamError::..)` serve the stale object (Cache-Status
 //!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on.
 //!    - **HEAD** that needs revalidation may be forwarded as a HEAD: a 200 goes through
-//!      `validate::merge_head` (RFC 9111 §4.3.5); `Ok(m)` → `cache.update_meta(m)`,
+//!      `validate::merge_head` (RFC 9111 §4.3.5); `Ok(m)` → `validate::refresh` as for a 304,
 //!      `Err(Mismatch)` → `cache.remove(&key)` (the stored GET is outdated).
 //! 6. **Purge** (`POST /purge {"url"}`): `cache.remove(&CacheKey::parse(url)?).await` → number
 //!    of variants removed (all Vary variants of the URL).

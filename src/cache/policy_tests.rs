@@ -361,7 +361,7 @@ fn merge_304_table() {
     let weak = headers(&[("etag", s("W/\"v1\""))]);
     assert!(
         merge_304(&old, &weak, t(0), t(0)).is_ok(),
-        "weak comparison"
+        "§4.3.4 a weak validator updates the response it matches weakly"
     );
     let aged = stored(&[("cache-control", s("max-age=10")), ("age", s("30"))]);
     let m = merge_304(&aged, &HeaderMap::new(), t(50), t(50)).unwrap();
@@ -385,6 +385,83 @@ fn merge_304_table() {
         date(50).as_str(),
         "date-less 304: receipt time"
     );
+}
+
+#[test]
+#[rustfmt::skip]
+fn merge_304_selection_table() {
+    // (stored ETag, the 304's ETag, selected?)
+    let rows: [(Option<&str>, Option<&str>, bool, &str); 9] = [
+        (Some("\"a\""), Some("\"a\""), true, "§4.3.4 same strong validator"),
+        (Some("\"a\""), Some("\"b\""), false, "different strong validator"),
+        (Some("W/\"a\""), Some("\"a\""), false, "§4.3.4 a strong validator never selects a weak one"),
+        (Some("W/\"a\""), Some("W/\"a\""), true, "§4.3.4 weak validator matching"),
+        (Some("\"a\""), Some("W/\"a\""), true, "weak validator, weak match"),
+        (Some("W/\"a\""), Some("W/\"b\""), false, "different weak validator"),
+        (None, Some("\"v2\""), false, "§4.3.4 a 304 ETag the stored response lacks selects nothing"),
+        (Some("\"a\""), None, true, "no ETag in the 304"),
+        (None, None, true, "neither has an ETag"),
+    ];
+    for (old, new, selected, clause) in rows {
+        let mut st = vec![("cache-control", s("max-age=60"))];
+        st.extend(old.map(|e| ("etag", s(e))));
+        let resp: Vec<(&str, String)> = new.map(|e| ("etag", s(e))).into_iter().collect();
+        let got = merge_304(&stored(&st), &headers(&resp), t(1), t(1));
+        assert_eq!(got.is_ok(), selected, "{clause}");
+    }
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn revalidation_carries_only_the_cache_validators() {
+    let cache = headers(&[("if-none-match", s("\"mine\"")), ("if-modified-since", date(-100))]);
+    let none = HeaderMap::new();
+    let rows: Vec<(Vec<(&str, String)>, &HeaderMap, Vec<(&str, String)>, &str)> = vec![
+        (vec![("if-none-match", s("\"v2\""))], &cache, vec![("if-none-match", s("\"mine\"")), ("if-modified-since", date(-100))], "§4.3.1 the client's ETag is replaced"),
+        (vec![("if-none-match", s("\"v2\""))], &none, vec![], "§4.3.1 no stored validator: unconditional"),
+        (vec![("if-none-match", s("*"))], &none, vec![], "client's star dropped"),
+        (vec![("if-modified-since", date(0)), ("if-unmodified-since", date(0)), ("if-match", s("\"x\""))], &none, vec![], "other preconditions dropped"),
+        (vec![("range", s("bytes=0-4")), ("if-range", s("\"v1\""))], &none, vec![], "no fragment fetched for the scanner"),
+    ];
+    for (client, conditional, expect, clause) in rows {
+        let mut req = headers(&client);
+        req.insert("accept", HeaderValue::from_static("*/*"));
+        set_cache_validators(&mut req, conditional);
+        let mut want = headers(&expect);
+        want.insert("accept", HeaderValue::from_static("*/*"));
+        assert_eq!(req, want, "{clause}");
+    }
+}
+
+#[test]
+#[rustfmt::skip]
+#[allow(clippy::type_complexity)]
+fn refresh_after_revalidation_table() {
+    use NotStorable::{NoStore, Private};
+    #[derive(Debug)]
+    enum Want { Update(&'static [&'static str]), Keep, Remove(NotStorable) }
+    let rows: Vec<(Vec<(&str, String)>, Vec<(&str, String)>, Want, &str)> = vec![
+        (vec![], vec![("cache-control", s("max-age=600")), ("set-cookie", s("a=1"))], Want::Update(&["cache-control", "date", "set-cookie"]), "storable: all kept"),
+        (vec![], vec![("cache-control", s("private, max-age=600")), ("set-cookie", s("a=1"))], Want::Remove(Private), "§5.2.2.7 became private"),
+        (vec![], vec![("cache-control", s("no-store, max-age=600"))], Want::Remove(NoStore), "§5.2.2.5 became no-store"),
+        (vec![], vec![("cache-control", s("private=\"Set-Cookie\", max-age=600")), ("set-cookie", s("a=1"))], Want::Update(&["cache-control", "date"]), "§5.2.2.7 qualified private: field not stored"),
+        (vec![], vec![("cache-control", s("no-cache=\"x-user\", max-age=600")), ("x-user", s("alice"))], Want::Update(&["cache-control", "date"]), "§5.2.2.4 qualified no-cache: field not stored"),
+        (vec![("cache-control", s("no-store"))], vec![("cache-control", s("max-age=600"))], Want::Keep, "§5.2.1.5 request no-store: stored object untouched"),
+        (vec![("authorization", s("Basic x"))], vec![("cache-control", s("max-age=600"))], Want::Keep, "§3.5 authorized request: not stored"),
+    ];
+    for (req, merged, want, clause) in rows {
+        match (refresh(&headers(&req), &stored(&merged)), want) {
+            (Refresh::Update(m), Want::Update(names)) => {
+                let mut got: Vec<&str> = m.headers.keys().map(|n| n.as_str()).collect();
+                got.sort_unstable();
+                assert_eq!(got, names, "{clause}");
+            }
+            (Refresh::Keep, Want::Keep) => {}
+            (Refresh::Remove(why), Want::Remove(w)) => assert_eq!(why, w, "{clause}"),
+            (got, want) => panic!("{clause}: got {got:?}, want {want:?}"),
+        }
+    }
 }
 
 #[test]

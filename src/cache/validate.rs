@@ -4,12 +4,13 @@
 use std::time::SystemTime;
 
 use http::header::{
-    HeaderName, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED, TRANSFER_ENCODING,
+    HeaderName, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, RANGE, TRANSFER_ENCODING,
 };
-use http::HeaderMap;
+use http::{HeaderMap, Method};
 
 use super::meta::ObjectMeta;
+use super::policy::{self, NotStorable, RequestInfo};
 
 /// `If-None-Match` from the stored ETag and `If-Modified-Since` from the stored Last-Modified.
 pub fn conditional_headers(stored: &HeaderMap) -> HeaderMap {
@@ -23,7 +24,31 @@ pub fn conditional_headers(stored: &HeaderMap) -> HeaderMap {
     h
 }
 
-/// A 304 that does not describe the stored response (its strong ETag differs).
+/// The client's preconditions and range (RFC 9110 §13.1, §14.2): none of them belongs in a
+/// request the cache sends to validate its own stored response.
+const CLIENT_CONDITIONALS: [HeaderName; 6] = [
+    IF_NONE_MATCH,
+    IF_MODIFIED_SINCE,
+    IF_MATCH,
+    IF_UNMODIFIED_SINCE,
+    IF_RANGE,
+    RANGE,
+];
+
+/// RFC 9111 §4.3.1: a revalidation request carries the cache's validators (`conditional`, from
+/// [`conditional_headers`]; empty for an unconditional fetch), never the client's. A client's
+/// `If-None-Match` would let the origin's 304 "validate" a stored response it never described,
+/// and a forwarded Range would bring back a fragment in place of the stored object.
+pub fn set_cache_validators(req: &mut HeaderMap, conditional: &HeaderMap) {
+    for name in &CLIENT_CONDITIONALS {
+        req.remove(name);
+    }
+    for (name, value) in conditional {
+        req.insert(name, value.clone());
+    }
+}
+
+/// A 304 that does not describe the stored response (its ETag does not select it, §4.3.4).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("the 304 does not match the stored response")]
 pub struct Mismatch;
@@ -33,16 +58,18 @@ const KEEP: [HeaderName; 3] = [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING]
 
 /// RFC 9111 §4.3.4: freshen a stored response with a 304. Every field in the 304 replaces the
 /// stored field of that name, except Content-Length and the other framing fields; the timing is
-/// reset to this exchange so age restarts. A 304 whose ETag differs from the stored strong
-/// ETag selects nothing: the proxy must then fetch unconditionally.
+/// reset to this exchange so age restarts. A 304 whose ETag does not select the stored response
+/// ([`selects`]), or that carries an ETag the stored response lacks, selects nothing: the proxy
+/// must then fetch unconditionally. `resp_304` must hold end-to-end fields only.
 pub fn merge_304(
     stored: &ObjectMeta,
     resp_304: &HeaderMap,
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> Result<ObjectMeta, Mismatch> {
-    if let (Some(new), Some(old)) = (resp_304.get(ETAG), stored.headers.get(ETAG)) {
-        if !weak_eq(new.as_bytes(), old.as_bytes()) {
+    if let Some(new) = resp_304.get(ETAG) {
+        let old = stored.headers.get(ETAG).ok_or(Mismatch)?;
+        if !selects(new.as_bytes(), old.as_bytes()) {
             return Err(Mismatch);
         }
     }
@@ -71,6 +98,57 @@ pub fn merge_304(
     Ok(merged)
 }
 
+/// RFC 9111 §4.3.4: does a 304's ETag select the stored response with ETag `stored`? A strong
+/// validator selects the stored response with the same strong validator (a stored weak tag
+/// never matches it); a weak one selects the stored response it matches weakly.
+pub fn selects(new: &[u8], stored: &[u8]) -> bool {
+    let new = new.trim_ascii();
+    if new.starts_with(b"W/") {
+        weak_eq(new, stored)
+    } else {
+        strong_eq(new, stored)
+    }
+}
+
+/// What a merged revalidation answer ([`merge_304`], [`merge_head`]) does to the stored object.
+#[derive(Debug, PartialEq)]
+pub enum Refresh {
+    /// Store this meta: the merged response minus the fields a shared cache never keeps.
+    Update(Box<ObjectMeta>),
+    /// This request forbids storing (its own `no-store`, or `Authorization` without a
+    /// directive allowing it): leave the stored object as it was.
+    Keep,
+    /// The merged response may no longer be stored (it became `private`, `no-store`, ...): the
+    /// stored object must go, or it would keep being served.
+    Remove(NotStorable),
+}
+
+/// RFC 9111 §3.1, §3.2: a 304 or HEAD's fields become the stored response's, so the merged
+/// response is judged again as if it had just arrived: not storable at all (§5.2.2.5
+/// no-store, §5.2.2.7 private) → [`Refresh::Remove`]; storable → [`Refresh::Update`] without
+/// the fields named by `private="..."` / `no-cache="..."`, as a 200 would be stored. The
+/// client that revalidated still gets the whole merged response.
+pub fn refresh(req_headers: &HeaderMap, merged: &ObjectMeta) -> Refresh {
+    // The stored object answers GETs (HEAD is answered from it): judge it as one.
+    let get = |headers| RequestInfo {
+        method: &Method::GET,
+        headers,
+    };
+    let none = HeaderMap::new();
+    if let Err(why) = policy::storable(&get(&none), merged.status, &merged.headers) {
+        return Refresh::Remove(why);
+    }
+    // §5.2.1.5: a request's no-store does not apply to what is already stored.
+    if policy::storable(&get(req_headers), merged.status, &merged.headers).is_err() {
+        return Refresh::Keep;
+    }
+    let mut kept = merged.clone();
+    for name in policy::fields_not_stored(&merged.headers) {
+        kept.headers.remove(name.as_str());
+    }
+    Refresh::Update(Box::new(kept))
+}
+
 /// RFC 9111 §4.3.5: freshen a stored GET response with the headers of a HEAD response to the
 /// same URL. Like a 304 merge, but a differing ETag, Last-Modified or Content-Length means the
 /// stored response is outdated: `Err(Mismatch)`, and the proxy should drop it.
@@ -93,6 +171,12 @@ pub fn merge_head(
 /// Weak comparison of two entity tags (RFC 9110 §8.8.3.2): opaque tags equal, `W/` ignored.
 pub fn weak_eq(a: &[u8], b: &[u8]) -> bool {
     strip_weak(a.trim_ascii()) == strip_weak(b.trim_ascii())
+}
+
+/// Strong comparison of two entity tags (RFC 9110 §8.8.3.2): both strong and identical.
+pub fn strong_eq(a: &[u8], b: &[u8]) -> bool {
+    let (a, b) = (a.trim_ascii(), b.trim_ascii());
+    !a.starts_with(b"W/") && a == b
 }
 
 fn strip_weak(t: &[u8]) -> &[u8] {

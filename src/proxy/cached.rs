@@ -18,6 +18,7 @@ use crate::cache::key::CacheKey;
 use crate::cache::policy::{self, Decision, RequestInfo, UpstreamError};
 use crate::cache::status::{CacheStatus, Fwd};
 use crate::cache::store::{Found, Hit};
+use crate::cache::validate::Refresh;
 use crate::cache::{serve, validate};
 
 /// The request head kept for the cache phase (GET/HEAD bodies are not forwarded): the
@@ -49,6 +50,14 @@ impl Head {
             headers.insert(k, v.clone());
         }
         *r.extensions_mut() = self.extensions.clone();
+        r
+    }
+
+    /// The request that revalidates a stored object: the client's, carrying the cache's own
+    /// validators and none of the client's preconditions or Range (RFC 9111 §4.3.1).
+    fn revalidation_request(&self, conditional: &HeaderMap) -> Request<Body> {
+        let mut r = self.request(&HeaderMap::new());
+        validate::set_cache_validators(r.headers_mut(), conditional);
         r
     }
 }
@@ -235,7 +244,7 @@ async fn revalidate(
     };
     let sent = proxy
         .upstream
-        .send(head.request(&conditional), target)
+        .send(head.revalidation_request(&conditional), target)
         .await;
     let fetched = match sent {
         Ok(f) => f,
@@ -259,18 +268,16 @@ async fn revalidate(
     log.upstream_ms = Some(fetched.elapsed.as_millis());
     let response_time = SystemTime::now();
     let upstream_status = fetched.response.status();
+    // Hop-by-hop fields go before any merge: they described the upstream connection, and a
+    // stored copy would be sent with every later hit (RFC 9110 §7.6.1, RFC 9111 §3.2).
+    let resp = super::handle::downstream_response(fetched.response);
     if upstream_status == StatusCode::NOT_MODIFIED {
         // RFC 9111 §4.3.4: the 304 freshens the stored headers; the client gets the object.
-        if let Ok(merged) = validate::merge_304(
-            &hit.meta,
-            fetched.response.headers(),
-            request_time,
-            response_time,
-        ) {
+        if let Ok(merged) =
+            validate::merge_304(&hit.meta, resp.headers(), request_time, response_time)
+        {
             let merged = Arc::new(merged);
-            if let Err(e) = proxy.cache.update_meta((*merged).clone()).await {
-                tracing::warn!(error = %e, "cache update after 304 failed");
-            }
+            apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await;
             let mut st = CacheStatus::forward(fwd);
             st.fwd_status = Some(304);
             let verdict = hit
@@ -309,12 +316,19 @@ async fn revalidate(
         st.detail = Some("stale-if-error");
         return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, log).await);
     }
-    let resp = super::handle::downstream_response(fetched.response);
-    if policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err() {
-        // The origin's new answer may not be stored: the old object must not be served again.
-        if let Err(e) = proxy.cache.remove(key).await {
-            tracing::warn!(error = %e, "cache removal failed");
+    if head.method == Method::HEAD && upstream_status == StatusCode::OK {
+        // RFC 9111 §4.3.5: a HEAD's 200 updates the stored GET response it matches and
+        // outdates one it does not; a HEAD is never stored, so it must not simply remove it.
+        match validate::merge_head(&hit.meta, resp.headers(), request_time, response_time) {
+            Ok(merged) => {
+                apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await
+            }
+            // A different validator or length: the stored GET response is outdated.
+            Err(validate::Mismatch) => remove_stored(proxy, key).await,
         }
+    } else if policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err() {
+        // The origin's new answer may not be stored: the old object must not be served again.
+        remove_stored(proxy, key).await;
     }
     let url = std::mem::take(&mut log.url);
     let x = Exchange {
@@ -330,6 +344,26 @@ async fn revalidate(
     let resp = fetch::respond(proxy, resp, &x, st, log, |_| {}).await;
     log.url = url;
     resp
+}
+
+/// Stores, keeps or removes the stored object as a revalidation's merged answer says.
+async fn apply_refresh(proxy: &Proxy, key: &CacheKey, refresh: Refresh) {
+    match refresh {
+        Refresh::Update(meta) => {
+            if let Err(e) = proxy.cache.update_meta(*meta).await {
+                tracing::warn!(error = %e, "cache update after revalidation failed");
+            }
+        }
+        Refresh::Keep => {}
+        Refresh::Remove(_) => remove_stored(proxy, key).await,
+    }
+}
+
+/// Removes an outdated or no longer storable object (every variant of the URL).
+async fn remove_stored(proxy: &Proxy, key: &CacheKey) {
+    if let Err(e) = proxy.cache.remove(key).await {
+        tracing::warn!(error = %e, "cache removal failed");
+    }
 }
 
 fn stale_age(hit: &Hit) -> u64 {
