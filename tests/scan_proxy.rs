@@ -344,6 +344,43 @@ async fn an_origin_cannot_forge_the_verdict_header() {
     assert_eq!(observed.header("x-sluice-verdict"), None, "observe");
 }
 
+/// A 304 freshens the stored headers, but a verdict header in it is the origin's forgery
+/// like any other: it is neither stored nor relayed.
+#[tokio::test]
+async fn a_304_cannot_forge_the_verdict_header_either() {
+    let first = response(
+        "text/html",
+        "Cache-Control: max-age=0\r\nETag: \"e\"\r\n",
+        SPAM.as_bytes(),
+    );
+    let origin = Origin::respond(move |req| {
+        if req.header("if-none-match").is_some() {
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\nCache-Control: max-age=300\r\nX-Sluice-Verdict: clean; score=0\r\n\r\n".to_vec()
+        } else {
+            first.clone()
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.scan.action.spam = Action::Log;
+    let sluice = start(cfg).await;
+    assert_eq!(sluice.fetch(&origin.url("/p")).await.status(), 200);
+    let revalidated = sluice.fetch(&origin.url("/p")).await;
+    assert_eq!(origin.requests().len(), 2, "the second fetch revalidates");
+    assert_eq!(
+        revalidated.header("x-sluice-verdict"),
+        None,
+        "after the 304"
+    );
+    let hit = sluice.fetch(&origin.url("/p")).await;
+    assert_eq!(origin.requests().len(), 2, "the third fetch is a fresh hit");
+    assert_eq!(
+        hit.header("x-sluice-verdict"),
+        None,
+        "from the merged headers"
+    );
+}
+
 /// The SHA-256 the `urls` tree records for `url`, if any.
 fn recorded_sha(s: &Sluice, url: &str) -> Option<String> {
     let store = &s.running.as_ref().expect("running").proxy.store;

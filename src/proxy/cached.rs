@@ -270,7 +270,9 @@ async fn revalidate(
     let upstream_status = fetched.response.status();
     // Hop-by-hop fields go before any merge: they described the upstream connection, and a
     // stored copy would be sent with every later hit (RFC 9110 §7.6.1, RFC 9111 §3.2).
-    let resp = super::handle::downstream_response(fetched.response);
+    let mut resp = super::handle::downstream_response(fetched.response);
+    // Only sluice speaks X-Sluice-Verdict: a forged one in a 304 is never merged or stored.
+    resp.headers_mut().remove(super::respond::VERDICT_HEADER);
     if upstream_status == StatusCode::NOT_MODIFIED {
         // RFC 9111 §4.3.4: the 304 freshens the stored headers; the client gets the object.
         if let Ok(merged) =
