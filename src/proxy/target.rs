@@ -68,8 +68,9 @@ impl Target {
             Some(s) => return Err(TargetError::Scheme(s.to_string())),
         };
         let authority = uri.authority().ok_or(TargetError::NoHost)?;
-        let host = clean_host(authority.host()).ok_or(TargetError::NoHost)?;
-        let port = url_port(authority)?.unwrap_or(scheme.default_port());
+        let raw_host = authority.host();
+        let host = clean_host(raw_host).ok_or(TargetError::NoHost)?;
+        let port = url_port(authority.as_str(), raw_host)?.unwrap_or(scheme.default_port());
         let path = uri
             .path_and_query()
             .map(|p| p.as_str())
@@ -177,10 +178,13 @@ impl fmt::Display for Target {
 /// The port a URL's authority names: `None` when there is none or it is empty (RFC 3986
 /// §3.2.3: the scheme's default), an error when it is not digits within `u16` (the `http`
 /// crate's `port_u16` reads those as "no port", which would send `:80abc` to port 80).
-fn url_port(authority: &Authority) -> Result<Option<u16>, TargetError> {
-    let text = authority.as_str();
-    let host_port = text.rsplit_once('@').map_or(text, |(_, hp)| hp);
-    match host_port.get(authority.host().len()..) {
+fn url_port(authority: &str, host: &str) -> Result<Option<u16>, TargetError> {
+    let bytes = authority.as_bytes();
+    let host_port = match bytes.iter().rposition(|&b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    match host_port.get(host.len()..) {
         None | Some("") | Some(":") => Ok(None),
         Some(tail) => tail
             .strip_prefix(':')
