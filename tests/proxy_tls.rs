@@ -9,7 +9,7 @@ use std::io::Write;
 
 use common::tls::{test_ca, tls_origin, TestCa};
 use common::{config, start, Origin, Sluice};
-use sluice::config::ParentConfig;
+use sluice::config::{Config, ParentConfig};
 
 async fn https_origin(ca: &TestCa) -> Origin {
     tls_origin(ca, |mut conn| async move {
@@ -161,15 +161,7 @@ async fn https_through_a_parent_uses_connect_then_tls_end_to_end() {
     })
     .await;
     let file = ca_file(&ca);
-    let mut cfg = config();
-    cfg.upstream.ca_file = file.path().display().to_string();
-    cfg.upstream.parents = vec![ParentConfig {
-        domains: vec!["localhost".into()],
-        proxies: vec![format!("127.0.0.1:{}", parent.port())
-            .parse()
-            .expect("host:port")],
-        go_direct: false,
-    }];
+    let cfg = through_parent(&file, parent.port(), false);
     let sluice = start(cfg).await;
     let p = origin.port();
     let r = sluice
@@ -226,15 +218,7 @@ async fn a_parents_403_to_a_tunnel_never_brings_back_a_stale_object() {
     })
     .await;
     let file = ca_file(&ca);
-    let mut cfg = config();
-    cfg.upstream.ca_file = file.path().display().to_string();
-    cfg.upstream.parents = vec![ParentConfig {
-        domains: vec!["localhost".into()],
-        proxies: vec![format!("127.0.0.1:{}", parent.port())
-            .parse()
-            .expect("host:port")],
-        go_direct: true,
-    }];
+    let cfg = through_parent(&file, parent.port(), true);
     let sluice = start(cfg).await;
     let url = format!("https://localhost:{}/policy", origin.port());
     let first = sluice.fetch(&url).await;
@@ -249,4 +233,19 @@ async fn a_parents_403_to_a_tunnel_never_brings_back_a_stale_object() {
     );
     assert_eq!(connects.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(origin.requests().len(), 1, "never direct around the parent");
+}
+
+/// The test config trusting the test CA in `ca`, with `localhost` routed through the parent
+/// on `parent_port`.
+fn through_parent(ca: &tempfile::NamedTempFile, parent_port: u16, go_direct: bool) -> Config {
+    let mut cfg = config();
+    cfg.upstream.ca_file = ca.path().display().to_string();
+    cfg.upstream.parents = vec![ParentConfig {
+        domains: vec!["localhost".into()],
+        proxies: vec![format!("127.0.0.1:{parent_port}")
+            .parse()
+            .expect("host:port")],
+        go_direct,
+    }];
+    cfg
 }
