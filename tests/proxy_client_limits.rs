@@ -231,17 +231,22 @@ async fn a_half_sent_second_request_on_a_keep_alive_connection_hits_the_header_t
 
 /// A client that stops reading must not hold its connection (and the response buffered for
 /// it) for ever: once it has taken no bytes for `proxy.idle_timeout`, sluice closes it, as
-/// nginx's `send_timeout` and Squid's `write_timeout` do. The body is larger than the
-/// kernel's socket buffers (4 MiB on Linux by default), so the client's silence stalls the
-/// writes; before this, only `upstream.body_timeout` (5 minutes) ended such a download.
+/// nginx's `send_timeout` and Squid's `write_timeout` do. The body is several times the
+/// kernel's largest socket send buffer (`tcp_wmem`, 4 MiB by default), so the client's
+/// silence stalls the writes; before this, only `upstream.body_timeout` (5 minutes) ended
+/// such a download.
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_at_the_idle_timeout() {
-    const SIZE: usize = 24 << 20;
-    let origin = Origin::respond(|_| {
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    let size = (6 * wmem_max).clamp(24 << 20, 256 << 20);
+    let origin = Origin::respond(move |_| {
         let mut r =
-            format!("HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: {SIZE}\r\n\r\n")
+            format!("HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: {size}\r\n\r\n")
                 .into_bytes();
-        r.resize(r.len() + SIZE, b'x');
+        r.resize(r.len() + size, b'x');
         r
     })
     .await;
@@ -276,7 +281,7 @@ async fn a_client_that_stops_reading_is_closed_at_the_idle_timeout() {
     let mut got = Vec::new();
     let _ = stream.read_to_end(&mut got).await;
     assert!(
-        got.starts_with(b"HTTP/1.1 200") && got.len() < SIZE,
+        got.starts_with(b"HTTP/1.1 200") && got.len() < size,
         "the connection ended before the body was sent: {} bytes",
         got.len()
     );
