@@ -178,6 +178,10 @@ pub struct ProxyConfig {
     pub header_timeout: Duration,
     #[serde(deserialize_with = "de_duration")]
     pub idle_timeout: Duration,
+    /// A CONNECT tunnel with no bytes either way for this long is closed (Squid's
+    /// `read_timeout`, 15 minutes, covers its tunnels the same way).
+    #[serde(deserialize_with = "de_duration")]
+    pub tunnel_idle_timeout: Duration,
     pub max_connections: usize,
     #[serde(deserialize_with = "de_from_str")]
     pub max_request_line: ByteSize,
@@ -205,6 +209,7 @@ impl Default for ProxyConfig {
             connect_ports: vec![443],
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            tunnel_idle_timeout: Duration::from_secs(15 * 60),
             max_connections: 16384,
             max_request_line: ByteSize(8 << 10),
             max_header_size: ByteSize(64 << 10),
@@ -489,6 +494,7 @@ impl Config {
         for (key, d) in [
             ("proxy.header_timeout", self.proxy.header_timeout),
             ("proxy.idle_timeout", self.proxy.idle_timeout),
+            ("proxy.tunnel_idle_timeout", self.proxy.tunnel_idle_timeout),
             ("upstream.connect_timeout", self.upstream.connect_timeout),
             ("upstream.response_timeout", self.upstream.response_timeout),
             ("upstream.body_timeout", self.upstream.body_timeout),

@@ -34,6 +34,7 @@ const KEYS: &[(&str, &str)] = &[
     ("proxy", "listen"),
     ("proxy", "header_timeout"),
     ("proxy", "idle_timeout"),
+    ("proxy", "tunnel_idle_timeout"),
     ("proxy", "max_connections"),
     ("proxy", "max_request_line"),
     ("proxy", "max_header_size"),

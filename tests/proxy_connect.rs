@@ -64,6 +64,30 @@ async fn connect_to_an_allowed_port_tunnels_bytes_both_ways() {
     assert_eq!(origin.connections(), 1);
 }
 
+/// A tunnel nobody uses any more is closed after `proxy.tunnel_idle_timeout` (a vanished
+/// client would otherwise hold its slot and two sockets for good); one in use is not.
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_at_the_tunnel_idle_timeout() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    cfg.proxy.tunnel_idle_timeout = std::time::Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(connect_request(&origin.addr().to_string())).await;
+    assert_eq!(read_connect_response(&mut c).await.status(), 200);
+    c.send("ping").await;
+    assert_eq!(c.expect_some(common::LIMIT).await, b"PING");
+    let quiet = std::time::Instant::now();
+    let rest = c.expect_close(common::LIMIT).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        quiet.elapsed() >= std::time::Duration::from_millis(250),
+        "closed after {:?}, before the idle limit",
+        quiet.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn connect_to_a_disallowed_port_is_refused_without_connecting() {
     let origin = echo_origin().await;

@@ -1,4 +1,14 @@
-//! CONNECT: a byte tunnel to an allowed port, after the destination guard.
+//! CONNECT: a byte tunnel to an allowed port, after the destination guard, closed when no
+//! byte has crossed it either way for `proxy.tunnel_idle_timeout`.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -24,7 +34,7 @@ pub async fn connect(proxy: &Proxy, req: Request<Incoming>) -> Result<Response<B
     }
     let guard = proxy.upstream.guard();
     let addrs = connect::resolve(&target.host, target.port, Some(guard)).await?;
-    let mut upstream = connect::tcp(
+    let upstream = connect::tcp(
         &addrs,
         proxy.upstream.connect_timeout(),
         &target.host_port(),
@@ -33,14 +43,27 @@ pub async fn connect(proxy: &Proxy, req: Request<Incoming>) -> Result<Response<B
     // The tunnel keeps its client connection's slot (it counts against
     // proxy.max_connections) and closes when the shutdown grace period ends.
     let slot = req.extensions().get::<ConnSlot>().cloned();
+    let idle_limit = proxy.cfg.tunnel_idle_timeout;
     tokio::spawn(async move {
         let splice = async move {
             match hyper::upgrade::on(req).await {
                 Ok(upgraded) => {
                     let mut client = TokioIo::new(upgraded);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-                    {
-                        tracing::debug!(error = %e, target = %target.host_port(), "tunnel ended");
+                    // Every byte either way passes through the upstream side: stamp it there.
+                    let activity = Activity::new();
+                    let mut upstream = Stamped {
+                        inner: upstream,
+                        activity: activity.clone(),
+                    };
+                    tokio::select! {
+                        r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                            if let Err(e) = r {
+                                tracing::debug!(error = %e, target = %target.host_port(), "tunnel ended");
+                            }
+                        }
+                        _ = activity.idle_for(idle_limit) => {
+                            tracing::debug!(target = %target.host_port(), "tunnel idle; closed");
+                        }
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
@@ -59,4 +82,82 @@ pub async fn connect(proxy: &Proxy, req: Request<Incoming>) -> Result<Response<B
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::OK;
     Ok(resp)
+}
+
+/// When a tunnel last moved a byte, in milliseconds since it opened.
+#[derive(Clone)]
+struct Activity {
+    epoch: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            epoch: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn stamp(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once no byte has moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            if last.elapsed() >= limit {
+                return;
+            }
+            tokio::time::sleep_until(last + limit).await;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A stream that stamps [`Activity`] whenever bytes are read from or written to it.
+    struct Stamped<T> {
+        #[pin]
+        inner: T,
+        activity: Activity,
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Stamped<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let r = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.stamp();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Stamped<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let r = this.inner.poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.stamp();
+        }
+        r
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
 }
