@@ -355,3 +355,39 @@ async fn a_304_that_adds_content_encoding_rescans_the_stored_body() {
         verdict(&revalidated)
     );
 }
+
+/// A GET that carries a body (legal, if rare) skips the cache, but not the rule that the
+/// scanner judges whole bodies: its Range is dropped upstream too, or a blocked page could
+/// be pulled in pieces that each scan clean.
+#[tokio::test]
+async fn a_get_with_a_body_cannot_fetch_a_blocked_page_in_ranges() {
+    let origin = Origin::respond(|req| match req.header("range") {
+        Some(_) => {
+            let part = &SPAM.as_bytes()[..16];
+            let mut r = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Type: text/html\r\nContent-Range: bytes 0-15/{}\r\nContent-Length: 16\r\n\r\n",
+                SPAM.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(part);
+            r
+        }
+        None => response("text/html", "", SPAM.as_bytes()),
+    })
+    .await;
+    let sluice = start(config()).await;
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(format!(
+            "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nRange: bytes=0-15\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            origin.url("/spam"),
+            origin.port()
+        ))
+        .await;
+    assert_eq!(
+        origin.last_request().header("range"),
+        None,
+        "no Range upstream"
+    );
+    assert_eq!(r.status(), 403, "the whole page was scanned and blocked");
+}

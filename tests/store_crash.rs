@@ -115,5 +115,21 @@ async fn verdicts_and_runtime_hash_entries_survive_kill_9() {
         assert_eq!(json["class"], "clean", "page {i}");
     }
     assert!(!bin.stderr().contains("panicked"), "{}", bin.stderr());
+
+    // An acknowledged delete is as durable as an add: killed right after the 200, the
+    // entry must not come back (sled alone would write the removal up to 500 ms later).
+    let path = format!("/hashes/sha256/{blocked}");
+    assert_eq!(bin.admin("DELETE", &path, "").await.status(), 200);
+    bin.kill9().await;
+    let mut bin = Bin::spawn(&config, &store, Launch::default());
+    bin.wait_ready().await;
+    let listed = bin.admin("GET", "/hashes?list=crash", "").await;
+    assert!(
+        !listed.text().contains(&blocked),
+        "the deleted entry came back: {}",
+        listed.text()
+    );
+    let r = common::fetch(bin.proxy, &origin.url("/blocked")).await;
+    assert_eq!(r.status(), 200, "the deleted entry no longer blocks");
     bin.kill9().await;
 }

@@ -187,6 +187,9 @@ pub async fn delete(admin: &Admin, path: &str) -> Result<Response<Body>, ApiErro
         if store.hashes.remove(key.as_bytes())?.is_none() {
             return Err(ApiError::not_found("no runtime entry for that hash"));
         }
+        // An acknowledged removal must survive kill -9 like an addition: an entry that
+        // came back at the next start would block again what an operator cleared.
+        store.db.flush()?;
         let handles = pipeline.handles();
         match kind.as_str() {
             "pdq" => {

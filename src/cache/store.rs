@@ -338,6 +338,8 @@ impl Cache {
         let encoded = meta.encode();
         let spec = meta.vary.join("\n");
         let sha = meta.body_sha256;
+        // Copied before any lock is taken (the copy is the slow part).
+        let held = Held::copy(self.inner.memory_capacity, &meta, &body);
         let mut disk = self.disk();
         (&self.inner.objects, &self.inner.bodies)
             .transaction(|(o, b)| {
@@ -356,15 +358,17 @@ impl Cache {
         let evicted = disk.insert(okey.clone(), size);
         let self_evicted = evicted.contains(&okey);
         self.drop_objects(&evicted)?;
-        drop(disk);
+        // Still under the disk lock, which purges hold too: a purge right after this put
+        // cannot run between the commit and the memory insert and leave the object servable
+        // from memory.
         if !self_evicted {
-            let held = Held::copy(self.inner.memory_capacity, &meta, &body);
             let mut memory = lock(&self.inner.memory);
             match held {
                 Some(held) => memory.insert_held(held),
                 None => memory.remove(&meta.url, &meta.secondary),
             }
         }
+        drop(disk);
         Ok(PutOutcome::Stored)
     }
 
@@ -399,6 +403,9 @@ impl Cache {
         let url = key.as_str();
         let mut prefix = url.as_bytes().to_vec();
         prefix.push(0);
+        // The variants are listed under the disk lock that puts commit under: a variant
+        // committed between listing and removing would otherwise outlive its Vary index.
+        let mut disk = self.disk();
         let keys: Vec<String> = self
             .inner
             .objects
@@ -406,14 +413,13 @@ impl Cache {
             .keys()
             .filter_map(|k| k.ok().and_then(|k| String::from_utf8(k.to_vec()).ok()))
             .collect();
-        let mut disk = self.disk();
         for k in &keys {
             disk.remove(k);
         }
         self.drop_objects(&keys)?;
         self.inner.objects.remove(url)?;
-        drop(disk);
         lock(&self.inner.memory).remove_primary(url);
+        drop(disk);
         Ok(keys.len())
     }
 

@@ -104,6 +104,12 @@ async fn forward(
     // exchange's state inline.
     add_upstream_fields(&mut parts.headers, parts.version);
     parts.version = Version::HTTP_11;
+    if parts.method == Method::GET {
+        // As on the cache path: a ranged fetch would be scanned as a fragment, so a listed
+        // body could be pulled in pieces by a GET that carries a (legal, empty) body.
+        parts.headers.remove(http::header::RANGE);
+        parts.headers.remove(http::header::IF_RANGE);
+    }
     Box::pin(uncached(proxy, parts, incoming, &target, &url, key, log)).await
 }
 
