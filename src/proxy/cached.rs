@@ -195,11 +195,7 @@ async fn fetch_and_respond(
     let request_time = SystemTime::now();
     let mut upstream_req = head.request(&HeaderMap::new());
     if head.method == Method::GET {
-        // A filter must see whole bodies: a ranged fetch would be scanned as a fragment, so a
-        // listed body could be pulled in pieces. Fetch it whole (scanned, and stored when
-        // allowed); the client then gets the full 200, which RFC 9110 §14.2 permits.
-        upstream_req.headers_mut().remove(http::header::RANGE);
-        upstream_req.headers_mut().remove(http::header::IF_RANGE);
+        super::headers::whole_body_only(upstream_req.headers_mut());
     }
     let fetched = match proxy.upstream.send(upstream_req, target).await {
         Ok(f) => f,
@@ -270,9 +266,8 @@ async fn revalidate(
     let upstream_status = fetched.response.status();
     // Hop-by-hop fields go before any merge: they described the upstream connection, and a
     // stored copy would be sent with every later hit (RFC 9110 §7.6.1, RFC 9111 §3.2).
-    let mut resp = super::handle::downstream_response(fetched.response);
-    // Only sluice speaks X-Sluice-Verdict: a forged one in a 304 is never merged or stored.
-    resp.headers_mut().remove(super::respond::VERDICT_HEADER);
+    // Also drops a forged verdict header, which must not be merged either.
+    let resp = super::handle::downstream_response(fetched.response);
     if upstream_status == StatusCode::NOT_MODIFIED {
         // RFC 9111 §4.3.4: the 304 freshens the stored headers; the client gets the object.
         if let Ok(merged) =

@@ -53,10 +53,8 @@ pub async fn respond(
     log: &mut AccessLog,
     mut on_storable: impl FnMut(bool),
 ) -> Result<Response<Body>, ProxyError> {
+    // `resp` comes from `handle::downstream_response`, which drops a forged verdict header.
     let (mut parts, body) = resp.into_parts();
-    // Only sluice speaks X-Sluice-Verdict: an origin's own (forged) one is never relayed or
-    // stored, whatever the mode or action.
-    parts.headers.remove(respond::VERDICT_HEADER);
     let info = RequestInfo {
         method: x.method,
         headers: x.req_headers,

@@ -13,13 +13,13 @@ use super::cached::{self, Head};
 use super::conn::{AccessLog, ConnState, Tracked};
 use super::error::ProxyError;
 use super::fetch::{self, Exchange};
-use super::headers::{add_via, max_forwards, strip_hop_by_hop, Order};
+use super::headers::{add_via, max_forwards, strip_hop_by_hop, whole_body_only, Order};
 use super::target::Target;
 use super::upload::Upload;
 use super::{tunnel, Proxy};
 use crate::body::{self, Body};
 use crate::cache::invalidate::invalidations;
-use crate::cache::key::{port_number, CacheKey};
+use crate::cache::key::CacheKey;
 use crate::cache::status::{CacheStatus, Fwd};
 
 /// Handles one request from a client connection; never fails (errors become responses).
@@ -105,10 +105,8 @@ async fn forward(
     add_upstream_fields(&mut parts.headers, parts.version);
     parts.version = Version::HTTP_11;
     if parts.method == Method::GET {
-        // As on the cache path: a ranged fetch would be scanned as a fragment, so a listed
-        // body could be pulled in pieces by a GET that carries a (legal, empty) body.
-        parts.headers.remove(http::header::RANGE);
-        parts.headers.remove(http::header::IF_RANGE);
+        // As on the cache path, for a GET that carries a (legal, empty) body.
+        whole_body_only(&mut parts.headers);
     }
     Box::pin(uncached(proxy, parts, incoming, &target, &url, key, log)).await
 }
@@ -184,13 +182,7 @@ fn host_field_ok(
             let v = v.as_bytes();
             // `Authority` takes userinfo and leaves the port unchecked: check both here.
             let host_port = |a: &http::uri::Authority| {
-                let port = &a.as_str()[a.host().len()..];
-                !a.host().is_empty()
-                    && match port.strip_prefix(':') {
-                        None => port.is_empty(),
-                        Some("") => true,
-                        Some(digits) => port_number(digits.as_bytes()).is_some(),
-                    }
+                !a.host().is_empty() && super::target::port_after(a.as_str(), a.host()).is_ok()
             };
             let valid = v.is_empty()
                 || (!v.contains(&b'@')
@@ -268,11 +260,15 @@ fn upstream_body(incoming: Incoming, max_trailers: usize) -> Body {
     }
 }
 
-/// The response as sent to the client: hop-by-hop fields removed and `Via` added.
+/// An upstream response as sent to the client (and stored, and merged after a 304):
+/// hop-by-hop fields removed, `Via` added, and any `X-Sluice-Verdict` dropped: only sluice
+/// speaks it, so an origin's own (forged) one is never relayed or stored, whatever the mode
+/// or action.
 pub fn downstream_response(resp: Response<Body>) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let received = parts.version;
     strip_hop_by_hop(&mut parts.headers, Order::Any);
+    parts.headers.remove(super::respond::VERDICT_HEADER);
     add_via(&mut parts.headers, received);
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, body)

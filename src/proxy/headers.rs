@@ -135,6 +135,15 @@ pub fn add_via(headers: &mut HeaderMap, received: Version) {
     }
 }
 
+/// A filter must see whole bodies: a ranged fetch would be scanned as a fragment, so a listed
+/// body could be pulled in pieces. A GET goes upstream without `Range` and `If-Range` and is
+/// fetched whole (scanned, and stored when allowed); the client then gets the full 200,
+/// which RFC 9110 §14.2 permits, or its range served from a stored copy.
+pub fn whole_body_only(headers: &mut HeaderMap) {
+    headers.remove(header::RANGE);
+    headers.remove(header::IF_RANGE);
+}
+
 /// The value of `Max-Forwards`, when present and valid.
 pub fn max_forwards(headers: &HeaderMap) -> Option<u32> {
     headers

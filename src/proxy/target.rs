@@ -70,7 +70,13 @@ impl Target {
         let authority = uri.authority().ok_or(TargetError::NoHost)?;
         let raw_host = authority.host();
         let host = clean_host(raw_host).ok_or(TargetError::NoHost)?;
-        let port = url_port(authority.as_str(), raw_host)?.unwrap_or(scheme.default_port());
+        let text = authority.as_str();
+        // Userinfo (dropped) comes before the host: the port follows the host.
+        let host_port = match text.as_bytes().iter().rposition(|&b| b == b'@') {
+            Some(at) => &text[at + 1..],
+            None => text,
+        };
+        let port = port_after(host_port, raw_host)?.unwrap_or(scheme.default_port());
         let path = uri
             .path_and_query()
             .map(|p| p.as_str())
@@ -175,15 +181,11 @@ impl fmt::Display for Target {
     }
 }
 
-/// The port a URL's authority names: `None` when there is none or it is empty (RFC 3986
-/// §3.2.3: the scheme's default), an error when it is not digits within `u16` (the `http`
-/// crate's `port_u16` reads those as "no port", which would send `:80abc` to port 80).
-fn url_port(authority: &str, host: &str) -> Result<Option<u16>, TargetError> {
-    let bytes = authority.as_bytes();
-    let host_port = match bytes.iter().rposition(|&b| b == b'@') {
-        Some(at) => &authority[at + 1..],
-        None => authority,
-    };
+/// The port `host_port` (`host[:port]`, no userinfo) names after `host`: `None` when there
+/// is none or it is empty (RFC 3986 §3.2.3: the scheme's default), an error when it is not
+/// digits within `u16` (the `http` crate's `port_u16` reads those as "no port", which would
+/// send `:80abc` to port 80). URL authorities and `Host` fields share it.
+pub(crate) fn port_after(host_port: &str, host: &str) -> Result<Option<u16>, TargetError> {
     match host_port.get(host.len()..) {
         None | Some("") | Some(":") => Ok(None),
         Some(tail) => tail

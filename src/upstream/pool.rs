@@ -1,9 +1,9 @@
 //! Idle keep-alive connections to upstreams, keyed by where they lead.
 //!
 //! A connection is checked in only after its response body was read to the end, the
-//! response allowed keep-alive and its request was sent in full; it is checked out most-recently-used first (the one least
-//! likely to have been closed by the peer), and one the peer closed while idle is dropped
-//! on checkout. A sweeper closes connections idle longer than `upstream.idle_timeout`.
+//! response allowed keep-alive and its request was sent in full; it is checked out
+//! most-recently-used first (the one least likely to have been closed by the peer), and one
+//! the peer closed while idle is dropped on checkout. A sweeper closes connections idle longer than `upstream.idle_timeout`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
