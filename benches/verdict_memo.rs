@@ -1,16 +1,17 @@
 //! Verdict memo lookup (`scan::pipeline::memo::Memo`): the verdict a cache hit carries is
-//! looked up by body SHA-256. Three paths: a hot hit (in-memory map), a sled-backed hit with
+//! looked up by body SHA-256 and reading. Three paths: a hot hit (in-memory map), a sled-backed hit with
 //! the hot map cold (sled read + JSON parse + refill of the hot map), and a miss; and the
 //! verdict header value a tagged hit then formats.
 //!
 //! `cargo bench --bench verdict_memo -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use sluice::scan::pipeline::memo::Memo;
+use sluice::scan::pipeline::memo::{Key, Memo};
 use sluice::scan::{Class, Finding, Verdict};
 use sluice::store::Store;
 
 const RULESET: &str = "r1-6c0f3b9a2e71d845";
+const READING: &str = "text/html; charset=utf-8";
 /// More than the hot map keeps (8,192): cycling through them, every `get` misses the hot map.
 const COLD_KEYS: usize = 20_000;
 /// Fewer than the hot map keeps: after one pass, every `get` is a hot hit.
@@ -39,7 +40,17 @@ fn verdict(i: usize) -> Verdict {
         ruleset: RULESET.into(),
         scanned_at: "2026-11-25T22:00:00Z".into(),
         reason: None,
+        reading: READING.into(),
         header: Default::default(),
+    }
+}
+
+/// The memo key of body `sha256` read as every verdict here was.
+fn key(sha256: &str) -> Key<'_> {
+    Key {
+        sha256,
+        reading: READING,
+        ruleset: RULESET,
     }
 }
 
@@ -52,25 +63,25 @@ fn bench(c: &mut Criterion) {
     let hot: Vec<String> = (0..HOT_KEYS).map(sha).collect();
     let cold: Vec<String> = (0..COLD_KEYS).map(sha).collect();
     for k in &hot {
-        assert!(memo.get(k, RULESET).is_some(), "warm-up hit");
+        assert!(memo.get(&key(k)).is_some(), "warm-up hit");
     }
     let mut i = 0;
     c.bench_function("memo_hot_hit", |b| {
         b.iter(|| {
             i = (i + 1) % hot.len();
-            black_box(memo.get(&hot[i], RULESET))
+            black_box(memo.get(&key(&hot[i])))
         })
     });
     c.bench_function("memo_sled_hit_hot_cold", |b| {
         b.iter(|| {
             i = (i + 1) % cold.len();
-            black_box(memo.get(&cold[i], RULESET))
+            black_box(memo.get(&key(&cold[i])))
         })
     });
     c.bench_function("memo_sled_read_only", |b| {
         b.iter(|| {
             i = (i + 1) % cold.len();
-            black_box(memo.get_stored(&cold[i], RULESET))
+            black_box(memo.get_stored(&key(&cold[i])))
         })
     });
     // What a tagged hit adds after the lookup: the X-Sluice-Verdict value.
@@ -82,7 +93,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("memo_miss", |b| {
         b.iter(|| {
             i = (i + 1) % absent.len();
-            black_box(memo.get(&absent[i], RULESET))
+            black_box(memo.get(&key(&absent[i])))
         })
     });
 }

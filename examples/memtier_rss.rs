@@ -67,9 +67,9 @@ fn main() {
     let before = rss_bytes();
     for i in 0..objects {
         let body = vec![(i % 251) as u8 ^ (i / 251) as u8; body_len];
-        let meta = page(i, &body);
-        let (url, sha) = (meta.url.clone(), meta.body_sha256);
-        tier.insert(Arc::new(meta), Bytes::from(body));
+        let meta = Arc::new(page(i, &body));
+        let sha = meta.body_sha256;
+        tier.insert(Arc::clone(&meta), Bytes::from(body));
         if with_verdict {
             let mut v =
                 Verdict::unscanned(&hex::encode(sha), "text/html", "limit", "4c8ce0f146feee3a");
@@ -77,7 +77,7 @@ fn main() {
             v.reason = None;
             let v = Arc::new(v);
             let _formatted = v.header();
-            tier.keep_verdict(&url, "", &sha, "", v);
+            tier.keep_verdict(&meta, v);
         }
     }
     let used = rss_bytes().saturating_sub(before);

@@ -356,6 +356,75 @@ async fn a_304_that_adds_content_encoding_rescans_the_stored_body() {
     );
 }
 
+/// The memo remembers how bytes were read, not only the bytes: spam first served under a type
+/// that is not read as text must not pass as clean when it comes back as a page.
+#[tokio::test]
+async fn the_same_bytes_served_as_text_after_an_opaque_type_are_scanned_as_text() {
+    let opaque = response(
+        "application/x-foo",
+        "Cache-Control: no-store\r\n",
+        SPAM.as_bytes(),
+    );
+    let html = response(
+        "text/html; charset=utf-8",
+        "Cache-Control: no-store\r\n",
+        SPAM.as_bytes(),
+    );
+    let origin = Origin::respond(move |r| {
+        if r.target().ends_with("/opaque") {
+            opaque.clone()
+        } else {
+            html.clone()
+        }
+    })
+    .await;
+    let sluice = start(config()).await;
+    let first = sluice.fetch(&origin.url("/opaque")).await;
+    assert_eq!(first.status(), 200, "{}", verdict(&first));
+    assert!(verdict(&first).starts_with("clean;"), "{}", verdict(&first));
+    let page = sluice.fetch(&origin.url("/page")).await;
+    assert_eq!(page.status(), 403, "{}", verdict(&page));
+    assert!(verdict(&page).starts_with("spam;"), "{}", verdict(&page));
+    // Each reading is remembered: neither is scanned a second time.
+    let scans = stats(&sluice).scans;
+    assert_eq!(sluice.fetch(&origin.url("/opaque")).await.status(), 200);
+    assert_eq!(sluice.fetch(&origin.url("/page")).await.status(), 403);
+    assert_eq!(stats(&sluice).scans, scans);
+}
+
+/// A cached object keeps its verdict only while its header fields are the ones scanned: a 304
+/// that changes its `Content-Type` to a text type has the stored bytes judged as text.
+#[tokio::test]
+async fn a_304_that_changes_the_content_type_rescans_the_stored_body() {
+    let first = response(
+        "application/x-foo",
+        "Cache-Control: max-age=0\r\nETag: \"v1\"\r\n",
+        SPAM.as_bytes(),
+    );
+    let origin = Origin::respond(move |r| {
+        if r.header("if-none-match").is_some() {
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nCache-Control: max-age=0\r\n\
+              Content-Type: text/html; charset=utf-8\r\n\r\n"
+                .to_vec()
+        } else {
+            first.clone()
+        }
+    })
+    .await;
+    let sluice = start(config()).await;
+    let url = origin.url("/retyped");
+    let miss = sluice.fetch(&url).await;
+    assert_eq!(miss.status(), 200, "{}", verdict(&miss));
+    let revalidated = sluice.fetch(&url).await;
+    assert_eq!(origin.requests().len(), 2, "the second fetch revalidated");
+    assert_eq!(
+        revalidated.status(),
+        403,
+        "read as HTML the stored body is spam: {}",
+        verdict(&revalidated)
+    );
+}
+
 /// A GET that carries a body (legal, if rare) skips the cache, but not the rule that the
 /// scanner judges whole bodies: its Range is dropped upstream too, or a blocked page could
 /// be pulled in pieces that each scan clean.

@@ -29,13 +29,13 @@ const LARGE_DIVISOR: u64 = 8;
 const HELD_OVERHEAD: u64 = 2_400;
 const FIELD_OVERHEAD: u64 = 96;
 
-/// Whether the verdict kept for `old` still holds for `new` (a 304's merged meta): the same
-/// bytes, read the same way. A 304 may change `Content-Encoding`, and the scan reads the body
-/// through it (the memo keys such bodies by coding as well).
+/// Whether a verdict computed for `old` holds for `new` (a 304's merged meta): the same bytes
+/// with the same header fields. A scan reads the body through its `Content-Encoding`,
+/// `Content-Type` and charset, and `header` rules read any field, so a 304 that changes a
+/// field (it usually changes `Date`) leaves the object without a verdict until its next hit
+/// asks the memo, which knows which of those the verdict depends on.
 pub fn verdict_carries_over(old: &ObjectMeta, new: &ObjectMeta) -> bool {
-    use crate::scan::pipeline::content_encoding;
-    old.body_sha256 == new.body_sha256
-        && content_encoding(&old.headers) == content_encoding(&new.headers)
+    old.body_sha256 == new.body_sha256 && old.headers == new.headers
 }
 
 /// The memory-tier charge for an object.
@@ -65,6 +65,7 @@ pub struct Held {
     body: Bytes,
     facts: Arc<Facts>,
     size: u64,
+    verdict: Option<Arc<Verdict>>,
 }
 
 impl Held {
@@ -84,7 +85,15 @@ impl Held {
             meta,
             body: Bytes::copy_from_slice(body),
             size,
+            verdict: None,
         })
+    }
+
+    /// Held with the verdict scanned for this very response (its body and header fields),
+    /// unless the verdict is not lasting.
+    pub fn with_verdict(mut self, verdict: Option<Arc<Verdict>>) -> Held {
+        self.verdict = verdict.filter(|v| v.is_lasting());
+        self
     }
 }
 
@@ -147,6 +156,7 @@ impl MemoryTier {
             body,
             facts,
             size,
+            verdict,
         } = held;
         let key = object_key(&meta.url, &meta.secondary);
         let (url, secondary) = (meta.url.clone(), meta.secondary.clone());
@@ -156,7 +166,7 @@ impl MemoryTier {
             meta,
             body,
             key: key.clone(),
-            verdict: None,
+            verdict,
         });
         for gone in self.policy.insert(key, size) {
             if let Some((p, s)) = gone.split_once('\0') {
@@ -182,26 +192,13 @@ impl MemoryTier {
         }
     }
 
-    /// Keeps `verdict` with the held variant whose body has this SHA-256 and this
-    /// Content-Encoding (`coding`, as [`content_encoding`] gives it): what the verdict was
-    /// computed for. A variant replaced (or evicted) since keeps nothing, and so does one whose
-    /// coding a 304 changed while the scan ran, as that changes how the body reads.
-    ///
-    /// [`content_encoding`]: crate::scan::pipeline::content_encoding
-    pub fn keep_verdict(
-        &mut self,
-        primary: &str,
-        secondary: &str,
-        body_sha256: &[u8; 32],
-        coding: &str,
-        verdict: Arc<Verdict>,
-    ) {
-        use crate::scan::pipeline::content_encoding;
-        if let Some(e) = self.by_primary.get_mut(primary).and_then(|v| {
+    /// Keeps `verdict`, computed for the object `scanned` (its body and header fields), with
+    /// the held variant it describes. A variant replaced (or evicted) since keeps nothing, and
+    /// so does one whose fields a 304 changed while the scan ran ([`verdict_carries_over`]).
+    pub fn keep_verdict(&mut self, scanned: &ObjectMeta, verdict: Arc<Verdict>) {
+        if let Some(e) = self.by_primary.get_mut(&scanned.url).and_then(|v| {
             v.iter_mut().find(|e| {
-                e.meta.secondary == secondary
-                    && e.meta.body_sha256 == *body_sha256
-                    && content_encoding(&e.meta.headers) == coding
+                e.meta.secondary == scanned.secondary && verdict_carries_over(&e.meta, scanned)
             })
         }) {
             e.verdict = Some(verdict);
@@ -297,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_verdict_lasts_as_long_as_its_body() {
+    fn a_kept_verdict_lasts_as_long_as_its_body_and_fields() {
         use crate::scan::{Class, Verdict};
         let verdict = Arc::new(Verdict {
             class: Class::Clean,
@@ -311,46 +308,40 @@ mod tests {
         let old = sample("http://a/x", &[("cache-control", "max-age=5")], b"x");
         m.insert(Arc::new(old.clone()), Bytes::from_static(b"x"));
         assert!(kept(&mut m).is_none(), "nothing kept before a scan");
-        m.keep_verdict(
-            "http://a/x",
-            "",
-            &sample("", &[], b"other").body_sha256,
-            "",
-            verdict.clone(),
-        );
+        m.keep_verdict(&sample("http://a/x", &[], b"other"), verdict.clone());
         assert!(kept(&mut m).is_none(), "another body's verdict is not kept");
-        m.keep_verdict("http://a/x", "", &old.body_sha256, "", verdict.clone());
+        m.keep_verdict(&old, verdict.clone());
         assert!(Arc::ptr_eq(&kept(&mut m).unwrap(), &verdict));
-        // Whether the verdict is still kept after a 304 that sets one field.
-        let after_304 = |m: &mut MemoryTier, name: &'static str, value: &'static str| {
-            let mut merged = old.clone();
-            merged.headers.insert(name, value.parse().unwrap());
-            m.update_meta(Arc::new(merged));
-            kept(m).is_some()
-        };
-        assert!(
-            after_304(&mut m, "cache-control", "max-age=60"),
-            "a 304 keeps the body and its verdict"
-        );
-        assert!(
-            !after_304(&mut m, "content-encoding", "gzip"),
-            "a 304 that changes Content-Encoding changes how the body reads"
-        );
-        // A scan of the identity-coded body that finishes after a 304 made it gzip'd: the
-        // verdict read the bytes the old way and must not be kept with the new meta.
-        m.keep_verdict("http://a/x", "", &old.body_sha256, "", verdict.clone());
+        // A 304 that changes nothing keeps it; one that changes any field does not (the
+        // type, the coding and the fields `header` rules read all change how it reads).
+        m.update_meta(Arc::new(old.clone()));
+        assert!(kept(&mut m).is_some(), "an unchanged 304 keeps the verdict");
+        let mut merged = old.clone();
+        merged
+            .headers
+            .insert("content-type", "text/plain".parse().unwrap());
+        m.update_meta(Arc::new(merged.clone()));
+        assert!(kept(&mut m).is_none(), "a changed field drops the verdict");
+        // A scan of the object as it was, finishing after the 304: not kept with the new one.
+        m.keep_verdict(&old, verdict.clone());
         assert!(
             kept(&mut m).is_none(),
-            "a verdict for another coding of the body is not kept"
+            "a verdict for other fields is not kept"
         );
-        m.keep_verdict("http://a/x", "", &old.body_sha256, "gzip", verdict.clone());
-        assert!(
-            kept(&mut m).is_some(),
-            "the coding the body has now is kept"
-        );
+        m.keep_verdict(&merged, verdict.clone());
+        assert!(kept(&mut m).is_some(), "the object as it is now keeps it");
         let new = sample("http://a/x", &[], b"y");
         m.insert(Arc::new(new), Bytes::from_static(b"y"));
         assert!(kept(&mut m).is_none(), "a new body has no verdict yet");
+        // Held with the verdict of its own scan, unless that one is not lasting.
+        let held = |v: Verdict| {
+            let mut m = MemoryTier::new(100_000);
+            let h = Held::copy(100_000, &old, b"x").unwrap();
+            m.insert_held(h.with_verdict(Some(Arc::new(v))));
+            kept(&mut m).is_some()
+        };
+        assert!(held((*verdict).clone()));
+        assert!(!held(Verdict::unscanned("ab", "text/html", "limit", "r1")));
     }
 
     #[test]

@@ -31,6 +31,7 @@ use super::key::CacheKey;
 use super::memory::{object_key, Held, MemoryTier};
 use super::meta::{sha256, ObjectMeta};
 use super::{policy, vary};
+use crate::scan::Verdict;
 use crate::threads::Threads;
 
 /// Sizes for the store, from `[store]`.
@@ -223,26 +224,12 @@ impl Cache {
         })
     }
 
-    /// Keeps `verdict` with the held variant (`primary`, `secondary`) whose body has this
-    /// SHA-256 and Content-Encoding (what the verdict was computed for; see
+    /// Keeps `verdict`, computed for the object `scanned`, with its held variant (see
     /// [`MemoryTier::keep_verdict`]), so its next hits need no memo lookup. Memory only: an
     /// unscanned verdict, or an object no longer held as scanned, keeps nothing.
-    pub fn keep_verdict(
-        &self,
-        primary: &str,
-        secondary: &str,
-        body_sha256: &[u8; 32],
-        coding: &str,
-        verdict: &Arc<crate::scan::Verdict>,
-    ) {
+    pub fn keep_verdict(&self, scanned: &ObjectMeta, verdict: &Arc<Verdict>) {
         if verdict.is_lasting() {
-            lock(&self.inner.memory).keep_verdict(
-                primary,
-                secondary,
-                body_sha256,
-                coding,
-                Arc::clone(verdict),
-            );
+            lock(&self.inner.memory).keep_verdict(scanned, Arc::clone(verdict));
         }
     }
 
@@ -324,6 +311,18 @@ impl Cache {
     /// Stores a complete response (build `meta` with [`ObjectMeta::from_response`]). Blocking.
     /// Rejects a body that does not match its meta or its Content-Length.
     pub fn put_blocking(&self, meta: ObjectMeta, body: Bytes) -> Result<PutOutcome, Error> {
+        self.put_scanned_blocking(meta, body, None)
+    }
+
+    /// [`put_blocking`](Self::put_blocking) of a response whose `verdict` was scanned from
+    /// this very response: the memory tier keeps it with the object (a lasting one), so its
+    /// hits need no memo lookup.
+    pub fn put_scanned_blocking(
+        &self,
+        meta: ObjectMeta,
+        body: Bytes,
+        verdict: Option<Arc<Verdict>>,
+    ) -> Result<PutOutcome, Error> {
         if body.len() as u64 != meta.body_len || sha256(&body) != meta.body_sha256 {
             return Err(Error::BodyMismatch);
         }
@@ -339,7 +338,8 @@ impl Cache {
         let spec = meta.vary.join("\n");
         let sha = meta.body_sha256;
         // Copied before any lock is taken (the copy is the slow part).
-        let held = Held::copy(self.inner.memory_capacity, &meta, &body);
+        let held =
+            Held::copy(self.inner.memory_capacity, &meta, &body).map(|h| h.with_verdict(verdict));
         let mut disk = self.disk();
         (&self.inner.objects, &self.inner.bodies)
             .transaction(|(o, b)| {
@@ -537,10 +537,17 @@ impl Cache {
             .await
     }
 
-    /// [`put_blocking`](Self::put_blocking) on the store threads.
-    pub async fn put(&self, meta: ObjectMeta, body: Bytes) -> Result<PutOutcome, Error> {
-        self.blocking(Job::Write, move |c| c.put_blocking(meta, body))
-            .await
+    /// [`put_scanned_blocking`](Self::put_scanned_blocking) on the store threads.
+    pub async fn put(
+        &self,
+        meta: ObjectMeta,
+        body: Bytes,
+        verdict: Option<Arc<Verdict>>,
+    ) -> Result<PutOutcome, Error> {
+        self.blocking(Job::Write, move |c| {
+            c.put_scanned_blocking(meta, body, verdict)
+        })
+        .await
     }
 
     /// [`update_meta_blocking`](Self::update_meta_blocking) on the store threads.

@@ -335,6 +335,7 @@ async fn async_wrappers_work_from_the_runtime() {
     c.put(
         meta("http://a/y", &[], &req, b"y"),
         Bytes::from_static(b"y"),
+        None,
     )
     .await
     .unwrap();

@@ -434,11 +434,7 @@ async fn serve_hit(
                     .verdict_for_known(&hit.meta.body_sha256, content),
             )
             .await;
-            let m = &hit.meta;
-            let coding = crate::scan::pipeline::content_encoding(&m.headers);
-            proxy
-                .cache
-                .keep_verdict(&m.url, &m.secondary, &m.body_sha256, &coding, &v);
+            proxy.cache.keep_verdict(&hit.meta, &v);
             v
         }
     };

@@ -143,9 +143,8 @@ pub async fn respond(
         }
         Ok(Collected::Complete(bytes)) => {
             let pipeline = &proxy.pipeline;
-            let coding = crate::scan::pipeline::content_encoding(&parts.headers);
             // Repeated bytes are answered from the memo before a scan input is built.
-            let verdict = match pipeline.memo_for_body(&bytes, &coding) {
+            let verdict = match pipeline.memo_for_body(&bytes, &parts.headers) {
                 Ok(v) => v,
                 Err(known_sha) => Arc::new(
                     pipeline
@@ -306,13 +305,8 @@ async fn put_complete(
         o.response_time,
         &bytes,
     );
-    let (secondary, sha) = (meta.secondary.clone(), meta.body_sha256);
-    let coding = crate::scan::pipeline::content_encoding(&meta.headers);
-    match cache.put(meta, bytes).await {
-        Ok(crate::cache::store::PutOutcome::Stored) => {
-            cache.keep_verdict(o.key.as_str(), &secondary, &sha, &coding, verdict);
-            true
-        }
+    match cache.put(meta, bytes, Some(Arc::clone(verdict))).await {
+        Ok(crate::cache::store::PutOutcome::Stored) => true,
         Ok(_) => false,
         Err(e) => {
             tracing::warn!(error = %e, url, "cache store failed; serving without caching");

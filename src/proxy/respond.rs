@@ -102,6 +102,7 @@ mod tests {
             ruleset: "r1".into(),
             scanned_at: "2026-11-25T00:00:00Z".into(),
             reason: None,
+            reading: String::new(),
             header: Default::default(),
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! `decode` turns raw bytes into a [`Document`] (decoded body, text, URIs); each classifier
 //! (`digest`, `pdq`, `rules`, `model`) implements [`Classifier`] over a `Document`;
-//! `pipeline` runs them on a bounded worker pool and memoises verdicts by body SHA-256.
+//! `pipeline` runs them on a bounded worker pool and memoises verdicts by body SHA-256 and
+//! reading (see [`pipeline::reading`]).
 
 use std::fmt;
 
@@ -46,7 +47,7 @@ pub struct Document {
     /// The whole body as UTF-8 (markup kept) for `rawbody` rules.
     pub raw_text: String,
     /// URIs found in href/src attributes and plain text (relative ones left unresolved: a
-    /// verdict depends on the body bytes alone).
+    /// verdict depends on the body and its reading alone).
     pub uris: Vec<String>,
     /// Response header fields (lowercase name, value).
     pub headers: Vec<(String, String)>,
@@ -128,6 +129,11 @@ pub struct Verdict {
     /// Why the body went unscanned (`too_large`, `limit`, `undecodable`, `timeout`, `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How the body was read besides its bytes ([`pipeline::reading`]): a memoised verdict is
+    /// reused only for the same reading. Empty in verdicts written before it existed, which
+    /// match no reading and are scanned again once.
+    #[serde(default)]
+    pub reading: String,
     /// The `X-Sluice-Verdict` value once formatted (see `Verdict::header`).
     #[serde(skip)]
     pub header: HeaderCache,
@@ -199,6 +205,42 @@ pub trait Classifier: Send + Sync {
     /// A stable fingerprint of what this classifier has loaded (rules, lists, model), so a
     /// verdict can name the ruleset version that produced it.
     fn fingerprint(&self) -> String;
+
+    /// The response header fields its findings depend on (none unless it says so): part of a
+    /// body's reading, so a memoised verdict is not reused under other values of them.
+    fn header_use(&self) -> HeaderUse {
+        HeaderUse::default()
+    }
+}
+
+/// Response header fields a classifier reads ([`Classifier::header_use`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderUse {
+    /// These fields: lowercase names, sorted, without repeats (usually none).
+    Fields(Vec<String>),
+    /// Every field.
+    All,
+}
+
+impl Default for HeaderUse {
+    fn default() -> Self {
+        HeaderUse::Fields(Vec::new())
+    }
+}
+
+impl HeaderUse {
+    /// The fields either reads.
+    pub fn union(self, other: HeaderUse) -> HeaderUse {
+        match (self, other) {
+            (HeaderUse::Fields(mut a), HeaderUse::Fields(b)) => {
+                a.extend(b);
+                a.sort_unstable();
+                a.dedup();
+                HeaderUse::Fields(a)
+            }
+            _ => HeaderUse::All,
+        }
+    }
 }
 
 /// A problem in a rule, list or model file, shown as `file:line: message`.

@@ -96,7 +96,7 @@ pub fn decode(
         let enc = charset::detect(&body, content.charset.as_deref(), is_html);
         doc.raw_text = charset::to_utf8(&body, enc);
         // Neither the request URL nor relative links resolved against it: a verdict depends
-        // on the body bytes alone, so the memo (keyed by body SHA-256) is exact.
+        // on the body and its reading alone (`pipeline::reading`), so the memo is exact.
         let mut uris = html::UriSet::new(limits.max_uris, None);
         if doc.media_type == "message/rfc822" {
             let mail = mime::render(&body, &mut uris);

@@ -128,6 +128,7 @@ mod tests {
             ruleset: "r".into(),
             scanned_at: t.into(),
             reason: None,
+            reading: String::new(),
             header: Default::default(),
         };
         let old = key(&v("2020-01-01T00:00:00Z", "bb")).unwrap();

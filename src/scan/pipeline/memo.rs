@@ -1,4 +1,5 @@
-//! The verdict memo: verdicts in the sled `verdicts` tree keyed by decoded-body SHA-256, plus
+//! The verdict memo: verdicts in the sled `verdicts` tree keyed by decoded-body SHA-256 (each
+//! naming the reading and ruleset it holds for; see [`Key`]), plus
 //! an in-process map from (raw-bytes SHA-256, Content-Encoding) to decoded SHA-256 so that a
 //! compressed body seen before is recognised without decoding it again.
 //!
@@ -20,9 +21,27 @@ use crate::scan::Verdict;
 /// Entries kept in the raw→decoded map before it is cleared (about 100 bytes each).
 const RAW_MAP_CAP: usize = 100_000;
 
-/// Decoded verdicts kept in memory before that map is cleared (a verdict is a few hundred
-/// bytes; clearing is crude but bounded, and the hot set refills on the next hits).
+/// Bodies whose verdicts are kept in memory before that map is cleared (a verdict is a few
+/// hundred bytes; clearing is crude but bounded, and the hot set refills on the next hits).
 const HOT_CAP: usize = 8_192;
+
+/// Readings of one body kept in memory (the same bytes served under a few content types).
+const READINGS_CAP: usize = 4;
+
+/// What a memoised verdict must have been produced for to be reused: the decoded body, how it
+/// was read ([`super::reading`]) and the ruleset version.
+#[derive(Clone, Copy, Debug)]
+pub struct Key<'a> {
+    pub sha256: &'a str,
+    pub reading: &'a str,
+    pub ruleset: &'a str,
+}
+
+impl Key<'_> {
+    fn fits(&self, v: &Verdict) -> bool {
+        v.ruleset == self.ruleset && v.reading == self.reading
+    }
+}
 
 /// A raw body's identity: SHA-256 of the bytes as received and the normalised coding list.
 pub type RawKey = ([u8; 32], String);
@@ -35,8 +54,9 @@ pub struct Memo {
     /// `pdq_of`: image hashes by decoded SHA-256, when set.
     pdq: Option<sled::Tree>,
     raw: Mutex<HashMap<RawKey, String>>,
-    /// Decoded-body SHA-256 → its latest verdict, for verdicts read or written recently.
-    hot: Mutex<HashMap<String, Arc<Verdict>>>,
+    /// Decoded-body SHA-256 → its latest verdict per reading, for verdicts read or written
+    /// recently. The `verdicts` tree keeps only the latest verdict of a body.
+    hot: Mutex<HashMap<String, Vec<Arc<Verdict>>>>,
 }
 
 impl Memo {
@@ -71,29 +91,30 @@ impl Memo {
         }
     }
 
-    /// The stored verdict for `sha256`, whatever ruleset produced it.
+    /// The stored verdict for `sha256`, whatever ruleset and reading produced it.
     pub fn get_any(&self, sha256: &str) -> Option<Verdict> {
         let bytes = self.tree.get(sha256.as_bytes()).ok()??;
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// The stored verdict for `sha256`, if it was produced by `ruleset`. Store errors and
-    /// unreadable entries count as misses (the body is simply scanned again).
+    /// The verdict for `key`'s body, if it was produced under its reading and ruleset. Store
+    /// errors and unreadable entries count as misses (the body is simply scanned again).
     /// Shared with the hot map: a hit costs a reference count, not a copy.
-    pub fn get(&self, sha256: &str, ruleset: &str) -> Option<Arc<Verdict>> {
-        if let Some(v) = self.get_hot(sha256, ruleset) {
+    pub fn get(&self, key: &Key<'_>) -> Option<Arc<Verdict>> {
+        if let Some(v) = self.get_hot(key) {
             return Some(v);
         }
-        let v = Arc::new(self.get_stored(sha256, ruleset)?);
+        let v = Arc::new(self.get_stored(key)?);
         self.keep_hot(Arc::clone(&v));
         Some(v)
     }
 
     /// [`get`](Self::get) from the in-memory copy only: no store read.
-    pub fn get_hot(&self, sha256: &str, ruleset: &str) -> Option<Arc<Verdict>> {
+    pub fn get_hot(&self, key: &Key<'_>) -> Option<Arc<Verdict>> {
         lock(&self.hot)
-            .get(sha256)
-            .filter(|v| v.ruleset == ruleset)
+            .get(key.sha256)?
+            .iter()
+            .find(|v| key.fits(v))
             .cloned()
     }
 
@@ -102,12 +123,17 @@ impl Memo {
         if hot.len() >= HOT_CAP && !hot.contains_key(&v.sha256) {
             hot.clear();
         }
-        hot.insert(v.sha256.clone(), v);
+        let readings = hot.entry(v.sha256.clone()).or_default();
+        readings.retain(|o| o.reading != v.reading);
+        if readings.len() >= READINGS_CAP {
+            readings.remove(0);
+        }
+        readings.push(v);
     }
 
     /// [`get`](Self::get) from the `verdicts` tree only, bypassing the in-memory copy.
-    pub fn get_stored(&self, sha256: &str, ruleset: &str) -> Option<Verdict> {
-        let bytes = match self.tree.get(sha256.as_bytes()) {
+    pub fn get_stored(&self, key: &Key<'_>) -> Option<Verdict> {
+        let bytes = match self.tree.get(key.sha256.as_bytes()) {
             Ok(v) => v?,
             Err(e) => {
                 tracing::warn!(error = %e, "verdict memo read failed");
@@ -115,10 +141,11 @@ impl Memo {
             }
         };
         let v: Verdict = serde_json::from_slice(&bytes).ok()?;
-        (v.ruleset == ruleset).then_some(v)
+        key.fits(&v).then_some(v)
     }
 
-    /// Stores a verdict (replacing one from an older ruleset). Unscanned verdicts are not
+    /// Stores a verdict (replacing the body's older one, whatever its ruleset or reading; the
+    /// in-memory copy keeps a few readings of a body). Unscanned verdicts are not
     /// stored: their causes (time, load, limits) are not properties of the bytes.
     pub fn put(&self, v: &Verdict) {
         if !v.is_lasting() {

@@ -6,6 +6,8 @@
 //!
 //! - `verdict`: class decision, `Verdict::unscanned`, `Verdict::header_value`, timestamps.
 //! - `memo`: verdicts in sled by decoded-body SHA-256 (+ raw→decoded map for encoded bodies).
+//! - `reading`: what besides the bytes a verdict depends on (declared type, charset, the
+//!   header fields rules read); a memoised verdict holds only for the same reading.
 //! - `pool`: semaphore-gated dedicated scan threads with a bounded queue and a deadline.
 //! - `stats`: atomic counters for metrics.
 //! - `content`: a `Content` from an HTTP response's header map.
@@ -23,18 +25,19 @@ use crate::scan::digest::DigestList;
 use crate::scan::model::TextModel;
 use crate::scan::pdq::PdqClassifier;
 use crate::scan::rules::RuleSet;
-use crate::scan::{Classifier, Content, LoadError, Loaded, ScanError, Verdict};
+use crate::scan::{Classifier, Content, HeaderUse, LoadError, Loaded, ScanError, Verdict};
 use crate::store::Store;
 
 pub mod content;
 pub mod index;
 pub mod memo;
 pub mod pool;
+pub mod reading;
 pub mod stats;
 pub mod verdict;
 
 pub use content::{content_encoding, content_from_response, parse_content_type};
-use memo::{Memo, RawKey};
+use memo::{Key, Memo, RawKey};
 use pool::{Pool, PoolError};
 use stats::{ClassifierCounters, Stats};
 pub use stats::{ClassifierSnapshot, StatsSnapshot};
@@ -89,7 +92,27 @@ struct ClassifierSet {
     classifiers: Vec<(Arc<dyn Classifier>, Arc<ClassifierCounters>)>,
     thresholds: Thresholds,
     ruleset: String,
+    /// The response header fields the classifiers read (part of every reading).
+    header_use: HeaderUse,
     handles: Handles,
+}
+
+impl ClassifierSet {
+    /// The reading of a body described by `source`, under this set.
+    fn reading(&self, source: Source<'_>) -> String {
+        match source {
+            Source::Content(c) => reading::of_content(&self.header_use, c),
+            Source::Headers(h) => reading::of_headers(&self.header_use, h),
+        }
+    }
+}
+
+/// What describes a body besides its bytes: a scan input, or the response header map it
+/// would be built from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Content(&'a Content),
+    Headers(&'a http::HeaderMap),
 }
 
 /// Typed handles to the classifiers of the current set that the admin API edits or counts
@@ -216,6 +239,7 @@ impl Pipeline {
             classifiers: guard.classifiers.clone(),
             thresholds: guard.thresholds,
             ruleset: String::new(),
+            header_use: guard.header_use.clone(),
             handles: guard.handles.clone(),
         };
         edit(&mut set);
@@ -262,11 +286,12 @@ impl Pipeline {
         }
     }
 
-    /// The memoised verdict for a decoded-body SHA-256, if the current ruleset produced it;
-    /// read from the store itself (an admin query), not from the in-memory copy hits use.
+    /// The stored verdict for a decoded-body SHA-256, if the current ruleset produced it
+    /// (under whatever reading); read from the store itself (an admin query), not from the
+    /// in-memory copy hits use.
     pub fn lookup(&self, sha256: &str) -> Option<Verdict> {
         let ruleset = self.ruleset();
-        self.inner.memo.get()?.get_stored(sha256, &ruleset)
+        self.stored(sha256).filter(|v| v.ruleset == ruleset)
     }
 
     /// Whether a verdict kept with a cached object still stands, that is, the current ruleset
@@ -288,18 +313,21 @@ impl Pipeline {
     /// when the pool refuses the job (full or timed out), as for a miss.
     pub async fn verdict_for_known(&self, raw_sha: &[u8; 32], content: Content) -> Arc<Verdict> {
         self.inner.stats.requests.fetch_add(1, Relaxed);
-        match self.memo_hit(raw_sha, &content.content_encoding, Read::Hot) {
+        let source = Source::Content(&content);
+        match self.memo_hit(raw_sha, &content.content_encoding, source, Read::Hot) {
             Some(v) => v,
             None => Arc::new(self.scan_unmemoised(content, Some(*raw_sha)).await),
         }
     }
 
-    /// The memoised verdict of the current ruleset for a body with this raw SHA-256, counted
-    /// as a memo hit (not as a request); `read` says whether a miss in memory reads the store.
+    /// The memoised verdict of the current ruleset for a body with this raw SHA-256 read as
+    /// `source` describes, counted as a memo hit (not as a request); `read` says whether a
+    /// miss in memory reads the store.
     fn memo_hit(
         &self,
         raw_sha: &[u8; 32],
         content_encoding: &str,
+        source: Source<'_>,
         read: Read,
     ) -> Option<Arc<Verdict>> {
         let memo = self.inner.memo.get()?;
@@ -314,10 +342,16 @@ impl Pipeline {
             decoded = memo.decoded_sha(&(*raw_sha, coding))?;
             decoded.as_str()
         };
-        let ruleset = &self.current().ruleset;
+        let set = self.current();
+        let reading = set.reading(source);
+        let key = Key {
+            sha256: sha,
+            reading: &reading,
+            ruleset: &set.ruleset,
+        };
         let v = match read {
-            Read::Stored => memo.get(sha, ruleset),
-            Read::Hot => memo.get_hot(sha, ruleset),
+            Read::Stored => memo.get(&key),
+            Read::Hot => memo.get_hot(&key),
         }?;
         let stats = &self.inner.stats;
         stats.memo_hits.fetch_add(1, Relaxed);
@@ -342,7 +376,8 @@ impl Pipeline {
     /// `scan.timeout`. The `sha256` of those two verdicts is empty when the body had not been
     /// hashed yet. Must be called inside a tokio runtime.
     pub async fn scan(&self, content: Content) -> Verdict {
-        match self.memo_for_body(&content.bytes, &content.content_encoding) {
+        let source = Source::Content(&content);
+        match self.memo_for(&content.bytes, &content.content_encoding, source) {
             Ok(v) => owned(v),
             Err(known_sha) => self.scan_unmemoised(content, known_sha).await,
         }
@@ -353,18 +388,29 @@ impl Pipeline {
     /// answered here (hashing it costs less than the hop to a worker thread and back). The
     /// store is not read here, on the reactor: the worker reads it. Counts the request.
     /// `Err` carries the body's raw SHA-256 when it was hashed, for
-    /// [`scan_unmemoised`](Self::scan_unmemoised).
+    /// [`scan_unmemoised`](Self::scan_unmemoised). `headers` are the response's, from which
+    /// the scan input would be built ([`content_from_response`]).
     pub fn memo_for_body(
         &self,
         bytes: &[u8],
+        headers: &http::HeaderMap,
+    ) -> Result<Arc<Verdict>, Option<[u8; 32]>> {
+        let coding = content_encoding(headers);
+        self.memo_for(bytes, &coding, Source::Headers(headers))
+    }
+
+    fn memo_for(
+        &self,
+        bytes: &[u8],
         content_encoding: &str,
+        source: Source<'_>,
     ) -> Result<Arc<Verdict>, Option<[u8; 32]>> {
         self.inner.stats.requests.fetch_add(1, Relaxed);
         if bytes.len() > INLINE_MEMO_MAX.min(self.inner.settings.limits.max_body) {
             return Err(None);
         }
         let raw: [u8; 32] = Sha256::digest(bytes).into();
-        self.memo_hit(&raw, content_encoding, Read::Hot)
+        self.memo_hit(&raw, content_encoding, source, Read::Hot)
             .ok_or(Some(raw))
     }
 
@@ -375,14 +421,15 @@ impl Pipeline {
         let stats = &self.inner.stats;
         let progress: Progress = Arc::new(Mutex::new(None));
         let media_guess = quick_media_type(&content);
-        // To ask the store itself if no worker takes the job.
-        let coding = known_sha.map(|_| content.content_encoding.clone());
+        // Shared with the job, to ask the store itself if no worker takes it.
+        let content = Arc::new(content);
+        let job = Arc::clone(&content);
         let this = self.clone();
         let job_progress = Arc::clone(&progress);
         let result = self
             .inner
             .pool
-            .run(move || this.scan_counted(&content, known_sha, Some(&job_progress)))
+            .run(move || this.scan_counted(&job, known_sha, Some(&job_progress)))
             .await;
         let ruleset = self.ruleset();
         let known = progress
@@ -393,8 +440,9 @@ impl Pipeline {
         if result.is_err() {
             // A body scanned before whose verdict memory has dropped (after a restart): the
             // store still knows it, and a stored `block` must not pass as `unscanned`.
-            if let (Some(raw), Some(coding)) = (known_sha, &coding) {
-                if let Some(v) = self.memo_hit(&raw, coding, Read::Stored) {
+            if let Some(raw) = known_sha {
+                let (coding, source) = (&content.content_encoding, Source::Content(&content));
+                if let Some(v) = self.memo_hit(&raw, coding, source, Read::Stored) {
                     return owned(v);
                 }
             }
@@ -481,13 +529,21 @@ impl Pipeline {
             return Verdict::unscanned_with(&raw_hex, &media, "too_large", detail, &set.ruleset);
         }
         let raw_key: RawKey = (raw_sha, coding);
+        let reading = set.reading(Source::Content(content));
+        let memoised = |sha256: &str| -> Option<Arc<Verdict>> {
+            memo?.get(&Key {
+                sha256,
+                reading: &reading,
+                ruleset: &set.ruleset,
+            })
+        };
         if let Some(m) = memo {
             let decoded = if identity {
                 Some(raw_hex.clone())
             } else {
                 m.decoded_sha(&raw_key)
             };
-            if let Some(v) = decoded.and_then(|sha| m.get(&sha, &set.ruleset)) {
+            if let Some(v) = decoded.and_then(|sha| memoised(&sha)) {
                 stats.memo_hits.fetch_add(1, Relaxed);
                 return owned(v);
             }
@@ -512,7 +568,7 @@ impl Pipeline {
             }
             // An identity-coded body decodes to itself: its SHA-256 was asked just above.
             let asked = identity && doc.sha256 == raw_hex;
-            if let Some(v) = (!asked).then(|| m.get(&doc.sha256, &set.ruleset)).flatten() {
+            if let Some(v) = (!asked).then(|| memoised(&doc.sha256)).flatten() {
                 stats.memo_hits.fetch_add(1, Relaxed);
                 return owned(v);
             }
@@ -533,13 +589,14 @@ impl Pipeline {
                 _ => run_classifier(c.name(), counters, || c.classify(&doc)),
             })
             .collect();
-        let v = verdict::decide(
+        let mut v = verdict::decide(
             doc.sha256.clone(),
             doc.media_type.clone(),
             outcomes,
             set.thresholds,
             &set.ruleset,
         );
+        v.reading = reading;
         if let Some(m) = memo {
             m.put(&v);
             if let Some(h) = &image_hash {
@@ -624,6 +681,10 @@ fn build_set(
     handles: Handles,
 ) -> ClassifierSet {
     let ruleset = ruleset_hash(&classifiers, thresholds);
+    let header_use = classifiers
+        .iter()
+        .map(|c| c.header_use())
+        .fold(HeaderUse::default(), HeaderUse::union);
     ClassifierSet {
         classifiers: classifiers
             .into_iter()
@@ -634,6 +695,7 @@ fn build_set(
             .collect(),
         thresholds,
         ruleset,
+        header_use,
         handles,
     }
 }

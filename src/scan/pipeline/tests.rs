@@ -468,7 +468,9 @@ async fn a_stored_verdict_is_read_by_the_worker_not_on_the_reactor() {
     let v = first.scan_sync(&body);
     // A second pipeline over the same store (as after a restart): nothing in memory yet.
     let (p, fake) = counting_pipeline(&store, "v1");
-    let raw = match p.memo_for_body(&body.bytes, "") {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("content-type", "text/html".parse().unwrap());
+    let raw = match p.memo_for_body(&body.bytes, &headers) {
         Err(Some(raw)) => raw,
         other => panic!("the inline check reads memory only, got {other:?}"),
     };
@@ -477,7 +479,7 @@ async fn a_stored_verdict_is_read_by_the_worker_not_on_the_reactor() {
     let s = p.stats();
     assert_eq!((s.requests, s.scans, s.memo_hits), (1, 0, 1));
     // Now in memory: answered inline.
-    assert!(p.memo_for_body(&body.bytes, "").is_ok());
+    assert!(p.memo_for_body(&body.bytes, &headers).is_ok());
 }
 
 #[tokio::test]
@@ -529,4 +531,97 @@ async fn a_full_pool_still_answers_from_the_store() {
     release.send(()).unwrap();
     busy.await.unwrap();
     assert_eq!(p.stats().rejected, 0);
+}
+
+/// A pipeline over real rules: a body rule and a header rule, each enough for `spam`.
+fn rules_pipeline(store: &Store) -> Pipeline {
+    let cf = b"body LOTTO /you have won the lottery/i\nscore LOTTO 6\n\
+               header EVIL_SERVER Server =~ /evil/\nscore EVIL_SERVER 6\n";
+    let rules = crate::scan::rules::RuleSet::from_files(&[("r.cf".into(), cf.to_vec())])
+        .rules
+        .unwrap();
+    Pipeline::new(vec![Arc::new(rules)], Settings::default()).with_store(store)
+}
+
+fn served(bytes: &'static str, fields: &[(&'static str, &'static str)]) -> Content {
+    let mut h = http::HeaderMap::new();
+    for (k, v) in fields {
+        h.append(*k, v.parse().unwrap());
+    }
+    content_from_response(bytes::Bytes::from_static(bytes.as_bytes()), &h, None)
+}
+
+#[tokio::test]
+async fn the_same_bytes_read_another_way_are_judged_again() {
+    let store = Store::temporary().unwrap();
+    let p = rules_pipeline(&store);
+    let spam = "You have won the lottery! Send your bank details.";
+    // Not a text type, and nothing to sniff: the rules do not read it.
+    let foo = served(spam, &[("content-type", "application/x-foo")]);
+    let text = served(spam, &[("content-type", "text/plain")]);
+    assert_eq!(p.scan(foo.clone()).await.class, Class::Clean);
+    let v = p.scan(text.clone()).await;
+    assert_eq!(v.class, Class::Spam, "the bytes read as text this time");
+    assert!(
+        v.reading.starts_with("text/plain; fields="),
+        "{}",
+        v.reading
+    );
+    assert_eq!(p.stats().scans, 2);
+    // Both readings are remembered: neither is scanned again, and the inline check (the
+    // proxy's, from the header map) agrees with the scan input.
+    assert_eq!(p.scan(foo).await.class, Class::Clean);
+    assert_eq!(p.scan(text).await.class, Class::Spam);
+    let mut h = http::HeaderMap::new();
+    h.insert("content-type", "text/plain".parse().unwrap());
+    let inline = p.memo_for_body(spam.as_bytes(), &h).expect("memo hit");
+    assert_eq!(inline.class, Class::Spam);
+    assert_eq!(p.stats().scans, 2);
+    // The store keeps the latest verdict of the body.
+    assert_eq!(p.stored(&v.sha256).map(|s| s.class), Some(Class::Spam));
+}
+
+#[tokio::test]
+async fn a_field_a_header_rule_reads_is_part_of_the_reading() {
+    let store = Store::temporary().unwrap();
+    let p = rules_pipeline(&store);
+    let page = "<p>hello</p>";
+    let good = served(page, &[("content-type", "text/html"), ("server", "good")]);
+    let evil = served(page, &[("content-type", "text/html"), ("server", "evil")]);
+    assert_eq!(p.scan(good.clone()).await.class, Class::Clean);
+    assert_eq!(p.scan(evil).await.class, Class::Spam);
+    // A field no rule reads is not: another Date is the same reading.
+    let later = served(
+        page,
+        &[
+            ("content-type", "text/html"),
+            ("server", "good"),
+            ("date", "Fri, 27 Nov 2026 08:00:00 GMT"),
+        ],
+    );
+    assert_eq!(p.scan(later).await.class, Class::Clean);
+    assert_eq!(p.scan(good).await.class, Class::Clean);
+    assert_eq!(p.stats().scans, 2);
+}
+
+#[test]
+fn verdicts_stored_before_readings_existed_are_scanned_again() {
+    let store = Store::temporary().unwrap();
+    let old = counting_pipeline(&store, "v1")
+        .0
+        .scan_sync(&html("<p>x</p>"));
+    // As an older version wrote it: no `reading` field at all.
+    let mut json: serde_json::Value = serde_json::to_value(&old).unwrap();
+    json.as_object_mut().unwrap().remove("reading");
+    store
+        .verdicts
+        .insert(old.sha256.as_bytes(), serde_json::to_vec(&json).unwrap())
+        .unwrap();
+    // After the upgrade (a new process): the old verdict matches no reading.
+    let (p, fake) = counting_pipeline(&store, "v1");
+    assert_eq!(p.stored(&old.sha256).unwrap().reading, "");
+    let fresh = p.scan_sync(&html("<p>x</p>"));
+    assert_eq!(fresh.reading, "text/html");
+    assert_eq!(fake.calls.load(SeqCst), 1, "scanned again");
+    assert_eq!(p.stored(&old.sha256).unwrap().reading, "text/html");
 }

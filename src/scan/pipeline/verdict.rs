@@ -85,6 +85,7 @@ pub fn decide(
         ruleset: ruleset.to_string(),
         scanned_at: rfc3339(SystemTime::now()),
         reason,
+        reading: String::new(),
         header: Default::default(),
     }
 }
@@ -146,6 +147,7 @@ impl Verdict {
             ruleset: ruleset.to_string(),
             scanned_at: rfc3339(SystemTime::now()),
             reason: Some(reason.to_string()),
+            reading: String::new(),
             header: Default::default(),
         }
     }

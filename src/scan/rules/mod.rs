@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
 use crate::config::ScanConfig;
-use crate::scan::{sha256_hex, Classifier, Document, Finding, LoadError, Loaded, ScanError};
+use crate::scan::{
+    sha256_hex, Classifier, Document, Finding, HeaderUse, LoadError, Loaded, ScanError,
+};
 
 mod compile;
 mod meta;
@@ -282,5 +284,17 @@ impl Classifier for RuleSet {
 
     fn fingerprint(&self) -> String {
         self.fingerprint.clone()
+    }
+
+    /// The fields `header` rules name (`to` and `cc` for `ToCc`), or all for `ALL`.
+    fn header_use(&self) -> HeaderUse {
+        self.headers
+            .iter()
+            .map(|g| match &g.target {
+                HeaderTarget::Name(n) => HeaderUse::Fields(vec![n.clone()]),
+                HeaderTarget::ToCc => HeaderUse::Fields(vec!["cc".into(), "to".into()]),
+                HeaderTarget::All => HeaderUse::All,
+            })
+            .fold(HeaderUse::default(), HeaderUse::union)
     }
 }

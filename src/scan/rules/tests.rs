@@ -164,6 +164,24 @@ fn header_rules_match_any_value_case_insensitively() {
 }
 
 #[test]
+fn header_use_names_what_header_rules_read() {
+    let fields = |src: &str| set(src).header_use();
+    assert_eq!(fields("body B /x/\n"), HeaderUse::default());
+    assert_eq!(
+        fields("header A Server =~ /x/\nheader B exists:X-Mailer\nheader C ToCc =~ /y/\n"),
+        HeaderUse::Fields(
+            ["cc", "server", "to", "x-mailer"]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+    assert_eq!(
+        fields("header A Server =~ /x/\nheader B ALL =~ /y/\n"),
+        HeaderUse::All
+    );
+}
+
+#[test]
 fn header_negation_needs_no_value_to_match() {
     let r = set("header N X-A !~ /bad/\n");
     let mut d = doc("x");
