@@ -168,6 +168,11 @@ impl MemoryTier {
             key: key.clone(),
             verdict,
         });
+        self.charge(key, size);
+    }
+
+    /// Charges `key` `size` bytes in the policy and drops what it evicts.
+    fn charge(&mut self, key: String, size: u64) {
         for gone in self.policy.insert(key, size) {
             if let Some((p, s)) = gone.split_once('\0') {
                 self.detach(p, s);
@@ -175,20 +180,28 @@ impl MemoryTier {
         }
     }
 
-    /// Replaces the meta of a held variant (after a 304), keeping its body.
+    /// Replaces the meta of a held variant (after a 304), keeping its body. A meta of another
+    /// size is charged anew, which may evict colder objects (or this one).
     pub fn update_meta(&mut self, meta: Arc<ObjectMeta>) {
-        if let Some(e) = self
+        let Some(e) = self
             .by_primary
             .get_mut(&meta.url)
             .and_then(|v| v.iter_mut().find(|e| e.meta.secondary == meta.secondary))
-        {
-            if e.meta.body_sha256 == meta.body_sha256 {
-                if !verdict_carries_over(&e.meta, &meta) {
-                    e.verdict = None;
-                }
-                e.facts = Arc::new(Facts::of(&meta));
-                e.meta = Arc::new(meta.detached());
-            }
+        else {
+            return;
+        };
+        if e.meta.body_sha256 != meta.body_sha256 {
+            return;
+        }
+        if !verdict_carries_over(&e.meta, &meta) {
+            e.verdict = None;
+        }
+        let (old_size, new_size) = (held_size(&e.meta), held_size(&meta));
+        e.facts = Arc::new(Facts::of(&meta));
+        e.meta = Arc::new(meta.detached());
+        if new_size != old_size {
+            let key = e.key.clone();
+            self.charge(key, new_size);
         }
     }
 
@@ -290,6 +303,26 @@ mod tests {
             held(&mut m),
             600,
             "a 304's new max-age must be what hits see"
+        );
+    }
+
+    #[test]
+    fn a_304_that_changes_the_fields_changes_the_charge() {
+        let mut m = MemoryTier::new(100_000);
+        let old = sample("http://a/x", &[("cache-control", "max-age=5")], b"x");
+        m.insert(Arc::new(old.clone()), Bytes::from_static(b"x"));
+        let before = m.used();
+        assert_eq!(before, held_size(&old));
+        let mut merged = old.clone();
+        merged
+            .headers
+            .insert("x-long", "v".repeat(2000).parse().unwrap());
+        m.update_meta(Arc::new(merged.clone()));
+        assert_eq!(m.used(), held_size(&merged));
+        assert!(m.used() > before + 2000);
+        assert!(
+            m.get("http://a/x", &HeaderMap::new()).is_some(),
+            "still held"
         );
     }
 

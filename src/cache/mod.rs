@@ -48,9 +48,10 @@
 //!    does by default), records `response_time` when the head arrives, and once the whole body
 //!    is in: if `policy::storable(&info, status, &resp_headers).is_ok()` and
 //!    `policy::body_complete(&resp_headers, body.len())` and the body was not cut short, then
-//!    `let meta = ObjectMeta::from_response(&key, status, &resp_headers, &req_headers,
-//!    request_time, response_time, &body)` and `cache.put(meta, body.clone()).await`
-//!    (`put` refuses a truncated or mismatched body). Then `leader.finish(())` (dropping the
+//!    `cache.put_built(build, body.clone(), verdict).await`, where `build` is
+//!    `|body| ObjectMeta::from_response(&key, status, &resp_headers, &req_headers,
+//!    request_time, response_time, body)`, run on a store thread (it hashes the body); the
+//!    put refuses a truncated body. Then `leader.finish(())` (dropping the
 //!    leader on error releases followers). Cache-Status: `CacheStatus { stored,
 //!    ..CacheStatus::forward(Fwd::UriMiss) }`, `detail` = `NotStorable::as_str()` if not.
 //! 5. **Revalidation.** Send the request with the client's preconditions and Range removed

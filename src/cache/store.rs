@@ -311,21 +311,21 @@ impl Cache {
     /// Stores a complete response (build `meta` with [`ObjectMeta::from_response`]). Blocking.
     /// Rejects a body that does not match its meta or its Content-Length.
     pub fn put_blocking(&self, meta: ObjectMeta, body: Bytes) -> Result<PutOutcome, Error> {
-        self.put_scanned_blocking(meta, body, None)
+        if body.len() as u64 != meta.body_len || sha256(&body) != meta.body_sha256 {
+            return Err(Error::BodyMismatch);
+        }
+        self.commit(meta, body, None)
     }
 
-    /// [`put_blocking`](Self::put_blocking) of a response whose `verdict` was scanned from
-    /// this very response: the memory tier keeps it with the object (a lasting one), so its
-    /// hits need no memo lookup.
-    pub fn put_scanned_blocking(
+    /// Writes an object whose meta describes `body` (its length and SHA-256 checked), with
+    /// the `verdict` scanned from this very response for the memory tier to keep (a lasting
+    /// one), so its hits need no memo lookup.
+    fn commit(
         &self,
         meta: ObjectMeta,
         body: Bytes,
         verdict: Option<Arc<Verdict>>,
     ) -> Result<PutOutcome, Error> {
-        if body.len() as u64 != meta.body_len || sha256(&body) != meta.body_sha256 {
-            return Err(Error::BodyMismatch);
-        }
         if !policy::body_complete(&meta.headers, meta.body_len) {
             return Err(Error::Truncated);
         }
@@ -537,17 +537,21 @@ impl Cache {
             .await
     }
 
-    /// [`put_scanned_blocking`](Self::put_scanned_blocking) on the store threads.
-    pub async fn put(
+    /// Stores a complete response whose meta `build` makes from the body ([`put_blocking`]
+    /// without the check), on the store threads: hashing a large body (the meta names its
+    /// SHA-256) is no work for a reactor thread, and a meta made from the very bytes stored
+    /// needs no second hash to check it. A lasting `verdict`, scanned from this very response,
+    /// is kept with the object in the memory tier.
+    ///
+    /// [`put_blocking`]: Self::put_blocking
+    pub async fn put_built(
         &self,
-        meta: ObjectMeta,
+        build: impl FnOnce(&[u8]) -> ObjectMeta + Send + 'static,
         body: Bytes,
         verdict: Option<Arc<Verdict>>,
     ) -> Result<PutOutcome, Error> {
-        self.blocking(Job::Write, move |c| {
-            c.put_scanned_blocking(meta, body, verdict)
-        })
-        .await
+        self.blocking(Job::Write, move |c| c.commit(build(&body), body, verdict))
+            .await
     }
 
     /// [`update_meta_blocking`](Self::update_meta_blocking) on the store threads.

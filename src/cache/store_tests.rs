@@ -332,13 +332,18 @@ async fn async_wrappers_work_from_the_runtime() {
     let s = Store::temporary().unwrap();
     let c = cache(&s, 10 * MB, 0);
     let req = HeaderMap::new();
-    c.put(
-        meta("http://a/y", &[], &req, b"y"),
-        Bytes::from_static(b"y"),
-        None,
-    )
-    .await
-    .unwrap();
+    let m = meta("http://a/y", &[], &req, b"y");
+    // The meta (it hashes the body) is built on a store thread, not on the reactor.
+    let build = move |_: &[u8]| {
+        assert!(
+            tokio::runtime::Handle::try_current().is_err(),
+            "on a reactor"
+        );
+        m
+    };
+    c.put_built(build, Bytes::from_static(b"y"), None)
+        .await
+        .unwrap();
     assert!(matches!(
         c.get(&key("http://a/y"), &req).await.unwrap(),
         Found::Hit(_)

@@ -210,10 +210,10 @@ fn observe(
         record_url(&store, &url, &verdict, no_store);
         if let Some((key, status, req_headers, request_time, response_time)) = prepared {
             let object = Object {
-                key: &key,
+                key,
                 status,
-                headers: &headers,
-                req_headers: &req_headers,
+                headers,
+                req_headers,
                 request_time,
                 response_time,
             };
@@ -263,22 +263,22 @@ async fn store(
 ) -> bool {
     let Some(key) = x.key else { return false };
     let object = Object {
-        key,
+        key: key.clone(),
         status: parts.status,
-        headers: &parts.headers,
-        req_headers: x.req_headers,
+        headers: parts.headers.clone(),
+        req_headers: x.req_headers.clone(),
         request_time: x.request_time,
         response_time: x.response_time,
     };
     put_complete(&proxy.cache, object, bytes, x.url, verdict).await
 }
 
-/// What a stored object's meta is built from.
-struct Object<'a> {
-    key: &'a CacheKey,
+/// What a stored object's meta is built from (owned: the meta is built on a store thread).
+struct Object {
+    key: CacheKey,
     status: StatusCode,
-    headers: &'a HeaderMap,
-    req_headers: &'a HeaderMap,
+    headers: HeaderMap,
+    req_headers: HeaderMap,
     request_time: SystemTime,
     response_time: SystemTime,
 }
@@ -288,24 +288,29 @@ struct Object<'a> {
 /// uncached.
 async fn put_complete(
     cache: &Cache,
-    o: Object<'_>,
+    o: Object,
     bytes: Bytes,
     url: &str,
     verdict: &Arc<Verdict>,
 ) -> bool {
-    if !policy::body_complete(o.headers, bytes.len() as u64) {
+    if !policy::body_complete(&o.headers, bytes.len() as u64) {
         return false;
     }
-    let meta = ObjectMeta::from_response(
-        o.key,
-        o.status,
-        o.headers,
-        o.req_headers,
-        o.request_time,
-        o.response_time,
-        &bytes,
-    );
-    match cache.put(meta, bytes, Some(Arc::clone(verdict))).await {
+    let build = move |body: &[u8]| {
+        ObjectMeta::from_response(
+            &o.key,
+            o.status,
+            &o.headers,
+            &o.req_headers,
+            o.request_time,
+            o.response_time,
+            body,
+        )
+    };
+    match cache
+        .put_built(build, bytes, Some(Arc::clone(verdict)))
+        .await
+    {
         Ok(crate::cache::store::PutOutcome::Stored) => true,
         Ok(_) => false,
         Err(e) => {
