@@ -236,6 +236,33 @@ async fn a_parent_refusing_a_tunnel_is_final_not_marked_down_and_never_bypassed(
     assert_eq!(direct.connections(), 0, "never direct around the parent");
 }
 
+/// A parent whose answer to CONNECT never ends its head is up (it talks) but not making
+/// sense: a 502 like a bad status line, not "closed", which marked it down and went around it.
+#[tokio::test]
+async fn a_parents_endless_connect_answer_is_a_502_without_failover() {
+    let parent = Origin::start(|mut conn| async move {
+        if conn.read_head().await.is_some() {
+            let mut answer = b"HTTP/1.1 200 Connection established\r\n".to_vec();
+            for i in 0..1000 {
+                answer
+                    .extend_from_slice(format!("X-Filler-{i}: {}\r\n", "f".repeat(40)).as_bytes());
+            }
+            let _ = conn.write(answer).await;
+            conn.read_head().await;
+        }
+    })
+    .await;
+    let direct = Origin::ok("direct").await;
+    let sluice = sluice_with_parents(&[parent.port()], true).await;
+    let url = format!("https://localhost:{}/x", direct.port());
+    for _ in 0..2 {
+        let r = sluice.fetch(&url).await;
+        common::assert_proxy_error(&r, 502, "http_protocol_error");
+    }
+    assert_eq!(parent.requests().len(), 2, "not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around the parent");
+}
+
 #[tokio::test]
 async fn a_parents_407_or_503_to_connect_is_a_502_or_its_503_without_failover() {
     for (answer, status, error) in [

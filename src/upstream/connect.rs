@@ -98,6 +98,9 @@ pub async fn tls(
     }
 }
 
+/// The longest answer head to a CONNECT that a parent may send (hyper's default for heads).
+const MAX_CONNECT_HEAD: usize = 16 << 10;
+
 /// Asks a parent proxy to open a tunnel to `authority` (`host:port`).
 pub async fn parent_tunnel(
     mut tcp: TcpStream,
@@ -111,8 +114,8 @@ pub async fn parent_tunnel(
         // Read the reply head byte by byte so no tunnelled byte is consumed.
         let mut head = Vec::with_capacity(256);
         let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if tcp.read(&mut byte).await? == 0 || head.len() > 16 << 10 {
+        while !head.ends_with(b"\r\n\r\n") && head.len() <= MAX_CONNECT_HEAD {
+            if tcp.read(&mut byte).await? == 0 {
                 return Err(std::io::Error::other("parent closed during CONNECT"));
             }
             head.push(byte[0]);
@@ -124,6 +127,13 @@ pub async fn parent_tunnel(
         Ok(Err(e)) => return Err(Error::Refused(parent.to_string(), e.to_string())),
         Err(_) => return Err(Error::ConnectTimeout(parent.to_string())),
     };
+    if !head.ends_with(b"\r\n\r\n") {
+        // The parent is up and talking, just not sense: final, like a bad status line.
+        return Err(Error::Protocol(
+            format!("parent {parent}"),
+            format!("the answer to CONNECT has a head over {MAX_CONNECT_HEAD} bytes"),
+        ));
+    }
     // Any answer is the parent's word on this tunnel: a refusal (403, 407, 503...) is
     // final for the request, never a reason to mark the parent down or fail over
     // (that would let a client route around the parent's policy by asking for a URL
