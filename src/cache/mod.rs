@@ -49,7 +49,7 @@
 //!    is in: if `policy::storable(&info, status, &resp_headers).is_ok()` and
 //!    `policy::body_complete(&resp_headers, body.len())` and the body was not cut short, then
 //!    `let meta = ObjectMeta::from_response(&key, status, &resp_headers, &req_headers,
-//!    request_time, response_time, &body)` and `cache.put(meta, body.clone()).await`
+//!    request_time, response_time, &body)` and `cache.put(meta, body.clone(), verdict).await`
 //!    (`put` refuses a truncated or mismatched body). Then `leader.finish(())` (dropping the
 //!    leader on error releases followers). Cache-Status: `CacheStatus { stored,
 //!    ..CacheStatus::forward(Fwd::UriMiss) }`, `detail` = `NotStorable::as_str()` if not.

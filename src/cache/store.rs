@@ -315,8 +315,8 @@ impl Cache {
     }
 
     /// [`put_blocking`](Self::put_blocking) of a response whose `verdict` was scanned from
-    /// this very response: the memory tier keeps it with the object (a lasting one), so its
-    /// hits need no memo lookup.
+    /// this very response, with exactly the header fields of `meta`: the memory tier keeps it
+    /// with the object (a lasting one), so its hits need no memo lookup.
     pub fn put_scanned_blocking(
         &self,
         meta: ObjectMeta,

@@ -305,7 +305,11 @@ async fn put_complete(
         o.response_time,
         &bytes,
     );
-    match cache.put(meta, bytes, Some(Arc::clone(verdict))).await {
+    // The verdict was scanned from these response fields; the memory tier may keep it only
+    // with an object stored with exactly them (the meta gains a `Date` when the origin sent
+    // none, and loses fields `no-cache`/`private` name). Else the first hit asks the memo.
+    let scanned = (meta.headers == *o.headers).then(|| Arc::clone(verdict));
+    match cache.put(meta, bytes, scanned).await {
         Ok(crate::cache::store::PutOutcome::Stored) => true,
         Ok(_) => false,
         Err(e) => {
