@@ -425,6 +425,48 @@ async fn a_304_that_changes_the_content_type_rescans_the_stored_body() {
     );
 }
 
+/// A held object keeps a verdict only if it was computed for its very header fields. The
+/// stored meta gains a `Date` when the origin sent none (RFC 9110 §6.6.1), so the verdict of
+/// the Date-less response is not the stored object's: a hit from memory must judge the object
+/// as a hit from disk does.
+#[tokio::test]
+async fn a_hit_from_memory_judges_the_stored_fields_as_a_hit_from_disk() {
+    let rules = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        rules.path().join("dated.cf"),
+        "header DATED Date =~ /GMT/\nscore DATED 20\n",
+    )
+    .expect("rule file");
+    let origin = serving(response(
+        "text/plain",
+        "Cache-Control: max-age=600\r\n",
+        b"an ordinary page",
+    ))
+    .await;
+    let mut hits = Vec::new();
+    for memory in [ByteSize(0), ByteSize(1 << 20)] {
+        let mut cfg = config();
+        cfg.scan.rules = rules.path().to_path_buf();
+        cfg.store.memory = memory;
+        let sluice = start(cfg).await;
+        let url = origin.url("/undated");
+        let miss = sluice.fetch(&url).await;
+        assert_eq!(miss.status(), 200, "no Date, no DATED: {}", verdict(&miss));
+        let hit = sluice.fetch(&url).await;
+        assert_eq!(
+            origin.requests().len(),
+            hits.len() + 1,
+            "the second was a hit"
+        );
+        hits.push((memory.0, hit.status(), verdict(&hit)));
+    }
+    assert_eq!(
+        hits[0].1, 403,
+        "from disk, the stored Date is read: {hits:?}"
+    );
+    assert_eq!(hits[0].1, hits[1].1, "memory and disk agree: {hits:?}");
+}
+
 /// A GET that carries a body (legal, if rare) skips the cache, but not the rule that the
 /// scanner judges whole bodies: its Range is dropped upstream too, or a blocked page could
 /// be pulled in pieces that each scan clean.

@@ -540,18 +540,21 @@ impl Cache {
     /// Stores a complete response whose meta `build` makes from the body ([`put_blocking`]
     /// without the check), on the store threads: hashing a large body (the meta names its
     /// SHA-256) is no work for a reactor thread, and a meta made from the very bytes stored
-    /// needs no second hash to check it. A lasting `verdict`, scanned from this very response,
-    /// is kept with the object in the memory tier.
+    /// needs no second hash to check it. `build` also gives the verdict scanned from exactly
+    /// the meta's body and fields, if there is one: a lasting one is kept with the object in
+    /// the memory tier.
     ///
     /// [`put_blocking`]: Self::put_blocking
     pub async fn put_built(
         &self,
-        build: impl FnOnce(&[u8]) -> ObjectMeta + Send + 'static,
+        build: impl FnOnce(&[u8]) -> (ObjectMeta, Option<Arc<Verdict>>) + Send + 'static,
         body: Bytes,
-        verdict: Option<Arc<Verdict>>,
     ) -> Result<PutOutcome, Error> {
-        self.blocking(Job::Write, move |c| c.commit(build(&body), body, verdict))
-            .await
+        self.blocking(Job::Write, move |c| {
+            let (meta, verdict) = build(&body);
+            c.commit(meta, body, verdict)
+        })
+        .await
     }
 
     /// [`update_meta_blocking`](Self::update_meta_blocking) on the store threads.

@@ -339,11 +339,9 @@ async fn async_wrappers_work_from_the_runtime() {
             tokio::runtime::Handle::try_current().is_err(),
             "on a reactor"
         );
-        m
+        (m, None)
     };
-    c.put_built(build, Bytes::from_static(b"y"), None)
-        .await
-        .unwrap();
+    c.put_built(build, Bytes::from_static(b"y")).await.unwrap();
     assert!(matches!(
         c.get(&key("http://a/y"), &req).await.unwrap(),
         Found::Hit(_)

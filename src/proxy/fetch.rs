@@ -296,8 +296,9 @@ async fn put_complete(
     if !policy::body_complete(&o.headers, bytes.len() as u64) {
         return false;
     }
+    let verdict = Arc::clone(verdict);
     let build = move |body: &[u8]| {
-        ObjectMeta::from_response(
+        let meta = ObjectMeta::from_response(
             &o.key,
             o.status,
             &o.headers,
@@ -305,12 +306,15 @@ async fn put_complete(
             o.request_time,
             o.response_time,
             body,
-        )
+        );
+        // The verdict was scanned from these response fields; the memory tier may keep it
+        // only with an object stored with exactly them (the meta gains a `Date` when the
+        // origin sent none, and loses fields `no-cache`/`private` name). Else the first hit
+        // asks the memo.
+        let scanned = (meta.headers == o.headers).then_some(verdict);
+        (meta, scanned)
     };
-    match cache
-        .put_built(build, bytes, Some(Arc::clone(verdict)))
-        .await
-    {
+    match cache.put_built(build, bytes).await {
         Ok(crate::cache::store::PutOutcome::Stored) => true,
         Ok(_) => false,
         Err(e) => {

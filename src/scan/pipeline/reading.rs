@@ -4,10 +4,10 @@
 //! read (`header` rules). A memoised verdict is reused only for the same body *and* reading,
 //! so bytes first served as `application/x-foo` are judged again when served as `text/plain`.
 //!
-//! A reading reads as what it records: the declared media type (`-` when none), then
-//! `; charset=` and the charset when one is declared, then `; fields=` and 16 hex digits of
-//! SHA-256 over the fields' names and values when a classifier reads any:
-//! `text/html; charset=utf-8`. It is stable across restarts (it is stored with the verdict)
+//! A reading reads as what it records: the declared media type (`-` when none; one more `-`
+//! in front of a declared type that starts with one), then `; charset=` and the charset when
+//! one is declared, then `; fields=` and 16 hex digits of SHA-256 over the fields' names and
+//! values when a classifier reads any: `text/html; charset=utf-8`. It is stable across restarts (it is stored with the verdict)
 //! and computed the same way from a [`Content`] and from the response's header map, so the
 //! proxy can ask the memo before it builds a scan input.
 
@@ -73,7 +73,13 @@ pub fn of_headers(fields: &HeaderUse, headers: &HeaderMap) -> String {
 }
 
 fn format(media: &str, charset: Option<&str>, fields: Option<String>) -> String {
-    let mut out = if media.is_empty() { "-" } else { media }.to_string();
+    // `-` marks no type; a declared type that starts with `-` (`Content-Type: -`, read as a
+    // type, not sniffed) gets one more, so no declared type reads as none.
+    let mut out = match media {
+        "" => "-".to_string(),
+        m if m.starts_with('-') => format!("-{m}"),
+        m => m.to_string(),
+    };
     if let Some(c) = charset {
         let _ = write!(out, "; charset={}", c.to_ascii_lowercase());
     }
@@ -165,6 +171,15 @@ mod tests {
         assert_ne!(
             reading(&server, &[("server", b"a"), ("server", b"b")]),
             reading(&server, &[("server", b"ab")]),
+        );
+        // A declared type spelt like the mark for none is still a declared type.
+        assert_ne!(
+            reading(&none, &[("content-type", b"-")]),
+            reading(&none, &[])
+        );
+        assert_ne!(
+            reading(&none, &[("content-type", b"--")]),
+            reading(&none, &[("content-type", b"-")])
         );
         // Not UTF-8: read as the content holds it (lossily converted).
         reading(&HeaderUse::All, &[("server", b"caf\xe9")]);

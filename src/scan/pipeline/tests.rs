@@ -625,3 +625,18 @@ fn verdicts_stored_before_readings_existed_are_scanned_again() {
     assert_eq!(fake.calls.load(SeqCst), 1, "scanned again");
     assert_eq!(p.stored(&old.sha256).unwrap().reading, "text/html");
 }
+
+#[tokio::test]
+async fn a_declared_type_spelt_like_no_type_is_another_reading() {
+    // `Content-Type: -` is a type like any other, neither text nor generic: not read. No
+    // Content-Type at all is sniffed (here as text/plain): read. Both must not share a memo.
+    let store = Store::temporary().unwrap();
+    let p = rules_pipeline(&store);
+    let spam = "You have won the lottery! Send your bank details.";
+    let dash = served(spam, &[("content-type", "-")]);
+    let untyped = served(spam, &[]);
+    assert_eq!(p.scan(dash).await.class, Class::Clean);
+    let v = p.scan(untyped).await;
+    assert_eq!(v.class, Class::Spam, "sniffed as text, it is read: {v:?}");
+    assert_eq!(p.stats().scans, 2);
+}
