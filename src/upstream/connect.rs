@@ -111,16 +111,7 @@ pub async fn parent_tunnel(
     let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
     let fut = async {
         tcp.write_all(req.as_bytes()).await?;
-        // Read the reply head byte by byte so no tunnelled byte is consumed.
-        let mut head = Vec::with_capacity(256);
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && head.len() <= MAX_CONNECT_HEAD {
-            if tcp.read(&mut byte).await? == 0 {
-                return Err(std::io::Error::other("parent closed during CONNECT"));
-            }
-            head.push(byte[0]);
-        }
-        Ok(head)
+        read_head(&mut tcp).await
     };
     let head = match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(h)) => h,
@@ -150,6 +141,34 @@ pub async fn parent_tunnel(
             "the answer to CONNECT is not an HTTP/1.x status line".into(),
         )),
     }
+}
+
+/// Reads a response head off `tcp`, through its blank line, and not one byte further (what
+/// follows belongs to the tunnel): each round peeks at what has arrived, then consumes all
+/// of it when it holds no end of head, or the head alone when it does. Stops early past
+/// [`MAX_CONNECT_HEAD`] bytes, returning a head without its end.
+async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 2048];
+    while !head.ends_with(b"\r\n\r\n") && head.len() <= MAX_CONNECT_HEAD {
+        let seen = tcp.peek(&mut buf).await?;
+        if seen == 0 {
+            return Err(std::io::Error::other("parent closed during CONNECT"));
+        }
+        let take = head_end(&head, &buf[..seen]).unwrap_or(seen);
+        tcp.read_exact(&mut buf[..take]).await?;
+        head.extend_from_slice(&buf[..take]);
+    }
+    Ok(head)
+}
+
+/// How many bytes of `seen` complete a head that starts with `consumed`, when `seen` holds
+/// its end (`\r\n\r\n`, possibly begun at the end of `consumed`).
+fn head_end(consumed: &[u8], seen: &[u8]) -> Option<usize> {
+    let back = consumed.len().min(3);
+    let mut probe = consumed[consumed.len() - back..].to_vec();
+    probe.extend_from_slice(seen);
+    memchr::memmem::find(&probe, b"\r\n\r\n").map(|i| i + 4 - back)
 }
 
 /// The status code and (shortened) reason phrase of `HTTP/1.x SSS reason`.
@@ -228,7 +247,7 @@ impl AsyncWrite for Stream {
 
 #[cfg(test)]
 mod tests {
-    use super::status_line;
+    use super::*;
 
     #[test]
     fn connect_answer_status_lines() {
@@ -252,5 +271,57 @@ mod tests {
             let got = got.as_ref().map(|(s, r)| (*s, r.as_str()));
             assert_eq!(got, want, "{:?}", head.escape_ascii());
         }
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_where_it_starts_in_what_was_consumed() {
+        for (consumed, seen, want) in [
+            (&b""[..], &b"HTTP/1.1 200 OK\r\n\r\nSSH-2.0"[..], Some(19)),
+            (b"", b"HTTP/1.1 200 OK\r\nX: y", None),
+            (b"HTTP/1.1 200 OK\r\n", b"\r\nHELLO", Some(2)),
+            (b"HTTP/1.1 200 OK\r\n\r", b"\nHELLO", Some(1)),
+            (b"HTTP/1.1 200 OK\r", b"\n\r\n", Some(3)),
+            (b"HTTP/1.1 200 OK\r\n", b"X: y\r\n\r\n\r\n", Some(8)),
+        ] {
+            assert_eq!(
+                head_end(consumed, seen),
+                want,
+                "{:?} + {:?}",
+                consumed.escape_ascii(),
+                seen.escape_ascii()
+            );
+        }
+    }
+
+    /// A protocol whose server speaks first: its bytes may arrive with the parent's answer,
+    /// in the same segment, and belong to the tunnel.
+    #[tokio::test]
+    async fn bytes_after_the_answer_are_left_for_the_tunnel() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let parent = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 512];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the CONNECT request ends");
+                req.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 200 Connection established\r\nVia: 1.1 p\r\n\r\nSSH-2.0-x\r\n")
+                .await
+                .unwrap();
+            req
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let timeout = Duration::from_secs(10);
+        let mut tunnel = parent_tunnel(tcp, "example.test:22", "p", timeout)
+            .await
+            .unwrap();
+        let mut greeting = [0u8; 11];
+        tunnel.read_exact(&mut greeting).await.unwrap();
+        assert_eq!(&greeting, b"SSH-2.0-x\r\n");
+        let req = parent.await.unwrap();
+        assert!(req.starts_with(b"CONNECT example.test:22 HTTP/1.1\r\n"));
     }
 }
