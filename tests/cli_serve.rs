@@ -115,6 +115,43 @@ async fn check_config_refuses_values_that_would_panic_serve() {
     assert!(stderr.contains("proxy.workers"), "{stderr}");
 }
 
+/// `--check-config` loads what `serve` would refuse to start without (like `nginx -t`): the
+/// extra CA file and the rule files. It used to say "configuration ok" for both.
+#[tokio::test]
+async fn check_config_refuses_a_missing_ca_file_and_broken_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-ca.pem");
+    let path = write(
+        &dir,
+        "ca.toml",
+        &format!(
+            "[upstream]\nca_file = {:?}\n",
+            missing.display().to_string()
+        ),
+    );
+    let out = check_config(&path).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("upstream.ca_file"), "{stderr}");
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    std::fs::write(
+        rules.join("10.cf"),
+        "body OK /fine/\nbody BAD /(unclosed/\n",
+    )
+    .expect("rule");
+    let path = write(
+        &dir,
+        "rules.toml",
+        &format!("[scan]\nrules = {:?}\n", rules.display().to_string()),
+    );
+    let out = check_config(&path).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("10.cf:2:"), "{stderr}");
+}
+
 #[tokio::test]
 async fn serve_proxies_requests_and_exits_0_on_sigterm() {
     let origin = Origin::ok("through the binary").await;
