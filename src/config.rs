@@ -591,6 +591,10 @@ impl Config {
                 return Err(invalid(key, "must be larger than zero"));
             }
         }
+        // sled would write into the working directory, and a damaged store is renamed aside.
+        if self.store.path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "must not be empty"));
+        }
         if self.proxy.connect_ports.contains(&0) {
             return Err(invalid("proxy.connect_ports", "port 0 is not a port"));
         }
@@ -968,6 +972,8 @@ suspect = "tag"
                 "[upstream]\nmax_header_size = \"0\"\n",
                 "upstream.max_header_size",
             ),
+            // sled's files landed in the working directory, among whatever else is there.
+            ("[store]\npath = \"\"\n", "store.path"),
             // the two listeners cannot share an address.
             ("[admin]\nlisten = \"127.0.0.1:3128\"\n", "admin.listen"),
             ("[proxy]\nlisten = \"0.0.0.0:3129\"\n", "admin.listen"),
