@@ -25,10 +25,12 @@ pub enum Error {
     /// TOML syntax, an unknown key or a bad value (the message names key and line).
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
-    /// Values that parse but do not make sense together.
-    #[error("{path}: {key}: {message}")]
+    /// Values that parse but would break sluice, alone or together.
+    #[error("{path}: {}{key}: {message}", line.map(|n| format!("line {n}: ")).unwrap_or_default())]
     Invalid {
         path: String,
+        /// The line of `key` in the file (or of the key it conflicts with), when it is there.
+        line: Option<usize>,
         key: &'static str,
         message: String,
     },
@@ -53,9 +55,9 @@ impl FromStr for ByteSize {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let num: f64 = num.parse().map_err(|_| {
-            format!("invalid size {s:?}: expected a number and a unit like \"8MiB\"")
-        })?;
+        let bad_number =
+            || format!("invalid size {s:?}: expected a number and a unit like \"8MiB\"");
+        let out_of_range = || format!("size {s:?} is out of range");
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -72,9 +74,20 @@ impl FromStr for ByteSize {
                 ))
             }
         };
+        // Whole numbers exactly (an f64 rounds above 2^53, and `as u64` saturates silently).
+        if !num.contains('.') {
+            let n: u64 = match num.parse() {
+                Ok(n) => n,
+                Err(_) if !num.is_empty() => return Err(out_of_range()),
+                Err(_) => return Err(bad_number()),
+            };
+            return n.checked_mul(mult).map(ByteSize).ok_or_else(out_of_range);
+        }
+        let num: f64 = num.parse().map_err(|_| bad_number())?;
         let bytes = num * mult as f64;
-        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-            return Err(format!("size {s:?} is out of range"));
+        // `u64::MAX as f64` is 2^64, itself out of range.
+        if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+            return Err(out_of_range());
         }
         Ok(ByteSize(bytes as u64))
     }
@@ -101,7 +114,11 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
-/// Parses `"30s"`, `"5m"`, `"1h"`, `"250ms"`, `"1m30s"`.
+/// The longest duration a key takes: timers add durations to `Instant::now()`, which panics on
+/// overflow, so `"18446744073709551615s"` must not get that far.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86400);
+
+/// Parses `"30s"`, `"5m"`, `"1h"`, `"250ms"`, `"1m30s"` (at most [`MAX_DURATION`]).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
@@ -133,6 +150,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         };
         total = total.saturating_add(unit);
         rest = &rest[u_end..];
+    }
+    if total > MAX_DURATION {
+        return Err(format!(
+            "duration {s:?} is too long (at most 3650 days, about 10 years)"
+        ));
     }
     Ok(total)
 }
@@ -455,6 +477,47 @@ impl Default for ScanConfig {
     }
 }
 
+/// Upper bounds of numeric keys, beyond which sluice would panic or exhaust the machine.
+pub const MAX_CONNECTIONS: usize = u32::MAX as usize;
+/// See [`MAX_CONNECTIONS`].
+pub const MAX_HEADERS: usize = 10_000;
+/// See [`MAX_CONNECTIONS`].
+pub const MAX_WORKERS: usize = 1024;
+/// Largest magnitude of `scan.spam_threshold`, `scan.suspect_threshold`, `scan.model_weight`.
+pub const MAX_SCORE: f64 = 1e6;
+
+/// A value [`Config::check`] refuses: the key, which of its occurrences (array tables), a key
+/// whose line to show when `key` itself is not in the file, and what is wrong.
+struct Problem {
+    key: &'static str,
+    nth: usize,
+    also: Option<&'static str>,
+    message: String,
+}
+
+impl Problem {
+    fn into_error(self, origin: &str, line: Option<usize>) -> Error {
+        Error::Invalid {
+            path: origin.to_string(),
+            line,
+            key: self.key,
+            message: self.message,
+        }
+    }
+}
+
+/// Whether two listen addresses cannot both be bound: the same port (not 0, which picks a
+/// free one) on the same address, or under a wildcard that covers the other (`[::]` is
+/// dual-stack).
+fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let covers =
+        |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+    a.ip() == b.ip() || covers(a, b) || covers(b, a)
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Error> {
@@ -471,22 +534,66 @@ impl Config {
             path: origin.to_string(),
             message: one_line(&e, text),
         })?;
-        cfg.validate(origin)?;
+        cfg.check().map_err(|p| {
+            let line = line_of(text, p.key, p.nth)
+                .or_else(|| p.also.and_then(|also| line_of(text, also, 0)));
+            p.into_error(origin, line)
+        })?;
         Ok(cfg)
     }
 
-    /// Cross-field checks that serde cannot express.
+    /// Checks that serde cannot express: values that would break sluice at run time, alone or
+    /// together (`origin` names where they came from, e.g. "command line").
     pub fn validate(&self, origin: &str) -> Result<(), Error> {
-        let invalid = |key, message: &str| Error::Invalid {
-            path: origin.to_string(),
+        self.check().map_err(|p| p.into_error(origin, None))
+    }
+
+    fn check(&self) -> Result<(), Problem> {
+        let invalid = |key, message: &str| Problem {
             key,
+            nth: 0,
+            also: None,
             message: message.to_string(),
         };
-        if self.proxy.max_connections == 0 {
-            return Err(invalid("proxy.max_connections", "must be at least 1"));
+        // tokio's semaphore takes at most usize::MAX >> 3 permits (it panicked above), and
+        // shutdown waits for every slot with one u32-sized acquire.
+        if self.proxy.max_connections == 0 || self.proxy.max_connections > MAX_CONNECTIONS {
+            return Err(invalid(
+                "proxy.max_connections",
+                &format!("must be between 1 and {MAX_CONNECTIONS}"),
+            ));
         }
-        if self.proxy.max_headers == 0 {
-            return Err(invalid("proxy.max_headers", "must be at least 1"));
+        // hyper allocates room for this many fields on every head it parses.
+        if self.proxy.max_headers == 0 || self.proxy.max_headers > MAX_HEADERS {
+            return Err(invalid(
+                "proxy.max_headers",
+                &format!("must be between 1 and {MAX_HEADERS}"),
+            ));
+        }
+        // One thread each: 100000 exhausted memory and aborted the process.
+        for (key, n) in [
+            ("proxy.workers", self.proxy.workers),
+            ("scan.workers", self.scan.workers),
+        ] {
+            if n > MAX_WORKERS {
+                return Err(invalid(
+                    key,
+                    &format!("must be at most {MAX_WORKERS} (0 = one per core)"),
+                ));
+            }
+        }
+        for (key, size) in [
+            ("proxy.max_request_line", self.proxy.max_request_line),
+            ("proxy.max_header_size", self.proxy.max_header_size),
+            ("upstream.max_header_size", self.upstream.max_header_size),
+        ] {
+            if size.0 == 0 {
+                return Err(invalid(key, "must be larger than zero"));
+            }
+        }
+        // sled would write into the working directory, and a damaged store is renamed aside.
+        if self.store.path.as_os_str().is_empty() {
+            return Err(invalid("store.path", "must not be empty"));
         }
         if self.proxy.connect_ports.contains(&0) {
             return Err(invalid("proxy.connect_ports", "port 0 is not a port"));
@@ -504,20 +611,54 @@ impl Config {
                 return Err(invalid(key, "must be longer than zero"));
             }
         }
-        for p in &self.upstream.parents {
+        for (nth, p) in self.upstream.parents.iter().enumerate() {
             if p.proxies.is_empty() {
+                return Err(Problem {
+                    nth,
+                    ..invalid("upstream.parents.proxies", "needs at least one host:port")
+                });
+            }
+        }
+        if listeners_clash(self.proxy.listen, self.admin.listen) {
+            return Err(Problem {
+                also: Some("proxy.listen"),
+                ..invalid(
+                    "admin.listen",
+                    &format!(
+                        "{} overlaps proxy.listen {}: the two listeners need different addresses",
+                        self.admin.listen, self.proxy.listen
+                    ),
+                )
+            });
+        }
+        // A body with no finding scores 0 and must stay clean; the model's score is
+        // model_weight × spam_threshold × up to 1.6, which must stay a finite number.
+        for (key, v) in [
+            ("scan.spam_threshold", self.scan.spam_threshold),
+            ("scan.suspect_threshold", self.scan.suspect_threshold),
+        ] {
+            if !(v > 0.0 && v <= MAX_SCORE) {
                 return Err(invalid(
-                    "upstream.parents.proxies",
-                    "needs at least one host:port",
+                    key,
+                    &format!("must be a number above 0 and at most {MAX_SCORE}"),
                 ));
             }
         }
-        let (suspect, spam) = (self.scan.suspect_threshold, self.scan.spam_threshold);
-        if suspect.is_nan() || spam.is_nan() || suspect > spam {
+        if self.scan.model_weight.is_nan() || self.scan.model_weight.abs() > MAX_SCORE {
             return Err(invalid(
-                "scan.suspect_threshold",
-                "must not be above scan.spam_threshold",
+                "scan.model_weight",
+                &format!("must be a number between -{MAX_SCORE} and {MAX_SCORE}"),
             ));
+        }
+        let (suspect, spam) = (self.scan.suspect_threshold, self.scan.spam_threshold);
+        if suspect > spam {
+            return Err(Problem {
+                also: Some("scan.spam_threshold"),
+                ..invalid(
+                    "scan.suspect_threshold",
+                    "must not be above scan.spam_threshold",
+                )
+            });
         }
         if self.scan.pdq_distance > 256 {
             return Err(invalid("scan.pdq_distance", "must be between 0 and 256"));
@@ -565,27 +706,84 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
     }
 }
 
-/// The dotted key (`section.name`) assigned on the line holding byte `at`, if that line is a
-/// `name = value` line.
+/// The dotted key (`section.name`) assigned on the line holding byte `at`, or the table a
+/// `[section]` / `[[section]]` line opens.
 fn key_at(text: &str, at: usize) -> Option<String> {
     let before = text.get(..at)?;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = text.get(line_start..)?.lines().next()?;
-    let (name, _) = line.split_once('=')?;
-    let name = name.trim().trim_matches('"');
-    if name.is_empty() || name.starts_with('[') {
+    if let Some(table) = table_header(line) {
+        return Some(table);
+    }
+    let name = assigned_name(line)?;
+    let section = before[..line_start].lines().rev().find_map(table_header);
+    Some(full_key(section.as_deref(), &name))
+}
+
+/// The line (1-based) of the `nth` assignment of the dotted `key`, if the file has it.
+fn line_of(text: &str, key: &str, nth: usize) -> Option<usize> {
+    let mut section: Option<String> = None;
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(table) = table_header(line) {
+            section = Some(table);
+            continue;
+        }
+        let Some(name) = assigned_name(line) else {
+            continue;
+        };
+        if full_key(section.as_deref(), &name) == key {
+            if seen == nth {
+                return Some(i + 1);
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+/// The table a `[a.b]` or `[[a.b]]` line opens (a comment may follow).
+fn table_header(line: &str) -> Option<String> {
+    let line = line.trim();
+    let (open, close) = if line.starts_with("[[") {
+        ("[[", "]]")
+    } else if line.starts_with('[') {
+        ("[", "]")
+    } else {
+        return None;
+    };
+    let inner = &line[open.len()..];
+    let end = inner.find(close)?;
+    let rest = inner[end + close.len()..].trim_start();
+    if !(rest.is_empty() || rest.starts_with('#')) {
         return None;
     }
-    let section = before[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    Some(match section {
+    Some(dotted(&inner[..end]))
+}
+
+/// The (possibly dotted) name a `name = value` line assigns.
+fn assigned_name(line: &str) -> Option<String> {
+    let (name, _) = line.split_once('=')?;
+    let name = name.trim();
+    if name.is_empty() || name.starts_with('[') || name.starts_with('#') {
+        return None;
+    }
+    Some(dotted(name))
+}
+
+/// `a . "b"` → `a.b`.
+fn dotted(name: &str) -> String {
+    name.split('.')
+        .map(|part| part.trim().trim_matches(|c| c == '"' || c == '\''))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn full_key(section: Option<&str>, name: &str) -> String {
+    match section {
         Some(sec) if !sec.is_empty() => format!("{sec}.{name}"),
         _ => name.to_string(),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -710,6 +908,154 @@ suspect = "tag"
         assert_eq!(Config::default().proxy.max_trailer_size, ByteSize(16 << 10));
         let c = Config::parse("[proxy]\nmax_trailer_size = \"4KiB\"\n", "t").unwrap();
         assert_eq!(c.proxy.max_trailer_size, ByteSize(4 << 10));
+    }
+
+    #[test]
+    fn durations_that_overflow_an_instant_are_refused() {
+        // `Instant::now() + d` panics for these (body_timeout, scan.timeout, parent_down_for...).
+        for text in [
+            "[upstream]\nbody_timeout = \"18446744073709551615s\"\n",
+            "[scan]\ntimeout = \"999999999999999d\"\n",
+            "[upstream]\nparent_down_for = \"307445734561825860m\"\n",
+        ] {
+            let err = Config::parse(text, "f.toml").unwrap_err().to_string();
+            assert!(err.contains("line 2"), "{text:?}: {err}");
+            assert!(err.contains("too long"), "{text:?}: {err}");
+        }
+        assert_eq!(
+            parse_duration("3650d").unwrap(),
+            Duration::from_secs(3650 * 86400)
+        );
+    }
+
+    #[test]
+    fn sizes_beyond_u64_are_refused_not_saturated() {
+        assert!("18446744073709551616".parse::<ByteSize>().is_err());
+        assert!("16777216TiB".parse::<ByteSize>().is_err());
+        assert_eq!(
+            "18446744073709551615".parse::<ByteSize>().unwrap(),
+            ByteSize(u64::MAX)
+        );
+        assert_eq!(
+            "9007199254740993".parse::<ByteSize>().unwrap(),
+            ByteSize(9_007_199_254_740_993)
+        );
+    }
+
+    #[test]
+    fn values_that_would_panic_or_break_the_proxy_are_refused() {
+        std::env::remove_var("SLUICE_ADMIN_TOKEN");
+        for (text, key) in [
+            // tokio's Semaphore panics above usize::MAX >> 3 permits.
+            (
+                "[proxy]\nmax_connections = 9223372036854775807\n",
+                "proxy.max_connections",
+            ),
+            // hyper allocates room for max_headers fields on every parse: capacity overflow.
+            (
+                "[proxy]\nmax_headers = 9223372036854775807\n",
+                "proxy.max_headers",
+            ),
+            // a thread per worker: 100000 aborted the process.
+            ("[proxy]\nworkers = 100000\n", "proxy.workers"),
+            ("[scan]\nworkers = 9223372036854775807\n", "scan.workers"),
+            // zero: every request 414 / 431, every response 502.
+            (
+                "[proxy]\nmax_request_line = \"0\"\n",
+                "proxy.max_request_line",
+            ),
+            (
+                "[proxy]\nmax_header_size = \"0\"\n",
+                "proxy.max_header_size",
+            ),
+            (
+                "[upstream]\nmax_header_size = \"0\"\n",
+                "upstream.max_header_size",
+            ),
+            // sled's files landed in the working directory, among whatever else is there.
+            ("[store]\npath = \"\"\n", "store.path"),
+            // the two listeners cannot share an address.
+            ("[admin]\nlisten = \"127.0.0.1:3128\"\n", "admin.listen"),
+            ("[proxy]\nlisten = \"0.0.0.0:3129\"\n", "admin.listen"),
+            // score 0 (no finding) would be spam: every response blocked.
+            (
+                "[scan]\nspam_threshold = 0.0\nsuspect_threshold = 0.0\n",
+                "scan.spam_threshold",
+            ),
+            (
+                "[scan]\nsuspect_threshold = -1.0\n",
+                "scan.suspect_threshold",
+            ),
+            // the model's score is weight × threshold × up to 1.6: inf/NaN, "score":null.
+            ("[scan]\nspam_threshold = inf\n", "scan.spam_threshold"),
+            ("[scan]\nspam_threshold = 1e308\n", "scan.spam_threshold"),
+            ("[scan]\nmodel_weight = nan\n", "scan.model_weight"),
+        ] {
+            let err = Config::parse(text, "f.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+        }
+        for ok in [
+            "[proxy]\nmax_connections = 4294967295\nmax_headers = 10000\nworkers = 1024\n",
+            "[proxy]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+            "[proxy]\nlisten = \"0.0.0.0:3128\"\n[admin]\nlisten = \"[::1]:3128\"\n",
+            "[proxy]\nmax_request_line = \"16KiB\"\nmax_header_size = \"4KiB\"\n",
+            "[scan]\nmodel_weight = 0.0\nspam_threshold = 1000.0\n",
+        ] {
+            assert!(Config::parse(ok, "f.toml").is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_value_names_its_line() {
+        let err = Config::parse("[proxy]\n\nmax_headers = 0 # none\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "f.toml: line 3: proxy.max_headers: must be between 1 and 10000"
+        );
+        let err = Config::parse("proxy.max_connections = 0\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("f.toml: line 1: proxy.max_connections"),
+            "{err}"
+        );
+        let text =
+            "[[upstream.parents]]\nproxies = [\"p:1\"]\n\n[[upstream.parents]]\nproxies = []\n";
+        let err = Config::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(err.contains("line 5: upstream.parents.proxies"), "{err}");
+        // Not in the file (a default the other key conflicts with): the other key's line.
+        let err = Config::parse("[proxy]\nlisten = \"127.0.0.1:3129\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: admin.listen"), "{err}");
+        let err = Config::parse("[scan]\nspam_threshold = 2.0\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: scan.suspect_threshold"), "{err}");
+    }
+
+    #[test]
+    fn keys_in_commented_and_array_tables_are_named_right() {
+        let err = Config::parse(
+            "[scan.action]            # block | tag | log per class\nspam = \"nuke\"\n",
+            "f.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("key `scan.action.spam`"), "{err}");
+        let err = Config::parse(
+            "[upstream]\n[[upstream.parents]]\nproxies = [\"a\"]\n",
+            "f.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("key `upstream.parents.proxies`"), "{err}");
+        let err = Config::parse("[[upstream.parents]]\ndomains = []\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`upstream.parents`"), "{err}");
     }
 
     #[test]

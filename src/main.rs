@@ -136,8 +136,19 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             if check_config {
-                println!("configuration ok");
-                return ExitCode::SUCCESS;
+                return match sluice::server::check(&cfg) {
+                    Ok(warnings) => {
+                        for w in warnings {
+                            eprintln!("warning: {w}");
+                        }
+                        println!("configuration ok");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("sluice: {e}");
+                        ExitCode::from(1)
+                    }
+                };
             }
             match sluice::server::run_blocking(cfg) {
                 Ok(()) => 0,

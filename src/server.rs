@@ -75,6 +75,15 @@ impl Running {
     }
 }
 
+/// What `serve --check-config` checks beyond [`Config::validate`]: the files `start` loads and
+/// refuses to start without (the extra CA file, rules, hash lists, models), like `nginx -t`.
+/// Returns the load warnings.
+pub fn check(cfg: &Config) -> Result<Vec<crate::scan::LoadError>, Error> {
+    upstream::tls::client_config(&cfg.upstream.ca_file)?;
+    let (_, warnings) = Pipeline::from_config(&cfg.scan).map_err(Error::Scan)?;
+    Ok(warnings)
+}
+
 /// Binds and starts proxy and admin listeners on the current runtime, on the store at
 /// `store.path`. A damaged store is moved aside and sluice starts on an empty one
 /// ([`Store::open_or_move_aside`]); a newer schema or a locked store is an error.

@@ -75,6 +75,83 @@ async fn check_config_rejects_a_bad_value_with_exit_1() {
     assert!(stderr.contains("line 2"), "{stderr}");
 }
 
+/// Values that used to pass `--check-config` and then panicked or aborted `serve` (a duration
+/// overflowing `Instant + Duration` on the first request, a semaphore over tokio's limit, a
+/// thread per worker) or could not bind: refused with exit 1, naming the key and its line.
+#[tokio::test]
+async fn check_config_refuses_values_that_would_panic_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, needle) in [
+        (
+            "[upstream]\n\nbody_timeout = \"18446744073709551615s\"\n",
+            "line 3",
+        ),
+        (
+            "[proxy]\nmax_connections = 9223372036854775807\n",
+            "line 2: proxy.max_connections",
+        ),
+        ("[proxy]\nworkers = 100000\n", "line 2: proxy.workers"),
+        (
+            "[admin]\nlisten = \"127.0.0.1:3128\"\n",
+            "line 2: admin.listen",
+        ),
+    ] {
+        let path = write(&dir, "bad.toml", text);
+        let out = check_config(&path).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text:?}: {stderr}");
+        assert!(stderr.contains(needle), "{text:?}: {stderr}");
+    }
+    // A command-line override is checked the same way.
+    let out = Command::new(BIN)
+        .args(["serve", "--check-config", "--workers", "100000"])
+        .output();
+    let out = tokio::time::timeout(LIMIT, out)
+        .await
+        .expect("returns at once")
+        .expect("run sluice");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("proxy.workers"), "{stderr}");
+}
+
+/// `--check-config` loads what `serve` would refuse to start without (like `nginx -t`): the
+/// extra CA file and the rule files. It used to say "configuration ok" for both.
+#[tokio::test]
+async fn check_config_refuses_a_missing_ca_file_and_broken_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-ca.pem");
+    let path = write(
+        &dir,
+        "ca.toml",
+        &format!(
+            "[upstream]\nca_file = {:?}\n",
+            missing.display().to_string()
+        ),
+    );
+    let out = check_config(&path).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("upstream.ca_file"), "{stderr}");
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("mkdir");
+    std::fs::write(
+        rules.join("10.cf"),
+        "body OK /fine/\nbody BAD /(unclosed/\n",
+    )
+    .expect("rule");
+    let path = write(
+        &dir,
+        "rules.toml",
+        &format!("[scan]\nrules = {:?}\n", rules.display().to_string()),
+    );
+    let out = check_config(&path).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("10.cf:2:"), "{stderr}");
+}
+
 #[tokio::test]
 async fn serve_proxies_requests_and_exits_0_on_sigterm() {
     let origin = Origin::ok("through the binary").await;

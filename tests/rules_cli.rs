@@ -109,3 +109,17 @@ fn shipped_rules_load_without_errors_or_warnings() {
         .unwrap_or(0);
     assert!(n >= 40, "{summary}");
 }
+
+#[test]
+fn a_file_given_as_the_rules_directory_is_named_as_such() {
+    let d = dir_with(&[("10.cf", "body A /a/\n")]);
+    let file = d.path().join("10.cf");
+    let out = check(&file);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    // It used to say "does not exist" about a file that exists.
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+    let out = check(&d.path().join("nope"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("does not exist"));
+}

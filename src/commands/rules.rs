@@ -18,7 +18,12 @@ fn warning(w: &LoadError) -> String {
 /// Runs the command; returns the exit code.
 pub fn check(dir: &Path) -> u8 {
     if !dir.is_dir() {
-        eprintln!("sluice: rules directory {} does not exist", dir.display());
+        let why = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        eprintln!("sluice: rules directory {} {why}", dir.display());
         return 1;
     }
     let report = RuleSet::load_report(dir);
