@@ -142,20 +142,29 @@ pub struct LoadReport {
 }
 
 impl RuleSet {
-    /// Loads from the configured directory; a missing directory loads an empty set.
+    /// Loads from the configured directory; a missing directory loads an empty set (and a
+    /// warning).
     pub fn load(cfg: &ScanConfig) -> Loaded<RuleSet> {
         Self::load_dir(&cfg.rules)
     }
 
-    /// Loads `dir/*.cf` in file-name order; a missing directory loads an empty set.
+    /// Loads `dir/*.cf` in file-name order; a missing directory loads an empty set (and a
+    /// warning).
     pub fn load_dir(dir: &Path) -> Loaded<RuleSet> {
         Self::load_report(dir).into_loaded()
     }
 
-    /// Like [`RuleSet::load_dir`] but keeps warnings when there are errors.
+    /// Like [`RuleSet::load_dir`] but keeps warnings when there are errors. A missing
+    /// directory loads no rules, with a warning (a mistyped `scan.rules` must not go unseen).
     pub fn load_report(dir: &Path) -> LoadReport {
         if !dir.exists() {
-            return Self::from_files(&[]);
+            let mut empty = Self::from_files(&[]);
+            empty.warnings.push(LoadError {
+                file: dir.to_path_buf(),
+                line: 0,
+                message: "no rules directory; no rules loaded".into(),
+            });
+            return empty;
         }
         let whole = |message: String| LoadReport {
             rules: None,

@@ -379,10 +379,15 @@ fn fingerprint_is_stable_and_content_sensitive() {
 }
 
 #[test]
-fn missing_directory_is_an_empty_set() {
+fn missing_directory_is_an_empty_set_with_a_warning() {
     let (r, warnings) =
         RuleSet::load_dir(Path::new("/nonexistent/sluice/rules")).expect("empty set");
-    assert!(r.is_empty() && warnings.is_empty());
+    assert!(r.is_empty());
+    let said: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        said,
+        ["/nonexistent/sluice/rules: no rules directory; no rules loaded"]
+    );
     assert!(r.classify(&doc("anything")).expect("classify").is_empty());
 }
 
