@@ -29,8 +29,9 @@ use crate::cache::key::CacheKey;
 use crate::cache::memory::object_key;
 use crate::cache::{bodies, meta::ObjectMeta};
 use crate::proxy::Proxy;
+use crate::scan::pipeline::reading::declared;
 use crate::scan::pipeline::{content_from_response, index, rfc3339};
-use crate::scan::{Class, Content};
+use crate::scan::{Class, Content, Verdict};
 use crate::store::Store;
 
 /// Most SHA-256s one `{"sha256": [...]}` request may name.
@@ -278,7 +279,9 @@ enum Outcome {
 async fn rescan_one(proxy: &Arc<Proxy>, sha: &str, url: Option<String>) -> Outcome {
     let store = proxy.store.clone();
     let key = sha.to_string();
-    let loaded = blocking(move || load(&store, &key, url.as_deref())).await;
+    let stored = proxy.pipeline.stored(sha);
+    let old = stored.as_ref().map(|v| v.class);
+    let loaded = blocking(move || load(&store, &key, url.as_deref(), stored.as_ref())).await;
     let content = match loaded {
         Ok(Some(c)) => c,
         Ok(None) => return Outcome::Skipped,
@@ -287,7 +290,6 @@ async fn rescan_one(proxy: &Arc<Proxy>, sha: &str, url: Option<String>) -> Outco
             return Outcome::Failed;
         }
     };
-    let old = proxy.pipeline.stored(sha).map(|v| v.class);
     // Proxy scans first: submit only when no worker is contended.
     loop {
         let (workers, busy, waiting) = proxy.pipeline.pool_load();
@@ -361,8 +363,16 @@ fn urls_of(store: &Store, shas: &[String]) -> Result<HashMap<String, String>, Ap
 }
 
 /// The stored body of a verdict as scan input: a cached variant of its URL (with the stored
-/// headers), else the body stored under the SHA-256 itself (an unencoded body).
-fn load(store: &Store, sha: &str, url: Option<&str>) -> Result<Option<Content>, ApiError> {
+/// headers), else the body stored under the SHA-256 itself (an unencoded body), read as the
+/// `stored` verdict says it was: the declared type and charset of its reading, or for a
+/// reading that also has header fields (kept only as a digest) or none at all (a verdict
+/// from before readings), its resolved media type, which reads the body the same way.
+fn load(
+    store: &Store,
+    sha: &str,
+    url: Option<&str>,
+    stored: Option<&Verdict>,
+) -> Result<Option<Content>, ApiError> {
     let mut digest = [0u8; 32];
     if hex::decode_to_slice(sha, &mut digest).is_err() {
         return Ok(None);
@@ -384,10 +394,72 @@ fn load(store: &Store, sha: &str, url: Option<&str>) -> Result<Option<Content>, 
             }
         }
     }
+    let (declared_type, charset) = stored
+        .map(|v| declared(&v.reading).unwrap_or_else(|| (v.media_type.clone(), None)))
+        .unwrap_or_default();
     Ok(bodies::read(&store.bodies, &digest)?
         .ok()
         .map(|body| Content {
             bytes: body,
+            declared_type,
+            charset,
             ..Content::default()
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use sled::transaction::ConflictableTransactionError;
+
+    use super::*;
+
+    /// A body found only under its digest (no URL holds it any more) is read as its verdict
+    /// says it was, not as untyped bytes: spam stored as `application/x-foo` was judged clean
+    /// as an opaque type, and reading it untyped (sniffed as text) would flip it to spam.
+    #[test]
+    fn a_body_without_a_url_is_read_as_its_verdict_says() {
+        let store = Store::temporary().unwrap();
+        let body = b"You have won the lottery";
+        let digest = crate::cache::meta::sha256(body);
+        store
+            .bodies
+            .transaction(|t| {
+                bodies::add_ref(t, &digest, body)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .unwrap();
+        let sha = hex::encode(digest);
+        let verdict = |reading: &str, media: &str| Verdict {
+            reading: reading.into(),
+            ..Verdict::unscanned(&sha, media, "limit", "r")
+        };
+        let read = |v: Option<Verdict>| {
+            let c = load(&store, &sha, None, v.as_ref()).unwrap().unwrap();
+            assert_eq!(&c.bytes[..], body);
+            (c.declared_type, c.charset)
+        };
+        let typed = |m: &str, c: Option<&str>| (m.to_string(), c.map(String::from));
+        assert_eq!(
+            read(Some(verdict("application/x-foo", "application/x-foo"))),
+            typed("application/x-foo", None)
+        );
+        assert_eq!(
+            read(Some(verdict("text/html; charset=koi8-r", "text/html"))),
+            typed("text/html", Some("koi8-r"))
+        );
+        assert_eq!(read(Some(verdict("-", "text/plain"))), typed("", None));
+        // Header fields are only a digest, and old verdicts have no reading: the resolved type.
+        assert_eq!(
+            read(Some(verdict(
+                "text/plain; fields=0123456789abcdef",
+                "text/plain"
+            ))),
+            typed("text/plain", None)
+        );
+        assert_eq!(
+            read(Some(verdict("", "application/x-foo"))),
+            typed("application/x-foo", None)
+        );
+        assert_eq!(read(None), typed("", None));
+    }
 }

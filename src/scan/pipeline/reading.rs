@@ -7,9 +7,10 @@
 //! A reading reads as what it records: the declared media type (`-` when none; one more `-`
 //! in front of a declared type that starts with one), then `; charset=` and the charset when
 //! one is declared, then `; fields=` and 16 hex digits of SHA-256 over the fields' names and
-//! values when a classifier reads any: `text/html; charset=utf-8`. It is stable across restarts (it is stored with the verdict)
-//! and computed the same way from a [`Content`] and from the response's header map, so the
-//! proxy can ask the memo before it builds a scan input.
+//! values when a classifier reads any: `text/html; charset=utf-8`. It is stable across
+//! restarts (it is stored with the verdict) and computed the same way from a [`Content`] and
+//! from the response's header map, so the proxy can ask the memo before it builds a scan
+//! input; [`declared`] reads the type and charset back.
 
 use std::fmt::Write;
 
@@ -70,6 +71,23 @@ pub fn of_headers(fields: &HeaderUse, headers: &HeaderMap) -> String {
         }
     };
     format(&media, charset.as_deref(), digest)
+}
+
+/// The declared media type (empty for none) and charset a reading records, when that is all
+/// it records: `None` for a reading with header fields (their values are only a digest) and
+/// for a verdict stored before readings existed (an empty one).
+pub fn declared(reading: &str) -> Option<(String, Option<String>)> {
+    let mut parts = reading.split("; ");
+    let media = match parts.next()? {
+        "" => return None,
+        "-" => "",
+        m => m.strip_prefix('-').unwrap_or(m),
+    };
+    let charset = match parts.next() {
+        None => None,
+        Some(p) => Some(p.strip_prefix("charset=")?.to_string()),
+    };
+    parts.next().is_none().then(|| (media.to_string(), charset))
 }
 
 fn format(media: &str, charset: Option<&str>, fields: Option<String>) -> String {
@@ -183,5 +201,31 @@ mod tests {
         );
         // Not UTF-8: read as the content holds it (lossily converted).
         reading(&HeaderUse::All, &[("server", b"caf\xe9")]);
+    }
+
+    #[test]
+    fn the_declared_type_and_charset_read_back() {
+        let none = HeaderUse::default();
+        for fields in [
+            &[][..],
+            &[("content-type", &b"text/html; charset=UTF-8"[..])],
+            &[("content-type", b"-")],
+            &[("content-type", b"--x")],
+            &[("content-type", b"application/x-foo")],
+        ] {
+            let h = headers(fields);
+            let content = content_from_response(Bytes::new(), &h, None);
+            let (media, charset) = declared(&of_content(&none, &content)).unwrap();
+            assert_eq!(media, content.declared_type, "{fields:?}");
+            assert_eq!(
+                charset,
+                content.charset.map(|c| c.to_ascii_lowercase()),
+                "{fields:?}"
+            );
+        }
+        let server = HeaderUse::Fields(vec!["server".into()]);
+        let h = headers(&[("content-type", b"text/plain"), ("server", b"x")]);
+        assert_eq!(declared(&of_headers(&server, &h)), None, "only a digest");
+        assert_eq!(declared(""), None, "stored before readings");
     }
 }
