@@ -222,7 +222,15 @@ impl RuleSet {
         }
         let mut fingerprint = sha256_hex(&material);
         fingerprint.truncate(16);
-        let (rules, errors, warnings) = compile::build(parsed, fingerprint);
+        let (rules, mut errors, mut warnings) = compile::build(parsed, fingerprint);
+        // In reading order (files as loaded, then lines): compile errors (a bad regex, a meta
+        // naming no rule) are found after every parse error and would come last otherwise.
+        let order = |e: &LoadError| {
+            let file = files.iter().position(|(p, _)| *p == e.file);
+            (file.unwrap_or(usize::MAX), e.line)
+        };
+        errors.sort_by_key(order);
+        warnings.sort_by_key(order);
         LoadReport {
             rules,
             errors,

@@ -379,6 +379,25 @@ fn fingerprint_is_stable_and_content_sensitive() {
 }
 
 #[test]
+fn errors_come_in_file_and_line_order() {
+    let files = [
+        (
+            PathBuf::from("10.cf"),
+            b"body A /a/\ntflags A x\nbody B /(unclosed/\n".to_vec(),
+        ),
+        (PathBuf::from("20.cf"), b"body C\nlang x\n".to_vec()),
+    ];
+    let report = RuleSet::from_files(&files);
+    let at = |es: &[LoadError]| -> Vec<String> {
+        es.iter()
+            .map(|e| format!("{}:{}", e.file.display(), e.line))
+            .collect()
+    };
+    assert_eq!(at(&report.errors), ["10.cf:3", "20.cf:1"]);
+    assert_eq!(at(&report.warnings), ["10.cf:2", "20.cf:2"]);
+}
+
+#[test]
 fn missing_directory_is_an_empty_set_with_a_warning() {
     let (r, warnings) =
         RuleSet::load_dir(Path::new("/nonexistent/sluice/rules")).expect("empty set");
