@@ -11,10 +11,7 @@ use crate::scan::Content;
 /// charset from `Content-Type`, every `Content-Encoding` field joined in order, and all
 /// header fields (lowercase names; values that are not UTF-8 are converted lossily).
 pub fn content_from_response(bytes: Bytes, headers: &HeaderMap, url: Option<String>) -> Content {
-    let (declared_type, charset) = headers
-        .get(CONTENT_TYPE)
-        .map(|v| parse_content_type(&String::from_utf8_lossy(v.as_bytes())))
-        .unwrap_or_default();
+    let (declared_type, charset) = declared_type(headers);
     let content_encoding = content_encoding(headers);
     let headers = headers
         .iter()
@@ -33,6 +30,15 @@ pub fn content_from_response(bytes: Bytes, headers: &HeaderMap, url: Option<Stri
         url,
         headers,
     }
+}
+
+/// The media type and charset the response's `Content-Type` declares (empty and `None`
+/// without one), as [`parse_content_type`] gives them.
+pub fn declared_type(headers: &HeaderMap) -> (String, Option<String>) {
+    headers
+        .get(CONTENT_TYPE)
+        .map(|v| parse_content_type(&String::from_utf8_lossy(v.as_bytes())))
+        .unwrap_or_default()
 }
 
 /// The response's `Content-Encoding` values as one list (`gzip, br`), empty when none.

@@ -14,11 +14,10 @@
 
 use std::fmt::Write;
 
-use http::header::CONTENT_TYPE;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use super::content::parse_content_type;
+use super::content::declared_type;
 use crate::scan::{Content, HeaderUse};
 
 /// The reading of `content` for classifiers that read `fields`.
@@ -42,10 +41,7 @@ pub fn of_content(fields: &HeaderUse, content: &Content) -> String {
 /// [`of_content`] for the content [`content_from_response`](super::content_from_response)
 /// would build from these response headers, without building it.
 pub fn of_headers(fields: &HeaderUse, headers: &HeaderMap) -> String {
-    let (media, charset) = headers
-        .get(CONTENT_TYPE)
-        .map(|v| parse_content_type(&String::from_utf8_lossy(v.as_bytes())))
-        .unwrap_or_default();
+    let (media, charset) = declared_type(headers);
     // Values as the content holds them: converted lossily when not UTF-8.
     let lossy = |v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
     let digest = match fields {
