@@ -11,11 +11,11 @@
 //! remembered for [`UNCACHEABLE_TTL`] (Varnish's "hit-for-miss"): requests for it should skip
 //! collapsing, since waiting for another client's response head gains nothing and serialises
 //! every client behind a slow origin. Those keys are remembered as 64-bit fingerprints (a
-//! per-process random SipHash): under pass-through traffic of distinct URLs a mark costs no
+//! per-process seeded foldhash): under pass-through traffic of distinct URLs a mark costs no
 //! allocation and dropping marks frees nothing; a collision only lets one request skip collapsing.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use foldhash::quality::RandomState;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,7 +102,7 @@ impl<T: Clone + Send + Sync, K: Hash + Eq + Clone> Collapser<T, K> {
             map: Arc::new(Mutex::new(HashMap::new())),
             next: AtomicU64::new(0),
             uncacheable: Mutex::new(HashMap::new()),
-            fingerprint: RandomState::new(),
+            fingerprint: RandomState::default(),
         }
     }
 

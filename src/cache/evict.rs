@@ -14,8 +14,8 @@
 //! counters per entry and O(1) work per access. On a Zipf(0.9) trace it beats LRU by
 //! several points of hit ratio at the same size (see `benches/eviction.rs`).
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use foldhash::quality::RandomState;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::{BuildHasher, Hash};
 
 use super::slab::{List, Seg, Slab, NIL};
@@ -40,7 +40,7 @@ impl Sketch {
             mask: width - 1,
             adds: 0,
             sample: width * 10,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
     fn slots<K: Hash>(&self, key: &K) -> [usize; 4] {

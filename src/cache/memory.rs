@@ -3,7 +3,7 @@
 //! Each held object also keeps its body's verdict once one is known, so a hit needs no memo
 //! lookup however many distinct bodies are held.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use bytes::Bytes;

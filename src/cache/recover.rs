@@ -20,7 +20,7 @@ struct Record {
 pub(super) fn rebuild(cache: &Cache) -> Result<(), Error> {
     let (objects, bodies_tree) = cache.trees();
     let mut records = Vec::new();
-    let mut refs = RefCounts::new();
+    let mut refs = RefCounts::default();
     let mut bad: Vec<sled::IVec> = Vec::new();
     let mut shas: Vec<(sled::IVec, [u8; 32])> = Vec::new();
     for item in objects.iter() {

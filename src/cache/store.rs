@@ -13,8 +13,8 @@
 //! SHA-256 on every sled read and drops the object instead of serving it; `open` additionally
 //! recounts references (mark and sweep) and deletes unreferenced bodies and body-less metas.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use foldhash::quality::RandomState;
+use foldhash::{HashMap, HashMapExt};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -190,7 +190,7 @@ impl Cache {
                 memory: Mutex::new(MemoryTier::new(cfg.memory)),
                 memory_capacity: cfg.memory,
                 primaries: Mutex::new(HashMap::new()),
-                hasher: RandomState::new(),
+                hasher: RandomState::default(),
                 reads: Threads::new("store-read", READ_THREADS),
                 writes: Threads::new("store-write", WRITE_THREADS),
             }),

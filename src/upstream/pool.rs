@@ -5,7 +5,7 @@
 //! most-recently-used first (the one least likely to have been closed by the peer), and one
 //! the peer closed while idle is dropped on checkout. A sweeper closes connections idle longer than `upstream.idle_timeout`.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! proxies are ordered by rendezvous (highest-random-weight) hashing of the URL, so each URL
 //! sticks to one parent and a parent's failure moves only its own URLs, to the next in order.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

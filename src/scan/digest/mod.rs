@@ -5,7 +5,7 @@
 //! MD5/SHA-1 `.hsb` lines are skipped with a warning (sluice keys bodies by SHA-256 only).
 //! Entries can be added and removed at run time (admin API); the fingerprint follows.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 

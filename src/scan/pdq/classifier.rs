@@ -1,6 +1,6 @@
 //! The PDQ list classifier: hash an image, report list entries within the match distance.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::decode;

@@ -12,7 +12,7 @@
 //! decoded SHA-256 → [`encode_pdq`]), so a PDQ entry added later can be matched against the
 //! images seen before without decoding them again (admin retro-match).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::scan::pdq::PdqHash;
