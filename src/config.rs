@@ -521,11 +521,16 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let origin = path.display().to_string();
+        let text = String::from_utf8(bytes).map_err(|e| Error::Parse {
+            message: not_utf8(e.as_bytes(), e.utf8_error().valid_up_to()),
+            path: origin.clone(),
+        })?;
+        Config::parse(&text, &origin)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
@@ -685,6 +690,20 @@ impl Config {
     }
 }
 
+/// Where a config file stops being UTF-8 (TOML files are UTF-8), as line and column.
+fn not_utf8(bytes: &[u8], valid_up_to: usize) -> String {
+    // Everything before `valid_up_to` is UTF-8, so lines and columns count characters.
+    let before = std::str::from_utf8(&bytes[..valid_up_to]).unwrap_or_default();
+    let line = 1 + before.matches('\n').count();
+    let column = 1 + before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count();
+    format!("line {line}, column {column}: not UTF-8 (a TOML file must be UTF-8 text)")
+}
+
 /// toml's errors span several lines with a source excerpt; keep the location and the message.
 fn one_line(e: &toml::de::Error, text: &str) -> String {
     let msg = e
@@ -789,6 +808,16 @@ fn full_key(section: Option<&str>, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_with_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, b"[proxy]\n# caf\xc3\xa9\nlisten = \"a\xffb\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(err.contains("line 3, column 12: not UTF-8"), "{err}");
+    }
 
     #[test]
     fn a_bad_value_names_its_key_and_line() {
