@@ -92,10 +92,13 @@ fn is_normal(url: &str) -> bool {
 /// A URL or `Host` port: one or more ASCII digits (no sign, which `u16::from_str` would
 /// take), within `u16`. Leading zeros are the caller's call (a canonical form has none).
 pub fn port_number(digits: &[u8]) -> Option<u16> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    digits.iter().try_fold(0u16, |port, &d| {
+        let digit = d.checked_sub(b'0').filter(|&d| d <= 9)?;
+        port.checked_mul(10)?.checked_add(u16::from(digit))
+    })
 }
 
 /// One pass over `/path?query`: bytes the parser keeps, no `.`/`..` segment and no `%2e` in
@@ -184,6 +187,27 @@ impl fmt::Display for CacheKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_numbers_are_plain_digits_within_u16() {
+        let cases: &[(&str, Option<u16>)] = &[
+            ("80", Some(80)),
+            ("0", Some(0)),
+            ("00080", Some(80)),
+            ("65535", Some(65535)),
+            ("65536", None),
+            ("99999999999999999999", None),
+            ("", None),
+            ("+80", None),
+            ("-1", None),
+            ("8a", None),
+            ("8 ", None),
+            ("\u{665}", None),
+        ];
+        for &(digits, want) in cases {
+            assert_eq!(port_number(digits.as_bytes()), want, "{digits:?}");
+        }
+    }
 
     #[test]
     #[rustfmt::skip]
