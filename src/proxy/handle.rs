@@ -182,7 +182,8 @@ fn host_field_ok(
             let v = v.as_bytes();
             // `Authority` takes userinfo and leaves the port unchecked: check both here.
             let host_port = |a: &http::uri::Authority| {
-                !a.host().is_empty() && super::target::port_after(a.as_str(), a.host()).is_ok()
+                let host = a.host();
+                !host.is_empty() && super::target::port_after(a.as_str(), host).is_ok()
             };
             let valid = v.is_empty()
                 || (!v.contains(&b'@')
