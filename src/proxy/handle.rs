@@ -182,7 +182,7 @@ fn host_field_ok(
             let v = v.as_bytes();
             // `Authority` takes userinfo and leaves the port unchecked: check both here.
             let host_port = |a: &http::uri::Authority| {
-                let host = a.host();
+                let host = super::target::authority_host(a);
                 !host.is_empty() && super::target::port_after(a.as_str(), host).is_ok()
             };
             let valid = v.is_empty()

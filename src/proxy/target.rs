@@ -68,7 +68,7 @@ impl Target {
             Some(s) => return Err(TargetError::Scheme(s.to_string())),
         };
         let authority = uri.authority().ok_or(TargetError::NoHost)?;
-        let raw_host = authority.host();
+        let raw_host = authority_host(authority);
         let host = clean_host(raw_host).ok_or(TargetError::NoHost)?;
         let text = authority.as_str();
         // Userinfo (dropped) comes before the host: the port follows the host.
@@ -200,6 +200,31 @@ pub(crate) fn port_after(host_port: &str, host: &str) -> Result<Option<u16>, Tar
     }
 }
 
+/// The host of an authority (`[userinfo@]host[:port]`, brackets kept), as
+/// [`Authority::host`] gives it, found with byte searches: `Authority::host` runs two
+/// reverse `char` searches (~400 instructions), and every request asks twice.
+pub(crate) fn authority_host(authority: &Authority) -> &str {
+    let text = authority.as_str();
+    let bytes = text.as_bytes();
+    let start = bytes
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |at| at + 1);
+    let host_port = &bytes[start..];
+    let len = if host_port.first() == Some(&b'[') {
+        host_port
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(host_port.len(), |i| i + 1)
+    } else {
+        host_port
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(host_port.len())
+    };
+    &text[start..start + len]
+}
+
 fn clean_host(host: &str) -> Option<String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = host.strip_suffix('.').unwrap_or(host);
@@ -281,6 +306,36 @@ mod tests {
             assert_eq!(target.to_string(), url, "{uri}");
             assert_eq!(target.url(), url, "{uri}");
             assert_eq!(target.host_port(), host_port, "{uri}");
+        }
+    }
+
+    #[test]
+    fn authority_host_is_what_http_finds() {
+        for a in [
+            "example.com",
+            "example.com:8080",
+            "example.com:",
+            "user@example.com:80",
+            "user:pw@example.com",
+            "a@b@example.com:1",
+            "[::1]",
+            "[::1]:8080",
+            "u@[::1]:8080",
+            "[v1.fe]:1",
+            "127.0.0.1:80",
+            "@host",
+        ] {
+            let a: Authority = a.parse().unwrap();
+            assert_eq!(authority_host(&a), a.host(), "{a}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn authority_host_matches_http_on_any_authority(s in "[a-z0-9@:\\[\\].%-]{1,24}") {
+            if let Ok(a) = s.parse::<Authority>() {
+                proptest::prop_assert_eq!(authority_host(&a), a.host());
+            }
         }
     }
 
