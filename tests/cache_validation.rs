@@ -267,6 +267,49 @@ async fn stale_if_error_serves_stale_on_a_5xx_and_otherwise_the_error_passes() {
 }
 
 #[tokio::test]
+async fn a_5xx_on_revalidation_keeps_the_stale_object_for_the_next_validation() {
+    // Regression: a 5xx answer to a revalidation (not storable, no stale-if-error) removed
+    // the stored object, so one origin hiccup cost the object and its validator: the next
+    // request was a full miss, and an origin that then went down could not be covered by
+    // the stale copy. RFC 9111 §4.3.3: a 5xx while validating is forwarded or treated as
+    // no answer; it says nothing about the stored response.
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    let origin = Origin::respond(move |r| {
+        if f.load(Ordering::SeqCst) {
+            return answer("503 Service Unavailable", &[], b"busy");
+        }
+        if r.header("if-none-match") == Some("\"k\"") {
+            return not_modified(&[&now_date(), "ETag: \"k\""]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"k\""],
+            "kept body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/blip");
+    assert_cache_status(&sluice.fetch(&url).await, "stored");
+    fail.store(true, Ordering::SeqCst);
+    let r = sluice.fetch(&url).await;
+    assert_eq!(
+        r.status(),
+        503,
+        "without stale-if-error the 5xx passes through"
+    );
+    fail.store(false, Ordering::SeqCst);
+    let r = sluice.fetch(&url).await;
+    assert_eq!(r.text(), "kept body");
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("\"k\""),
+        "the stored object is still there to validate"
+    );
+}
+
+#[tokio::test]
 async fn stale_while_revalidate_serves_stale_at_once_and_revalidates_once_in_the_background() {
     let origin = Origin::respond(|r| {
         if r.header("if-none-match") == Some("\"w\"") {

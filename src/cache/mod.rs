@@ -68,7 +68,8 @@
 //!      outdated object with `cache.remove(&key)`.
 //!    - **5xx, or upstream unreachable** → if `policy::can_serve_stale_on_error(&info,
 //!      &hit.facts, now, UpstreamError::..)` serve the stale object (Cache-Status
-//!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on.
+//!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on; the
+//!      stored object stays either way (a 5xx says nothing about it, §4.3.3).
 //!    - **HEAD** that needs revalidation may be forwarded as a HEAD: a 200 goes through
 //!      `validate::merge_head` (RFC 9111 §4.3.5); `Ok(m)` → `validate::refresh` as for a 304,
 //!      `Err(Mismatch)` → `cache.remove(&key)` (the stored GET is outdated).

@@ -323,8 +323,12 @@ async fn revalidate(
             // A different validator or length: the stored GET response is outdated.
             Err(validate::Mismatch) => remove_stored(proxy, key).await,
         }
-    } else if policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err() {
+    } else if !upstream_status.is_server_error()
+        && policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err()
+    {
         // The origin's new answer may not be stored: the old object must not be served again.
+        // A 5xx is no new answer (RFC 9111 §4.3.3: as if the origin had not responded): the
+        // stale object stays for the next validation, and for an origin that goes down.
         remove_stored(proxy, key).await;
     }
     let url = std::mem::take(&mut log.url);
