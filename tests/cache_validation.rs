@@ -721,3 +721,45 @@ async fn a_304_for_one_vary_variant_updates_only_that_variant() {
     assert_eq!(r.text(), "lang=de");
     assert_eq!(hits(&origin, "/v304"), 4);
 }
+
+#[tokio::test]
+async fn a_200_that_adds_vary_replaces_the_stale_object_for_later_hits() {
+    // Regression: the memory tier took the first held variant that matched, so the stale
+    // Vary-less object (which matches every request) kept being chosen over the newer
+    // variant the revalidation stored: every request went to the origin again, while the
+    // disk tier, which follows the URL's latest Vary, found the new one. RFC 9111 §4.1:
+    // with several matching responses, the most recent is used.
+    let changed = Arc::new(AtomicBool::new(false));
+    let c2 = changed.clone();
+    let origin = Origin::respond(move |_| {
+        if c2.load(Ordering::SeqCst) {
+            return ok_with(
+                &[
+                    &now_date(),
+                    "Cache-Control: max-age=600",
+                    "Vary: Accept-Encoding",
+                    "ETag: \"v2\"",
+                ],
+                "second version",
+            );
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"v1\""],
+            "first version",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/vary-added");
+    let mut c = sluice.client().await;
+    let gzip = || request("GET", &url, &["Accept-Encoding: gzip"], b"");
+    assert_eq!(c.exchange(gzip()).await.text(), "first version");
+    changed.store(true, Ordering::SeqCst);
+    let r = c.exchange(gzip()).await;
+    assert_eq!(r.text(), "second version");
+    assert_cache_status(&r, "fwd=stale; fwd-status=200; stored");
+    let r = c.exchange(gzip()).await;
+    assert_eq!(r.text(), "second version");
+    assert_cache_status(&r, "hit");
+    assert_eq!(hits(&origin, "/vary-added"), 2);
+}
