@@ -233,6 +233,8 @@ async fn a_plain_stale_object_is_served_when_the_origin_is_unreachable() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text(), "plain stale");
     assert!(r.header("age").is_some());
+    assert_cache_status(&r, "fwd=stale; detail=stale-if-error");
+    assert!(!r.header("cache-status").unwrap_or("").contains("hit"));
 }
 
 #[tokio::test]
@@ -258,6 +260,9 @@ async fn stale_if_error_serves_stale_on_a_5xx_and_otherwise_the_error_passes() {
     fail.store(true, Ordering::SeqCst);
     let r = sluice.fetch(&sie).await;
     assert_eq!((r.status(), r.text().as_str()), (200, "good"));
+    // RFC 9211 §2.1: the request went forward, so it is no hit; the 500 is what it met.
+    assert_cache_status(&r, "fwd=stale; fwd-status=500; detail=stale-if-error");
+    assert!(!r.header("cache-status").unwrap_or("").contains("hit"));
     let r = sluice.fetch(&plain).await;
     assert_eq!(
         r.status(),

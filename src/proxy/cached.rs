@@ -253,8 +253,7 @@ async fn revalidate(
                 .map_or(UpstreamError::Unreachable, UpstreamError::Status);
             if policy::can_serve_stale_on_error(&info, &hit.facts, SystemTime::now(), failure) {
                 let age = stale_age(&hit);
-                let mut st = CacheStatus::hit();
-                st.detail = Some("stale-if-error");
+                let st = CacheStatus::stale_on_error(fwd, e.received_status());
                 tracing::warn!(error = %e, url = %target, "origin unreachable; serving stale");
                 return Ok(serve_hit(proxy, head, hit, age, st, log).await);
             }
@@ -309,8 +308,7 @@ async fn revalidate(
             UpstreamError::Status(upstream_status.as_u16()),
         )
     {
-        let mut st = CacheStatus::hit();
-        st.detail = Some("stale-if-error");
+        let st = CacheStatus::stale_on_error(fwd, Some(upstream_status.as_u16()));
         return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, log).await);
     }
     if head.method == Method::HEAD && upstream_status == StatusCode::OK {

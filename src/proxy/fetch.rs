@@ -359,7 +359,10 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut
 /// Notes the cache result for the access log.
 pub fn log_cache_result(status: &CacheStatus, log: &mut AccessLog) {
     log.cache_result = crate::admin::metrics::CacheResult::of(status);
-    log.cache = if status.hit {
+    // A stale object served on an origin error went forward (no `hit` in Cache-Status), but
+    // what the client got came from the cache.
+    let from_cache = status.hit || log.cache_result == crate::admin::metrics::CacheResult::Stale;
+    log.cache = if from_cache {
         "hit"
     } else if status.stored {
         "miss-stored"
