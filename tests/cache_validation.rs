@@ -133,6 +133,36 @@ async fn a_304_without_age_makes_an_object_that_arrived_old_fresh_again() {
 }
 
 #[tokio::test]
+async fn a_304_with_age_from_a_cache_upstream_is_served_with_that_age() {
+    // Regression: the response built from a 304 was always sent with `Age: 0`, though a
+    // 304 from a cache upstream (a parent, a CDN) says it validated the response 100 s ago;
+    // the stored merge knew (the next hit said ~100), the client just told did not.
+    // RFC 9111 §5.1, §4.2.3: Age is the corrected age of the response the client gets.
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match").is_some() {
+            return not_modified(&[&now_date(), "Age: 100", "ETag: \"p\""]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=600",
+                "Age: 900",
+                "ETag: \"p\"",
+            ],
+            "via a parent",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/parent-304");
+    sluice.fetch(&url).await;
+    let r = sluice.fetch(&url).await;
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    let age: u64 = r.header("age").and_then(|a| a.parse().ok()).expect("Age");
+    assert!((100..600).contains(&age), "Age {age}");
+}
+
+#[tokio::test]
 async fn a_200_on_revalidation_replaces_the_stored_object() {
     let version = Arc::new(AtomicBool::new(false));
     let v = version.clone();

@@ -286,7 +286,10 @@ async fn revalidate(
                 tier: hit.tier,
                 verdict,
             };
-            return Ok(serve_hit(proxy, head, hit, 0, st, log).await);
+            // Validated just now, but a cache upstream may have validated it earlier: the
+            // merge's Age (and Date) count, as for every later hit (RFC 9111 §4.2.3).
+            let age = hit.facts.age(SystemTime::now());
+            return Ok(serve_hit(proxy, head, hit, age, st, log).await);
         }
         // The 304 selected a different representation: fetch unconditionally.
         return fetch_and_respond(
