@@ -509,6 +509,17 @@ fn client_conditional_table() {
     for (req, expect, clause) in rows {
         assert_eq!(not_modified(&headers(&req), &st), expect, "{clause}");
     }
+    // A stored response without validators still has a Date (the cache records one).
+    let bare = headers(&[("date", date(-100))]);
+    let rows: Vec<(Vec<(&str, String)>, bool, &str)> = vec![
+        (vec![("if-modified-since", date(0))], true, "RFC 9111 §4.3.2 no Last-Modified: the Date"),
+        (vec![("if-modified-since", date(-200))], false, "older than the Date"),
+        (vec![("if-none-match", s("*"))], true, "RFC 9110 §13.1.2 star: a representation exists"),
+        (vec![("if-none-match", s("\"v1\""))], false, "no ETag to match"),
+    ];
+    for (req, expect, clause) in rows {
+        assert_eq!(not_modified(&headers(&req), &bare), expect, "{clause}");
+    }
     let h = not_modified_headers(&headers(&[("etag", s("\"v1\"")), ("content-type", s("text/plain"))]));
     assert!(h.contains_key("etag") && !h.contains_key("content-type"));
 }

@@ -184,17 +184,17 @@ fn strip_weak(t: &[u8]) -> &[u8] {
 }
 
 /// RFC 9110 §13.1.1–§13.1.3 for a GET/HEAD answered from cache: true when the client's
-/// `If-None-Match` matches the stored ETag (weakly), or, without If-None-Match, when the
-/// stored Last-Modified is not newer than `If-Modified-Since`. The proxy then sends 304.
+/// `If-None-Match` is `*` or matches the stored ETag (weakly), or, without If-None-Match,
+/// when the stored Last-Modified (its Date when it has none, RFC 9111 §4.3.2) is not newer
+/// than `If-Modified-Since`. The proxy then sends 304.
 pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
     if let Some(inm) = req.get(IF_NONE_MATCH) {
-        let Some(etag) = stored.get(ETAG) else {
-            return false;
-        };
+        let etag = stored.get(ETAG);
         let list = String::from_utf8_lossy(inm.as_bytes()).into_owned();
+        // `*` matches any current representation, one without an ETag too (§13.1.2).
         return list.split(',').any(|t| {
             let t = t.trim();
-            t == "*" || weak_eq(t.as_bytes(), etag.as_bytes())
+            t == "*" || etag.is_some_and(|e| weak_eq(t.as_bytes(), e.as_bytes()))
         });
     }
     // Most requests carry no conditional: no date is parsed for them.
@@ -206,8 +206,10 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
     let Some(since) = req.get(IF_MODIFIED_SINCE).and_then(date) else {
         return false;
     };
+    // Every stored response has a Date: the cache records one when the origin sent none.
     stored
         .get(LAST_MODIFIED)
+        .or_else(|| stored.get(http::header::DATE))
         .and_then(date)
         .is_some_and(|lm| lm <= since)
 }
