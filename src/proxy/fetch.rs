@@ -79,7 +79,10 @@ pub async fn respond(
     if let (Some(key), &Method::GET) = (x.key, x.method) {
         note_storability(proxy, key, parts.status, &parts.headers, &rcc);
     }
-    if bodiless(x.method, parts.status) {
+    // A storable 204 is stored with its (empty) body like any other response (RFC 9110
+    // §15.3.5: cacheable by default); other bodiless answers have nothing to keep.
+    let stored_empty = storable && parts.status == StatusCode::NO_CONTENT;
+    if bodiless(x.method, parts.status) && !stored_empty {
         if storable {
             on_storable(false);
         }
