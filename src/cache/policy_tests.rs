@@ -179,6 +179,8 @@ fn reuse_table() {
         (vec![("cache-control", s("max-age=20"))], vec![("cache-control", s("max-age=60"))], 10, Fresh, "request max-age satisfied"),
         (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 40, Reval, "§5.2.1.3 min-fresh unmet"),
         (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 20, Fresh, "min-fresh met"),
+        (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 30, Fresh, "§5.2.1.3 fresh for exactly min-fresh: no less than asked"),
+        (vec![("cache-control", s("min-fresh=0"))], vec![("cache-control", s("max-age=60"))], 60, Reval, "min-fresh=0 never makes a stale response fresh"),
         (vec![("cache-control", s("max-stale"))], vec![("cache-control", s("max-age=60"))], 1000, StaleOk, "§5.2.1.2 max-stale any"),
         (vec![("cache-control", s("max-stale=50"))], vec![("cache-control", s("max-age=60"))], 100, StaleOk, "max-stale within"),
         (vec![("cache-control", s("max-stale=10"))], vec![("cache-control", s("max-age=60"))], 100, Reval, "max-stale exceeded"),
