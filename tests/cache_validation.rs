@@ -106,6 +106,43 @@ async fn stale_object_without_etag_is_revalidated_with_if_modified_since() {
 }
 
 #[tokio::test]
+async fn a_304_with_another_last_modified_does_not_refresh_the_stored_body() {
+    // Regression: a 304 was merged whatever its Last-Modified said. A server that answers
+    // If-Modified-Since with 304 when its file is older than the date asked (a file
+    // restored from a backup) says so with that older Last-Modified: the stored v1 was
+    // refreshed under v0's date and served for good (RFC 9111 §4.3.4: the 304's validator
+    // selects no stored response). It must be fetched again.
+    let (l1, l0) = (http_date(-3_600), http_date(-86_400));
+    let (l1b, l0b) = (l1.clone(), l0.clone());
+    let origin = Origin::respond(move |r| {
+        let lm = |d: &str| format!("Last-Modified: {d}");
+        match r.header("if-modified-since") {
+            Some(_) => not_modified(&[&now_date(), "Cache-Control: max-age=60", &lm(&l0b)]),
+            None if r.header("x-second").is_some() => ok_with(
+                &[&now_date(), "Cache-Control: max-age=60", &lm(&l0b)],
+                "v0 restored",
+            ),
+            None => ok_with(&[&old_date(), "Cache-Control: max-age=60", &lm(&l1b)], "v1"),
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/restored");
+    assert_eq!(sluice.fetch(&url).await.text(), "v1");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["X-Second: 1"], b""))
+        .await;
+    assert_eq!(
+        origin.requests()[1].header("if-modified-since"),
+        Some(l1.as_str())
+    );
+    assert_eq!(r.text(), "v0 restored");
+    assert_eq!(r.header("last-modified"), Some(l0.as_str()));
+    assert_eq!(origin.last_request().header("if-modified-since"), None);
+}
+
+#[tokio::test]
 async fn a_304_without_age_makes_an_object_that_arrived_old_fresh_again() {
     // The first response is already 30 s old (Age: 30) with a 10 s lifetime; the 304 says
     // nothing about age, so after it the object is fresh for 10 s.

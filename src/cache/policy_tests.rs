@@ -391,6 +391,7 @@ fn merge_304_table() {
 
 #[test]
 #[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn merge_304_selection_table() {
     // (stored ETag, the 304's ETag, selected?)
     let rows: [(Option<&str>, Option<&str>, bool, &str); 9] = [
@@ -408,6 +409,24 @@ fn merge_304_selection_table() {
         let mut st = vec![("cache-control", s("max-age=60"))];
         st.extend(old.map(|e| ("etag", s(e))));
         let resp: Vec<(&str, String)> = new.map(|e| ("etag", s(e))).into_iter().collect();
+        let got = merge_304(&stored(&st), &headers(&resp), t(1), t(1));
+        assert_eq!(got.is_ok(), selected, "{clause}");
+    }
+    // Without an ETag in the 304, its Last-Modified is the validator that must match.
+    // (stored Last-Modified, the 304's, stored ETag, selected?)
+    let (l1, l0) = (date(-100), date(-5000));
+    let rows: [(Option<&String>, Option<&String>, Option<&str>, bool, &str); 5] = [
+        (Some(&l1), Some(&l1), None, true, "§4.3.4 same Last-Modified"),
+        (Some(&l1), Some(&l0), None, false, "§4.3.4 another Last-Modified (an older file restored) selects nothing"),
+        (Some(&l1), None, None, true, "no validator in the 304"),
+        (None, Some(&l0), Some("\"a\""), true, "nothing stored to compare with"),
+        (Some(&l1), Some(&l0), Some("\"a\""), false, "a stored ETag does not make up for the 304's other date"),
+    ];
+    for (old, new, etag, selected, clause) in rows {
+        let mut st = vec![("cache-control", s("max-age=60"))];
+        st.extend(old.map(|d| ("last-modified", d.clone())));
+        st.extend(etag.map(|e| ("etag", s(e))));
+        let resp: Vec<(&str, String)> = new.map(|d| ("last-modified", d.clone())).into_iter().collect();
         let got = merge_304(&stored(&st), &headers(&resp), t(1), t(1));
         assert_eq!(got.is_ok(), selected, "{clause}");
     }

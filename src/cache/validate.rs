@@ -59,8 +59,9 @@ const KEEP: [HeaderName; 3] = [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING]
 /// RFC 9111 §4.3.4: freshen a stored response with a 304. Every field in the 304 replaces the
 /// stored field of that name, except Content-Length and the other framing fields; the timing is
 /// reset to this exchange so age restarts. A 304 whose ETag does not select the stored response
-/// ([`selects`]), or that carries an ETag the stored response lacks, selects nothing: the proxy
-/// must then fetch unconditionally. `resp_304` must hold end-to-end fields only.
+/// ([`selects`]), that carries an ETag the stored response lacks, or that has no ETag and
+/// another Last-Modified, selects nothing: the proxy must then fetch unconditionally.
+/// `resp_304` must hold end-to-end fields only.
 pub fn merge_304(
     stored: &ObjectMeta,
     resp_304: &HeaderMap,
@@ -70,6 +71,25 @@ pub fn merge_304(
     if let Some(new) = resp_304.get(ETAG) {
         let old = stored.headers.get(ETAG).ok_or(Mismatch)?;
         if !selects(new.as_bytes(), old.as_bytes()) {
+            return Err(Mismatch);
+        }
+    } else if let (Some(new), Some(old)) = (
+        resp_304.get(LAST_MODIFIED),
+        stored.headers.get(LAST_MODIFIED),
+    ) {
+        // Without an ETag the 304's Last-Modified is its validator: another date (a file
+        // restored with an older one answers an If-Modified-Since with 304) describes
+        // another representation.
+        let date = |v: &http::HeaderValue| {
+            v.to_str()
+                .ok()
+                .and_then(|t| httpdate::parse_http_date(t.trim()).ok())
+        };
+        let same = match (date(new), date(old)) {
+            (Some(a), Some(b)) => a == b,
+            _ => new.as_bytes().trim_ascii() == old.as_bytes().trim_ascii(),
+        };
+        if !same {
             return Err(Mismatch);
         }
     }
