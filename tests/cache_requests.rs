@@ -297,3 +297,30 @@ async fn request_no_store_keeps_the_response_out_of_the_cache() {
     sluice.fetch(&url).await;
     assert_eq!(hits(&origin, "/req-no-store"), 2);
 }
+
+#[tokio::test]
+async fn a_target_with_dot_segments_is_not_served_for_the_path_they_resolve_to() {
+    // Regression: the cache key resolved `.`/`..` (and `%2e`) segments while the origin was
+    // sent the target byte for byte, so whatever the origin answered for `/user/%2e%2e/page`
+    // (many servers and object stores read `%2e%2e` literally) was stored as `/page` and
+    // served to everyone who asked for `/page`: one client could poison another's URL.
+    let origin = Origin::respond(|r| {
+        ok_with(
+            &["Cache-Control: max-age=600"],
+            &format!("answer for {}", r.target()),
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let page = origin.url("/page");
+    for odd in ["/user/%2e%2e/page", "/user/../page", "/./page"] {
+        let r = sluice.fetch(&origin.url(odd)).await;
+        assert_eq!(r.text(), format!("answer for {odd}"), "{odd}");
+    }
+    let r = sluice.fetch(&page).await;
+    assert_eq!(r.text(), "answer for /page");
+    assert_cache_status(&r, "fwd=uri-miss");
+    // Each distinct target is its own object.
+    assert_cache_status(&sluice.fetch(&origin.url("/user/../page")).await, "hit");
+    assert_eq!(origin.requests().len(), 4);
+}

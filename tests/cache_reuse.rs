@@ -334,3 +334,26 @@ async fn observe_mode_stores_complete_responses_too() {
     assert_eq!(hit.text(), "body of /observed");
     assert_eq!(hits(&origin, "/observed"), 1);
 }
+
+#[tokio::test]
+async fn a_204_with_freshness_is_stored_and_served_without_content_length() {
+    // Regression: every 204 took the bodiless path, which never stores, though 204 is
+    // cacheable by default (RFC 9110 §15.3.5) and policy::storable said so: a beacon or
+    // an API's empty answer with max-age went to the origin every time.
+    let origin = Origin::respond(|_| {
+        b"HTTP/1.1 204 No Content\r\nCache-Control: max-age=60\r\nX-Empty: yes\r\n\r\n".to_vec()
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/beacon");
+    let first = sluice.fetch(&url).await;
+    assert_eq!(first.status(), 204);
+    assert_cache_status(&first, "fwd=uri-miss; stored");
+    let second = sluice.fetch(&url).await;
+    assert_eq!(second.status(), 204);
+    assert_cache_status(&second, "hit");
+    assert_eq!(second.header("x-empty"), Some("yes"));
+    // RFC 9110 §8.6: a 204 never carries Content-Length, from the origin or the cache.
+    assert_eq!(second.header("content-length"), None);
+    assert_eq!(hits(&origin, "/beacon"), 1);
+}

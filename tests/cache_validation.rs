@@ -106,6 +106,43 @@ async fn stale_object_without_etag_is_revalidated_with_if_modified_since() {
 }
 
 #[tokio::test]
+async fn a_304_with_another_last_modified_does_not_refresh_the_stored_body() {
+    // Regression: a 304 was merged whatever its Last-Modified said. A server that answers
+    // If-Modified-Since with 304 when its file is older than the date asked (a file
+    // restored from a backup) says so with that older Last-Modified: the stored v1 was
+    // refreshed under v0's date and served for good (RFC 9111 §4.3.4: the 304's validator
+    // selects no stored response). It must be fetched again.
+    let (l1, l0) = (http_date(-3_600), http_date(-86_400));
+    let (l1b, l0b) = (l1.clone(), l0.clone());
+    let origin = Origin::respond(move |r| {
+        let lm = |d: &str| format!("Last-Modified: {d}");
+        match r.header("if-modified-since") {
+            Some(_) => not_modified(&[&now_date(), "Cache-Control: max-age=60", &lm(&l0b)]),
+            None if r.header("x-second").is_some() => ok_with(
+                &[&now_date(), "Cache-Control: max-age=60", &lm(&l0b)],
+                "v0 restored",
+            ),
+            None => ok_with(&[&old_date(), "Cache-Control: max-age=60", &lm(&l1b)], "v1"),
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/restored");
+    assert_eq!(sluice.fetch(&url).await.text(), "v1");
+    let mut c = sluice.client().await;
+    let r = c
+        .exchange(request("GET", &url, &["X-Second: 1"], b""))
+        .await;
+    assert_eq!(
+        origin.requests()[1].header("if-modified-since"),
+        Some(l1.as_str())
+    );
+    assert_eq!(r.text(), "v0 restored");
+    assert_eq!(r.header("last-modified"), Some(l0.as_str()));
+    assert_eq!(origin.last_request().header("if-modified-since"), None);
+}
+
+#[tokio::test]
 async fn a_304_without_age_makes_an_object_that_arrived_old_fresh_again() {
     // The first response is already 30 s old (Age: 30) with a 10 s lifetime; the 304 says
     // nothing about age, so after it the object is fresh for 10 s.
@@ -130,6 +167,36 @@ async fn a_304_without_age_makes_an_object_that_arrived_old_fresh_again() {
         2,
         "the 304 must have freshened the object"
     );
+}
+
+#[tokio::test]
+async fn a_304_with_age_from_a_cache_upstream_is_served_with_that_age() {
+    // Regression: the response built from a 304 was always sent with `Age: 0`, though a
+    // 304 from a cache upstream (a parent, a CDN) says it validated the response 100 s ago;
+    // the stored merge knew (the next hit said ~100), the client just told did not.
+    // RFC 9111 §5.1, §4.2.3: Age is the corrected age of the response the client gets.
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match").is_some() {
+            return not_modified(&[&now_date(), "Age: 100", "ETag: \"p\""]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=600",
+                "Age: 900",
+                "ETag: \"p\"",
+            ],
+            "via a parent",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/parent-304");
+    sluice.fetch(&url).await;
+    let r = sluice.fetch(&url).await;
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    let age: u64 = r.header("age").and_then(|a| a.parse().ok()).expect("Age");
+    assert!((100..600).contains(&age), "Age {age}");
 }
 
 #[tokio::test]
@@ -233,6 +300,8 @@ async fn a_plain_stale_object_is_served_when_the_origin_is_unreachable() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text(), "plain stale");
     assert!(r.header("age").is_some());
+    assert_cache_status(&r, "fwd=stale; detail=stale-if-error");
+    assert!(!r.header("cache-status").unwrap_or("").contains("hit"));
 }
 
 #[tokio::test]
@@ -258,11 +327,57 @@ async fn stale_if_error_serves_stale_on_a_5xx_and_otherwise_the_error_passes() {
     fail.store(true, Ordering::SeqCst);
     let r = sluice.fetch(&sie).await;
     assert_eq!((r.status(), r.text().as_str()), (200, "good"));
+    // RFC 9211 §2.1: the request went forward, so it is no hit; the 500 is what it met.
+    assert_cache_status(&r, "fwd=stale; fwd-status=500; detail=stale-if-error");
+    assert!(!r.header("cache-status").unwrap_or("").contains("hit"));
     let r = sluice.fetch(&plain).await;
     assert_eq!(
         r.status(),
         500,
         "without stale-if-error a 5xx passes through"
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_on_revalidation_keeps_the_stale_object_for_the_next_validation() {
+    // Regression: a 5xx answer to a revalidation (not storable, no stale-if-error) removed
+    // the stored object, so one origin hiccup cost the object and its validator: the next
+    // request was a full miss, and an origin that then went down could not be covered by
+    // the stale copy. RFC 9111 §4.3.3: a 5xx while validating is forwarded or treated as
+    // no answer; it says nothing about the stored response.
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    let origin = Origin::respond(move |r| {
+        if f.load(Ordering::SeqCst) {
+            return answer("503 Service Unavailable", &[], b"busy");
+        }
+        if r.header("if-none-match") == Some("\"k\"") {
+            return not_modified(&[&now_date(), "ETag: \"k\""]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"k\""],
+            "kept body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/blip");
+    assert_cache_status(&sluice.fetch(&url).await, "stored");
+    fail.store(true, Ordering::SeqCst);
+    let r = sluice.fetch(&url).await;
+    assert_eq!(
+        r.status(),
+        503,
+        "without stale-if-error the 5xx passes through"
+    );
+    fail.store(false, Ordering::SeqCst);
+    let r = sluice.fetch(&url).await;
+    assert_eq!(r.text(), "kept body");
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("\"k\""),
+        "the stored object is still there to validate"
     );
 }
 
@@ -677,4 +792,46 @@ async fn a_304_for_one_vary_variant_updates_only_that_variant() {
     assert_cache_status(&r, "hit");
     assert_eq!(r.text(), "lang=de");
     assert_eq!(hits(&origin, "/v304"), 4);
+}
+
+#[tokio::test]
+async fn a_200_that_adds_vary_replaces_the_stale_object_for_later_hits() {
+    // Regression: the memory tier took the first held variant that matched, so the stale
+    // Vary-less object (which matches every request) kept being chosen over the newer
+    // variant the revalidation stored: every request went to the origin again, while the
+    // disk tier, which follows the URL's latest Vary, found the new one. RFC 9111 §4.1:
+    // with several matching responses, the most recent is used.
+    let changed = Arc::new(AtomicBool::new(false));
+    let c2 = changed.clone();
+    let origin = Origin::respond(move |_| {
+        if c2.load(Ordering::SeqCst) {
+            return ok_with(
+                &[
+                    &now_date(),
+                    "Cache-Control: max-age=600",
+                    "Vary: Accept-Encoding",
+                    "ETag: \"v2\"",
+                ],
+                "second version",
+            );
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"v1\""],
+            "first version",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/vary-added");
+    let mut c = sluice.client().await;
+    let gzip = || request("GET", &url, &["Accept-Encoding: gzip"], b"");
+    assert_eq!(c.exchange(gzip()).await.text(), "first version");
+    changed.store(true, Ordering::SeqCst);
+    let r = c.exchange(gzip()).await;
+    assert_eq!(r.text(), "second version");
+    assert_cache_status(&r, "fwd=stale; fwd-status=200; stored");
+    let r = c.exchange(gzip()).await;
+    assert_eq!(r.text(), "second version");
+    assert_cache_status(&r, "hit");
+    assert_eq!(hits(&origin, "/vary-added"), 2);
 }

@@ -11,8 +11,9 @@ pub enum KeyError {
     NotAbsolute(String),
 }
 
-/// The primary cache key: scheme and host lowercased, default port removed, fragment dropped,
-/// path dot-segments resolved; the query is kept byte for byte.
+/// The primary cache key: scheme and host lowercased, default port removed, fragment dropped;
+/// the path and query are kept byte for byte, as the origin is asked for them (dot segments
+/// are not resolved: `/a/%2e%2e/b` is not `/b` to every origin, and must not be served as it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey(String);
 
@@ -25,16 +26,26 @@ impl CacheKey {
         Self::parse_slow(url)
     }
 
-    /// Normalises through the WHATWG URL parser (what [`is_normal`] vouches for).
+    /// Normalises the scheme and authority through the WHATWG URL parser (what [`is_normal`]
+    /// vouches for); the path and query are the input's own (see [`raw_path_and_query`]).
     fn parse_slow(url: &str) -> Result<CacheKey, KeyError> {
-        let mut u = url::Url::parse(url).map_err(|_| KeyError::NotAbsolute(url.to_string()))?;
+        let u = url::Url::parse(url).map_err(|_| KeyError::NotAbsolute(url.to_string()))?;
         if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
             return Err(KeyError::NotAbsolute(url.to_string()));
         }
-        u.set_fragment(None);
         // `url` already lowercases scheme and host and drops the scheme's default port.
-        let s: String = u.into();
-        // NUL separates primary and secondary keys in sled; a parsed URL never contains it.
+        let mut s = u[..url::Position::BeforePath].to_string();
+        match raw_path_and_query(url) {
+            Some(p) if p.starts_with('/') => s.push_str(p),
+            Some(p) => {
+                s.push('/');
+                s.push_str(p);
+            }
+            // Raw characters no request target has (a purge URL as typed): the parser's
+            // percent-encoded form, as a client would have sent it.
+            None => s.push_str(&u[url::Position::BeforePath..url::Position::AfterQuery]),
+        }
+        // NUL separates primary and secondary keys in sled; neither form contains it.
         Ok(CacheKey(s))
     }
 
@@ -87,6 +98,21 @@ fn is_normal(url: &str) -> bool {
         }
     }
     normal_host(host) && path_and_query_kept(path_query)
+}
+
+/// The path and query of an absolute URL as written, fragment dropped (possibly empty):
+/// what the proxy sends the origin. `None` when anything there is not printable ASCII or is
+/// a `\\`, which the URL parser would rewrite.
+fn raw_path_and_query(url: &str) -> Option<&str> {
+    let after_scheme = &url[url.find("://")? + 3..];
+    let start = after_scheme
+        .find(['/', '?', '#', '\\'])
+        .unwrap_or(after_scheme.len());
+    let tail = &after_scheme[start..];
+    let raw = &tail[..tail.find('#').unwrap_or(tail.len())];
+    raw.bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'\\')
+        .then_some(raw)
 }
 
 /// A URL or `Host` port: one or more ASCII digits (no sign, which `u16::from_str` would
@@ -221,7 +247,11 @@ mod tests {
             ("http://example.com:8080/a", "http://example.com:8080/a"),
             ("http://example.com", "http://example.com/"),
             ("http://example.com/a#frag", "http://example.com/a"),
-            ("http://example.com/a/../b", "http://example.com/b"),
+            ("http://example.com/a/../b", "http://example.com/a/../b"),
+            ("http://example.com/a/%2e%2E/b", "http://example.com/a/%2e%2E/b"),
+            ("HTTP://Example.com:80/./b?q=it's#f", "http://example.com/./b?q=it's"),
+            ("http://example.com?q", "http://example.com/?q"),
+            ("http://example.com/caf\u{e9}", "http://example.com/caf%C3%A9"),
             ("http://example.com/a?B=1&a=2", "http://example.com/a?B=1&a=2"),
             ("http://example.com/A", "http://example.com/A"),
         ] {

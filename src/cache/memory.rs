@@ -128,12 +128,16 @@ impl MemoryTier {
         self.policy.used()
     }
 
-    /// The variant of `primary` matching the request's Vary fields, if held.
+    /// The variant of `primary` matching the request's Vary fields, if held; the newest when
+    /// several match (RFC 9111 §4.1), as when a URL's Vary changed: an older Vary-less object
+    /// matches every request, and must not shadow the variant that replaced it (the disk
+    /// tier follows the URL's latest Vary).
     pub fn get(&mut self, primary: &str, req: &HeaderMap) -> Option<&Entry> {
         let e = self
             .by_primary
             .get(primary)?
             .iter()
+            .rev()
             .find(|e| vary::secondary_key(&e.meta.vary, req) == e.meta.secondary)?;
         self.policy.touch(&e.key);
         Some(e)
@@ -280,6 +284,22 @@ mod tests {
             m.get("http://a/big", &HeaderMap::new()).is_none(),
             "large objects bypass memory"
         );
+    }
+
+    #[test]
+    fn the_newest_matching_variant_wins() {
+        let mut m = MemoryTier::new(100_000);
+        let any = sample("http://a/x", &[], b"old, no vary");
+        let mut gz = sample("http://a/x", &[("vary", "accept-encoding")], b"new");
+        gz.vary = vec!["accept-encoding".into()];
+        gz.secondary = "accept-encoding:gzip".into();
+        m.insert(Arc::new(any), Bytes::from_static(b"old, no vary"));
+        m.insert(Arc::new(gz), Bytes::from_static(b"new"));
+        let mut req = HeaderMap::new();
+        req.insert("accept-encoding", "gzip".parse().unwrap());
+        assert_eq!(m.get("http://a/x", &req).unwrap().body, "new");
+        let other = HeaderMap::new();
+        assert_eq!(m.get("http://a/x", &other).unwrap().body, "old, no vary");
     }
 
     #[test]

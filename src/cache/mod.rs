@@ -60,15 +60,16 @@
 //!    - **304** → `validate::merge_304(&hit.meta, &resp_headers, request_time,
 //!      response_time)`: `Ok(merged)` → `validate::refresh(&req_headers, &merged)`:
 //!      `Update(m)` → `cache.update_meta(m).await`, `Remove(_)` → `cache.remove(&key)`,
-//!      `Keep` → nothing; serve `merged` with `hit.body` via `serve::from_cache` (age 0: it was just validated),
-//!      Cache-Status `CacheStatus { fwd: Some(fwd), fwd_status: Some(304), .. }`, i.e.
+//!      `Keep` → nothing; serve `merged` with `hit.body` via `serve::from_cache` (at the
+//!      merge's age: ~0 unless the 304 came with an `Age`), Cache-Status `CacheStatus { fwd: Some(fwd), fwd_status: Some(304), .. }`, i.e.
 //!      `sluice; fwd=stale; fwd-status=304`. `Err(Mismatch)` → fetch again unconditionally.
 //!    - **200 or other full response** → as a miss: store it (replaces that variant),
 //!      Cache-Status `fwd=stale; fwd-status=200; stored`; if it is not storable, drop the
 //!      outdated object with `cache.remove(&key)`.
 //!    - **5xx, or upstream unreachable** → if `policy::can_serve_stale_on_error(&info,
 //!      &hit.facts, now, UpstreamError::..)` serve the stale object (Cache-Status
-//!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on.
+//!      `fwd=stale; fwd-status=503; detail=stale-if-error`), else pass the error on; the
+//!      stored object stays either way (a 5xx says nothing about it, §4.3.3).
 //!    - **HEAD** that needs revalidation may be forwarded as a HEAD: a 200 goes through
 //!      `validate::merge_head` (RFC 9111 §4.3.5); `Ok(m)` → `validate::refresh` as for a 304,
 //!      `Err(Mismatch)` → `cache.remove(&key)` (the stored GET is outdated).

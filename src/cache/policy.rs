@@ -238,9 +238,8 @@ pub fn decide_with(
     if qcc.max_age.is_some_and(|m| m == 0 || age > m) {
         return revalidate(Fwd::Request);
     }
-    // §5.2.1.3: min-fresh: the response must stay fresh for at least this long.
-    let needed = age.saturating_add(qcc.min_fresh.unwrap_or(0));
-    if lifetime > needed {
+    // §4.2: fresh while lifetime > age; §5.2.1.3 min-fresh: and for no less than this long.
+    if lifetime > age && lifetime - age >= qcc.min_fresh.unwrap_or(0) {
         return Decision::Fresh { age };
     }
     let staleness = age.saturating_sub(lifetime);

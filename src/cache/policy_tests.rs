@@ -179,6 +179,8 @@ fn reuse_table() {
         (vec![("cache-control", s("max-age=20"))], vec![("cache-control", s("max-age=60"))], 10, Fresh, "request max-age satisfied"),
         (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 40, Reval, "§5.2.1.3 min-fresh unmet"),
         (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 20, Fresh, "min-fresh met"),
+        (vec![("cache-control", s("min-fresh=30"))], vec![("cache-control", s("max-age=60"))], 30, Fresh, "§5.2.1.3 fresh for exactly min-fresh: no less than asked"),
+        (vec![("cache-control", s("min-fresh=0"))], vec![("cache-control", s("max-age=60"))], 60, Reval, "min-fresh=0 never makes a stale response fresh"),
         (vec![("cache-control", s("max-stale"))], vec![("cache-control", s("max-age=60"))], 1000, StaleOk, "§5.2.1.2 max-stale any"),
         (vec![("cache-control", s("max-stale=50"))], vec![("cache-control", s("max-age=60"))], 100, StaleOk, "max-stale within"),
         (vec![("cache-control", s("max-stale=10"))], vec![("cache-control", s("max-age=60"))], 100, Reval, "max-stale exceeded"),
@@ -389,6 +391,7 @@ fn merge_304_table() {
 
 #[test]
 #[rustfmt::skip]
+#[allow(clippy::type_complexity)]
 fn merge_304_selection_table() {
     // (stored ETag, the 304's ETag, selected?)
     let rows: [(Option<&str>, Option<&str>, bool, &str); 9] = [
@@ -406,6 +409,24 @@ fn merge_304_selection_table() {
         let mut st = vec![("cache-control", s("max-age=60"))];
         st.extend(old.map(|e| ("etag", s(e))));
         let resp: Vec<(&str, String)> = new.map(|e| ("etag", s(e))).into_iter().collect();
+        let got = merge_304(&stored(&st), &headers(&resp), t(1), t(1));
+        assert_eq!(got.is_ok(), selected, "{clause}");
+    }
+    // Without an ETag in the 304, its Last-Modified is the validator that must match.
+    // (stored Last-Modified, the 304's, stored ETag, selected?)
+    let (l1, l0) = (date(-100), date(-5000));
+    let rows: [(Option<&String>, Option<&String>, Option<&str>, bool, &str); 5] = [
+        (Some(&l1), Some(&l1), None, true, "§4.3.4 same Last-Modified"),
+        (Some(&l1), Some(&l0), None, false, "§4.3.4 another Last-Modified (an older file restored) selects nothing"),
+        (Some(&l1), None, None, true, "no validator in the 304"),
+        (None, Some(&l0), Some("\"a\""), true, "nothing stored to compare with"),
+        (Some(&l1), Some(&l0), Some("\"a\""), false, "a stored ETag does not make up for the 304's other date"),
+    ];
+    for (old, new, etag, selected, clause) in rows {
+        let mut st = vec![("cache-control", s("max-age=60"))];
+        st.extend(old.map(|d| ("last-modified", d.clone())));
+        st.extend(etag.map(|e| ("etag", s(e))));
+        let resp: Vec<(&str, String)> = new.map(|d| ("last-modified", d.clone())).into_iter().collect();
         let got = merge_304(&stored(&st), &headers(&resp), t(1), t(1));
         assert_eq!(got.is_ok(), selected, "{clause}");
     }
@@ -508,6 +529,17 @@ fn client_conditional_table() {
     ];
     for (req, expect, clause) in rows {
         assert_eq!(not_modified(&headers(&req), &st), expect, "{clause}");
+    }
+    // A stored response without validators still has a Date (the cache records one).
+    let bare = headers(&[("date", date(-100))]);
+    let rows: Vec<(Vec<(&str, String)>, bool, &str)> = vec![
+        (vec![("if-modified-since", date(0))], true, "RFC 9111 §4.3.2 no Last-Modified: the Date"),
+        (vec![("if-modified-since", date(-200))], false, "older than the Date"),
+        (vec![("if-none-match", s("*"))], true, "RFC 9110 §13.1.2 star: a representation exists"),
+        (vec![("if-none-match", s("\"v1\""))], false, "no ETag to match"),
+    ];
+    for (req, expect, clause) in rows {
+        assert_eq!(not_modified(&headers(&req), &bare), expect, "{clause}");
     }
     let h = not_modified_headers(&headers(&[("etag", s("\"v1\"")), ("content-type", s("text/plain"))]));
     assert!(h.contains_key("etag") && !h.contains_key("content-type"));

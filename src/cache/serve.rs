@@ -84,7 +84,12 @@ pub fn from_cache(
             (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
         }
     };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    if status == StatusCode::NO_CONTENT {
+        // RFC 9110 §8.6: a 204 never carries Content-Length.
+        headers.remove(CONTENT_LENGTH);
+    } else {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    }
     let body = if head { Bytes::new() } else { body };
     Served {
         status,
@@ -133,6 +138,18 @@ mod tests {
         assert_eq!(s.headers[CACHE_STATUS], "sluice; hit");
         assert_eq!(s.headers[CONTENT_LENGTH], "10");
         assert_eq!(s.body, "0123456789");
+    }
+
+    #[test]
+    fn a_stored_204_is_served_without_content_length() {
+        let mut meta = sample("http://a/x", &[("cache-control", "max-age=60")], b"");
+        meta.status = 204;
+        for method in [Method::GET, Method::HEAD] {
+            let (req, body, st) = (HeaderMap::new(), Bytes::new(), CacheStatus::hit());
+            let s = from_cache(&method, &req, &meta, &body, 1, &st);
+            assert_eq!(s.status, StatusCode::NO_CONTENT);
+            assert!(!s.headers.contains_key(CONTENT_LENGTH), "{method}");
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@ use std::fmt::Write;
 /// The cache's name in Cache-Status.
 pub const CACHE_NAME: &str = "sluice";
 
+/// Cache-Status `detail` of a stale object served because its revalidation failed (RFC 5861
+/// §4, RFC 9111 §4.2.4).
+pub const STALE_IF_ERROR: &str = "stale-if-error";
+
 /// Why the request went forward to the origin (RFC 9211 §2.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fwd {
@@ -78,6 +82,17 @@ impl CacheStatus {
         }
     }
 
+    /// A stale object served because its revalidation (forwarded for `fwd`) failed: no hit,
+    /// since the request went forward (RFC 9211 §2.1), with the status the next hop answered
+    /// when it answered at all.
+    pub fn stale_on_error(fwd: Fwd, fwd_status: Option<u16>) -> Self {
+        CacheStatus {
+            fwd_status,
+            detail: Some(STALE_IF_ERROR),
+            ..CacheStatus::forward(fwd)
+        }
+    }
+
     /// Formats the field value.
     pub fn header_value(&self) -> String {
         let mut s = String::with_capacity(64);
@@ -146,6 +161,8 @@ mod tests {
             (CacheStatus { collapsed: true, ..CacheStatus::hit() }, "sluice; hit; collapsed"),
             (CacheStatus { ttl: Some(-5), ..CacheStatus::hit() }, "sluice; hit; ttl=-5"),
             (CacheStatus::forward(Fwd::VaryMiss), "sluice; fwd=vary-miss"),
+            (CacheStatus::stale_on_error(Fwd::Stale, Some(503)), "sluice; fwd=stale; fwd-status=503; detail=stale-if-error"),
+            (CacheStatus::stale_on_error(Fwd::Stale, None), "sluice; fwd=stale; detail=stale-if-error"),
             (CacheStatus::forward(Fwd::Request), "sluice; fwd=request"),
             (CacheStatus { detail: Some("no-store"), ..CacheStatus::forward(Fwd::Miss) }, "sluice; fwd=miss; detail=no-store"),
             (CacheStatus { detail: Some("a b\"c"), ..CacheStatus::forward(Fwd::Bypass) }, "sluice; fwd=bypass; detail=\"a b\\\"c\""),

@@ -59,8 +59,9 @@ const KEEP: [HeaderName; 3] = [CONTENT_LENGTH, CONTENT_RANGE, TRANSFER_ENCODING]
 /// RFC 9111 §4.3.4: freshen a stored response with a 304. Every field in the 304 replaces the
 /// stored field of that name, except Content-Length and the other framing fields; the timing is
 /// reset to this exchange so age restarts. A 304 whose ETag does not select the stored response
-/// ([`selects`]), or that carries an ETag the stored response lacks, selects nothing: the proxy
-/// must then fetch unconditionally. `resp_304` must hold end-to-end fields only.
+/// ([`selects`]), that carries an ETag the stored response lacks, or that has no ETag and
+/// another Last-Modified, selects nothing: the proxy must then fetch unconditionally.
+/// `resp_304` must hold end-to-end fields only.
 pub fn merge_304(
     stored: &ObjectMeta,
     resp_304: &HeaderMap,
@@ -70,6 +71,25 @@ pub fn merge_304(
     if let Some(new) = resp_304.get(ETAG) {
         let old = stored.headers.get(ETAG).ok_or(Mismatch)?;
         if !selects(new.as_bytes(), old.as_bytes()) {
+            return Err(Mismatch);
+        }
+    } else if let (Some(new), Some(old)) = (
+        resp_304.get(LAST_MODIFIED),
+        stored.headers.get(LAST_MODIFIED),
+    ) {
+        // Without an ETag the 304's Last-Modified is its validator: another date (a file
+        // restored with an older one answers an If-Modified-Since with 304) describes
+        // another representation.
+        let date = |v: &http::HeaderValue| {
+            v.to_str()
+                .ok()
+                .and_then(|t| httpdate::parse_http_date(t.trim()).ok())
+        };
+        let same = match (date(new), date(old)) {
+            (Some(a), Some(b)) => a == b,
+            _ => new.as_bytes().trim_ascii() == old.as_bytes().trim_ascii(),
+        };
+        if !same {
             return Err(Mismatch);
         }
     }
@@ -184,17 +204,17 @@ fn strip_weak(t: &[u8]) -> &[u8] {
 }
 
 /// RFC 9110 §13.1.1–§13.1.3 for a GET/HEAD answered from cache: true when the client's
-/// `If-None-Match` matches the stored ETag (weakly), or, without If-None-Match, when the
-/// stored Last-Modified is not newer than `If-Modified-Since`. The proxy then sends 304.
+/// `If-None-Match` is `*` or matches the stored ETag (weakly), or, without If-None-Match,
+/// when the stored Last-Modified (its Date when it has none, RFC 9111 §4.3.2) is not newer
+/// than `If-Modified-Since`. The proxy then sends 304.
 pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
     if let Some(inm) = req.get(IF_NONE_MATCH) {
-        let Some(etag) = stored.get(ETAG) else {
-            return false;
-        };
+        let etag = stored.get(ETAG);
         let list = String::from_utf8_lossy(inm.as_bytes()).into_owned();
+        // `*` matches any current representation, one without an ETag too (§13.1.2).
         return list.split(',').any(|t| {
             let t = t.trim();
-            t == "*" || weak_eq(t.as_bytes(), etag.as_bytes())
+            t == "*" || etag.is_some_and(|e| weak_eq(t.as_bytes(), e.as_bytes()))
         });
     }
     // Most requests carry no conditional: no date is parsed for them.
@@ -206,8 +226,10 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
     let Some(since) = req.get(IF_MODIFIED_SINCE).and_then(date) else {
         return false;
     };
+    // Every stored response has a Date: the cache records one when the origin sent none.
     stored
         .get(LAST_MODIFIED)
+        .or_else(|| stored.get(http::header::DATE))
         .and_then(date)
         .is_some_and(|lm| lm <= since)
 }

@@ -253,8 +253,7 @@ async fn revalidate(
                 .map_or(UpstreamError::Unreachable, UpstreamError::Status);
             if policy::can_serve_stale_on_error(&info, &hit.facts, SystemTime::now(), failure) {
                 let age = stale_age(&hit);
-                let mut st = CacheStatus::hit();
-                st.detail = Some("stale-if-error");
+                let st = CacheStatus::stale_on_error(fwd, e.received_status());
                 tracing::warn!(error = %e, url = %target, "origin unreachable; serving stale");
                 return Ok(serve_hit(proxy, head, hit, age, st, log).await);
             }
@@ -287,7 +286,10 @@ async fn revalidate(
                 tier: hit.tier,
                 verdict,
             };
-            return Ok(serve_hit(proxy, head, hit, 0, st, log).await);
+            // Validated just now, but a cache upstream may have validated it earlier: the
+            // merge's Age (and Date) count, as for every later hit (RFC 9111 §4.2.3).
+            let age = hit.facts.age(SystemTime::now());
+            return Ok(serve_hit(proxy, head, hit, age, st, log).await);
         }
         // The 304 selected a different representation: fetch unconditionally.
         return fetch_and_respond(
@@ -309,8 +311,7 @@ async fn revalidate(
             UpstreamError::Status(upstream_status.as_u16()),
         )
     {
-        let mut st = CacheStatus::hit();
-        st.detail = Some("stale-if-error");
+        let st = CacheStatus::stale_on_error(fwd, Some(upstream_status.as_u16()));
         return Ok(serve_hit(proxy, head, hit.clone(), stale_age(&hit), st, log).await);
     }
     if head.method == Method::HEAD && upstream_status == StatusCode::OK {
@@ -323,8 +324,12 @@ async fn revalidate(
             // A different validator or length: the stored GET response is outdated.
             Err(validate::Mismatch) => remove_stored(proxy, key).await,
         }
-    } else if policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err() {
+    } else if !upstream_status.is_server_error()
+        && policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err()
+    {
         // The origin's new answer may not be stored: the old object must not be served again.
+        // A 5xx is no new answer (RFC 9111 §4.3.3: as if the origin had not responded): the
+        // stale object stays for the next validation, and for an origin that goes down.
         remove_stored(proxy, key).await;
     }
     let url = std::mem::take(&mut log.url);

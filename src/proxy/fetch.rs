@@ -79,7 +79,10 @@ pub async fn respond(
     if let (Some(key), &Method::GET) = (x.key, x.method) {
         note_storability(proxy, key, parts.status, &parts.headers, &rcc);
     }
-    if bodiless(x.method, parts.status) {
+    // A storable 204 is stored with its (empty) body like any other response (RFC 9110
+    // §15.3.5: cacheable by default); other bodiless answers have nothing to keep.
+    let stored_empty = storable && parts.status == StatusCode::NO_CONTENT;
+    if bodiless(x.method, parts.status) && !stored_empty {
         if storable {
             on_storable(false);
         }
@@ -359,7 +362,10 @@ pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut
 /// Notes the cache result for the access log.
 pub fn log_cache_result(status: &CacheStatus, log: &mut AccessLog) {
     log.cache_result = crate::admin::metrics::CacheResult::of(status);
-    log.cache = if status.hit {
+    // A stale object served on an origin error went forward (no `hit` in Cache-Status), but
+    // what the client got came from the cache.
+    let from_cache = status.hit || log.cache_result == crate::admin::metrics::CacheResult::Stale;
+    log.cache = if from_cache {
         "hit"
     } else if status.stored {
         "miss-stored"

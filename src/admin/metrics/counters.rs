@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::cache::status::{CacheStatus, Fwd};
+use crate::cache::status::{CacheStatus, Fwd, STALE_IF_ERROR};
 
 /// Methods with their own label value; anything else is `other`.
 pub const METHODS: [&str; 10] = [
@@ -69,6 +69,7 @@ impl CacheResult {
             match s.fwd {
                 None => CacheResult::None,
                 Some(Fwd::Method | Fwd::Bypass) => CacheResult::Pass,
+                Some(_) if s.detail == Some(STALE_IF_ERROR) => CacheResult::Stale,
                 Some(_) if s.fwd_status == Some(304) => CacheResult::Revalidated,
                 Some(_) => CacheResult::Miss,
             }
@@ -212,7 +213,8 @@ mod tests {
         let rows = [
             (CacheStatus { ttl: Some(30), ..hit.clone() }, CacheResult::Hit),
             (CacheStatus { ttl: Some(-5), ..hit.clone() }, CacheResult::Stale),
-            (CacheStatus { detail: Some("stale-if-error"), ..hit.clone() }, CacheResult::Stale),
+            (CacheStatus::stale_on_error(Fwd::Stale, Some(503)), CacheResult::Stale),
+            (CacheStatus::stale_on_error(Fwd::Request, None), CacheResult::Stale),
             (CacheStatus { collapsed: true, ..hit.clone() }, CacheResult::Collapsed),
             (CacheStatus::forward(Fwd::UriMiss), CacheResult::Miss),
             (CacheStatus { stored: true, ..CacheStatus::forward(Fwd::VaryMiss) }, CacheResult::Miss),
