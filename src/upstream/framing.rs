@@ -1,8 +1,8 @@
 //! Strict framing of upstream responses (RFC 9112 §6.3, §11): what hyper would accept but a
 //! proxy must not relay or cache.
 //!
-//! [`check_head`] runs on every parsed response head (a few map lookups): `Content-Length`
-//! with `Transfer-Encoding`, more than one `Content-Length` value, and any
+//! [`check_head`] runs on every parsed response head (a few map lookups): a `101`,
+//! `Content-Length` with `Transfer-Encoding`, more than one `Content-Length` value, and any
 //! `Transfer-Encoding` other than exactly `chunked` make the response a 502; the
 //! connection is then dropped, never pooled. [`Checked`] wraps the upstream stream and
 //! rejects bare LF line ends in response heads (httparse accepts them) by overwriting the
@@ -13,11 +13,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Why a response head's framing is refused, or `Ok` when it is unambiguous.
-pub fn check_head(headers: &HeaderMap) -> Result<(), &'static str> {
+pub fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), &'static str> {
+    // RFC 9110 §15.2.2: a server switches protocols only when the request asked to, and
+    // sluice forwards no `Upgrade` (hop-by-hop). Relayed, an unasked 101 left the client
+    // with an interim answer and a dead connection instead of a response.
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err("101 Switching Protocols to a request that asked for no upgrade");
+    }
     let mut te = headers.get_all(TRANSFER_ENCODING).iter();
     let mut cl = headers.get_all(CONTENT_LENGTH).iter();
     match (te.next(), cl.next()) {
@@ -248,8 +254,14 @@ mod tests {
             ),
             (vec![("transfer-encoding", "identity")], false),
         ] {
-            assert_eq!(check_head(&head(&pairs)).is_ok(), ok, "{pairs:?}");
+            assert_eq!(
+                check_head(StatusCode::OK, &head(&pairs)).is_ok(),
+                ok,
+                "{pairs:?}"
+            );
         }
+        let upgrade = head(&[("upgrade", "websocket"), ("connection", "upgrade")]);
+        assert!(check_head(StatusCode::SWITCHING_PROTOCOLS, &upgrade).is_err());
     }
 
     fn run(input: &[u8], split: usize) -> Vec<u8> {

@@ -264,7 +264,7 @@ impl Client {
                     )))
                 }
                 Some(Ok(resp)) => {
-                    if let Err(why) = framing::check_head(resp.headers()) {
+                    if let Err(why) = framing::check_head(resp.status(), resp.headers()) {
                         // Dropping the response and `tx` closes the connection.
                         return Err(Failed::Final(Error::Protocol(who(), why.into())));
                     }
