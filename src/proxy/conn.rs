@@ -111,6 +111,14 @@ impl ConnState {
         self.pending_since.store(0, Ordering::Release);
     }
 
+    /// The response in flight, if any, is cut short (shutdown's grace period is over): the
+    /// connection must end in a reset, or a body without a length would look complete.
+    pub fn cut_in_flight(&self) {
+        if self.inflight.load(Ordering::Acquire) > 0 {
+            self.cut.store(true, Ordering::Release);
+        }
+    }
+
     /// A response finished (or was abandoned).
     pub fn request_done(&self) {
         self.last_done.store(self.now_ms(), Ordering::Release);

@@ -168,6 +168,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             }
             _ = abort.wait_for(|p| *p == Phase::Abort) => {
                 tracing::debug!(client = %peer, "closed at the end of the shutdown grace period");
+                state.cut_in_flight();
                 return;
             }
         }
