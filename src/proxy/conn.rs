@@ -115,8 +115,14 @@ impl ConnState {
     /// connection must end in a reset, or a body without a length would look complete.
     pub fn cut_in_flight(&self) {
         if self.inflight.load(Ordering::Acquire) > 0 {
-            self.cut.store(true, Ordering::Release);
+            self.cut();
         }
+    }
+
+    /// Response bytes are left unsent (the client stopped taking them): the connection
+    /// ends in a reset, whether or not the response's body has been handed to hyper whole.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
     }
 
     /// A response finished (or was abandoned).

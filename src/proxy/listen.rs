@@ -146,6 +146,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             }
             Check::SendStalled => {
                 tracing::debug!(client = %peer, "client took no response bytes in time; closing");
+                state.cut();
                 return;
             }
             Check::Idle => {
