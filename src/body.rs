@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
@@ -115,24 +115,66 @@ pub enum Collected {
     TooLarge { head: Vec<Bytes>, rest: Body },
 }
 
+/// Frames shorter than this are copied together while a body is kept.
+const SMALL_FRAME: usize = 16 << 10;
+
+/// The chunks of a body being kept. Each frame is one `Bytes` handle (32 bytes) in a list
+/// that doubles as it grows, so an origin sending one-byte chunks made a body kept up to
+/// `scan.max_body` cost some 40 times that; short frames are copied into one buffer instead.
+#[derive(Default)]
+struct Kept {
+    chunks: Vec<Bytes>,
+    small: BytesMut,
+}
+
+impl Kept {
+    fn push(&mut self, data: Bytes) {
+        if data.len() >= SMALL_FRAME {
+            self.flush();
+            self.chunks.push(data);
+        } else {
+            self.small.extend_from_slice(&data);
+            if self.small.len() >= SMALL_FRAME {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.small.is_empty() {
+            self.chunks.push(self.small.split().freeze());
+        }
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.small.clear();
+    }
+
+    fn into_chunks(mut self) -> Vec<Bytes> {
+        self.flush();
+        self.chunks
+    }
+}
+
 /// Reads `body` until it ends or more than `limit` bytes have arrived.
 pub async fn collect_limited(mut body: Body, limit: usize) -> Result<Collected, BoxError> {
-    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut kept = Kept::default();
     let mut len = 0usize;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
             continue;
         };
         len += data.len();
-        chunks.push(data);
+        kept.push(data);
         if len > limit {
             return Ok(Collected::TooLarge {
-                head: chunks,
+                head: kept.into_chunks(),
                 rest: body,
             });
         }
     }
-    Ok(Collected::Complete(concat(chunks)))
+    Ok(Collected::Complete(concat(kept.into_chunks())))
 }
 
 /// A body that yields `head` first, then everything left in `rest`.
@@ -151,7 +193,7 @@ pin_project_lite::pin_project! {
     pub struct Tee {
         #[pin]
         inner: Body,
-        copy: Vec<Bytes>,
+        copy: Kept,
         len: usize,
         limit: usize,
         done: Option<tokio::sync::oneshot::Sender<Bytes>>,
@@ -165,7 +207,7 @@ impl Tee {
         (
             Tee {
                 inner,
-                copy: Vec::new(),
+                copy: Kept::default(),
                 len: 0,
                 limit,
                 done: Some(tx),
@@ -204,7 +246,7 @@ impl HttpBody for Tee {
         }
         if poll_ended(&r, this.inner.is_end_stream()) {
             if let Some(tx) = this.done.take() {
-                let _ = tx.send(concat(std::mem::take(this.copy)));
+                let _ = tx.send(concat(std::mem::take(this.copy).into_chunks()));
             }
         }
         r
@@ -232,5 +274,39 @@ pub fn concat(mut chunks: Vec<Bytes>) -> Bytes {
             }
             all.freeze()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of `n` one-byte frames, as an origin sending one-byte chunks gives.
+    fn one_byte_frames(n: usize) -> Body {
+        let frames = (0..n).map(|i| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![i as u8]))));
+        boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames,
+        )))
+    }
+
+    #[tokio::test]
+    async fn one_byte_frames_are_kept_in_few_chunks_in_order() {
+        let want: Vec<u8> = (0..70_000).map(|i| i as u8).collect();
+        match collect_limited(one_byte_frames(70_000), 64 << 10).await {
+            Ok(Collected::TooLarge { head, rest }) => {
+                assert!(head.len() <= 5, "{} chunks for 64 KiB", head.len());
+                let rest = rest.collect().await.expect("rest").to_bytes();
+                assert_eq!([concat(head), rest].concat(), want);
+            }
+            _ => panic!("over the limit"),
+        }
+        match collect_limited(one_byte_frames(70_000), 1 << 20).await {
+            Ok(Collected::Complete(all)) => assert_eq!(all, want),
+            _ => panic!("within the limit"),
+        }
+        let (tee, copy) = Tee::new(one_byte_frames(70_000), 1 << 20);
+        let passed = boxed(tee).collect().await.expect("tee").to_bytes();
+        assert_eq!(passed, want);
+        assert_eq!(copy.await.expect("a complete copy"), want);
     }
 }

@@ -286,3 +286,62 @@ async fn a_client_that_stops_reading_is_closed_at_the_idle_timeout() {
         got.len()
     );
 }
+
+/// Regression: a client that took no response bytes for `proxy.idle_timeout` had its
+/// connection closed in order, so an HTTP/1.0 client that resumed reading got part of a
+/// body without a length and then a clean end: the part looked like the whole. Bytes were
+/// left unsent, so the close is a reset.
+#[tokio::test]
+async fn a_client_closed_for_not_reading_sees_a_reset_not_a_complete_body() {
+    let gone = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = gone.clone();
+    let origin = Origin::start(move |mut conn| {
+        let gone = g.clone();
+        async move {
+            if conn.read_request().await.is_none() {
+                return;
+            }
+            let chunk = format!("4000\r\n{}\r\n", "c".repeat(0x4000));
+            let mut next = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+            // Until sluice drops the upstream side with the client's connection.
+            while conn.write(&next).await.is_ok() {
+                next.clone_from(&chunk);
+            }
+            gone.notify_one();
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.proxy.idle_timeout = Duration::from_millis(300);
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let sluice = start(cfg).await;
+    let mut s = tokio::net::TcpStream::connect(sluice.addr)
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        origin.url("/big"),
+        origin.addr()
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    // The client reads nothing until sluice has given up on it.
+    tokio::time::timeout(LIMIT, gone.notified())
+        .await
+        .expect("sluice closes a connection that takes no bytes");
+    let mut buf = vec![0u8; 1 << 16];
+    let end = tokio::time::timeout(LIMIT, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the connection ends");
+    match end {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the cut body ended with {other:?}, as if complete"),
+    }
+}

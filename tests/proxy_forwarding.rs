@@ -396,6 +396,64 @@ async fn a_truncated_chunked_upstream_body_reaches_the_client_incomplete() {
     }
 }
 
+/// Regression: an HTTP/1.0 client reads a body without a length until the connection
+/// ends, so the orderly close that followed a cut upstream body made the truncated body
+/// look complete. The cut now ends in a reset, in observe mode and for a body over
+/// `scan.max_body` in enforce mode alike (both stream).
+#[tokio::test]
+async fn a_truncated_body_to_an_http10_client_ends_in_a_reset_not_a_clean_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_some() {
+            let chunk = "x".repeat(4096);
+            let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let _ = conn.write(format!("{head}1000\r\n{chunk}\r\n")).await;
+        }
+    })
+    .await;
+    for mode in [
+        sluice::config::ScanMode::Enforce,
+        sluice::config::ScanMode::Observe,
+    ] {
+        let mut cfg = common::config();
+        cfg.scan.mode = mode;
+        cfg.scan.max_body = "1KiB".parse().expect("size");
+        let sluice = common::start(cfg).await;
+        let mut s = tokio::net::TcpStream::connect(sluice.addr)
+            .await
+            .expect("connect");
+        let req = format!(
+            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            origin.url("/cut"),
+            origin.addr()
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let (mut got, mut buf) = (Vec::new(), [0u8; 8192]);
+        let end = tokio::time::timeout(common::LIMIT, async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await
+        .expect("the connection ends");
+        assert!(
+            got.starts_with(b"HTTP/1.0 200"),
+            "{mode:?}: the head was streamed"
+        );
+        match end {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!(
+                "{mode:?}: a cut body ended with {other:?} after {} bytes, as if complete",
+                got.len()
+            ),
+        }
+    }
+}
+
 #[tokio::test]
 async fn origin_form_request_gets_400_with_a_clear_body() {
     let sluice = start_default().await;

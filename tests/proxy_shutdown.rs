@@ -123,3 +123,57 @@ async fn a_response_that_never_finishes_is_cut_after_the_grace_period() {
         String::from_utf8_lossy(&rest)
     );
 }
+
+/// Regression: a response still streaming when the grace period ended was closed in
+/// order, so an HTTP/1.0 client, which reads a body without a length until the connection
+/// ends, took the part it had as the whole body. The cut is a reset.
+#[tokio::test]
+async fn a_response_cut_at_the_end_of_the_grace_period_ends_in_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_none() {
+            return;
+        }
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+        if conn.write(head).await.is_ok() {
+            // The rest never comes; the connection stays open.
+            while conn.read_request().await.is_some() {}
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.proxy.shutdown_grace = Duration::from_millis(300);
+    // Observe mode streams, so the client has the head and a first part of the body.
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let mut sluice = start(cfg).await;
+    let mut s = tokio::net::TcpStream::connect(sluice.addr)
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        origin.url("/endless"),
+        origin.addr()
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"first") {
+        let n = tokio::time::timeout(LIMIT, s.read(&mut buf))
+            .await
+            .expect("the head and a first part in time")
+            .expect("read");
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let running = sluice.running.take().expect("running");
+    tokio::time::timeout(LIMIT, running.shutdown())
+        .await
+        .expect("shutdown is bounded by proxy.shutdown_grace");
+    let end = tokio::time::timeout(LIMIT, s.read(&mut buf))
+        .await
+        .expect("the connection ends");
+    match end {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the cut body ended with {other:?}, as if complete"),
+    }
+}

@@ -155,3 +155,74 @@ async fn expect_100_continue_gets_an_interim_response_then_the_body_is_forwarded
     let r = c.read_response().await;
     assert_eq!((r.status(), r.text().as_str()), (200, "hello"));
 }
+
+/// Regression: the bare-LF check of response heads was armed by any write that began with
+/// a request line, upload bytes included. An upload still going out after the response
+/// head (the origin answers while it reads, RFC 9112 §9.6) whose bytes looked like a
+/// request armed it inside the response body, and the body's next LF became a NUL: a
+/// corrupted body, delivered as complete.
+#[tokio::test]
+async fn a_response_body_sent_while_the_upload_goes_on_reaches_the_client_unchanged() {
+    use tokio::io::AsyncWriteExt;
+    // An upload that happens to hold an HTTP request (a capture, a mail with one quoted).
+    const UPLOAD: &[u8] = b"GET /quoted HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    let origin = Origin::start(|mut conn| async move {
+        if conn.read_head().await.is_none() {
+            return;
+        }
+        // The head and a first line at once, the rest once the upload has arrived.
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nfirst\n";
+        if conn.write(head).await.is_err() {
+            return;
+        }
+        let framing = common::wire::Framing::Length(UPLOAD.len());
+        if conn.wire().read_body(framing).await.is_ok() {
+            let _ = conn.write("second\n").await;
+        }
+    })
+    .await;
+    let mut cfg = config();
+    // Observe mode relays the head at once, so the client knows sluice has read it.
+    cfg.scan.mode = ScanMode::Observe;
+    let sluice = start(cfg).await;
+    let mut s = tokio::net::TcpStream::connect(sluice.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        origin.url("/duplex"),
+        origin.addr(),
+        UPLOAD.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("send head");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = read_some(&mut s, &mut buf).await;
+        assert!(n > 0, "closed before the response head");
+        got.extend_from_slice(&buf[..n]);
+    };
+    s.write_all(UPLOAD).await.expect("send the upload");
+    while got.len() < end + 13 {
+        let n = read_some(&mut s, &mut buf).await;
+        assert!(n > 0, "closed before the end of the body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&got[end..]),
+        "first\nsecond\n",
+        "the body as the origin sent it"
+    );
+}
+
+/// One read, bounded by the suite's time limit; 0 at the end of the stream.
+async fn read_some(s: &mut tokio::net::TcpStream, buf: &mut [u8]) -> usize {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(LIMIT, s.read(buf))
+        .await
+        .expect("read in time")
+        .expect("read")
+}

@@ -277,3 +277,59 @@ async fn ten_thousand_idle_keep_alive_clients_hold_in_bounded_memory() {
     drop(idle);
     sluice.kill9().await;
 }
+
+/// Regression: a stale-while-revalidate hit revalidates in the background, and that task read
+/// the new answer to its end into memory (`collect`), however large: an origin could make
+/// sluice buffer any amount per stale URL, for up to `upstream.body_timeout`. A body over
+/// `scan.max_body` is neither scanned nor stored, so the task stops reading it there.
+#[tokio::test]
+async fn a_background_revalidation_stops_reading_a_body_over_max_body() {
+    const BIG: u64 = 64 << 20;
+    let (written, ended) = (Arc::new(AtomicU64::new(0)), Arc::new(Notify::new()));
+    let requests = Arc::new(AtomicU64::new(0));
+    let (w, e) = (written.clone(), ended.clone());
+    let origin = Origin::start(move |mut conn| {
+        let (written, ended, requests) = (w.clone(), e.clone(), requests.clone());
+        async move {
+            while conn.read_request().await.is_some() {
+                if requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let stale = "HTTP/1.1 200 OK\r\nCache-Control: max-age=0, \
+                                 stale-while-revalidate=600\r\nContent-Length: 5\r\n\r\nstale";
+                    if conn.write(stale).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+                let chunk = vec![b'b'; 64 << 10];
+                let mut ok = conn.write(head).await.is_ok();
+                while ok && written.load(Ordering::SeqCst) < BIG {
+                    ok = conn.write(&chunk).await.is_ok();
+                    if ok {
+                        written.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                    }
+                }
+                // Cut by the proxy, or (the bug) read to the end.
+                ended.notify_one();
+                return;
+            }
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.scan.max_body = "64KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    let url = origin.url("/swr");
+    assert_eq!(sluice.fetch(&url).await.text(), "stale");
+    let r = sluice.fetch(&url).await;
+    assert_eq!(r.text(), "stale", "served stale while revalidating");
+    tokio::time::timeout(LIMIT, ended.notified())
+        .await
+        .expect("the background revalidation neither read nor dropped the body");
+    let read = written.load(Ordering::SeqCst);
+    assert!(
+        read < 32 << 20,
+        "the background revalidation read {} MiB of a body over scan.max_body",
+        read >> 20
+    );
+}

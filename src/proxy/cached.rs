@@ -406,8 +406,18 @@ fn background_revalidate(
         )
         .await;
         if let Ok(resp) = r {
-            // Drain so a fresh 200 is scanned/stored and the upstream connection is reused.
-            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+            // Read so a fresh 200 is scanned/stored and the upstream connection is reused,
+            // without keeping the bytes. A body over `scan.max_body` is neither scanned nor
+            // stored: it is dropped there, not read (let alone held) to its end.
+            let mut body = resp.into_body();
+            let mut left = proxy.scan_cfg.max_body.as_usize();
+            while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+                let n = frame.data_ref().map_or(0, bytes::Bytes::len);
+                if n > left {
+                    break;
+                }
+                left -= n;
+            }
         }
         leader.finish(true);
     });

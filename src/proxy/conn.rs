@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,6 +30,9 @@ pub struct ConnState {
     /// Milliseconds since `epoch` + 1 of the first write the client's socket refused (its
     /// buffer full) since the last one it took; 0 when writes are flowing.
     blocked_since: AtomicU64,
+    /// A response body failed mid-way (the upstream body was cut): the connection must end
+    /// in a reset, not a clean close.
+    cut: AtomicBool,
     /// The proxy's counters (one handle per connection, not per request).
     metrics: crate::admin::metrics::ProxyMetrics,
 }
@@ -64,6 +67,7 @@ impl ConnState {
             last_done: AtomicU64::new(0),
             pending_since: AtomicU64::new(0),
             blocked_since: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
             metrics,
         })
     }
@@ -105,6 +109,20 @@ impl ConnState {
     pub fn request_started(&self) {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         self.pending_since.store(0, Ordering::Release);
+    }
+
+    /// The response in flight, if any, is cut short (shutdown's grace period is over): the
+    /// connection must end in a reset, or a body without a length would look complete.
+    pub fn cut_in_flight(&self) {
+        if self.inflight.load(Ordering::Acquire) > 0 {
+            self.cut();
+        }
+    }
+
+    /// Response bytes are left unsent (the client stopped taking them): the connection
+    /// ends in a reset, whether or not the response's body has been handed to hyper whole.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
     }
 
     /// A response finished (or was abandoned).
@@ -164,7 +182,7 @@ pin_project_lite::pin_project! {
     /// written for `sluice_client_bytes_received_total` / `_sent_total`. The counts are plain
     /// fields, added to the shared atomics every [`BYTES_FLUSH`] bytes and when the connection
     /// closes: a small request costs no shared-counter traffic for them.
-    pub struct TrackedIo<T> {
+    pub struct TrackedIo<T: Abort> {
         #[pin]
         inner: T,
         state: Arc<ConnState>,
@@ -173,15 +191,30 @@ pin_project_lite::pin_project! {
         sent: u64,
     }
 
-    impl<T> PinnedDrop for TrackedIo<T> {
+    impl<T: Abort> PinnedDrop for TrackedIo<T> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             this.state.metrics.add_client_bytes(*this.received, *this.sent);
+            if this.state.cut.load(Ordering::Acquire) {
+                this.inner.abort();
+            }
         }
     }
 }
 
-impl<T> TrackedIo<T> {
+/// A client stream that can be closed with a reset.
+pub trait Abort {
+    /// Makes the coming close a reset (RST), not an orderly end of stream (FIN).
+    fn abort(&self);
+}
+
+impl Abort for tokio::net::TcpStream {
+    fn abort(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
+impl<T: Abort> TrackedIo<T> {
     /// Wraps a client stream.
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
         TrackedIo {
@@ -201,7 +234,7 @@ fn note(pending: &mut u64, n: usize) -> Option<u64> {
     (*pending >= BYTES_FLUSH).then(|| std::mem::take(pending))
 }
 
-impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
+impl<T: AsyncRead + Abort> AsyncRead for TrackedIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -222,7 +255,7 @@ impl<T: AsyncRead> AsyncRead for TrackedIo<T> {
     }
 }
 
-impl<T: AsyncWrite> TrackedIo<T> {
+impl<T: AsyncWrite + Abort> TrackedIo<T> {
     /// Counts what a write reported as sent.
     fn sent(
         state: &ConnState,
@@ -238,7 +271,7 @@ impl<T: AsyncWrite> TrackedIo<T> {
     }
 }
 
-impl<T: AsyncWrite> AsyncWrite for TrackedIo<T> {
+impl<T: AsyncWrite + Abort> AsyncWrite for TrackedIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -301,7 +334,8 @@ impl Default for AccessLog {
 
 pin_project_lite::pin_project! {
     /// A response body that counts the bytes sent and, when done or dropped, writes the
-    /// access-log line and tells the connection the request is over.
+    /// access-log line and tells the connection the request is over; a body that fails
+    /// marks the connection cut, so it ends in a reset.
     pub struct Tracked {
         #[pin]
         inner: Body,
@@ -360,10 +394,16 @@ impl HttpBody for Tracked {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         let r = this.inner.as_mut().poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &r {
-            if let Some(d) = f.data_ref() {
-                *this.bytes += d.len() as u64;
+        match &r {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    *this.bytes += d.len() as u64;
+                }
             }
+            // hyper ends the connection on a body error; an orderly close would make a
+            // close-delimited body (an HTTP/1.0 client's) look complete, so it is a reset.
+            Poll::Ready(Some(Err(_))) => this.state.cut.store(true, Ordering::Release),
+            _ => {}
         }
         if crate::body::poll_ended(&r, this.inner.is_end_stream()) {
             *this.complete = true;

@@ -146,6 +146,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             }
             Check::SendStalled => {
                 tracing::debug!(client = %peer, "client took no response bytes in time; closing");
+                state.cut();
                 return;
             }
             Check::Idle => {
@@ -168,6 +169,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             }
             _ = abort.wait_for(|p| *p == Phase::Abort) => {
                 tracing::debug!(client = %peer, "closed at the end of the shutdown grace period");
+                state.cut_in_flight();
                 return;
             }
         }

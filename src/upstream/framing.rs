@@ -1,23 +1,32 @@
 //! Strict framing of upstream responses (RFC 9112 §6.3, §11): what hyper would accept but a
 //! proxy must not relay or cache.
 //!
-//! [`check_head`] runs on every parsed response head (a few map lookups): `Content-Length`
-//! with `Transfer-Encoding`, more than one `Content-Length` value, and any
+//! [`check_head`] runs on every parsed response head (a few map lookups): a `101`,
+//! `Content-Length` with `Transfer-Encoding`, more than one `Content-Length` value, and any
 //! `Transfer-Encoding` other than exactly `chunked` make the response a 502; the
 //! connection is then dropped, never pooled. [`Checked`] wraps the upstream stream and
 //! rejects bare LF line ends in response heads (httparse accepts them) by overwriting the
 //! LF with NUL, so hyper fails to parse that head. It scans only head bytes: from the
-//! first byte after a request is written to the end of the final (non-1xx) head.
+//! first byte after a request head is written to the end of the final (non-1xx) head; the
+//! client marks each request it hands hyper ([`HeadNext`]), so no upload byte arms it.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Why a response head's framing is refused, or `Ok` when it is unambiguous.
-pub fn check_head(headers: &HeaderMap) -> Result<(), &'static str> {
+pub fn check_head(status: StatusCode, headers: &HeaderMap) -> Result<(), &'static str> {
+    // RFC 9110 §15.2.2: a server switches protocols only when the request asked to, and
+    // sluice forwards no `Upgrade` (hop-by-hop). Relayed, an unasked 101 left the client
+    // with an interim answer and a dead connection instead of a response.
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err("101 Switching Protocols to a request that asked for no upgrade");
+    }
     let mut te = headers.get_all(TRANSFER_ENCODING).iter();
     let mut cl = headers.get_all(CONTENT_LENGTH).iter();
     match (te.next(), cl.next()) {
@@ -54,6 +63,19 @@ enum Scan {
     EndLf { interim: bool },
 }
 
+/// Set by the client just before it hands hyper a request: the next write on the
+/// connection is that request's head. Upload bytes (an origin may answer before it has
+/// read them all, and they may look like anything) are written with it unset.
+#[derive(Clone, Default)]
+pub struct HeadNext(Arc<AtomicBool>);
+
+impl HeadNext {
+    /// A request is about to be written.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 pin_project_lite::pin_project! {
     /// An upstream stream whose response heads are checked for bare LF line ends.
     pub struct Checked<T> {
@@ -61,16 +83,18 @@ pin_project_lite::pin_project! {
         inner: T,
         scan: Scan,
         last: u8,
+        next: HeadNext,
     }
 }
 
 impl<T> Checked<T> {
-    /// Wraps a fresh upstream connection.
-    pub fn new(inner: T) -> Self {
+    /// Wraps a fresh upstream connection; `next` is set before each request.
+    pub fn new(inner: T, next: HeadNext) -> Self {
         Checked {
             inner,
             scan: Scan::Idle,
             last: 0,
+            next,
         }
     }
 }
@@ -161,7 +185,7 @@ impl<T: AsyncWrite> AsyncWrite for Checked<T> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
-        arm(this.scan, this.last, buf);
+        arm(this.scan, this.last, this.next, buf);
         this.inner.poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -177,7 +201,7 @@ impl<T: AsyncWrite> AsyncWrite for Checked<T> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.project();
         if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
-            arm(this.scan, this.last, first);
+            arm(this.scan, this.last, this.next, first);
         }
         this.inner.poll_write_vectored(cx, bufs)
     }
@@ -187,11 +211,13 @@ impl<T: AsyncWrite> AsyncWrite for Checked<T> {
 }
 
 /// A request head is being written: hyper writes one only after the previous response
-/// ended, so the next bytes read start a response head. (Body writes of an upload that
-/// continues after an early response do not re-arm the scanner: they do not start with a
-/// request line.)
-fn arm(state: &mut Scan, last: &mut u8, written: &[u8]) {
-    if *state == Scan::Idle && is_request_line(written) {
+/// ended, so the next bytes read start a response head. Only the first write after the
+/// client marked a request arms the scanner: upload bytes that continue after an early
+/// response may begin with a request line too, and arming there would scan the response
+/// body as a head and overwrite its next LF.
+fn arm(state: &mut Scan, last: &mut u8, next: &HeadNext, written: &[u8]) {
+    if *state == Scan::Idle && next.0.load(Ordering::Acquire) && is_request_line(written) {
+        next.0.store(false, Ordering::Release);
         *state = Scan::Head {
             column: 0,
             interim: false,
@@ -248,15 +274,25 @@ mod tests {
             ),
             (vec![("transfer-encoding", "identity")], false),
         ] {
-            assert_eq!(check_head(&head(&pairs)).is_ok(), ok, "{pairs:?}");
+            assert_eq!(
+                check_head(StatusCode::OK, &head(&pairs)).is_ok(),
+                ok,
+                "{pairs:?}"
+            );
         }
+        let upgrade = head(&[("upgrade", "websocket"), ("connection", "upgrade")]);
+        assert!(check_head(StatusCode::SWITCHING_PROTOCOLS, &upgrade).is_err());
     }
 
     fn run(input: &[u8], split: usize) -> Vec<u8> {
-        let (mut state, mut last) = (Scan::Idle, 0);
-        arm(&mut state, &mut last, b"body bytes");
+        let (mut state, mut last, next) = (Scan::Idle, 0, HeadNext::default());
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        arm(&mut state, &mut last, &next, head);
+        assert_eq!(state, Scan::Idle, "upload bytes never arm the scanner");
+        next.set();
+        arm(&mut state, &mut last, &next, b"body bytes");
         assert_eq!(state, Scan::Idle, "only a request head arms the scanner");
-        arm(&mut state, &mut last, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        arm(&mut state, &mut last, &next, head);
         let mut bytes = input.to_vec();
         let (a, b) = bytes.split_at_mut(split);
         scan(&mut state, &mut last, a);

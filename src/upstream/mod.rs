@@ -21,7 +21,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response, Uri, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::admin::metrics::histogram::Histogram;
@@ -31,7 +30,7 @@ use crate::proxy::headers::wants_keep_alive;
 use crate::proxy::target::{Scheme, Target};
 use crate::proxy::upload::TrailersTooLarge;
 use guard::Guard;
-use pool::{Pool, PoolKey};
+use pool::{Conn, Pool, PoolKey};
 use route::{Hop, Router};
 
 /// Why an upstream exchange failed. Mapped to a status and `Proxy-Status` in `proxy::error`.
@@ -170,10 +169,10 @@ impl Client {
         let mut req = Some(req);
         for hop in self.router.plan(&target.host, || target.url()) {
             let key = pool_key(&hop, target);
-            let (tx, reused) = match self.pool.take(&key) {
-                Some(tx) => (tx, true),
+            let (conn, reused) = match self.pool.take(&key) {
+                Some(conn) => (conn, true),
                 None => match self.connect(&hop, target).await {
-                    Ok(tx) => (tx, false),
+                    Ok(conn) => (conn, false),
                     Err(e) if e.before_sending() => {
                         if let Hop::Parent(p) = &hop {
                             tracing::warn!(parent = %p, error = %e, "parent marked down");
@@ -197,7 +196,7 @@ impl Client {
             let Some(mut this) = req.take() else { break };
             *this.uri_mut() = request_uri(&hop, target);
             match self
-                .exchange(tx, reused, key, this, hop.clone(), target)
+                .exchange(conn, reused, key, this, hop.clone(), target)
                 .await
             {
                 Ok(fetched) => return Ok(fetched),
@@ -218,7 +217,7 @@ impl Client {
 
     async fn exchange(
         &self,
-        mut tx: SendRequest<Body>,
+        mut conn: Conn,
         mut reused: bool,
         key: PoolKey,
         req: Request<Body>,
@@ -236,19 +235,20 @@ impl Client {
                 return Err(Failed::Final(Error::Closed(who())));
             };
             let started = Instant::now();
-            let ready_ok = tx.ready().await.is_ok();
+            let ready_ok = conn.tx.ready().await.is_ok();
             let outcome = if ready_ok {
                 // The timeout counts from the request's last progress, not from its start:
                 // a long upload is not the origin being slow.
                 let (this, sent) = progress::track(this);
-                let send = tx.try_send_request(this);
+                conn.next.set();
+                let send = conn.tx.try_send_request(this);
                 progress::within(send, &sent, self.cfg.response_timeout).await
             } else {
                 // Dead before we could use it: never sent.
                 if reused {
                     reused = false;
-                    tx = match self.connect(&hop, target).await {
-                        Ok(t) => t,
+                    conn = match self.connect(&hop, target).await {
+                        Ok(c) => c,
                         Err(e) => return Err(Failed::retry(e, this)),
                     };
                     req = Some(this);
@@ -264,15 +264,15 @@ impl Client {
                     )))
                 }
                 Some(Ok(resp)) => {
-                    if let Err(why) = framing::check_head(resp.headers()) {
-                        // Dropping the response and `tx` closes the connection.
+                    if let Err(why) = framing::check_head(resp.status(), resp.headers()) {
+                        // Dropping the response and `conn` closes the connection.
                         return Err(Failed::Final(Error::Protocol(who(), why.into())));
                     }
                     let elapsed = started.elapsed();
                     self.response_seconds.observe(elapsed);
                     let keep = wants_keep_alive(resp.version(), resp.headers());
                     let (parts, incoming) = resp.into_parts();
-                    let slot = keep.then(|| (self.pool.clone(), key.clone(), tx));
+                    let slot = keep.then(|| (self.pool.clone(), key.clone(), conn));
                     let body =
                         Deadline::new(PooledBody::new(incoming, slot), self.cfg.body_timeout);
                     return Ok(Fetched {
@@ -294,8 +294,8 @@ impl Client {
                         if let Some(r) = retry {
                             tracing::debug!(upstream = %who(), "reused connection was dead; retrying on a fresh one");
                             reused = false;
-                            tx = match self.connect(&hop, target).await {
-                                Ok(t) => t,
+                            conn = match self.connect(&hop, target).await {
+                                Ok(c) => c,
                                 Err(e) => return Err(Failed::retry(e, r)),
                             };
                             req = Some(r);
@@ -308,14 +308,14 @@ impl Client {
         }
     }
 
-    async fn connect(&self, hop: &Hop, target: &Target) -> Result<SendRequest<Body>, Error> {
+    async fn connect(&self, hop: &Hop, target: &Target) -> Result<Conn, Error> {
         let started = Instant::now();
-        let tx = self.open(hop, target).await?;
+        let conn = self.open(hop, target).await?;
         self.connect_seconds.observe(started.elapsed());
-        Ok(tx)
+        Ok(conn)
     }
 
-    async fn open(&self, hop: &Hop, target: &Target) -> Result<SendRequest<Body>, Error> {
+    async fn open(&self, hop: &Hop, target: &Target) -> Result<Conn, Error> {
         let timeout = self.cfg.connect_timeout;
         let stream = match hop {
             Hop::Direct => {
@@ -347,6 +347,7 @@ impl Client {
                 }
             }
         };
+        let next = framing::HeadNext::default();
         let (tx, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.cfg.max_header_size.as_usize().max(8192))
             // The exact limit for each response head (and a chunked body's trailers).
@@ -358,7 +359,7 @@ impl Client {
             // Names without the client's recorded case (a replayed request, the fields sluice
             // adds) go out Title-Case, as browsers write them.
             .title_case_headers(true)
-            .handshake::<_, Body>(TokioIo::new(framing::Checked::new(stream)))
+            .handshake::<_, Body>(TokioIo::new(framing::Checked::new(stream, next.clone())))
             .await
             .map_err(|e| Error::Protocol(hop_name(hop, target), e.to_string()))?;
         tokio::spawn(async move {
@@ -366,7 +367,7 @@ impl Client {
                 tracing::debug!(error = %e, "upstream connection ended");
             }
         });
-        Ok(tx)
+        Ok(Conn { tx, next })
     }
 }
 
@@ -451,7 +452,7 @@ fn map_hyper(who: String, e: &hyper::Error) -> Error {
     }
 }
 
-type Slot = Option<(Arc<Pool>, PoolKey, SendRequest<Body>)>;
+type Slot = Option<(Arc<Pool>, PoolKey, Conn)>;
 
 pin_project_lite::pin_project! {
     /// A response body that checks its connection back into the pool once it has been read
@@ -475,8 +476,8 @@ impl PooledBody {
 }
 
 fn release(slot: &mut Slot) {
-    if let Some((pool, key, tx)) = slot.take() {
-        pool.put(key, tx);
+    if let Some((pool, key, conn)) = slot.take() {
+        pool.put(key, conn);
     }
 }
 

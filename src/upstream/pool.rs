@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::SendRequest;
 
+use super::framing::HeadNext;
 use crate::body::Body;
 use crate::config::HostPort;
 use crate::proxy::target::Scheme;
@@ -34,8 +35,14 @@ pub enum PoolKey {
     },
 }
 
+/// An open connection: hyper's sender, and the mark its stream reads before each request.
+pub struct Conn {
+    pub tx: SendRequest<Body>,
+    pub next: HeadNext,
+}
+
 struct Idle {
-    tx: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -61,12 +68,12 @@ impl Pool {
     }
 
     /// An idle connection to `key` that is still open, if any.
-    pub fn take(&self, key: &PoolKey) -> Option<SendRequest<Body>> {
+    pub fn take(&self, key: &PoolKey) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(key)?;
-        while let Some(conn) = list.pop() {
-            if conn.since.elapsed() < self.idle_timeout && conn.tx.is_ready() {
-                return Some(conn.tx);
+        while let Some(entry) = list.pop() {
+            if entry.since.elapsed() < self.idle_timeout && entry.conn.tx.is_ready() {
+                return Some(entry.conn);
             }
         }
         None
@@ -76,32 +83,32 @@ impl Pool {
     /// body (the origin answered before reading it all, RFC 9112 §9.6) is checked in only
     /// once hyper can take a new request on it, and dropped if that takes longer than the
     /// idle timeout: a request taking it sooner would queue behind the upload.
-    pub fn put(self: &Arc<Self>, key: PoolKey, mut tx: SendRequest<Body>) {
-        if tx.is_closed() || self.max_per_key == 0 {
+    pub fn put(self: &Arc<Self>, key: PoolKey, mut conn: Conn) {
+        if conn.tx.is_closed() || self.max_per_key == 0 {
             return;
         }
-        if !tx.is_ready() {
+        if !conn.tx.is_ready() {
             let (pool, wait) = (Arc::downgrade(self), self.idle_timeout);
             tokio::spawn(async move {
-                if let Ok(Ok(())) = tokio::time::timeout(wait, tx.ready()).await {
+                if let Ok(Ok(())) = tokio::time::timeout(wait, conn.tx.ready()).await {
                     if let Some(pool) = pool.upgrade() {
-                        pool.check_in(key, tx);
+                        pool.check_in(key, conn);
                     }
                 }
             });
             return;
         }
-        self.check_in(key, tx);
+        self.check_in(key, conn);
     }
 
-    fn check_in(&self, key: PoolKey, tx: SendRequest<Body>) {
+    fn check_in(&self, key: PoolKey, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(key).or_default();
         if list.len() >= self.max_per_key {
             list.remove(0);
         }
         list.push(Idle {
-            tx,
+            conn,
             since: Instant::now(),
         });
     }
@@ -115,7 +122,7 @@ impl Pool {
     fn sweep_once(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|_, list| {
-            list.retain(|c| c.since.elapsed() < self.idle_timeout && !c.tx.is_closed());
+            list.retain(|c| c.since.elapsed() < self.idle_timeout && !c.conn.tx.is_closed());
             !list.is_empty()
         });
     }

@@ -243,6 +243,14 @@ pub fn response_attacks() -> Vec<(&'static str, Expect, Vec<u8>)> {
             r("X-\0A: a\r\nContent-Length: 5\r\n", "hello"),
         ),
         (
+            // sluice never forwards `Upgrade` (hop-by-hop), so no 101 is ever asked for; what
+            // follows one is not HTTP (RFC 9110 §15.2.2).
+            "switching_protocols_unasked",
+            BadGateway,
+            format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n{next}")
+                .into_bytes(),
+        ),
+        (
             "status_not_a_number",
             BadGateway,
             b"HTTP/1.1 2x0 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
