@@ -290,3 +290,115 @@ async fn a_parents_407_or_503_to_connect_is_a_502_or_its_503_without_failover() 
         assert_eq!(direct.connections(), 0, "{answer}: never direct");
     }
 }
+
+/// A raw parent that opens every tunnel itself: it answers CONNECT with 200, then echoes
+/// the tunnelled bytes back upper-cased.
+async fn tunnelling_parent() -> Origin {
+    Origin::start(|mut conn| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if conn.read_head().await.is_none() {
+            return;
+        }
+        let stream = &mut conn.wire().stream;
+        if stream
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            if stream
+                .write_all(&buf[..n].to_ascii_uppercase())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// A client's CONNECT to a host served by parents, in a config that allows it direct.
+async fn connect_through(sluice: &Sluice, authority: &str) -> (common::Client, common::Response) {
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+    ))
+    .await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("a complete CONNECT response");
+    (c, r)
+}
+
+fn parents_for_connect(proxies: &[u16], go_direct: bool, port: u16) -> sluice::config::Config {
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![port];
+    cfg.upstream.parents = vec![ParentConfig {
+        domains: vec!["localhost".into()],
+        proxies: proxies
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}").parse().expect("host:port"))
+            .collect(),
+        go_direct,
+    }];
+    cfg
+}
+
+/// Regression: a client's CONNECT always went direct, ignoring `[[upstream.parents]]`, so
+/// a fleet whose only way out is its parents could not tunnel, and one whose parents
+/// enforce a policy had it bypassed by any client that asked for a tunnel.
+#[tokio::test]
+async fn a_client_connect_goes_through_the_parents_with_failover() {
+    let parent = tunnelling_parent().await;
+    let direct = Origin::ok("direct").await;
+    let sluice = start(parents_for_connect(
+        &[refused_port(), parent.port()],
+        true,
+        direct.port(),
+    ))
+    .await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (mut c, r) = connect_through(&sluice, &authority).await;
+        assert_eq!(r.status(), 200, "{}", r.text());
+        c.send("through the parent").await;
+        let mut got = Vec::new();
+        while got.len() < "through the parent".len() {
+            got.extend(c.expect_some(common::LIMIT).await);
+        }
+        assert_eq!(got, b"THROUGH THE PARENT");
+    }
+    let asked = parent.requests();
+    assert_eq!(asked.len(), 2);
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.method() == "CONNECT" && r.target() == authority),
+        "{:?}",
+        asked
+            .iter()
+            .map(|r| r.target().to_string())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(direct.connections(), 0, "a live parent is never bypassed");
+}
+
+#[tokio::test]
+async fn a_parents_refusal_of_a_client_connect_is_final() {
+    let parent = refusing_parent("403 Forbidden").await;
+    let direct = Origin::ok("direct").await;
+    let sluice = start(parents_for_connect(&[parent.port()], true, direct.port())).await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (_, r) = connect_through(&sluice, &authority).await;
+        common::assert_proxy_error(&r, 403, "http_request_denied");
+        assert!(r.proxy_status().contains("received-status=403"));
+    }
+    assert_eq!(parent.requests().len(), 2, "not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around the parent");
+}
