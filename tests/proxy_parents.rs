@@ -291,14 +291,16 @@ async fn a_parents_407_or_503_to_connect_is_a_502_or_its_503_without_failover() 
     }
 }
 
-/// A raw parent that opens every tunnel itself: it answers CONNECT with 200, then echoes
-/// the tunnelled bytes back upper-cased.
-async fn tunnelling_parent() -> Origin {
-    Origin::start(|mut conn| async move {
+/// A raw parent that opens every tunnel itself: it answers CONNECT with 200 after
+/// `answer_after` (its own connection to the origin), then echoes the tunnelled bytes back
+/// upper-cased.
+async fn tunnelling_parent(answer_after: std::time::Duration) -> Origin {
+    Origin::start(move |mut conn| async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         if conn.read_head().await.is_none() {
             return;
         }
+        tokio::time::sleep(answer_after).await;
         let stream = &mut conn.wire().stream;
         if stream
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -354,7 +356,7 @@ fn parents_for_connect(proxies: &[u16], go_direct: bool, port: u16) -> sluice::c
 /// enforce a policy had it bypassed by any client that asked for a tunnel.
 #[tokio::test]
 async fn a_client_connect_goes_through_the_parents_with_failover() {
-    let parent = tunnelling_parent().await;
+    let parent = tunnelling_parent(std::time::Duration::ZERO).await;
     let direct = Origin::ok("direct").await;
     let sluice = start(parents_for_connect(
         &[refused_port(), parent.port()],
@@ -398,6 +400,62 @@ async fn a_parents_refusal_of_a_client_connect_is_final() {
         let (_, r) = connect_through(&sluice, &authority).await;
         common::assert_proxy_error(&r, 403, "http_request_denied");
         assert!(r.proxy_status().contains("received-status=403"));
+    }
+    assert_eq!(parent.requests().len(), 2, "not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around the parent");
+}
+
+/// Regression: a parent's answer to CONNECT had to come within `upstream.connect_timeout`,
+/// though the parent answers only once it has reached the origin; a slow origin behind a
+/// healthy parent marked the parent down and sent the tunnel around it (direct, with
+/// `go_direct`). The answer is a response, awaited for `upstream.response_timeout`.
+#[tokio::test]
+async fn a_parent_slower_than_connect_timeout_to_answer_connect_is_not_marked_down() {
+    let connect_timeout = std::time::Duration::from_millis(100);
+    let parent = tunnelling_parent(connect_timeout * 5).await;
+    let direct = Origin::ok("direct").await;
+    let mut cfg = parents_for_connect(&[parent.port()], true, direct.port());
+    cfg.upstream.connect_timeout = connect_timeout;
+    let sluice = start(cfg).await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (mut c, r) = connect_through(&sluice, &authority).await;
+        assert_eq!(r.status(), 200, "{}", r.text());
+        c.send("slow but up").await;
+        let mut got = Vec::new();
+        while got.len() < "slow but up".len() {
+            got.extend(c.expect_some(common::LIMIT).await);
+        }
+        assert_eq!(got, b"SLOW BUT UP");
+    }
+    assert_eq!(parent.requests().len(), 2, "the parent was not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around a live parent");
+}
+
+/// The other side of the same decision: a parent that takes the CONNECT and never answers
+/// is up (it accepted), so the request ends at `upstream.response_timeout` with a 504,
+/// never around the parent.
+#[tokio::test]
+async fn a_parent_that_never_answers_connect_is_a_504_without_failover() {
+    let parent = Origin::start(|mut conn| async move {
+        if conn.read_head().await.is_some() {
+            conn.read_head().await;
+        }
+    })
+    .await;
+    let direct = Origin::ok("direct").await;
+    let mut cfg = parents_for_connect(&[parent.port()], true, direct.port());
+    cfg.upstream.response_timeout = std::time::Duration::from_millis(200);
+    let sluice = start(cfg).await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (_, r) = connect_through(&sluice, &authority).await;
+        common::assert_proxy_error(&r, 504, "http_response_timeout");
+        assert!(
+            r.proxy_status().contains("parent 127.0.0.1:"),
+            "{}",
+            r.proxy_status()
+        );
     }
     assert_eq!(parent.requests().len(), 2, "not marked down");
     assert_eq!(direct.connections(), 0, "never direct around the parent");

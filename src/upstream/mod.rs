@@ -254,7 +254,8 @@ impl Client {
         let timeout = self.cfg.connect_timeout;
         let addrs = connect::resolve(&p.host, p.port, None).await?;
         let tcp = connect::tcp(&addrs, timeout, &p.to_string()).await?;
-        connect::parent_tunnel(tcp, &target.host_port(), &p.to_string(), timeout).await
+        let answer_within = self.cfg.response_timeout;
+        connect::parent_tunnel(tcp, &target.host_port(), &p.to_string(), answer_within).await
     }
 
     async fn exchange(
