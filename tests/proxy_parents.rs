@@ -14,7 +14,8 @@ async fn parent(name: &'static str) -> Origin {
     Origin::respond(move |req| common::ok(&format!("{name} {}", req.target()))).await
 }
 
-async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
+/// The test config with one parent group for `localhost` on these 127.0.0.1 ports.
+fn parents_config(proxies: &[u16], go_direct: bool) -> sluice::config::Config {
     let mut cfg = config();
     cfg.upstream.parents = vec![ParentConfig {
         domains: vec!["localhost".into()],
@@ -24,7 +25,11 @@ async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
             .collect(),
         go_direct,
     }];
-    start(cfg).await
+    cfg
+}
+
+async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
+    start(parents_config(proxies, go_direct)).await
 }
 
 /// Which parent ("A"/"B") answered.
@@ -338,16 +343,8 @@ async fn connect_through(sluice: &Sluice, authority: &str) -> (common::Client, c
 }
 
 fn parents_for_connect(proxies: &[u16], go_direct: bool, port: u16) -> sluice::config::Config {
-    let mut cfg = config();
+    let mut cfg = parents_config(proxies, go_direct);
     cfg.proxy.connect_ports = vec![port];
-    cfg.upstream.parents = vec![ParentConfig {
-        domains: vec!["localhost".into()],
-        proxies: proxies
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}").parse().expect("host:port"))
-            .collect(),
-        go_direct,
-    }];
     cfg
 }
 
@@ -459,4 +456,40 @@ async fn a_parent_that_never_answers_connect_is_a_504_without_failover() {
     }
     assert_eq!(parent.requests().len(), 2, "not marked down");
     assert_eq!(direct.connections(), 0, "never direct around the parent");
+}
+
+/// Regression: a TLS handshake with the origin that timed out inside a parent's tunnel
+/// counted as the parent being unreachable: the parent was marked down and the request
+/// went to the next parent and then direct. The parent had answered; the origin was slow.
+#[tokio::test]
+async fn an_origin_tls_timeout_inside_a_parents_tunnel_does_not_mark_the_parent_down() {
+    // The parent opens the tunnel, then the "origin" takes the ClientHello and never answers.
+    let parent = Origin::start(|mut conn| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if conn.read_head().await.is_none() {
+            return;
+        }
+        let stream = &mut conn.wire().stream;
+        if stream
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(1..) = stream.read(&mut buf).await {}
+    })
+    .await;
+    let direct = Origin::ok("direct").await;
+    let mut cfg = parents_config(&[parent.port()], true);
+    cfg.upstream.connect_timeout = std::time::Duration::from_millis(200);
+    let sluice = start(cfg).await;
+    let url = format!("https://localhost:{}/slow-tls", direct.port());
+    for _ in 0..2 {
+        let r = sluice.fetch(&url).await;
+        common::assert_proxy_error(&r, 504, "connection_timeout");
+    }
+    assert_eq!(parent.requests().len(), 2, "the parent was not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around a live parent");
 }

@@ -94,7 +94,7 @@ pub async fn tls(
                 Err(Error::Tls(host.to_string(), e.to_string()))
             }
         }
-        Err(_) => Err(Error::ConnectTimeout(host.to_string())),
+        Err(_) => Err(Error::TlsTimeout(host.to_string())),
     }
 }
 

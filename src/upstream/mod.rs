@@ -50,6 +50,8 @@ pub enum Error {
     Refused(String, String),
     #[error("connection to {0} timed out")]
     ConnectTimeout(String),
+    #[error("the TLS handshake with {0} timed out")]
+    TlsTimeout(String),
     #[error("TLS with {0} failed: {1}")]
     Tls(String, String),
     #[error("the certificate of {0} is not valid: {1}")]
@@ -95,7 +97,8 @@ impl Failed {
 
 impl Error {
     /// The hop could not be reached, so nothing was sent: another hop may be tried. A
-    /// parent that answered a tunnel request, even with a refusal, was reached.
+    /// parent that answered a tunnel request, even with a refusal, was reached, and so was
+    /// one whose tunnel led to an origin that then failed (a TLS handshake timing out).
     fn before_sending(&self) -> bool {
         matches!(
             self,
