@@ -126,8 +126,13 @@ async fn without_go_direct_all_parents_down_is_502() {
     let url = format!("http://localhost:{}/d", direct.port());
     for _ in 0..2 {
         let r = sluice.fetch(&url).await;
-        assert_eq!(r.status(), 502, "{}", r.text());
-        assert!(r.proxy_status().starts_with("sluice; error="));
+        common::assert_proxy_error(&r, 502, "connection_refused");
+        assert!(
+            r.proxy_status()
+                .contains("details=\"connection to parent 127.0.0.1:"),
+            "the hop that failed is named as a parent: {}",
+            r.proxy_status()
+        );
     }
     assert_eq!(
         direct.connections(),

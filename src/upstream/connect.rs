@@ -118,7 +118,7 @@ pub async fn parent_tunnel(
     };
     let head = match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(h)) => h,
-        Ok(Err(e)) => return Err(Error::Refused(parent.to_string(), e.to_string())),
+        Ok(Err(e)) => return Err(Error::Refused(format!("parent {parent}"), e.to_string())),
         Err(_) => return Err(Error::ResponseTimeout(format!("parent {parent}"), timeout)),
     };
     if !head.ends_with(b"\r\n\r\n") {

@@ -256,7 +256,7 @@ impl Client {
     async fn parent_tunnel(&self, p: &HostPort, target: &Target) -> Result<TcpStream, Error> {
         let timeout = self.cfg.connect_timeout;
         let addrs = connect::resolve(&p.host, p.port, None).await?;
-        let tcp = connect::tcp(&addrs, timeout, &p.to_string()).await?;
+        let tcp = connect::tcp(&addrs, timeout, &format!("parent {p}")).await?;
         let answer_within = self.cfg.response_timeout;
         connect::parent_tunnel(tcp, &target.host_port(), &p.to_string(), answer_within).await
     }
@@ -377,7 +377,8 @@ impl Client {
                 Scheme::Http => {
                     // Parents are trusted destinations: no guard.
                     let addrs = connect::resolve(&p.host, p.port, None).await?;
-                    connect::Stream::Plain(connect::tcp(&addrs, timeout, &p.to_string()).await?)
+                    let what = format!("parent {p}");
+                    connect::Stream::Plain(connect::tcp(&addrs, timeout, &what).await?)
                 }
                 Scheme::Https => {
                     let tcp = self.parent_tunnel(p, target).await?;
