@@ -267,3 +267,40 @@ async fn a_half_closed_tunnel_still_delivers_the_servers_remaining_bytes() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the bytes came back intact");
 }
+
+/// Regression: a CONNECT whose head announced content (here `Content-Length: 5`) got a 200
+/// and an upstream connection, but hyper read the bytes after the head as a body and never
+/// handed the connection to the tunnel: nothing crossed it, either way. RFC 9110 §9.3.6:
+/// a CONNECT request has no content, so such a head is refused before connecting.
+#[tokio::test]
+async fn a_connect_that_announces_content_is_refused_without_connecting() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let sluice = start(cfg).await;
+    let a = origin.addr().to_string();
+    for framing in ["Content-Length: 5", "Transfer-Encoding: chunked"] {
+        let mut c = sluice.client().await;
+        c.send(format!(
+            "CONNECT {a} HTTP/1.1\r\nHost: {a}\r\n{framing}\r\n\r\nhello"
+        ))
+        .await;
+        let r = read_connect_response(&mut c).await;
+        common::assert_proxy_error(&r, 400, "http_request_error");
+        assert!(c.closes_within(common::LIMIT).await, "{framing}: closed");
+    }
+    // An explicit empty body is no content at all: the tunnel opens.
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "CONNECT {a} HTTP/1.1\r\nHost: {a}\r\nContent-Length: 0\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(read_connect_response(&mut c).await.status(), 200);
+    c.send("empty").await;
+    assert_eq!(c.expect_some(common::LIMIT).await, b"EMPTY");
+    assert_eq!(
+        origin.connections(),
+        1,
+        "only the tunnel without content connected"
+    );
+}

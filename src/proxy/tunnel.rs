@@ -17,18 +17,21 @@ use hyper_util::rt::TokioIo;
 
 use super::error::ProxyError;
 use super::listen::ConnSlot;
-use super::target::Target;
+use super::target::{Target, TargetError};
 use super::Proxy;
 use crate::body::{self, Body};
 
 /// Opens the upstream connection first (so failures get a proper status), answers 200, then
 /// splices bytes both ways once hyper hands over the client connection.
 pub async fn connect(proxy: &Proxy, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
-    let authority = req
-        .uri()
-        .authority()
-        .ok_or(crate::proxy::target::TargetError::BadAuthority)?;
+    let authority = req.uri().authority().ok_or(TargetError::BadAuthority)?;
     let target = Target::from_authority(authority)?;
+    // RFC 9110 §9.3.6: a CONNECT request has no content. Framing that announces some leaves
+    // no telling where the tunnel's bytes begin: hyper read them as a body and never handed
+    // the connection over, so the client got a 200 and a tunnel that carried nothing.
+    if !http_body::Body::is_end_stream(req.body()) {
+        return Err(TargetError::ConnectContent.into());
+    }
     if !proxy.cfg.connect_ports.contains(&target.port) {
         return Err(ProxyError::ConnectPort(target.port));
     }
