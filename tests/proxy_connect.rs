@@ -224,3 +224,83 @@ async fn an_open_tunnel_is_closed_when_the_shutdown_grace_period_ends() {
     );
     assert!(c.closes_within(common::LIMIT).await, "the tunnel is closed");
 }
+
+/// A client that finishes sending (shuts down its write side) still gets everything the
+/// server sends after that; megabytes cross both ways intact.
+#[tokio::test]
+async fn a_half_closed_tunnel_still_delivers_the_servers_remaining_bytes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Reads until the client's end of stream, then answers with all of it, reversed.
+    let origin = Origin::start(|mut conn| async move {
+        let stream = &mut conn.wire().stream;
+        let mut all = Vec::new();
+        if stream.read_to_end(&mut all).await.is_ok() {
+            all.reverse();
+            let _ = stream.write_all(&all).await;
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let sluice = start(cfg).await;
+    let mut s = tokio::net::TcpStream::connect(sluice.addr).await.unwrap();
+    s.write_all(connect_request(&origin.addr().to_string()).as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).await.unwrap(), 1, "head: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+    let sent: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    s.write_all(&sent).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(common::LIMIT, s.read_to_end(&mut got))
+        .await
+        .expect("the tunnel ends")
+        .unwrap();
+    let mut want = sent;
+    want.reverse();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the bytes came back intact");
+}
+
+/// Regression: a CONNECT whose head announced content (here `Content-Length: 5`) got a 200
+/// and an upstream connection, but hyper read the bytes after the head as a body and never
+/// handed the connection to the tunnel: nothing crossed it, either way. RFC 9110 §9.3.6:
+/// a CONNECT request has no content, so such a head is refused before connecting.
+#[tokio::test]
+async fn a_connect_that_announces_content_is_refused_without_connecting() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![origin.port()];
+    let sluice = start(cfg).await;
+    let a = origin.addr().to_string();
+    for framing in ["Content-Length: 5", "Transfer-Encoding: chunked"] {
+        let mut c = sluice.client().await;
+        c.send(format!(
+            "CONNECT {a} HTTP/1.1\r\nHost: {a}\r\n{framing}\r\n\r\nhello"
+        ))
+        .await;
+        let r = read_connect_response(&mut c).await;
+        common::assert_proxy_error(&r, 400, "http_request_error");
+        assert!(c.closes_within(common::LIMIT).await, "{framing}: closed");
+    }
+    // An explicit empty body is no content at all: the tunnel opens.
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "CONNECT {a} HTTP/1.1\r\nHost: {a}\r\nContent-Length: 0\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(read_connect_response(&mut c).await.status(), 200);
+    c.send("empty").await;
+    assert_eq!(c.expect_some(common::LIMIT).await, b"EMPTY");
+    assert_eq!(
+        origin.connections(),
+        1,
+        "only the tunnel without content connected"
+    );
+}

@@ -14,7 +14,8 @@ async fn parent(name: &'static str) -> Origin {
     Origin::respond(move |req| common::ok(&format!("{name} {}", req.target()))).await
 }
 
-async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
+/// The test config with one parent group for `localhost` on these 127.0.0.1 ports.
+fn parents_config(proxies: &[u16], go_direct: bool) -> sluice::config::Config {
     let mut cfg = config();
     cfg.upstream.parents = vec![ParentConfig {
         domains: vec!["localhost".into()],
@@ -24,7 +25,11 @@ async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
             .collect(),
         go_direct,
     }];
-    start(cfg).await
+    cfg
+}
+
+async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
+    start(parents_config(proxies, go_direct)).await
 }
 
 /// Which parent ("A"/"B") answered.
@@ -121,8 +126,13 @@ async fn without_go_direct_all_parents_down_is_502() {
     let url = format!("http://localhost:{}/d", direct.port());
     for _ in 0..2 {
         let r = sluice.fetch(&url).await;
-        assert_eq!(r.status(), 502, "{}", r.text());
-        assert!(r.proxy_status().starts_with("sluice; error="));
+        common::assert_proxy_error(&r, 502, "connection_refused");
+        assert!(
+            r.proxy_status()
+                .contains("details=\"connection to parent 127.0.0.1:"),
+            "the hop that failed is named as a parent: {}",
+            r.proxy_status()
+        );
     }
     assert_eq!(
         direct.connections(),
@@ -289,4 +299,202 @@ async fn a_parents_407_or_503_to_connect_is_a_502_or_its_503_without_failover() 
         assert_eq!(parent.requests().len(), 2, "{answer}: not marked down");
         assert_eq!(direct.connections(), 0, "{answer}: never direct");
     }
+}
+
+/// A raw parent that opens every tunnel itself: it answers CONNECT with 200 after
+/// `answer_after` (its own connection to the origin), then echoes the tunnelled bytes back
+/// upper-cased.
+async fn tunnelling_parent(answer_after: std::time::Duration) -> Origin {
+    Origin::start(move |mut conn| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if conn.read_head().await.is_none() {
+            return;
+        }
+        tokio::time::sleep(answer_after).await;
+        let stream = &mut conn.wire().stream;
+        if stream
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            if stream
+                .write_all(&buf[..n].to_ascii_uppercase())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// A client's CONNECT to a host served by parents, in a config that allows it direct.
+async fn connect_through(sluice: &Sluice, authority: &str) -> (common::Client, common::Response) {
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+    ))
+    .await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("a complete CONNECT response");
+    (c, r)
+}
+
+fn parents_for_connect(proxies: &[u16], go_direct: bool, port: u16) -> sluice::config::Config {
+    let mut cfg = parents_config(proxies, go_direct);
+    cfg.proxy.connect_ports = vec![port];
+    cfg
+}
+
+/// Regression: a client's CONNECT always went direct, ignoring `[[upstream.parents]]`, so
+/// a fleet whose only way out is its parents could not tunnel, and one whose parents
+/// enforce a policy had it bypassed by any client that asked for a tunnel.
+#[tokio::test]
+async fn a_client_connect_goes_through_the_parents_with_failover() {
+    let parent = tunnelling_parent(std::time::Duration::ZERO).await;
+    let direct = Origin::ok("direct").await;
+    let sluice = start(parents_for_connect(
+        &[refused_port(), parent.port()],
+        true,
+        direct.port(),
+    ))
+    .await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (mut c, r) = connect_through(&sluice, &authority).await;
+        assert_eq!(r.status(), 200, "{}", r.text());
+        c.send("through the parent").await;
+        let mut got = Vec::new();
+        while got.len() < "through the parent".len() {
+            got.extend(c.expect_some(common::LIMIT).await);
+        }
+        assert_eq!(got, b"THROUGH THE PARENT");
+    }
+    let asked = parent.requests();
+    assert_eq!(asked.len(), 2);
+    assert!(
+        asked
+            .iter()
+            .all(|r| r.method() == "CONNECT" && r.target() == authority),
+        "{:?}",
+        asked
+            .iter()
+            .map(|r| r.target().to_string())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(direct.connections(), 0, "a live parent is never bypassed");
+}
+
+#[tokio::test]
+async fn a_parents_refusal_of_a_client_connect_is_final() {
+    let parent = refusing_parent("403 Forbidden").await;
+    let direct = Origin::ok("direct").await;
+    let sluice = start(parents_for_connect(&[parent.port()], true, direct.port())).await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (_, r) = connect_through(&sluice, &authority).await;
+        common::assert_proxy_error(&r, 403, "http_request_denied");
+        assert!(r.proxy_status().contains("received-status=403"));
+    }
+    assert_eq!(parent.requests().len(), 2, "not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around the parent");
+}
+
+/// Regression: a parent's answer to CONNECT had to come within `upstream.connect_timeout`,
+/// though the parent answers only once it has reached the origin; a slow origin behind a
+/// healthy parent marked the parent down and sent the tunnel around it (direct, with
+/// `go_direct`). The answer is a response, awaited for `upstream.response_timeout`.
+#[tokio::test]
+async fn a_parent_slower_than_connect_timeout_to_answer_connect_is_not_marked_down() {
+    let connect_timeout = std::time::Duration::from_millis(100);
+    let parent = tunnelling_parent(connect_timeout * 5).await;
+    let direct = Origin::ok("direct").await;
+    let mut cfg = parents_for_connect(&[parent.port()], true, direct.port());
+    cfg.upstream.connect_timeout = connect_timeout;
+    let sluice = start(cfg).await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (mut c, r) = connect_through(&sluice, &authority).await;
+        assert_eq!(r.status(), 200, "{}", r.text());
+        c.send("slow but up").await;
+        let mut got = Vec::new();
+        while got.len() < "slow but up".len() {
+            got.extend(c.expect_some(common::LIMIT).await);
+        }
+        assert_eq!(got, b"SLOW BUT UP");
+    }
+    assert_eq!(parent.requests().len(), 2, "the parent was not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around a live parent");
+}
+
+/// The other side of the same decision: a parent that takes the CONNECT and never answers
+/// is up (it accepted), so the request ends at `upstream.response_timeout` with a 504,
+/// never around the parent.
+#[tokio::test]
+async fn a_parent_that_never_answers_connect_is_a_504_without_failover() {
+    let parent = Origin::start(|mut conn| async move {
+        if conn.read_head().await.is_some() {
+            conn.read_head().await;
+        }
+    })
+    .await;
+    let direct = Origin::ok("direct").await;
+    let mut cfg = parents_for_connect(&[parent.port()], true, direct.port());
+    cfg.upstream.response_timeout = std::time::Duration::from_millis(200);
+    let sluice = start(cfg).await;
+    let authority = format!("localhost:{}", direct.port());
+    for _ in 0..2 {
+        let (_, r) = connect_through(&sluice, &authority).await;
+        common::assert_proxy_error(&r, 504, "http_response_timeout");
+        assert!(
+            r.proxy_status().contains("parent 127.0.0.1:"),
+            "{}",
+            r.proxy_status()
+        );
+    }
+    assert_eq!(parent.requests().len(), 2, "not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around the parent");
+}
+
+/// Regression: a TLS handshake with the origin that timed out inside a parent's tunnel
+/// counted as the parent being unreachable: the parent was marked down and the request
+/// went to the next parent and then direct. The parent had answered; the origin was slow.
+#[tokio::test]
+async fn an_origin_tls_timeout_inside_a_parents_tunnel_does_not_mark_the_parent_down() {
+    // The parent opens the tunnel, then the "origin" takes the ClientHello and never answers.
+    let parent = Origin::start(|mut conn| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if conn.read_head().await.is_none() {
+            return;
+        }
+        let stream = &mut conn.wire().stream;
+        if stream
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(1..) = stream.read(&mut buf).await {}
+    })
+    .await;
+    let direct = Origin::ok("direct").await;
+    let mut cfg = parents_config(&[parent.port()], true);
+    cfg.upstream.connect_timeout = std::time::Duration::from_millis(200);
+    let sluice = start(cfg).await;
+    let url = format!("https://localhost:{}/slow-tls", direct.port());
+    for _ in 0..2 {
+        let r = sluice.fetch(&url).await;
+        common::assert_proxy_error(&r, 504, "connection_timeout");
+    }
+    assert_eq!(parent.requests().len(), 2, "the parent was not marked down");
+    assert_eq!(direct.connections(), 0, "never direct around a live parent");
 }

@@ -115,6 +115,29 @@ async fn a_tls_origin_that_speaks_plain_http_gets_502_tls_protocol_error() {
 }
 
 #[tokio::test]
+async fn a_tls_handshake_over_connect_timeout_gets_504_connection_timeout() {
+    // Accepts, takes the ClientHello, never answers it.
+    let silent = Origin::start(|mut conn| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while let Ok(1..) = conn.wire().stream.read(&mut buf).await {}
+    })
+    .await;
+    let mut cfg = config();
+    cfg.upstream.connect_timeout = std::time::Duration::from_millis(200);
+    let sluice = start(cfg).await;
+    let r = sluice
+        .fetch(&format!("https://localhost:{}/", silent.port()))
+        .await;
+    common::assert_proxy_error(&r, 504, "connection_timeout");
+    assert!(
+        r.proxy_status().contains("TLS handshake with localhost"),
+        "{}",
+        r.proxy_status()
+    );
+}
+
+#[tokio::test]
 async fn a_certificate_for_another_name_gets_502() {
     let ca = test_ca(&["localhost"]);
     let origin = https_origin(&ca).await;

@@ -43,7 +43,9 @@ impl ProxyError {
                 U::Dns(..) => (StatusCode::BAD_GATEWAY, "dns_error"),
                 U::Guard { .. } => (StatusCode::FORBIDDEN, "destination_ip_prohibited"),
                 U::Refused(..) => (StatusCode::BAD_GATEWAY, "connection_refused"),
-                U::ConnectTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "connection_timeout"),
+                U::ConnectTimeout(..) | U::TlsTimeout(..) => {
+                    (StatusCode::GATEWAY_TIMEOUT, "connection_timeout")
+                }
                 U::Tls(..) => (StatusCode::BAD_GATEWAY, "tls_protocol_error"),
                 U::TlsCertificate(..) => (StatusCode::BAD_GATEWAY, "tls_certificate_error"),
                 // The parent's refusal of a tunnel, told the way its refusal of an

@@ -55,6 +55,8 @@ pub enum TargetError {
     BadPort,
     #[error("CONNECT needs a host:port target")]
     BadAuthority,
+    #[error("a CONNECT request has no content: send it without Content-Length or Transfer-Encoding, and the tunnel's bytes after its head")]
+    ConnectContent,
 }
 
 impl Target {

@@ -1,5 +1,6 @@
-//! CONNECT: a byte tunnel to an allowed port, after the destination guard, closed when no
-//! byte has crossed it either way for `proxy.tunnel_idle_timeout`.
+//! CONNECT: a byte tunnel to an allowed port, through the host's parents or direct after the
+//! destination guard, closed when no byte has crossed it either way for
+//! `proxy.tunnel_idle_timeout`.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,30 +17,25 @@ use hyper_util::rt::TokioIo;
 
 use super::error::ProxyError;
 use super::listen::ConnSlot;
-use super::target::Target;
+use super::target::{Target, TargetError};
 use super::Proxy;
 use crate::body::{self, Body};
-use crate::upstream::connect;
 
 /// Opens the upstream connection first (so failures get a proper status), answers 200, then
 /// splices bytes both ways once hyper hands over the client connection.
 pub async fn connect(proxy: &Proxy, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
-    let authority = req
-        .uri()
-        .authority()
-        .ok_or(crate::proxy::target::TargetError::BadAuthority)?;
+    let authority = req.uri().authority().ok_or(TargetError::BadAuthority)?;
     let target = Target::from_authority(authority)?;
+    // RFC 9110 §9.3.6: a CONNECT request has no content. Framing that announces some leaves
+    // no telling where the tunnel's bytes begin: hyper read them as a body and never handed
+    // the connection over, so the client got a 200 and a tunnel that carried nothing.
+    if !http_body::Body::is_end_stream(req.body()) {
+        return Err(TargetError::ConnectContent.into());
+    }
     if !proxy.cfg.connect_ports.contains(&target.port) {
         return Err(ProxyError::ConnectPort(target.port));
     }
-    let guard = proxy.upstream.guard();
-    let addrs = connect::resolve(&target.host, target.port, Some(guard)).await?;
-    let upstream = connect::tcp(
-        &addrs,
-        proxy.upstream.connect_timeout(),
-        &target.host_port(),
-    )
-    .await?;
+    let upstream = proxy.upstream.tunnel(&target).await?;
     // The tunnel keeps its client connection's slot (it counts against
     // proxy.max_connections) and closes when the shutdown grace period ends.
     let slot = req.extensions().get::<ConnSlot>().cloned();

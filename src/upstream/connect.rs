@@ -94,14 +94,17 @@ pub async fn tls(
                 Err(Error::Tls(host.to_string(), e.to_string()))
             }
         }
-        Err(_) => Err(Error::ConnectTimeout(host.to_string())),
+        Err(_) => Err(Error::TlsTimeout(host.to_string())),
     }
 }
 
 /// The longest answer head to a CONNECT that a parent may send (hyper's default for heads).
 const MAX_CONNECT_HEAD: usize = 16 << 10;
 
-/// Asks a parent proxy to open a tunnel to `authority` (`host:port`).
+/// Asks a parent proxy to open a tunnel to `authority` (`host:port`), waiting up to
+/// `timeout` for its answer. The parent answers only once it has reached the origin, so
+/// this is a response time, not a connect time: running out of it is final (the parent is
+/// up), as for an `http://` request relayed by the parent.
 pub async fn parent_tunnel(
     mut tcp: TcpStream,
     authority: &str,
@@ -115,8 +118,8 @@ pub async fn parent_tunnel(
     };
     let head = match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(h)) => h,
-        Ok(Err(e)) => return Err(Error::Refused(parent.to_string(), e.to_string())),
-        Err(_) => return Err(Error::ConnectTimeout(parent.to_string())),
+        Ok(Err(e)) => return Err(Error::Refused(format!("parent {parent}"), e.to_string())),
+        Err(_) => return Err(Error::ResponseTimeout(format!("parent {parent}"), timeout)),
     };
     if !head.ends_with(b"\r\n\r\n") {
         // The parent is up and talking, just not sense: final, like a bad status line.

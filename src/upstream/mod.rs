@@ -22,10 +22,11 @@ use http::{Method, Request, Response, Uri, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::admin::metrics::histogram::Histogram;
 use crate::body::{self, Body, BoxError, Deadline};
-use crate::config::UpstreamConfig;
+use crate::config::{HostPort, UpstreamConfig};
 use crate::proxy::headers::wants_keep_alive;
 use crate::proxy::target::{Scheme, Target};
 use crate::proxy::upload::TrailersTooLarge;
@@ -48,6 +49,8 @@ pub enum Error {
     Refused(String, String),
     #[error("connection to {0} timed out")]
     ConnectTimeout(String),
+    #[error("the TLS handshake with {0} timed out")]
+    TlsTimeout(String),
     #[error("TLS with {0} failed: {1}")]
     Tls(String, String),
     #[error("the certificate of {0} is not valid: {1}")]
@@ -93,7 +96,8 @@ impl Failed {
 
 impl Error {
     /// The hop could not be reached, so nothing was sent: another hop may be tried. A
-    /// parent that answered a tunnel request, even with a refusal, was reached.
+    /// parent that answered a tunnel request, even with a refusal, was reached, and so was
+    /// one whose tunnel led to an origin that then failed (a TLS handshake timing out).
     fn before_sending(&self) -> bool {
         matches!(
             self,
@@ -146,16 +150,6 @@ impl Client {
             connect_seconds: Histogram::default(),
             response_seconds: Histogram::default(),
         })
-    }
-
-    /// The destination guard, shared with the CONNECT tunnel.
-    pub fn guard(&self) -> &Guard {
-        &self.guard
-    }
-
-    /// The connect timeout, shared with the CONNECT tunnel.
-    pub fn connect_timeout(&self) -> Duration {
-        self.cfg.connect_timeout
     }
 
     /// Idle pooled connections (for metrics and tests).
@@ -213,6 +207,57 @@ impl Client {
             }
         }
         Err(last.unwrap_or_else(|| Error::Refused(target.host_port(), "no route".into())))
+    }
+
+    /// Opens a client's CONNECT tunnel to `target` (its port already allowed): through the
+    /// parents that serve its host, in rendezvous order, as `https://` URLs go, else direct
+    /// behind the destination guard. A parent that could not be reached is marked down and
+    /// the next hop tried; a parent's answer, even a refusal, is final.
+    pub async fn tunnel(&self, target: &Target) -> Result<TcpStream, Error> {
+        let timeout = self.cfg.connect_timeout;
+        let mut last = None;
+        for hop in self.router.plan(&target.host, || target.host_port()) {
+            let opened = match &hop {
+                Hop::Direct => {
+                    let addrs =
+                        connect::resolve(&target.host, target.port, Some(&self.guard)).await?;
+                    connect::tcp(&addrs, timeout, &target.host_port()).await
+                }
+                Hop::Parent(p) => self.parent_tunnel(p, target).await,
+            };
+            match opened {
+                Ok(tcp) => {
+                    if let Hop::Parent(p) = &hop {
+                        self.router.mark_up(p);
+                    }
+                    return Ok(tcp);
+                }
+                Err(e) if e.before_sending() => {
+                    if let Hop::Parent(p) = &hop {
+                        tracing::warn!(parent = %p, error = %e, "parent marked down");
+                        self.router.mark_down(p);
+                    }
+                    last = Some(e);
+                }
+                Err(e) => {
+                    if let (Hop::Parent(p), Some(_)) = (&hop, e.received_status()) {
+                        self.router.mark_up(p);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Refused(target.host_port(), "no route".into())))
+    }
+
+    /// A TCP connection to parent `p` on which it has agreed to a tunnel to `target`.
+    /// Parents are trusted destinations: no guard.
+    async fn parent_tunnel(&self, p: &HostPort, target: &Target) -> Result<TcpStream, Error> {
+        let timeout = self.cfg.connect_timeout;
+        let addrs = connect::resolve(&p.host, p.port, None).await?;
+        let tcp = connect::tcp(&addrs, timeout, &format!("parent {p}")).await?;
+        let answer_within = self.cfg.response_timeout;
+        connect::parent_tunnel(tcp, &target.host_port(), &p.to_string(), answer_within).await
     }
 
     async fn exchange(
@@ -328,24 +373,18 @@ impl Client {
                     }
                 }
             }
-            Hop::Parent(p) => {
-                // Parents are trusted destinations: no guard.
-                let addrs = connect::resolve(&p.host, p.port, None).await?;
-                let tcp = connect::tcp(&addrs, timeout, &p.to_string()).await?;
-                match target.scheme {
-                    Scheme::Http => connect::Stream::Plain(tcp),
-                    Scheme::Https => {
-                        let tcp = connect::parent_tunnel(
-                            tcp,
-                            &target.host_port(),
-                            &p.to_string(),
-                            timeout,
-                        )
-                        .await?;
-                        connect::tls(tcp, &target.host, self.tls.clone(), timeout).await?
-                    }
+            Hop::Parent(p) => match target.scheme {
+                Scheme::Http => {
+                    // Parents are trusted destinations: no guard.
+                    let addrs = connect::resolve(&p.host, p.port, None).await?;
+                    let what = format!("parent {p}");
+                    connect::Stream::Plain(connect::tcp(&addrs, timeout, &what).await?)
                 }
-            }
+                Scheme::Https => {
+                    let tcp = self.parent_tunnel(p, target).await?;
+                    connect::tls(tcp, &target.host, self.tls.clone(), timeout).await?
+                }
+            },
         };
         let next = framing::HeadNext::default();
         let (tx, conn) = hyper::client::conn::http1::Builder::new()

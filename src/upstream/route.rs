@@ -80,10 +80,13 @@ impl Router {
     }
 }
 
+/// `host` (lowercase, without a trailing dot: `Target` strips it) is one of `domains` or
+/// under one. An entry is read as Squid's `.cdn.example` or as a fully qualified
+/// `cdn.example.` alike.
 fn matches_domain(domains: &[String], host: &str) -> bool {
     domains.is_empty()
         || domains.iter().any(|d| {
-            let d = d.trim_start_matches('.').to_ascii_lowercase();
+            let d = d.trim_matches('.').to_ascii_lowercase();
             host == d || host.ends_with(&format!(".{d}"))
         })
 }
@@ -135,6 +138,28 @@ mod tests {
             router(true).plan("xcdn.example", || "http://xcdn.example/".into()),
             [Hop::Direct]
         );
+    }
+
+    #[test]
+    fn domain_entries_match_the_name_and_its_subdomains_only() {
+        for (entry, host, want) in [
+            ("cdn.example", "cdn.example", true),
+            ("cdn.example", "a.cdn.example", true),
+            ("cdn.example", "evilcdn.example", false),
+            ("cdn.example", "cdn.example.evil", false),
+            (".cdn.example", "a.b.cdn.example", true),
+            ("CDN.Example", "a.cdn.example", true),
+            // Regression: a fully qualified entry matched nothing, so its hosts went direct.
+            ("cdn.example.", "cdn.example", true),
+            (".cdn.example.", "a.cdn.example", true),
+            ("cdn.example.", "evilcdn.example", false),
+        ] {
+            assert_eq!(
+                matches_domain(&[entry.to_string()], host),
+                want,
+                "{entry} ~ {host}"
+            );
+        }
     }
 
     #[test]
