@@ -315,15 +315,7 @@ async fn a_client_closed_for_not_reading_sees_a_reset_not_a_complete_body() {
     cfg.proxy.idle_timeout = Duration::from_millis(300);
     cfg.scan.mode = sluice::config::ScanMode::Observe;
     let sluice = start(cfg).await;
-    let mut s = tokio::net::TcpStream::connect(sluice.addr)
-        .await
-        .expect("connect");
-    let req = format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
-        origin.url("/big"),
-        origin.addr()
-    );
-    s.write_all(req.as_bytes()).await.expect("send");
+    let mut s = sluice.http10_get(&origin, "/big").await;
     // The client reads nothing until sluice has given up on it.
     tokio::time::timeout(LIMIT, gone.notified())
         .await

@@ -402,7 +402,7 @@ async fn a_truncated_chunked_upstream_body_reaches_the_client_incomplete() {
 /// `scan.max_body` in enforce mode alike (both stream).
 #[tokio::test]
 async fn a_truncated_body_to_an_http10_client_ends_in_a_reset_not_a_clean_close() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let origin = Origin::start(|mut conn| async move {
         if conn.read_request().await.is_some() {
             let chunk = "x".repeat(4096);
@@ -419,15 +419,7 @@ async fn a_truncated_body_to_an_http10_client_ends_in_a_reset_not_a_clean_close(
         cfg.scan.mode = mode;
         cfg.scan.max_body = "1KiB".parse().expect("size");
         let sluice = common::start(cfg).await;
-        let mut s = tokio::net::TcpStream::connect(sluice.addr)
-            .await
-            .expect("connect");
-        let req = format!(
-            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
-            origin.url("/cut"),
-            origin.addr()
-        );
-        s.write_all(req.as_bytes()).await.expect("write");
+        let mut s = sluice.http10_get(&origin, "/cut").await;
         let (mut got, mut buf) = (Vec::new(), [0u8; 8192]);
         let end = tokio::time::timeout(common::LIMIT, async {
             loop {

@@ -129,7 +129,7 @@ async fn a_response_that_never_finishes_is_cut_after_the_grace_period() {
 /// ends, took the part it had as the whole body. The cut is a reset.
 #[tokio::test]
 async fn a_response_cut_at_the_end_of_the_grace_period_ends_in_a_reset() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let origin = Origin::start(|mut conn| async move {
         if conn.read_request().await.is_none() {
             return;
@@ -146,15 +146,7 @@ async fn a_response_cut_at_the_end_of_the_grace_period_ends_in_a_reset() {
     // Observe mode streams, so the client has the head and a first part of the body.
     cfg.scan.mode = sluice::config::ScanMode::Observe;
     let mut sluice = start(cfg).await;
-    let mut s = tokio::net::TcpStream::connect(sluice.addr)
-        .await
-        .expect("connect");
-    let req = format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
-        origin.url("/endless"),
-        origin.addr()
-    );
-    s.write_all(req.as_bytes()).await.expect("send");
+    let mut s = sluice.http10_get(&origin, "/endless").await;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while !got.ends_with(b"first") {

@@ -91,6 +91,22 @@ impl Sluice {
         fetch(self.addr, url).await
     }
 
+    /// A new TCP connection that has sent an HTTP/1.0 GET for `path` on `origin` (a client
+    /// that reads a body without a length until the connection ends).
+    pub async fn http10_get(&self, origin: &Origin, path: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let req = format!(
+            "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            origin.url(path),
+            origin.addr()
+        );
+        s.write_all(req.as_bytes()).await.expect("send");
+        s
+    }
+
     /// Idle pooled upstream connections.
     pub fn idle_upstreams(&self) -> usize {
         self.running
