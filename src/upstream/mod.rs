@@ -34,6 +34,14 @@ use guard::Guard;
 use pool::{Conn, Pool, PoolKey};
 use route::{Hop, Router};
 
+/// A connection through a hop that could not be opened.
+enum Opened {
+    /// The hop was not reached: nothing was sent, the next hop may be tried.
+    Unreachable(Error),
+    /// Final: the hop answered, or the failure came after it was reached.
+    Failed(Error),
+}
+
 /// Why an upstream exchange failed. Mapped to a status and `Proxy-Status` in `proxy::error`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -163,30 +171,18 @@ impl Client {
         let mut req = Some(req);
         for hop in self.router.plan(&target.host, || target.url()) {
             let key = pool_key(&hop, target);
-            let (conn, reused) = match self.pool.take(&key) {
-                Some(conn) => (conn, true),
-                None => match self.connect(&hop, target).await {
-                    Ok(conn) => (conn, false),
-                    Err(e) if e.before_sending() => {
-                        if let Hop::Parent(p) = &hop {
-                            tracing::warn!(parent = %p, error = %e, "parent marked down");
-                            self.router.mark_down(p);
-                        }
-                        last = Some(e);
-                        continue;
-                    }
-                    Err(e) => {
-                        // A parent that answered (even with a refusal) is up.
-                        if let (Hop::Parent(p), Some(_)) = (&hop, e.received_status()) {
-                            self.router.mark_up(p);
-                        }
-                        return Err(e);
-                    }
-                },
+            let opened = match self.pool.take(&key) {
+                Some(conn) => Ok((conn, true)),
+                None => self.connect(&hop, target).await.map(|conn| (conn, false)),
             };
-            if let Hop::Parent(p) = &hop {
-                self.router.mark_up(p);
-            }
+            let (conn, reused) = match self.judge(&hop, opened) {
+                Ok(opened) => opened,
+                Err(Opened::Unreachable(e)) => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(Opened::Failed(e)) => return Err(e),
+            };
             let Some(mut this) = req.take() else { break };
             *this.uri_mut() = request_uri(&hop, target);
             match self
@@ -197,10 +193,7 @@ impl Client {
                 Err(Failed::Final(e)) => return Err(e),
                 Err(Failed::NextHop(e, unsent)) => {
                     // The replay's fresh connection failed: the hop is down, not the request.
-                    if let Hop::Parent(p) = &hop {
-                        tracing::warn!(parent = %p, error = %e, "parent marked down");
-                        self.router.mark_down(p);
-                    }
+                    self.mark_down(&hop, &e);
                     last = Some(e);
                     req = Some(*unsent);
                 }
@@ -225,29 +218,48 @@ impl Client {
                 }
                 Hop::Parent(p) => self.parent_tunnel(p, target).await,
             };
-            match opened {
-                Ok(tcp) => {
-                    if let Hop::Parent(p) = &hop {
-                        self.router.mark_up(p);
-                    }
-                    return Ok(tcp);
-                }
-                Err(e) if e.before_sending() => {
-                    if let Hop::Parent(p) = &hop {
-                        tracing::warn!(parent = %p, error = %e, "parent marked down");
-                        self.router.mark_down(p);
-                    }
-                    last = Some(e);
-                }
-                Err(e) => {
-                    if let (Hop::Parent(p), Some(_)) = (&hop, e.received_status()) {
-                        self.router.mark_up(p);
-                    }
-                    return Err(e);
-                }
+            match self.judge(&hop, opened) {
+                Ok(tcp) => return Ok(tcp),
+                Err(Opened::Unreachable(e)) => last = Some(e),
+                Err(Opened::Failed(e)) => return Err(e),
             }
         }
         Err(last.unwrap_or_else(|| Error::Refused(target.host_port(), "no route".into())))
+    }
+
+    /// What opening a connection through `hop` (for a request or a tunnel) says about it: a
+    /// parent that was reached is up, and so is one that answered, even with a refusal; one
+    /// that could not be reached is marked down, and the next hop may be tried.
+    fn judge<T>(&self, hop: &Hop, opened: Result<T, Error>) -> Result<T, Opened> {
+        let up = || {
+            if let Hop::Parent(p) = hop {
+                self.router.mark_up(p);
+            }
+        };
+        match opened {
+            Ok(t) => {
+                up();
+                Ok(t)
+            }
+            Err(e) if e.before_sending() => {
+                self.mark_down(hop, &e);
+                Err(Opened::Unreachable(e))
+            }
+            Err(e) => {
+                if e.received_status().is_some() {
+                    up();
+                }
+                Err(Opened::Failed(e))
+            }
+        }
+    }
+
+    /// `hop` could not be reached (`e`): a parent is skipped for its down time.
+    fn mark_down(&self, hop: &Hop, e: &Error) {
+        if let Hop::Parent(p) = hop {
+            tracing::warn!(parent = %p, error = %e, "parent marked down");
+            self.router.mark_down(p);
+        }
     }
 
     /// A TCP connection to parent `p` on which it has agreed to a tunnel to `target`.
