@@ -28,7 +28,12 @@ pub struct Router {
 
 impl Router {
     /// A router over the configured parent groups.
-    pub fn new(groups: Vec<ParentConfig>, down_for: Duration) -> Router {
+    pub fn new(mut groups: Vec<ParentConfig>, down_for: Duration) -> Router {
+        for g in &mut groups {
+            for d in &mut g.domains {
+                *d = normal_domain(d);
+            }
+        }
         Router {
             groups,
             down_for,
@@ -80,14 +85,20 @@ impl Router {
     }
 }
 
-/// `host` (lowercase, without a trailing dot: `Target` strips it) is one of `domains` or
-/// under one. An entry is read as Squid's `.cdn.example` or as a fully qualified
-/// `cdn.example.` alike.
+/// A `domains` entry as `host`s are written: lowercase, without leading or trailing dots, so
+/// Squid's `.cdn.example` and a fully qualified `cdn.example.` read alike. Done once, when
+/// the router is built, not per request.
+fn normal_domain(entry: &str) -> String {
+    entry.trim_matches('.').to_ascii_lowercase()
+}
+
+/// `host` (lowercase, without a trailing dot: `Target` strips it) is one of `domains`
+/// ([`normal_domain`]s) or under one.
 fn matches_domain(domains: &[String], host: &str) -> bool {
     domains.is_empty()
         || domains.iter().any(|d| {
-            let d = d.trim_matches('.').to_ascii_lowercase();
-            host == d || host.ends_with(&format!(".{d}"))
+            host.strip_suffix(d.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
         })
 }
 
@@ -155,7 +166,7 @@ mod tests {
             ("cdn.example.", "evilcdn.example", false),
         ] {
             assert_eq!(
-                matches_domain(&[entry.to_string()], host),
+                matches_domain(&[normal_domain(entry)], host),
                 want,
                 "{entry} ~ {host}"
             );
