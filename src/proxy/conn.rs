@@ -402,7 +402,7 @@ impl HttpBody for Tracked {
             }
             // hyper ends the connection on a body error; an orderly close would make a
             // close-delimited body (an HTTP/1.0 client's) look complete, so it is a reset.
-            Poll::Ready(Some(Err(_))) => this.state.cut.store(true, Ordering::Release),
+            Poll::Ready(Some(Err(_))) => this.state.cut(),
             _ => {}
         }
         if crate::body::poll_ended(&r, this.inner.is_end_stream()) {
