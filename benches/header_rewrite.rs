@@ -13,7 +13,7 @@ use sluice::body;
 use sluice::cache::directives::CacheControl;
 use sluice::cache::key::CacheKey;
 use sluice::proxy::handle::{add_upstream_fields, downstream_response, set_host};
-use sluice::proxy::headers::{strip_hop_by_hop, wants_keep_alive, Order};
+use sluice::proxy::headers::{strip_hop_by_hop, wants_keep_alive, Order, ViaName};
 use sluice::proxy::target::Target;
 
 /// A browser's GET through a forward proxy (13 fields, two of them hop-by-hop).
@@ -71,6 +71,7 @@ fn bench(c: &mut Criterion) {
     let resp = map(&RESPONSE);
     let target =
         Target::from_uri(&"http://www.example.com/news/".parse().expect("uri")).expect("target");
+    let via = ViaName::new();
     c.bench_function("request_rewrite_13_fields", |b| {
         b.iter_batched(
             || req.clone(),
@@ -78,7 +79,7 @@ fn bench(c: &mut Criterion) {
                 // What a miss does: the cache phase strips, the upstream request adds.
                 strip_hop_by_hop(&mut headers, Order::Kept);
                 set_host(&mut headers, &target);
-                add_upstream_fields(&mut headers, Version::HTTP_11);
+                add_upstream_fields(&mut headers, &via, Version::HTTP_11);
                 black_box(headers)
             },
             BatchSize::SmallInput,

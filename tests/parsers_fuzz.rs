@@ -299,7 +299,7 @@ proptest! {
             prop_assert!(!h.contains_key(name.as_str()), "{} was named by Connection", name);
         }
         let vias_before: Vec<_> = h.get_all("via").iter().cloned().collect();
-        headers::add_via(&mut h, version);
+        headers::add_via(&mut h, headers::response_hop(version));
         let after: Vec<_> = h.get_all("via").iter().collect();
         let last = after.last().and_then(|v| v.to_str().ok()).unwrap_or("");
         prop_assert!(last.ends_with("sluice"), "Via {:?}", after);

@@ -142,7 +142,8 @@ async fn via_is_added_in_both_directions() {
         .exchange(request("GET", &origin.url("/"), &["Via: 1.0 fred"], b""))
         .await;
     let upstream_via = origin.last_request().header("via").map(str::to_string);
-    assert_eq!(upstream_via.as_deref(), Some("1.0 fred, 1.1 sluice"));
+    let expected = format!("1.0 fred, {}", sluice.request_via());
+    assert_eq!(upstream_via.as_deref(), Some(expected.as_str()));
     assert_eq!(r.header("via"), Some("1.1 origin-cdn, 1.1 sluice"));
 }
 
@@ -165,7 +166,9 @@ async fn via_keeps_every_earlier_line() {
         ))
         .await;
     let seen = origin.last_request();
-    assert_eq!(seen.head.all("via"), ["1.1 c1", "1.1 c2", "1.1 sluice"]);
+    let hop = sluice.request_via();
+    assert!(hop.starts_with("1.1 sluice (id="), "{hop}");
+    assert_eq!(seen.head.all("via"), ["1.1 c1", "1.1 c2", hop.as_str()]);
     assert_eq!(r.head.all("via"), ["1.1 o1", "1.1 o2", "1.1 sluice"]);
 }
 
@@ -501,7 +504,8 @@ async fn via_names_the_version_each_message_arrived_in() {
         ))
         .await;
     assert_eq!(r.header("via"), Some("1.0 sluice"));
-    assert_eq!(origin.last_request().header("via"), Some("1.0 sluice"));
+    let hop = sluice.request_via().replacen("1.1 ", "1.0 ", 1);
+    assert_eq!(origin.last_request().header("via"), Some(hop.as_str()));
 }
 
 #[tokio::test]

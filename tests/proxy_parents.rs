@@ -498,3 +498,47 @@ async fn an_origin_tls_timeout_inside_a_parents_tunnel_does_not_mark_the_parent_
     assert_eq!(parent.requests().len(), 2, "the parent was not marked down");
     assert_eq!(direct.connections(), 0, "never direct around a live parent");
 }
+
+/// A parent list that names this proxy itself (or two proxies that are each other's parent)
+/// used to send a request round until connections ran out. Its second arrival carries this
+/// instance's `Via` entry and is refused; the origin is never asked, and the proxy goes on
+/// serving everyone else.
+#[tokio::test]
+async fn a_parent_list_naming_this_proxy_is_a_loop_refused_on_the_second_pass() {
+    let direct = Origin::ok("direct").await;
+    let [port] = common::free_ports::<1>();
+    let mut cfg = parents_for_connect(&[port], false, direct.port());
+    cfg.proxy.listen = ([127, 0, 0, 1], port).into();
+    let sluice = start(cfg).await;
+
+    let r = sluice
+        .fetch(&format!("http://localhost:{}/loop", direct.port()))
+        .await;
+    assert_eq!(r.status(), 502, "{}", r.text());
+    assert!(
+        r.proxy_status().contains("error=proxy_loop_detected"),
+        "Proxy-Status: {}",
+        r.proxy_status()
+    );
+    let (_, r) = connect_through(&sluice, &format!("localhost:{}", direct.port())).await;
+    assert_eq!(r.status(), 502, "a tunnel loop ends too: {}", r.text());
+    assert_eq!(direct.connections(), 0, "the origin is never asked");
+
+    let r = sluice.fetch(&direct.url("/other")).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "direct"));
+}
+
+/// Two sluices in a chain each add their own entry: the second is not taken for a loop.
+#[tokio::test]
+async fn a_sluice_behind_another_sluice_is_not_a_loop() {
+    let origin = Origin::ok("origin").await;
+    let parent = common::start_default().await;
+    let child = sluice_with_parents(&[parent.addr.port()], false).await;
+    let r = child
+        .fetch(&format!("http://localhost:{}/chained", origin.port()))
+        .await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "origin"));
+    let via = origin.last_request().header("via").map(str::to_string);
+    let both = format!("{}, {}", child.request_via(), parent.request_via());
+    assert_eq!(via.as_deref(), Some(both.as_str()));
+}

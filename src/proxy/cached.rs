@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use super::conn::AccessLog;
 use super::error::ProxyError;
 use super::fetch::{self, Exchange};
+use super::headers::ViaName;
 use super::target::Target;
 use super::Proxy;
 use crate::body::{self, Body};
@@ -38,25 +39,22 @@ pub struct Head {
 }
 
 impl Head {
-    /// The request to send upstream, with the fields in `extra` set.
-    fn request(&self, extra: &HeaderMap) -> Request<Body> {
+    /// The request to send upstream, naming this hop `via`.
+    fn request(&self, via: &ViaName) -> Request<Body> {
         let mut r = Request::new(body::empty());
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
         let headers = r.headers_mut();
         *headers = self.headers.clone();
-        super::handle::add_upstream_fields(headers, self.version);
-        for (k, v) in extra {
-            headers.insert(k, v.clone());
-        }
+        super::handle::add_upstream_fields(headers, via, self.version);
         *r.extensions_mut() = self.extensions.clone();
         r
     }
 
     /// The request that revalidates a stored object: the client's, carrying the cache's own
     /// validators and none of the client's preconditions or Range (RFC 9111 §4.3.1).
-    fn revalidation_request(&self, conditional: &HeaderMap) -> Request<Body> {
-        let mut r = self.request(&HeaderMap::new());
+    fn revalidation_request(&self, via: &ViaName, conditional: &HeaderMap) -> Request<Body> {
+        let mut r = self.request(via);
         validate::set_cache_validators(r.headers_mut(), conditional);
         r
     }
@@ -193,7 +191,7 @@ async fn fetch_and_respond(
     mut on_storable: impl FnMut(bool),
 ) -> Result<Response<Body>, ProxyError> {
     let request_time = SystemTime::now();
-    let mut upstream_req = head.request(&HeaderMap::new());
+    let mut upstream_req = head.request(&proxy.upstream.via);
     if head.method == Method::GET {
         super::headers::whole_body_only(upstream_req.headers_mut());
     }
@@ -240,7 +238,10 @@ async fn revalidate(
     };
     let sent = proxy
         .upstream
-        .send(head.revalidation_request(&conditional), target)
+        .send(
+            head.revalidation_request(&proxy.upstream.via, &conditional),
+            target,
+        )
         .await;
     let fetched = match sent {
         Ok(f) => f,

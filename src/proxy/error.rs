@@ -23,6 +23,8 @@ pub enum ProxyError {
     TraceRefused,
     #[error("the object is not in the cache and the request said only-if-cached")]
     OnlyIfCached,
+    #[error("forwarding loop: the request has been through this proxy before (its Via names it)")]
+    Loop,
     #[error("{0}")]
     Upstream(#[from] upstream::Error),
 }
@@ -39,6 +41,7 @@ impl ProxyError {
             ProxyError::Host(_) => (StatusCode::BAD_REQUEST, "http_request_error"),
             ProxyError::TraceRefused => (StatusCode::METHOD_NOT_ALLOWED, "http_request_denied"),
             ProxyError::OnlyIfCached => (StatusCode::GATEWAY_TIMEOUT, "proxy_internal_response"),
+            ProxyError::Loop => (StatusCode::BAD_GATEWAY, "proxy_loop_detected"),
             ProxyError::Upstream(e) => match e {
                 U::Dns(..) => (StatusCode::BAD_GATEWAY, "dns_error"),
                 U::Guard { .. } => (StatusCode::FORBIDDEN, "destination_ip_prohibited"),

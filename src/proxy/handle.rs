@@ -13,7 +13,9 @@ use super::cached::{self, Head};
 use super::conn::{AccessLog, ConnState, Tracked};
 use super::error::ProxyError;
 use super::fetch::{self, Exchange};
-use super::headers::{add_via, max_forwards, strip_hop_by_hop, whole_body_only, Order};
+use super::headers::{
+    add_via, max_forwards, response_hop, strip_hop_by_hop, whole_body_only, Order, ViaName,
+};
 use super::target::Target;
 use super::upload::Upload;
 use super::{tunnel, Proxy};
@@ -44,6 +46,8 @@ pub async fn handle(
         Err(ProxyError::ClientDenied(client.ip()))
     } else if let Err(why) = host_field_ok(req.version(), req.headers(), req.uri().authority()) {
         Err(ProxyError::Host(why))
+    } else if proxy.upstream.via.seen_in(req.headers()) {
+        Err(ProxyError::Loop)
     } else if connect {
         Box::pin(tunnel::connect(&proxy, req)).await
     } else {
@@ -102,7 +106,7 @@ async fn forward(
     // Boxed, like every path that goes upstream: the request future is as large as its
     // largest state, and hyper moves it per request, so a hit must not carry an upstream
     // exchange's state inline.
-    add_upstream_fields(&mut parts.headers, parts.version);
+    add_upstream_fields(&mut parts.headers, &proxy.upstream.via, parts.version);
     parts.version = Version::HTTP_11;
     if parts.method == Method::GET {
         // As on the cache path, for a GET that carries a (legal, empty) body.
@@ -244,8 +248,8 @@ pub fn set_host(headers: &mut HeaderMap, target: &Target) {
 /// The fields this hop adds to a request it sends upstream (hop-by-hop fields already
 /// stripped, `Host` already set): `Via`, and `Max-Forwards` decremented. The cache phase adds
 /// them only when it goes upstream: a hit never needs them.
-pub fn add_upstream_fields(headers: &mut HeaderMap, received: Version) {
-    add_via(headers, received);
+pub fn add_upstream_fields(headers: &mut HeaderMap, via: &ViaName, received: Version) {
+    add_via(headers, via.request_hop(received));
     if let Some(n) = max_forwards(headers) {
         headers.insert(header::MAX_FORWARDS, HeaderValue::from(n.saturating_sub(1)));
     }
@@ -270,7 +274,7 @@ pub fn downstream_response(resp: Response<Body>) -> Response<Body> {
     let received = parts.version;
     strip_hop_by_hop(&mut parts.headers, Order::Any);
     parts.headers.remove(super::respond::VERDICT_HEADER);
-    add_via(&mut parts.headers, received);
+    add_via(&mut parts.headers, response_hop(received));
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, body)
 }

@@ -101,36 +101,120 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
-/// Appends this hop to `Via`, naming the protocol version the message arrived in.
-pub fn add_via(headers: &mut HeaderMap, received: Version) {
-    // "<received-protocol> <pseudonym>" (sluice's pseudonym is "sluice"), spelled out so no
-    // request formats it.
-    let hop = match received {
+/// `<received-protocol>` of `Via` (RFC 9110 §7.6.3) for a message that arrived in `version`.
+fn received_protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// This hop's `Via` entry on a response: `<received-protocol> sluice`, spelled out so no
+/// response formats it.
+pub fn response_hop(received: Version) -> HeaderValue {
+    HeaderValue::from_static(match received {
         Version::HTTP_09 => "0.9 sluice",
         Version::HTTP_10 => "1.0 sluice",
         Version::HTTP_2 => "2 sluice",
         Version::HTTP_3 => "3 sluice",
         _ => "1.1 sluice",
-    };
+    })
+}
+
+/// How this instance names itself in `Via` on the requests it sends upstream: the pseudonym
+/// `sluice` with a comment holding a token drawn at start, `1.1 sluice (id=…)`. A request
+/// that already carries the token has been here before: a parent list that names this proxy,
+/// or two proxies that are each other's parent. It is refused (502, `proxy_loop_detected`)
+/// instead of going round until connections run out, as Squid and Traffic Server do with
+/// their own names in `Via`. Responses name the hop `sluice` alone: only requests loop.
+#[derive(Clone, Debug)]
+pub struct ViaName {
+    token: String,
+    /// The entry for a request received in each of [`VERSIONS`].
+    hops: [HeaderValue; 5],
+}
+
+/// The protocol versions a request can arrive in, for [`ViaName`]'s prebuilt entries.
+const VERSIONS: [Version; 5] = [
+    Version::HTTP_09,
+    Version::HTTP_10,
+    Version::HTTP_11,
+    Version::HTTP_2,
+    Version::HTTP_3,
+];
+
+impl Default for ViaName {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ViaName {
+    /// A name with a fresh token: distinct for each instance, in this process or another.
+    pub fn new() -> ViaName {
+        use std::hash::BuildHasher;
+        static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = (std::process::id(), now, n);
+        let token = foldhash::quality::RandomState::default().hash_one(seed);
+        let token = format!("{token:016x}");
+        let hops = VERSIONS.map(|v| {
+            let hop = format!("{} sluice (id={token})", received_protocol(v));
+            HeaderValue::from_str(&hop)
+                .expect("protocol, pseudonym and hex token are visible ASCII")
+        });
+        ViaName { token, hops }
+    }
+
+    /// This hop's `Via` entry on a request that arrived in `received`.
+    pub fn request_hop(&self, received: Version) -> HeaderValue {
+        let i = VERSIONS.iter().position(|v| *v == received).unwrap_or(2);
+        self.hops[i].clone()
+    }
+
+    /// Whether a request's `Via` shows that it has passed through this instance already.
+    pub fn seen_in(&self, headers: &HeaderMap) -> bool {
+        let token = self.token.as_bytes();
+        headers
+            .get_all(header::VIA)
+            .iter()
+            .any(|v| memchr::memmem::find(v.as_bytes(), token).is_some())
+    }
+}
+
+/// Appends this hop (`response_hop` or `ViaName::request_hop`) to `Via`.
+pub fn add_via(headers: &mut HeaderMap, hop: HeaderValue) {
     // One earlier line is extended in place (`Via: 1.1 cdn, 1.1 sluice`, as Squid writes
     // it); several lines, or one that is not visible ASCII, stay as they are and this hop
     // follows as a line of its own: the same list (RFC 9110 §5.3), no earlier hop lost.
     let mut lines = headers.get_all(header::VIA).iter();
     let joined = match (lines.next(), lines.next()) {
-        (None, _) => Some(HeaderValue::from_static(hop)),
+        (None, _) => Ok(hop),
         (Some(prev), None) => match prev.to_str() {
-            Ok("") => Some(HeaderValue::from_static(hop)),
-            Ok(prev) => HeaderValue::from_str(&format!("{prev}, {hop}")).ok(),
-            Err(_) => None,
+            Ok("") => Ok(hop),
+            Ok(prev) => {
+                let mut line = Vec::with_capacity(prev.len() + 2 + hop.len());
+                line.extend_from_slice(prev.as_bytes());
+                line.extend_from_slice(b", ");
+                line.extend_from_slice(hop.as_bytes());
+                HeaderValue::from_bytes(&line).map_err(|_| hop)
+            }
+            Err(_) => Err(hop),
         },
-        (Some(_), Some(_)) => None,
+        (Some(_), Some(_)) => Err(hop),
     };
     match joined {
-        Some(v) => {
+        Ok(v) => {
             headers.insert(header::VIA, v);
         }
-        None => {
-            headers.append(header::VIA, HeaderValue::from_static(hop));
+        Err(hop) => {
+            headers.append(header::VIA, hop);
         }
     }
 }
@@ -278,10 +362,10 @@ mod tests {
     #[test]
     fn via_is_appended_with_the_received_version() {
         let mut h = map(&[("via", "1.1 cdn")]);
-        add_via(&mut h, Version::HTTP_10);
+        add_via(&mut h, response_hop(Version::HTTP_10));
         assert_eq!(h["via"], "1.1 cdn, 1.0 sluice");
         let mut h = HeaderMap::new();
-        add_via(&mut h, Version::HTTP_11);
+        add_via(&mut h, response_hop(Version::HTTP_11));
         assert_eq!(h["via"], "1.1 sluice");
     }
 
@@ -290,16 +374,35 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(header::VIA, HeaderValue::from_static("1.1 c1"));
         h.append(header::VIA, HeaderValue::from_static("1.1 c2"));
-        add_via(&mut h, Version::HTTP_11);
+        add_via(&mut h, response_hop(Version::HTTP_11));
         let lines: Vec<_> = h.get_all(header::VIA).iter().collect();
         assert_eq!(lines, ["1.1 c1", "1.1 c2", "1.1 sluice"]);
 
         let mut h = HeaderMap::new();
         let opaque = HeaderValue::from_bytes(b"1.1 caf\xc3\xa9").unwrap();
         h.insert(header::VIA, opaque.clone());
-        add_via(&mut h, Version::HTTP_11);
+        add_via(&mut h, response_hop(Version::HTTP_11));
         let lines: Vec<_> = h.get_all(header::VIA).iter().collect();
         assert_eq!(lines, [&opaque, &HeaderValue::from_static("1.1 sluice")]);
+    }
+
+    #[test]
+    fn a_request_that_carries_this_instances_via_name_is_recognised() {
+        let (a, b) = (ViaName::new(), ViaName::new());
+        assert_ne!(a.token, b.token, "each instance draws its own token");
+        let hop = a.request_hop(Version::HTTP_10);
+        assert_eq!(hop, format!("1.0 sluice (id={})", a.token).as_str());
+
+        let mut h = map(&[("via", "1.1 cdn")]);
+        assert!(!a.seen_in(&h), "no sluice hop yet");
+        add_via(&mut h, b.request_hop(Version::HTTP_11));
+        assert!(!a.seen_in(&h), "another sluice in the chain is not a loop");
+        assert!(b.seen_in(&h));
+        // Wherever the entry sits: joined into one line, or a line of its own.
+        h.append(header::VIA, HeaderValue::from_static("2 edge"));
+        add_via(&mut h, a.request_hop(Version::HTTP_11));
+        assert!(a.seen_in(&h) && b.seen_in(&h));
+        assert!(!ViaName::new().seen_in(&h));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::HeaderValue;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -101,19 +102,23 @@ pub async fn tls(
 /// The longest answer head to a CONNECT that a parent may send (hyper's default for heads).
 const MAX_CONNECT_HEAD: usize = 16 << 10;
 
-/// Asks a parent proxy to open a tunnel to `authority` (`host:port`), waiting up to
-/// `timeout` for its answer. The parent answers only once it has reached the origin, so
+/// Asks a parent proxy to open a tunnel to `authority` (`host:port`), naming this hop
+/// `via`, waiting up to `timeout` for its answer. The parent answers only once it has reached the origin, so
 /// this is a response time, not a connect time: running out of it is final (the parent is
 /// up), as for an `http://` request relayed by the parent.
 pub async fn parent_tunnel(
     mut tcp: TcpStream,
     authority: &str,
+    via: &HeaderValue,
     parent: &str,
     timeout: Duration,
 ) -> Result<TcpStream, Error> {
-    let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    let mut req =
+        format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nVia: ").into_bytes();
+    req.extend_from_slice(via.as_bytes());
+    req.extend_from_slice(b"\r\n\r\n");
     let fut = async {
-        tcp.write_all(req.as_bytes()).await?;
+        tcp.write_all(&req).await?;
         read_head(&mut tcp).await
     };
     let head = match tokio::time::timeout(timeout, fut).await {
@@ -318,7 +323,8 @@ mod tests {
         });
         let tcp = TcpStream::connect(addr).await.unwrap();
         let timeout = Duration::from_secs(10);
-        let mut tunnel = parent_tunnel(tcp, "example.test:22", "p", timeout)
+        let via = HeaderValue::from_static("1.1 sluice (id=t)");
+        let mut tunnel = parent_tunnel(tcp, "example.test:22", &via, "p", timeout)
             .await
             .unwrap();
         let mut greeting = [0u8; 11];
@@ -326,5 +332,10 @@ mod tests {
         assert_eq!(&greeting, b"SSH-2.0-x\r\n");
         let req = parent.await.unwrap();
         assert!(req.starts_with(b"CONNECT example.test:22 HTTP/1.1\r\n"));
+        assert!(
+            req.windows(26)
+                .any(|w| w == b"\r\nVia: 1.1 sluice (id=t)\r\n"),
+            "the tunnel request names this hop, so a loop through parents is seen"
+        );
     }
 }

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use crate::admin::metrics::histogram::Histogram;
 use crate::body::{self, Body, BoxError, Deadline};
 use crate::config::{HostPort, UpstreamConfig};
-use crate::proxy::headers::wants_keep_alive;
+use crate::proxy::headers::{wants_keep_alive, ViaName};
 use crate::proxy::target::{Scheme, Target};
 use crate::proxy::upload::TrailersTooLarge;
 use guard::Guard;
@@ -133,6 +133,8 @@ pub struct Client {
     pub connect_seconds: Histogram,
     /// Time from sending a request to its response head, for metrics.
     pub response_seconds: Histogram,
+    /// This instance's name in `Via` on what it sends upstream, CONNECT included.
+    pub via: ViaName,
 }
 
 /// A response from upstream plus how it was obtained.
@@ -157,6 +159,7 @@ impl Client {
             cfg: cfg.clone(),
             connect_seconds: Histogram::default(),
             response_seconds: Histogram::default(),
+            via: ViaName::new(),
         })
     }
 
@@ -269,7 +272,9 @@ impl Client {
         let addrs = connect::resolve(&p.host, p.port, None).await?;
         let tcp = connect::tcp(&addrs, timeout, &format!("parent {p}")).await?;
         let answer_within = self.cfg.response_timeout;
-        connect::parent_tunnel(tcp, &target.host_port(), &p.to_string(), answer_within).await
+        let via = self.via.request_hop(Version::HTTP_11);
+        let (authority, parent) = (target.host_port(), p.to_string());
+        connect::parent_tunnel(tcp, &authority, &via, &parent, answer_within).await
     }
 
     async fn exchange(

@@ -107,6 +107,17 @@ impl Sluice {
         s
     }
 
+    /// This instance's `Via` entry on what it sends upstream for an HTTP/1.1 request.
+    pub fn request_via(&self) -> String {
+        let running = self.running.as_ref().expect("running");
+        let hop = running
+            .proxy
+            .upstream
+            .via
+            .request_hop(http::Version::HTTP_11);
+        hop.to_str().expect("visible ASCII").to_string()
+    }
+
     /// Idle pooled upstream connections.
     pub fn idle_upstreams(&self) -> usize {
         self.running

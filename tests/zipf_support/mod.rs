@@ -29,7 +29,7 @@ use sluice::cache::evict::{Lru, WTinyLfu};
 use sluice::cache::key::CacheKey;
 use sluice::cache::memory::object_key;
 use sluice::cache::meta::ObjectMeta;
-use sluice::proxy::headers::add_via;
+use sluice::proxy::headers::{add_via, response_hop};
 use tokio::net::{TcpListener, TcpStream};
 
 /// One workload: how many URLs, how many requests, the skew and the cache size.
@@ -120,7 +120,7 @@ pub fn accounted_size(origin: SocketAddr, w: &Workload) -> u64 {
         "date",
         HeaderValue::from_str(&date).unwrap_or(HeaderValue::from_static("")),
     );
-    add_via(&mut h, Version::HTTP_11);
+    add_via(&mut h, response_hop(Version::HTTP_11));
     let key = CacheKey::parse(&url(origin, 0)).expect("test URL parses");
     let body = body(0, w.body);
     ObjectMeta::from_response(&key, StatusCode::OK, &h, &HeaderMap::new(), now, now, &body)
