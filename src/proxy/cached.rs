@@ -124,59 +124,54 @@ async fn miss(
     fwd: Fwd,
     log: &mut AccessLog,
 ) -> Result<Response<Body>, ProxyError> {
-    if proxy.collapser.is_uncacheable(key) {
-        // Known not storable: waiting for another client's fetch would only serialise.
-        let st = CacheStatus::forward(fwd);
-        return fetch_and_respond(proxy, head, target, Some(key), st, log, |_| {}).await;
-    }
-    match proxy.collapser.acquire(key) {
-        Role::Leader(leader) => {
-            let mut leader = Some(leader);
-            let finish = |stored: bool| {
-                if let Some(l) = leader.take() {
-                    l.finish(stored);
-                }
-            };
-            fetch_and_respond(
-                proxy,
-                head,
-                target,
-                Some(key),
-                CacheStatus::forward(fwd),
-                log,
-                finish,
-            )
-            .await
-        }
-        Role::Follower(follower) => {
-            let waited = follower.wait(proxy.upstream_cfg.response_timeout).await;
-            if let WaitOutcome::Done(true) = waited {
-                if let Ok(Found::Hit(hit)) = proxy.cache.get(key, &head.headers).await {
-                    let info = RequestInfo {
-                        method: &head.method,
-                        headers: &head.headers,
-                    };
-                    if let Decision::Fresh { age } =
-                        policy::decide_with(&info, &hit.meta, &hit.facts, SystemTime::now())
-                    {
-                        let mut st = CacheStatus::hit();
-                        st.collapsed = true;
-                        return Ok(serve_hit(proxy, head, hit, age, st, log).await);
+    // A key known not to be storable is not collapsed: waiting for another client's fetch
+    // would only serialise. A follower whose leader stored nothing fresh fetches itself.
+    let mut leader = None;
+    if !proxy.collapser.is_uncacheable(key) {
+        match proxy.collapser.acquire(key) {
+            Role::Leader(l) => leader = Some(l),
+            Role::Follower(follower) => {
+                let waited = follower.wait(proxy.upstream_cfg.response_timeout).await;
+                if let WaitOutcome::Done(true) = waited {
+                    if let Some(resp) = collapsed_hit(proxy, head, key, log).await {
+                        return Ok(resp);
                     }
                 }
             }
-            fetch_and_respond(
-                proxy,
-                head,
-                target,
-                Some(key),
-                CacheStatus::forward(fwd),
-                log,
-                |_| {},
-            )
-            .await
         }
     }
+    let finish = |stored: bool| {
+        if let Some(l) = leader.take() {
+            l.finish(stored);
+        }
+    };
+    let st = CacheStatus::forward(fwd);
+    fetch_and_respond(proxy, head, target, Some(key), st, log, finish).await
+}
+
+/// What a follower serves once its leader stored the object: the stored object, when it is
+/// there and fresh for this request.
+async fn collapsed_hit(
+    proxy: &Arc<Proxy>,
+    head: &Head,
+    key: &CacheKey,
+    log: &mut AccessLog,
+) -> Option<Response<Body>> {
+    let Ok(Found::Hit(hit)) = proxy.cache.get(key, &head.headers).await else {
+        return None;
+    };
+    let info = RequestInfo {
+        method: &head.method,
+        headers: &head.headers,
+    };
+    let Decision::Fresh { age } =
+        policy::decide_with(&info, &hit.meta, &hit.facts, SystemTime::now())
+    else {
+        return None;
+    };
+    let mut st = CacheStatus::hit();
+    st.collapsed = true;
+    Some(serve_hit(proxy, head, hit, age, st, log).await)
 }
 
 /// Sends `head` upstream and runs the response phase.
