@@ -229,6 +229,67 @@ async fn a_half_sent_second_request_on_a_keep_alive_connection_hits_the_header_t
     );
 }
 
+/// Half a head pipelined in the same write as a whole request arrives while that request is
+/// in flight: the header clock must still run for it once the response is done. It did not
+/// (the read found a request in flight, and starting the request cleared the clock), so
+/// such a client held its connection for the whole idle timeout.
+#[tokio::test]
+async fn a_half_sent_request_pipelined_behind_a_whole_one_hits_the_header_timeout() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.header_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    let mut bytes = get(&origin.url("/"));
+    bytes.extend_from_slice(b"GET http://127.0.0.1:9/ HTTP/1.1\r\nHo");
+    c.send(bytes).await;
+    assert_eq!(c.read_response().await.status(), 200);
+    let started = Instant::now();
+    c.expect_close(LIMIT).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle timeout is 60s: closed by the header timeout"
+    );
+}
+
+/// The same with the half head sent while the request before it waits for its origin.
+#[tokio::test]
+async fn a_half_sent_request_sent_during_a_slow_response_hits_the_header_timeout() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (asked, mut was_asked) = tokio::sync::mpsc::unbounded_channel();
+    let origin = {
+        let release = release.clone();
+        Origin::start(move |mut conn| {
+            let (release, asked) = (release.clone(), asked.clone());
+            async move {
+                while conn.read_request().await.is_some() {
+                    let _ = asked.send(());
+                    release.notified().await;
+                    if conn.write(common::ok("ok")).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+    };
+    let mut cfg = config();
+    cfg.proxy.header_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/slow"))).await;
+    was_asked.recv().await.expect("the origin was asked");
+    c.send("GET http://127.0.0.1:9/ HTTP/1.1\r\nHo").await;
+    release.notify_one();
+    assert_eq!(c.read_response().await.status(), 200);
+    let started = Instant::now();
+    c.expect_close(LIMIT).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle timeout is 60s: closed by the header timeout"
+    );
+}
+
 /// A client that stops reading must not hold its connection (and the response buffered for
 /// it) for ever: once it has taken no bytes for `proxy.idle_timeout`, sluice closes it, as
 /// nginx's `send_timeout` and Squid's `write_timeout` do. The body is several times the

@@ -27,6 +27,8 @@ pub struct ConnState {
     /// Milliseconds since `epoch` + 1 of the first byte read while no request was in flight;
     /// 0 when none is pending.
     pending_since: AtomicU64,
+    /// The bytes read so far end inside a request head (as [`HeadCheck`] follows them).
+    head_pending: AtomicBool,
     /// Milliseconds since `epoch` + 1 of the first write the client's socket refused (its
     /// buffer full) since the last one it took; 0 when writes are flowing.
     blocked_since: AtomicU64,
@@ -66,6 +68,7 @@ impl ConnState {
             inflight: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
             pending_since: AtomicU64::new(0),
+            head_pending: AtomicBool::new(false),
             blocked_since: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             metrics,
@@ -127,8 +130,18 @@ impl ConnState {
 
     /// A response finished (or was abandoned).
     pub fn request_done(&self) {
-        self.last_done.store(self.now_ms(), Ordering::Release);
-        self.pending_since.store(0, Ordering::Release);
+        let now = self.now_ms();
+        self.last_done.store(now, Ordering::Release);
+        // A head that began arriving behind this request (pipelined in the same read, or
+        // sent while it was in flight) started no header clock: its reads found a request in
+        // flight, and `request_started` cleared the clock. It starts now, or a client could
+        // hold the connection with half a head for the whole idle timeout.
+        let pending = if self.head_pending.load(Ordering::Acquire) {
+            now + 1
+        } else {
+            0
+        };
+        self.pending_since.store(pending, Ordering::Release);
         self.inflight.fetch_sub(1, Ordering::AcqRel);
     }
 
@@ -247,6 +260,9 @@ impl<T: AsyncRead + Abort> AsyncRead for TrackedIo<T> {
         if read > 0 {
             this.state.on_read();
             this.check.scan(&mut buf.filled_mut()[before..]);
+            this.state
+                .head_pending
+                .store(this.check.in_head(), Ordering::Release);
             if let Some(n) = note(this.received, read) {
                 this.state.metrics.add_client_bytes(n, 0);
             }

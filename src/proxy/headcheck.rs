@@ -114,6 +114,24 @@ impl HeadCheck {
         self.state == State::Off
     }
 
+    /// Whether the bytes checked so far end inside a request head: a request has begun to
+    /// arrive that hyper cannot have been handed yet.
+    pub fn in_head(&self) -> bool {
+        use State::*;
+        matches!(
+            self.state,
+            StartCr
+                | Method(_)
+                | Rest
+                | LineStart
+                | Name(..)
+                | ClValue { .. }
+                | TeValue { .. }
+                | ValueLf
+                | EndLf
+        )
+    }
+
     /// Checks bytes just read from the client, in order; may overwrite one byte with NUL
     /// to make hyper refuse the head it belongs to.
     pub fn scan(&mut self, bytes: &mut [u8]) {
@@ -433,6 +451,20 @@ mod tests {
         assert!(check(two).0);
         let chunked = b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n\n\n\r\n0\r\n\r\nGET / HTTP/1.1\n\n";
         assert!(check(chunked).0);
+    }
+
+    #[test]
+    fn a_head_still_arriving_is_told_apart_from_a_finished_one() {
+        let mut c = HeadCheck::default();
+        c.scan(&mut b"POST http://a/ HTTP/1.1\r\nContent-Length: 3\r\n\r\n".to_vec());
+        assert!(!c.in_head(), "in the body");
+        c.scan(&mut b"abcGET http://a/ HTTP/1.1\r\nHo".to_vec());
+        assert!(
+            c.in_head(),
+            "a pipelined head begun behind a complete request"
+        );
+        c.scan(&mut b"st: a\r\n\r\n".to_vec());
+        assert!(!c.in_head(), "the head is whole");
     }
 
     #[test]
