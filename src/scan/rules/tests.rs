@@ -114,6 +114,14 @@ fn body_rules_anchor_per_line() {
 }
 
 #[test]
+fn body_rules_anchor_at_crlf_line_ends() {
+    let r = set("body START /^free money$/i\nrawbody RAW /^claim now$/\nbody SLOW /^(?!x)cash$/\n");
+    let mut d = doc("hello\r\nFREE MONEY\r\ncash\r\nbye");
+    d.raw_text = "Subject: x\r\nclaim now\r\n".into();
+    assert_eq!(fired(&r, &d), vec!["START", "RAW", "SLOW"]);
+}
+
+#[test]
 fn flags_s_and_x() {
     let r = set("body S /a.b/s\nbody NOS /c.d/\nbody X /e \\s+ f/x\n");
     let d = doc("a\nb c\nd e   f");
