@@ -317,7 +317,11 @@ fn error_table() {
             "t.cf:1: exists: needs one header name",
         ),
         ("endif\n", "t.cf:1: 'endif' without 'if'"),
-        ("if (1)\nbody A /a/\n", "t.cf: 'if' block is not closed"),
+        ("if (1)\nbody A /a/\n", "t.cf:1: 'if' block is not closed"),
+        (
+            "body A /a/\nifplugin X\nif (1)\nendif\n",
+            "t.cf:2: 'if' block is not closed",
+        ),
         (
             "body A /a{1000}{1000}{1000}/\n",
             "t.cf:1: regex is too large",
