@@ -149,6 +149,22 @@ fn uri_rules_match_each_uri() {
 }
 
 #[test]
+fn shipped_uri_rules_see_schemeless_www_links() {
+    let content = crate::scan::Content {
+        bytes: bytes::Bytes::from_static(
+            b"<p>Cheap meds at www.pharma-deals.top or <a href=\"WWW.bit.ly/x\">here</a></p>",
+        ),
+        declared_type: "text/html".into(),
+        ..Default::default()
+    };
+    let d = crate::scan::decode::decode(&content, &Default::default(), None).expect("decodes");
+    let found = fired(&shipped(), &d);
+    for rule in ["URI_ABUSED_TLD", "URI_SHORTENER"] {
+        assert!(found.iter().any(|f| f == rule), "{rule} not in {found:?}");
+    }
+}
+
+#[test]
 fn uri_anchors_do_not_span_uris() {
     let r = set("uri AT m{^https?://[^/]*@}\n");
     let mut d = doc("x");
