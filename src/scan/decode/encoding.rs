@@ -15,8 +15,11 @@ use crate::scan::ScanError;
 /// Read granularity while decoding; limits are checked after every chunk.
 const CHUNK: usize = 64 << 10;
 
+/// Most codings (`identity` aside) undone for one body; a longer chain is a limit.
+const MAX_CODINGS: usize = 5;
+
 /// Decodes `bytes` as sent with `Content-Encoding: encoding` (a comma-separated list,
-/// applied by the origin in order, so undone in reverse).
+/// applied by the origin in order, so undone in reverse; at most [`MAX_CODINGS`] of them).
 pub fn decode_content_encoding(
     bytes: &Bytes,
     encoding: &str,
@@ -27,6 +30,15 @@ pub fn decode_content_encoding(
         .map(|c| c.trim().to_ascii_lowercase())
         .filter(|c| !c.is_empty() && c != "identity")
         .collect();
+    // Each step may cost a whole max_body of output whatever its ratio (a stored gzip layer
+    // expands 1:1), so a long chain multiplies the work a small body buys (curl caps its
+    // chain at 5 for the same reason, CVE-2022-32206).
+    if codings.len() > MAX_CODINGS {
+        return Err(ScanError::Limit(format!(
+            "{} stacked codings in Content-Encoding (at most {MAX_CODINGS} are undone)",
+            codings.len()
+        )));
+    }
     let mut body = bytes.clone();
     for coding in codings.iter().rev() {
         body = decode_one(&body, coding, limits)?;
@@ -287,6 +299,41 @@ mod tests {
             other => panic!("expected Limit, got {other:?}"),
         }
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    /// Stored (uncompressed) gzip layers decode at a ratio of 1, so no ratio limit catches
+    /// them: 40 of them around 8 MiB of zeros, deflated once, are ~60 KB that cost 40 full
+    /// `max_body` decodes. The chain is refused before any decoding.
+    #[test]
+    fn a_long_coding_chain_is_refused_before_decoding() {
+        let mut body = vec![0u8; (8 << 20) - (64 << 10)];
+        for _ in 0..40 {
+            let mut e = GzEncoder::new(Vec::new(), Compression::none());
+            e.write_all(&body).unwrap();
+            body = e.finish().unwrap();
+        }
+        let body = gzip(&body);
+        let enc = ["gzip"; 41].join(", ");
+        let t = Instant::now();
+        match run(body, &enc, &DecodeLimits::default()) {
+            Err(ScanError::Limit(m)) => assert!(m.contains("codings"), "{m}"),
+            other => panic!("expected Limit, got {:?}", other.map(|b| b.len())),
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+        // Identity does not count; a chain of MAX_CODINGS still decodes.
+        let mut nested = TEXT.to_vec();
+        for _ in 0..MAX_CODINGS {
+            nested = gzip(&nested);
+        }
+        let enc = format!("identity, {}", ["gzip"; MAX_CODINGS].join(", "));
+        assert_eq!(
+            &run(nested, &enc, &DecodeLimits::default()).unwrap()[..],
+            TEXT
+        );
     }
 
     #[test]

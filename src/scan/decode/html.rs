@@ -39,7 +39,9 @@ impl UriSet {
         }
     }
 
-    /// Adds one URI (trimmed, resolved when relative and a base is known).
+    /// Adds one URI (trimmed, resolved when relative and a base is known). A schemeless
+    /// `www.` link is added as written and as `http://…`, SpamAssassin's canonical form, so
+    /// `uri` rules anchored at `^https?://` see it.
     pub fn push(&mut self, raw: &str) {
         if self.list.len() >= self.cap {
             return;
@@ -55,7 +57,14 @@ impl UriSet {
                 .unwrap_or_else(|_| raw.to_string()),
             _ => raw.to_string(),
         };
-        if self.seen.insert(uri.clone()) {
+        self.insert(uri);
+        if is_www(raw) {
+            self.insert(format!("http://{raw}"));
+        }
+    }
+
+    fn insert(&mut self, uri: String) {
+        if self.list.len() < self.cap && self.seen.insert(uri.clone()) {
             self.list.push(uri);
         }
     }
@@ -66,9 +75,14 @@ impl UriSet {
     }
 }
 
+/// A link that starts with `www.` (any case).
+fn is_www(s: &str) -> bool {
+    s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("www."))
+}
+
 /// `scheme:` per RFC 3986 (letters, then letters/digits/`+-.`, then a colon), or `www.`.
 fn has_scheme(s: &str) -> bool {
-    if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("www.")) {
+    if is_www(s) {
         return true;
     }
     match s.find(':') {
@@ -363,6 +377,7 @@ mod tests {
                 "https://login.example/post",
                 "http://go.example/r",
                 "www.spam.example/buy",
+                "http://www.spam.example/buy",
                 "https://b.example/path?q=1",
             ]
         );

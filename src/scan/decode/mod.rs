@@ -188,6 +188,7 @@ mod tests {
         .unwrap();
         assert_eq!(doc.text, doc.raw_text);
         assert!(doc.uris.contains(&"www.x.example".to_string()));
+        assert!(doc.uris.contains(&"http://www.x.example".to_string()));
 
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR http://not.a.link/".to_vec();
         let doc = decode(

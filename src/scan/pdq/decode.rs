@@ -240,7 +240,22 @@ impl YccTables {
     }
 }
 
+/// Most scans (SOS markers) a JPEG may have. libjpeg walks every block of a component in
+/// each progressive scan however few bytes the scan has, so a body of tiny repeated scans
+/// made a worker loop for minutes (31 bytes a scan cost 1.3 ms on a 16 MP image). Real
+/// images have a handful (a progressive one about ten); libjpeg-turbo's own guard is a scan
+/// limit too (TurboJPEG's `TJPARAM_SCANLIMIT`, djpeg's `-maxscans`).
+const MAX_SCANS: usize = 500;
+
 fn decode_jpeg(bytes: &[u8], max_pixels: u64, data: Vec<f32>) -> Result<Luma, ScanError> {
+    // Every SOS marker is the bytes FF DA (entropy-coded data stuffs each FF with 00), so this
+    // count is never below the real one; metadata (an EXIF thumbnail) may add a few.
+    let scans = memchr::memmem::find_iter(bytes, &[0xFF, 0xDA]).count();
+    if scans > MAX_SCANS {
+        return Err(ScanError::Limit(format!(
+            "JPEG has {scans} scans, more than the {MAX_SCANS} allowed"
+        )));
+    }
     let mut dec = Decompress::new_mem(bytes).map_err(undecodable)?;
     let (width, height) = dec.size();
     check_pixels(width, height, max_pixels)?;

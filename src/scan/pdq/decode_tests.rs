@@ -70,6 +70,40 @@ fn jpeg_over_the_pixel_limit_fails_before_decoding() {
     ));
 }
 
+/// A flat grey progressive JPEG whose last scan is repeated `copies` times: each copy is a
+/// few dozen bytes that make libjpeg walk every block of the image again.
+fn jpeg_with_repeated_scan(copies: usize) -> Vec<u8> {
+    let mut c = mozjpeg::Compress::new(ColorSpace::JCS_GRAYSCALE);
+    c.set_size(1000, 1000);
+    c.set_progressive_mode();
+    let mut started = c.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(&vec![128u8; 1000 * 1000]).unwrap();
+    let jpeg = started.finish().unwrap();
+    let last = jpeg.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+    let (body, scan) = (&jpeg[..jpeg.len() - 2], &jpeg[last..jpeg.len() - 2]);
+    let mut out = body.to_vec();
+    for _ in 0..copies {
+        out.extend_from_slice(scan);
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+#[test]
+fn a_jpeg_with_thousands_of_scans_is_a_limit() {
+    let bomb = jpeg_with_repeated_scan(5000);
+    let start = Instant::now();
+    let err = luma_from_bytes(&bomb, MAX, Vec::new()).unwrap_err();
+    assert!(matches!(err, ScanError::Limit(_)), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+    // A few repeated scans are within the limit and still decode.
+    luma_from_bytes(&jpeg_with_repeated_scan(3), MAX, Vec::new()).unwrap();
+}
+
 #[test]
 fn corrupt_jpeg_is_undecodable_not_a_panic() {
     let mut bad_precision = small_jpeg();

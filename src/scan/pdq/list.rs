@@ -20,12 +20,21 @@ pub(crate) struct List {
     pub entries: Vec<ListEntry>,
 }
 
-/// Parses one list file's text; every malformed line is an error `file:line: message`.
-pub(crate) fn parse(text: &str, file: &Path) -> Result<Vec<ListEntry>, Vec<LoadError>> {
+/// Parses one list file's bytes; every malformed line (a line that is not UTF-8 too) is an
+/// error `file:line: message`.
+pub(crate) fn parse(bytes: &[u8], file: &Path) -> Result<Vec<ListEntry>, Vec<LoadError>> {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            errors.push(LoadError {
+                file: file.to_path_buf(),
+                line: i + 1,
+                message: "line is not valid UTF-8".into(),
+            });
+            continue;
+        };
+        let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -76,8 +85,8 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Vec<List>, Vec<LoadError>> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
             Err(e) => {
                 errors.push(LoadError {
                     file,
@@ -87,7 +96,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Vec<List>, Vec<LoadError>> {
                 continue;
             }
         };
-        match parse(&text, &file) {
+        match parse(&bytes, &file) {
             Ok(entries) => lists.push(List { name, entries }),
             Err(mut e) => errors.append(&mut e),
         }
@@ -111,7 +120,7 @@ mod tests {
             "# a comment\n\n{A}\n  {}  bridge photo  \n",
             A.to_uppercase()
         );
-        let entries = parse(&text, Path::new("x.pdq")).unwrap();
+        let entries = parse(text.as_bytes(), Path::new("x.pdq")).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].label, None);
         assert_eq!(entries[1].label.as_deref(), Some("bridge photo"));
@@ -121,7 +130,7 @@ mod tests {
     #[test]
     fn malformed_lines_are_errors_with_file_and_line() {
         let text = format!("{A} ok\nnot-a-hash label\n{}\n", &A[..60]);
-        let errs = parse(&text, Path::new("lists/bad.pdq")).unwrap_err();
+        let errs = parse(text.as_bytes(), Path::new("lists/bad.pdq")).unwrap_err();
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].line, 2);
         assert_eq!(errs[1].line, 3);
@@ -131,6 +140,24 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("found 60 characters"), "{shown}");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_an_error_at_its_line() {
+        // A Latin-1 label: the other lines still load and the error names the line.
+        let text = [
+            format!("{A} ok\n").as_bytes(),
+            b"zz caf\xe9\n",
+            A.as_bytes(),
+        ]
+        .concat();
+        let errs = parse(&text, Path::new("l.pdq")).unwrap_err();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["l.pdq:2: line is not valid UTF-8"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pdq"), &text).unwrap();
+        let errs = load_dir(dir.path()).unwrap_err();
+        assert_eq!((errs.len(), errs[0].line), (1, 2), "{errs:?}");
     }
 
     #[test]

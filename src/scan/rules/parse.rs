@@ -145,6 +145,8 @@ impl Parsed {
     /// Parses one file's bytes; lines that are not UTF-8 are errors.
     pub fn file(&mut self, path: &Path, bytes: &[u8]) {
         let mut skip_depth = 0usize;
+        // The outermost `if` being skipped: an unclosed block is reported at its line.
+        let mut opened_at = 0usize;
         for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
             let at = Pos {
                 file: path.to_path_buf(),
@@ -170,6 +172,7 @@ impl Parsed {
             match directive {
                 "if" | "ifplugin" => {
                     skip_depth = 1;
+                    opened_at = n + 1;
                     self.warnings.push(at.err(format!(
                         "'{directive} {rest}' block skipped (SpamAssassin plugins and conditionals are not supported)"
                     )));
@@ -184,7 +187,7 @@ impl Parsed {
             self.errors.push(
                 Pos {
                     file: path.to_path_buf(),
-                    line: 0,
+                    line: opened_at,
                 }
                 .err("'if' block is not closed by 'endif'"),
             );

@@ -1,6 +1,7 @@
 //! Running a [`RuleSet`] over a [`Document`]: one `RegexSet` pass per kind, slow patterns
 //! chunk by chunk under their backtracking limit, then metas in dependency order.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use super::parse::HeaderTarget;
@@ -13,8 +14,8 @@ impl RuleSet {
     pub(crate) fn hits(&self, doc: &Document) -> Vec<bool> {
         let mut hits = vec![false; self.rules.len()];
         let mut matched = Vec::new();
-        self.group(&self.body, &doc.text, &mut matched);
-        self.group(&self.rawbody, &doc.raw_text, &mut matched);
+        self.group(&self.body, &lf_lines(&doc.text), &mut matched);
+        self.group(&self.rawbody, &lf_lines(&doc.raw_text), &mut matched);
         for uri in &doc.uris {
             self.group(&self.uri, uri, &mut matched);
         }
@@ -114,5 +115,15 @@ impl RuleSet {
                 out.push(t.rule);
             }
         }
+    }
+}
+
+/// `text` with CRLF line ends as LF. Plain text and mail keep the sender's line ends, and a
+/// multi-line `$` matches only before `\n`: `/^free money$/` missed every line of a CRLF body.
+fn lf_lines(text: &str) -> Cow<'_, str> {
+    if memchr::memmem::find(text.as_bytes(), b"\r\n").is_some() {
+        Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(text)
     }
 }

@@ -114,6 +114,14 @@ fn body_rules_anchor_per_line() {
 }
 
 #[test]
+fn body_rules_anchor_at_crlf_line_ends() {
+    let r = set("body START /^free money$/i\nrawbody RAW /^claim now$/\nbody SLOW /^(?!x)cash$/\n");
+    let mut d = doc("hello\r\nFREE MONEY\r\ncash\r\nbye");
+    d.raw_text = "Subject: x\r\nclaim now\r\n".into();
+    assert_eq!(fired(&r, &d), vec!["START", "RAW", "SLOW"]);
+}
+
+#[test]
 fn flags_s_and_x() {
     let r = set("body S /a.b/s\nbody NOS /c.d/\nbody X /e \\s+ f/x\n");
     let d = doc("a\nb c\nd e   f");
@@ -138,6 +146,22 @@ fn uri_rules_match_each_uri() {
     let mut d = doc("x");
     d.uris = vec!["http://example.com/".into(), "http://10.0.0.1/login".into()];
     assert_eq!(fired(&r, &d), vec!["IP_HOST"]);
+}
+
+#[test]
+fn shipped_uri_rules_see_schemeless_www_links() {
+    let content = crate::scan::Content {
+        bytes: bytes::Bytes::from_static(
+            b"<p>Cheap meds at www.pharma-deals.top or <a href=\"WWW.bit.ly/x\">here</a></p>",
+        ),
+        declared_type: "text/html".into(),
+        ..Default::default()
+    };
+    let d = crate::scan::decode::decode(&content, &Default::default(), None).expect("decodes");
+    let found = fired(&shipped(), &d);
+    for rule in ["URI_ABUSED_TLD", "URI_SHORTENER"] {
+        assert!(found.iter().any(|f| f == rule), "{rule} not in {found:?}");
+    }
 }
 
 #[test]
@@ -309,7 +333,11 @@ fn error_table() {
             "t.cf:1: exists: needs one header name",
         ),
         ("endif\n", "t.cf:1: 'endif' without 'if'"),
-        ("if (1)\nbody A /a/\n", "t.cf: 'if' block is not closed"),
+        ("if (1)\nbody A /a/\n", "t.cf:1: 'if' block is not closed"),
+        (
+            "body A /a/\nifplugin X\nif (1)\nendif\n",
+            "t.cf:2: 'if' block is not closed",
+        ),
         (
             "body A /a{1000}{1000}{1000}/\n",
             "t.cf:1: regex is too large",
