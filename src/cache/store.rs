@@ -373,11 +373,12 @@ impl Cache {
     }
 
     /// Replaces a stored meta after a 304 merge (same body). False when the object is gone or
-    /// now has another body. Blocking.
+    /// now has another body. A meta of another size is charged anew, which may evict colder
+    /// objects (or this one). Blocking.
     pub fn update_meta_blocking(&self, meta: ObjectMeta) -> Result<bool, Error> {
         let okey = object_key(&meta.url, &meta.secondary);
         let encoded = meta.encode();
-        let _writer = self.disk();
+        let mut disk = self.disk();
         let Some(raw) = self.inner.objects.get(okey.as_bytes())? else {
             return Ok(false);
         };
@@ -389,10 +390,19 @@ impl Cache {
                     .objects
                     .compare_and_swap(okey.as_bytes(), Some(raw), Some(encoded))?
                     .is_ok();
-                if swapped {
-                    lock(&self.inner.memory).update_meta(Arc::new(meta));
+                if !swapped {
+                    return Ok(false);
                 }
-                Ok(swapped)
+                let size = meta.accounted_size();
+                if size != old.accounted_size() && disk.contains(&okey) {
+                    let evicted = disk.insert(okey.clone(), size);
+                    self.drop_objects(&evicted)?;
+                    if evicted.contains(&okey) {
+                        return Ok(true);
+                    }
+                }
+                lock(&self.inner.memory).update_meta(Arc::new(meta));
+                Ok(true)
             }
             _ => Ok(false),
         }

@@ -269,6 +269,47 @@ fn update_meta_replaces_headers_in_both_tiers() {
 }
 
 #[test]
+fn a_304_that_grows_the_meta_is_charged_on_disk_and_evicts_to_the_bound() {
+    // The disk policy kept each object's size from its put: 304s that added fields grew
+    // the metas in sled without the policy knowing, so `store.max_size` no longer held.
+    let s = Store::temporary().unwrap();
+    let max = 200_000;
+    let c = cache(&s, max, 0);
+    let req = HeaderMap::new();
+    let mut metas = Vec::new();
+    for i in 0..10u32 {
+        let m = meta(&format!("http://a/{i}"), &[("etag", "\"1\"")], &req, b"b");
+        c.put_blocking(m.clone(), Bytes::from_static(b"b")).unwrap();
+        metas.push(m);
+    }
+    let before = c.stats().disk_bytes;
+    let mut grown = metas[0].clone();
+    grown
+        .headers
+        .insert("x-pad", "p".repeat(30_000).parse().unwrap());
+    assert!(c.update_meta_blocking(grown.clone()).unwrap());
+    assert_eq!(
+        c.stats().disk_bytes,
+        before - metas[0].accounted_size() + grown.accounted_size(),
+        "the new size is charged"
+    );
+    for m in &metas {
+        let mut g = m.clone();
+        g.headers
+            .insert("x-pad", "p".repeat(30_000).parse().unwrap());
+        c.update_meta_blocking(g).unwrap();
+        assert!(c.stats().disk_bytes <= max, "{}", c.stats().disk_bytes);
+    }
+    let in_sled = s
+        .objects
+        .iter()
+        .keys()
+        .filter(|k| k.as_ref().unwrap().contains(&0))
+        .count();
+    assert_eq!(c.stats().objects, in_sled, "policy and sled agree");
+}
+
+#[test]
 fn reopening_serves_old_objects_and_sweeps_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let req = HeaderMap::new();
