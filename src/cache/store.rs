@@ -157,6 +157,9 @@ const READ_THREADS: usize = 4;
 /// transaction, so one thread does them all, and reads never queue behind them.
 const WRITE_THREADS: usize = 1;
 
+/// URLs a prefix purge lists per walk of the `objects` keys.
+pub(super) const PURGE_BATCH: usize = 1_000;
+
 /// Which store threads a job runs on.
 #[derive(Clone, Copy)]
 enum Job {
@@ -433,39 +436,65 @@ impl Cache {
         Ok(keys.len())
     }
 
-    /// The stored URLs starting with `prefix`, each once. Blocking: walks the `objects` keys
-    /// under the prefix.
-    fn urls_under(&self, prefix: &str) -> Result<Vec<String>, Error> {
+    /// Up to `limit` stored URLs starting with `prefix`, each once, in key order, from the
+    /// first one after the URL `after`. Blocking: walks the `objects` keys under the prefix.
+    pub(super) fn urls_under(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        // A URL's keys are `url` and `url \0 secondary`; URLs hold no control bytes, so
+        // `url \x01` sorts after all of them and before any longer URL it prefixes.
+        let start = match after {
+            Some(u) => format!("{u}\u{1}"),
+            None => prefix.to_string(),
+        };
         let mut urls: Vec<String> = Vec::new();
-        for k in self.inner.objects.scan_prefix(prefix.as_bytes()).keys() {
+        for k in self.inner.objects.range(start.as_bytes()..).keys() {
             let k = k?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
             let primary = k.split(|b| *b == 0).next().unwrap_or(&[]);
             if let Ok(u) = std::str::from_utf8(primary) {
                 if urls.last().map(String::as_str) != Some(u) {
+                    if urls.len() == limit {
+                        break;
+                    }
                     urls.push(u.to_string());
                 }
             }
         }
-        urls.dedup();
         Ok(urls)
     }
 
     /// Purges every URL starting with `prefix` (all variants); returns how many objects were
-    /// removed. The walk runs on a read thread and each URL is its own write job, so puts and
-    /// revalidations queue behind one URL's removal at a time, never behind the whole purge
-    /// (20,000 objects under one prefix held an unrelated put for 1.5 s as one job).
+    /// removed. The walk runs on a read thread, [`PURGE_BATCH`] URLs at a time, so a purge of
+    /// a large store never lists every URL in memory at once; each URL is its own write job,
+    /// so puts and revalidations queue behind one URL's removal at a time, never behind the
+    /// whole purge (20,000 objects under one prefix held an unrelated put for 1.5 s as one
+    /// job).
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, Error> {
-        let prefix = prefix.to_string();
-        let urls = self
-            .blocking(Job::Read, move |c| c.urls_under(&prefix))
-            .await?;
         let mut removed = 0;
-        for u in urls {
-            if let Ok(key) = CacheKey::parse(&u) {
-                removed += self.remove(&key).await?;
+        let mut after: Option<String> = None;
+        loop {
+            let (prefix, from) = (prefix.to_string(), after.clone());
+            let urls = self
+                .blocking(Job::Read, move |c| {
+                    c.urls_under(&prefix, from.as_deref(), PURGE_BATCH)
+                })
+                .await?;
+            let Some(last) = urls.last().cloned() else {
+                return Ok(removed);
+            };
+            for u in urls {
+                if let Ok(key) = CacheKey::parse(&u) {
+                    removed += self.remove(&key).await?;
+                }
             }
+            after = Some(last);
         }
-        Ok(removed)
     }
 
     /// Drops one object found unusable on read, from sled, the policy and memory.

@@ -394,6 +394,45 @@ async fn async_wrappers_work_from_the_runtime() {
     ));
 }
 
+#[tokio::test]
+async fn a_prefix_purge_walks_the_store_in_batches_and_removes_every_url() {
+    // The purge listed every URL under the prefix in memory before removing any: on a large
+    // store, `{"prefix": "http://"}` held all of them at once.
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 100 * MB, 0);
+    let req = HeaderMap::new();
+    let n = super::store::PURGE_BATCH + 50;
+    for i in 0..n {
+        // `/i` prefixes `/i0`…: the cursor must not skip or repeat such URLs.
+        let m = meta(&format!("http://a/{i}"), &[], &req, b"x");
+        c.put_blocking(m, Bytes::from_static(b"x")).unwrap();
+    }
+    let keep = meta("http://b/0", &[], &req, b"x");
+    c.put_blocking(keep, Bytes::from_static(b"x")).unwrap();
+    let first = c.urls_under("http://a/", None, 10).unwrap();
+    assert_eq!(first.len(), 10, "one batch");
+    let mut all = first.clone();
+    let mut after = first.last().cloned();
+    loop {
+        let next = c.urls_under("http://a/", after.as_deref(), 10).unwrap();
+        let Some(last) = next.last().cloned() else {
+            break;
+        };
+        all.extend(next);
+        after = Some(last);
+    }
+    let mut want: Vec<String> = (0..n).map(|i| format!("http://a/{i}")).collect();
+    want.sort();
+    assert_eq!(all, want, "every URL once, in key order");
+    assert_eq!(c.remove_prefix("http://a/").await.unwrap(), n);
+    assert_eq!(
+        c.stats().objects,
+        1,
+        "only the other origin's object is left"
+    );
+    assert!(hit(&c, "http://b/0", &req).is_some());
+}
+
 #[test]
 fn a_missing_chunk_is_a_miss_not_a_short_body() {
     let s = Store::temporary().unwrap();
