@@ -23,7 +23,7 @@ const LARGE_DIVISOR: u64 = 8;
 /// A hit tries the held variants one by one under the tier's lock, so without a bound a URL
 /// with `Vary: Cookie` and many clients made every hit, on any URL, wait for thousands of
 /// secondary keys to be built (Traffic Server keeps 5 alternates per URL by default).
-const MAX_VARIANTS: usize = 32;
+pub(super) const MAX_VARIANTS: usize = 32;
 
 /// What holding an object costs beyond [`ObjectMeta::accounted_size`] (the bytes its response
 /// carries), so that `store.memory` bounds the memory actually used: per object, the maps,

@@ -28,7 +28,7 @@ use super::bodies::{self, ReadFailure};
 use super::evict::WTinyLfu;
 use super::freshness::Facts;
 use super::key::CacheKey;
-use super::memory::{object_key, Held, MemoryTier};
+use super::memory::{object_key, Held, MemoryTier, MAX_VARIANTS};
 use super::meta::{sha256, ObjectMeta};
 use super::{policy, vary};
 use crate::scan::Verdict;
@@ -344,6 +344,11 @@ impl Cache {
         let held =
             Held::copy(self.inner.memory_capacity, &meta, &body).map(|h| h.with_verdict(verdict));
         let mut disk = self.disk();
+        let crowded = if meta.vary.is_empty() || disk.contains(&okey) {
+            Vec::new()
+        } else {
+            self.crowded_variants(&meta.url)?
+        };
         (&self.inner.objects, &self.inner.bodies)
             .transaction(|(o, b)| {
                 bodies::add_ref(b, &sha, &body)?;
@@ -358,6 +363,10 @@ impl Cache {
             })
             .map_err(tx_err)?;
         self.count_variant(&meta.url, i32::from(!disk.contains(&okey)));
+        for k in &crowded {
+            disk.remove(k);
+        }
+        self.drop_objects(&crowded)?;
         let evicted = disk.insert(okey.clone(), size);
         let self_evicted = evicted.contains(&okey);
         self.drop_objects(&evicted)?;
@@ -373,6 +382,29 @@ impl Cache {
         }
         drop(disk);
         Ok(PutOutcome::Stored)
+    }
+
+    /// The variants of `url` that must go before a new one is stored, oldest first, so that
+    /// a URL keeps at most [`MAX_VARIANTS`]: `Vary: Cookie` with many clients otherwise stored
+    /// one per client, and invalidating or purging the URL removed them all in one write job.
+    /// Blocking; the caller holds the disk lock.
+    fn crowded_variants(&self, url: &str) -> Result<Vec<String>, Error> {
+        let mut prefix = url.as_bytes().to_vec();
+        prefix.push(0);
+        let mut variants = Vec::new();
+        for kv in self.inner.objects.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let stored_at = ObjectMeta::decode(&v).map_or(std::time::UNIX_EPOCH, |m| m.stored_at);
+            if let Ok(k) = String::from_utf8(k.to_vec()) {
+                variants.push((stored_at, k));
+            }
+        }
+        let excess = (variants.len() + 1).saturating_sub(MAX_VARIANTS);
+        if excess == 0 {
+            return Ok(Vec::new());
+        }
+        variants.sort();
+        Ok(variants.into_iter().take(excess).map(|(_, k)| k).collect())
     }
 
     /// Replaces a stored meta after a 304 merge (same body). False when the object is gone or

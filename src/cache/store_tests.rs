@@ -434,6 +434,37 @@ async fn a_prefix_purge_walks_the_store_in_batches_and_removes_every_url() {
 }
 
 #[test]
+fn variants_stored_per_url_are_bounded_oldest_first() {
+    // `Vary: Cookie` with many clients stored a variant per client for one URL without
+    // bound; a single POST to the URL (invalidation) then removed them all in one write job,
+    // every put waiting behind it.
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 100 * MB, MB);
+    let cookie = |i: usize| {
+        let mut req = HeaderMap::new();
+        req.insert("cookie", format!("id={i}").parse().unwrap());
+        req
+    };
+    let n = super::memory::MAX_VARIANTS * 3;
+    for i in 0..n {
+        let m = meta("http://a/v", &[("vary", "cookie")], &cookie(i), b"v");
+        c.put_blocking(m, Bytes::from_static(b"v")).unwrap();
+        let stored = s.objects.scan_prefix(b"http://a/v\0").count();
+        assert!(stored <= super::memory::MAX_VARIANTS, "{stored} after {i}");
+    }
+    assert!(
+        hit(&c, "http://a/v", &cookie(n - 1)).is_some(),
+        "the newest"
+    );
+    assert!(
+        hit(&c, "http://a/v", &cookie(0)).is_none(),
+        "the oldest went"
+    );
+    assert_eq!(c.stats().objects, super::memory::MAX_VARIANTS);
+    assert_eq!(manifests(&s)[0].refs, super::memory::MAX_VARIANTS as u64);
+}
+
+#[test]
 fn a_missing_chunk_is_a_miss_not_a_short_body() {
     let s = Store::temporary().unwrap();
     let c = cache(&s, 100 * MB, 0);
