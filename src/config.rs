@@ -263,6 +263,8 @@ pub struct UpstreamConfig {
     pub max_header_size: ByteSize,
     /// Idle pooled connections kept per upstream host.
     pub pool_max_idle_per_host: usize,
+    /// Idle pooled connections kept in all (the oldest is closed beyond it).
+    pub pool_max_idle: usize,
     /// How long a parent that failed is skipped.
     #[serde(deserialize_with = "de_duration")]
     pub parent_down_for: Duration,
@@ -280,6 +282,7 @@ impl Default for UpstreamConfig {
             idle_timeout: Duration::from_secs(90),
             max_header_size: ByteSize(64 << 10),
             pool_max_idle_per_host: 64,
+            pool_max_idle: 1024,
             parent_down_for: Duration::from_secs(30),
             parents: Vec::new(),
         }

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::cache::{
@@ -840,4 +840,46 @@ async fn a_200_that_adds_vary_replaces_the_stale_object_for_later_hits() {
     assert_eq!(r.text(), "second version");
     assert_cache_status(&r, "hit");
     assert_eq!(hits(&origin, "/vary-added"), 2);
+}
+
+#[tokio::test]
+async fn fields_added_by_304s_never_grow_a_stored_head_past_the_upstream_head_limit() {
+    // RFC 9111 §3.2: a 304 adds its fields to the stored ones. An origin answering every
+    // revalidation with new fields grew one stored head without bound (each 304 within
+    // `upstream.max_header_size`), and every hit sent the whole of it. A merge that would
+    // pass the limit is fetched afresh instead, as a 304 for another body is.
+    let revalidations = Arc::new(AtomicUsize::new(0));
+    let seen = revalidations.clone();
+    let origin = Origin::respond(move |r| {
+        if r.header("if-none-match") == Some("\"e1\"") {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let pad = format!("X-Pad-{n}: {}", "p".repeat(20 << 10));
+            return not_modified(&["Cache-Control: no-cache", "ETag: \"e1\"", &pad]);
+        }
+        ok_with(
+            &["Cache-Control: no-cache", "ETag: \"e1\""],
+            "original body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/grow");
+    let limit = common::config().upstream.max_header_size.as_usize();
+    for round in 0..8 {
+        let r = sluice.fetch(&url).await;
+        assert_eq!((r.status(), r.text().as_str()), (200, "original body"));
+        // The stored head (within the limit) plus one 304's fields at most.
+        assert!(
+            r.head.raw.len() < limit + (21 << 10) + 1024,
+            "round {round}: a head of {} bytes",
+            r.head.raw.len()
+        );
+    }
+    assert!(revalidations.load(Ordering::SeqCst) >= 3, "it revalidated");
+    let unconditional = origin
+        .requests()
+        .iter()
+        .filter(|r| r.header("if-none-match").is_none())
+        .count();
+    assert!(unconditional >= 2, "the grown object was fetched afresh");
 }

@@ -19,6 +19,12 @@ use crate::scan::Verdict;
 /// download cannot flush every hot small object.
 const LARGE_DIVISOR: u64 = 8;
 
+/// Variants of one URL held at most; holding another drops the oldest (it stays on disk).
+/// A hit tries the held variants one by one under the tier's lock, so without a bound a URL
+/// with `Vary: Cookie` and many clients made every hit, on any URL, wait for thousands of
+/// secondary keys to be built (Traffic Server keeps 5 alternates per URL by default).
+pub(super) const MAX_VARIANTS: usize = 32;
+
 /// What holding an object costs beyond [`ObjectMeta::accounted_size`] (the bytes its response
 /// carries), so that `store.memory` bounds the memory actually used: per object, the maps,
 /// keys and policy nodes that find it, its meta and derived facts, the verdict it keeps and
@@ -153,7 +159,7 @@ impl MemoryTier {
     }
 
     /// Holds an object copied by [`Held::copy`] (replacing the same variant), evicting colder
-    /// ones.
+    /// ones, and the URL's oldest variant when it has [`MAX_VARIANTS`].
     pub fn insert_held(&mut self, held: Held) {
         let Held {
             meta,
@@ -165,13 +171,18 @@ impl MemoryTier {
         let key = object_key(&meta.url, &meta.secondary);
         let (url, secondary) = (meta.url.clone(), meta.secondary.clone());
         self.detach(&url, &secondary);
-        self.by_primary.entry(url).or_default().push(Entry {
+        let variants = self.by_primary.entry(url).or_default();
+        let oldest = (variants.len() >= MAX_VARIANTS).then(|| variants.remove(0));
+        variants.push(Entry {
             facts,
             meta,
             body,
             key: key.clone(),
             verdict,
         });
+        if let Some(oldest) = oldest {
+            self.policy.remove(&oldest.key);
+        }
         self.charge(key, size);
     }
 
@@ -284,6 +295,37 @@ mod tests {
             m.get("http://a/big", &HeaderMap::new()).is_none(),
             "large objects bypass memory"
         );
+    }
+
+    #[test]
+    fn variants_held_per_url_are_bounded() {
+        // `Vary: Cookie` (or User-Agent) with many clients: one URL's variants used to grow
+        // to whatever the tier held, and every hit on it built a secondary key per variant
+        // under the tier's one lock, stalling hits on every other URL.
+        let mut m = MemoryTier::new(64 << 20);
+        let variant = |i: usize| {
+            let mut v = sample("http://a/x", &[("vary", "cookie")], b"v");
+            v.vary = vec!["cookie".into()];
+            v.secondary = format!("cookie:id={i}");
+            v
+        };
+        let mut req = HeaderMap::new();
+        for i in 0..2_000 {
+            m.insert(Arc::new(variant(i)), Bytes::from_static(b"v"));
+            assert!(
+                m.by_primary["http://a/x"].len() <= MAX_VARIANTS,
+                "after {i}"
+            );
+        }
+        let held: u64 = m.by_primary["http://a/x"]
+            .iter()
+            .map(|e| held_size(&e.meta))
+            .sum();
+        assert_eq!(m.used(), held, "dropped variants are no longer charged");
+        req.insert("cookie", "id=1999".parse().unwrap());
+        assert!(m.get("http://a/x", &req).is_some(), "the newest stays");
+        req.insert("cookie", "id=0".parse().unwrap());
+        assert!(m.get("http://a/x", &req).is_none(), "the oldest went");
     }
 
     #[test]

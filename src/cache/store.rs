@@ -28,7 +28,7 @@ use super::bodies::{self, ReadFailure};
 use super::evict::WTinyLfu;
 use super::freshness::Facts;
 use super::key::CacheKey;
-use super::memory::{object_key, Held, MemoryTier};
+use super::memory::{object_key, Held, MemoryTier, MAX_VARIANTS};
 use super::meta::{sha256, ObjectMeta};
 use super::{policy, vary};
 use crate::scan::Verdict;
@@ -156,6 +156,9 @@ const READ_THREADS: usize = 4;
 /// Writes (puts, 304 updates, removals) hold the disk policy's lock for their whole
 /// transaction, so one thread does them all, and reads never queue behind them.
 const WRITE_THREADS: usize = 1;
+
+/// URLs a prefix purge lists per walk of the `objects` keys.
+pub(super) const PURGE_BATCH: usize = 1_000;
 
 /// Which store threads a job runs on.
 #[derive(Clone, Copy)]
@@ -341,6 +344,11 @@ impl Cache {
         let held =
             Held::copy(self.inner.memory_capacity, &meta, &body).map(|h| h.with_verdict(verdict));
         let mut disk = self.disk();
+        let crowded = if meta.vary.is_empty() || disk.contains(&okey) {
+            Vec::new()
+        } else {
+            self.crowded_variants(&meta.url)?
+        };
         (&self.inner.objects, &self.inner.bodies)
             .transaction(|(o, b)| {
                 bodies::add_ref(b, &sha, &body)?;
@@ -355,6 +363,10 @@ impl Cache {
             })
             .map_err(tx_err)?;
         self.count_variant(&meta.url, i32::from(!disk.contains(&okey)));
+        for k in &crowded {
+            disk.remove(k);
+        }
+        self.drop_objects(&crowded)?;
         let evicted = disk.insert(okey.clone(), size);
         let self_evicted = evicted.contains(&okey);
         self.drop_objects(&evicted)?;
@@ -372,12 +384,36 @@ impl Cache {
         Ok(PutOutcome::Stored)
     }
 
+    /// The variants of `url` that must go before a new one is stored, oldest first, so that
+    /// a URL keeps at most [`MAX_VARIANTS`]: `Vary: Cookie` with many clients otherwise stored
+    /// one per client, and invalidating or purging the URL removed them all in one write job.
+    /// Blocking; the caller holds the disk lock.
+    fn crowded_variants(&self, url: &str) -> Result<Vec<String>, Error> {
+        let mut prefix = url.as_bytes().to_vec();
+        prefix.push(0);
+        let mut variants = Vec::new();
+        for kv in self.inner.objects.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let stored_at = ObjectMeta::decode(&v).map_or(std::time::UNIX_EPOCH, |m| m.stored_at);
+            if let Ok(k) = String::from_utf8(k.to_vec()) {
+                variants.push((stored_at, k));
+            }
+        }
+        let excess = (variants.len() + 1).saturating_sub(MAX_VARIANTS);
+        if excess == 0 {
+            return Ok(Vec::new());
+        }
+        variants.sort();
+        Ok(variants.into_iter().take(excess).map(|(_, k)| k).collect())
+    }
+
     /// Replaces a stored meta after a 304 merge (same body). False when the object is gone or
-    /// now has another body. Blocking.
+    /// now has another body. A meta of another size is charged anew, which may evict colder
+    /// objects (or this one). Blocking.
     pub fn update_meta_blocking(&self, meta: ObjectMeta) -> Result<bool, Error> {
         let okey = object_key(&meta.url, &meta.secondary);
         let encoded = meta.encode();
-        let _writer = self.disk();
+        let mut disk = self.disk();
         let Some(raw) = self.inner.objects.get(okey.as_bytes())? else {
             return Ok(false);
         };
@@ -389,10 +425,19 @@ impl Cache {
                     .objects
                     .compare_and_swap(okey.as_bytes(), Some(raw), Some(encoded))?
                     .is_ok();
-                if swapped {
-                    lock(&self.inner.memory).update_meta(Arc::new(meta));
+                if !swapped {
+                    return Ok(false);
                 }
-                Ok(swapped)
+                let size = meta.accounted_size();
+                if size != old.accounted_size() && disk.contains(&okey) {
+                    let evicted = disk.insert(okey.clone(), size);
+                    self.drop_objects(&evicted)?;
+                    if evicted.contains(&okey) {
+                        return Ok(true);
+                    }
+                }
+                lock(&self.inner.memory).update_meta(Arc::new(meta));
+                Ok(true)
             }
             _ => Ok(false),
         }
@@ -423,39 +468,65 @@ impl Cache {
         Ok(keys.len())
     }
 
-    /// The stored URLs starting with `prefix`, each once. Blocking: walks the `objects` keys
-    /// under the prefix.
-    fn urls_under(&self, prefix: &str) -> Result<Vec<String>, Error> {
+    /// Up to `limit` stored URLs starting with `prefix`, each once, in key order, from the
+    /// first one after the URL `after`. Blocking: walks the `objects` keys under the prefix.
+    pub(super) fn urls_under(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        // A URL's keys are `url` and `url \0 secondary`; URLs hold no control bytes, so
+        // `url \x01` sorts after all of them and before any longer URL it prefixes.
+        let start = match after {
+            Some(u) => format!("{u}\u{1}"),
+            None => prefix.to_string(),
+        };
         let mut urls: Vec<String> = Vec::new();
-        for k in self.inner.objects.scan_prefix(prefix.as_bytes()).keys() {
+        for k in self.inner.objects.range(start.as_bytes()..).keys() {
             let k = k?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
             let primary = k.split(|b| *b == 0).next().unwrap_or(&[]);
             if let Ok(u) = std::str::from_utf8(primary) {
                 if urls.last().map(String::as_str) != Some(u) {
+                    if urls.len() == limit {
+                        break;
+                    }
                     urls.push(u.to_string());
                 }
             }
         }
-        urls.dedup();
         Ok(urls)
     }
 
     /// Purges every URL starting with `prefix` (all variants); returns how many objects were
-    /// removed. The walk runs on a read thread and each URL is its own write job, so puts and
-    /// revalidations queue behind one URL's removal at a time, never behind the whole purge
-    /// (20,000 objects under one prefix held an unrelated put for 1.5 s as one job).
+    /// removed. The walk runs on a read thread, [`PURGE_BATCH`] URLs at a time, so a purge of
+    /// a large store never lists every URL in memory at once; each URL is its own write job,
+    /// so puts and revalidations queue behind one URL's removal at a time, never behind the
+    /// whole purge (20,000 objects under one prefix held an unrelated put for 1.5 s as one
+    /// job).
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, Error> {
-        let prefix = prefix.to_string();
-        let urls = self
-            .blocking(Job::Read, move |c| c.urls_under(&prefix))
-            .await?;
         let mut removed = 0;
-        for u in urls {
-            if let Ok(key) = CacheKey::parse(&u) {
-                removed += self.remove(&key).await?;
+        let mut after: Option<String> = None;
+        loop {
+            let (prefix, from) = (prefix.to_string(), after.clone());
+            let urls = self
+                .blocking(Job::Read, move |c| {
+                    c.urls_under(&prefix, from.as_deref(), PURGE_BATCH)
+                })
+                .await?;
+            let Some(last) = urls.last().cloned() else {
+                return Ok(removed);
+            };
+            for u in urls {
+                if let Ok(key) = CacheKey::parse(&u) {
+                    removed += self.remove(&key).await?;
+                }
             }
+            after = Some(last);
         }
-        Ok(removed)
     }
 
     /// Drops one object found unusable on read, from sled, the policy and memory.

@@ -269,6 +269,47 @@ fn update_meta_replaces_headers_in_both_tiers() {
 }
 
 #[test]
+fn a_304_that_grows_the_meta_is_charged_on_disk_and_evicts_to_the_bound() {
+    // The disk policy kept each object's size from its put: 304s that added fields grew
+    // the metas in sled without the policy knowing, so `store.max_size` no longer held.
+    let s = Store::temporary().unwrap();
+    let max = 200_000;
+    let c = cache(&s, max, 0);
+    let req = HeaderMap::new();
+    let mut metas = Vec::new();
+    for i in 0..10u32 {
+        let m = meta(&format!("http://a/{i}"), &[("etag", "\"1\"")], &req, b"b");
+        c.put_blocking(m.clone(), Bytes::from_static(b"b")).unwrap();
+        metas.push(m);
+    }
+    let before = c.stats().disk_bytes;
+    let mut grown = metas[0].clone();
+    grown
+        .headers
+        .insert("x-pad", "p".repeat(30_000).parse().unwrap());
+    assert!(c.update_meta_blocking(grown.clone()).unwrap());
+    assert_eq!(
+        c.stats().disk_bytes,
+        before - metas[0].accounted_size() + grown.accounted_size(),
+        "the new size is charged"
+    );
+    for m in &metas {
+        let mut g = m.clone();
+        g.headers
+            .insert("x-pad", "p".repeat(30_000).parse().unwrap());
+        c.update_meta_blocking(g).unwrap();
+        assert!(c.stats().disk_bytes <= max, "{}", c.stats().disk_bytes);
+    }
+    let in_sled = s
+        .objects
+        .iter()
+        .keys()
+        .filter(|k| k.as_ref().unwrap().contains(&0))
+        .count();
+    assert_eq!(c.stats().objects, in_sled, "policy and sled agree");
+}
+
+#[test]
 fn reopening_serves_old_objects_and_sweeps_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let req = HeaderMap::new();
@@ -351,6 +392,76 @@ async fn async_wrappers_work_from_the_runtime() {
         c.get(&key("http://a/y"), &req).await.unwrap(),
         Found::Miss
     ));
+}
+
+#[tokio::test]
+async fn a_prefix_purge_walks_the_store_in_batches_and_removes_every_url() {
+    // The purge listed every URL under the prefix in memory before removing any: on a large
+    // store, `{"prefix": "http://"}` held all of them at once.
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 100 * MB, 0);
+    let req = HeaderMap::new();
+    let n = super::store::PURGE_BATCH + 50;
+    for i in 0..n {
+        // `/i` prefixes `/i0`…: the cursor must not skip or repeat such URLs.
+        let m = meta(&format!("http://a/{i}"), &[], &req, b"x");
+        c.put_blocking(m, Bytes::from_static(b"x")).unwrap();
+    }
+    let keep = meta("http://b/0", &[], &req, b"x");
+    c.put_blocking(keep, Bytes::from_static(b"x")).unwrap();
+    let first = c.urls_under("http://a/", None, 10).unwrap();
+    assert_eq!(first.len(), 10, "one batch");
+    let mut all = first.clone();
+    let mut after = first.last().cloned();
+    loop {
+        let next = c.urls_under("http://a/", after.as_deref(), 10).unwrap();
+        let Some(last) = next.last().cloned() else {
+            break;
+        };
+        all.extend(next);
+        after = Some(last);
+    }
+    let mut want: Vec<String> = (0..n).map(|i| format!("http://a/{i}")).collect();
+    want.sort();
+    assert_eq!(all, want, "every URL once, in key order");
+    assert_eq!(c.remove_prefix("http://a/").await.unwrap(), n);
+    assert_eq!(
+        c.stats().objects,
+        1,
+        "only the other origin's object is left"
+    );
+    assert!(hit(&c, "http://b/0", &req).is_some());
+}
+
+#[test]
+fn variants_stored_per_url_are_bounded_oldest_first() {
+    // `Vary: Cookie` with many clients stored a variant per client for one URL without
+    // bound; a single POST to the URL (invalidation) then removed them all in one write job,
+    // every put waiting behind it.
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 100 * MB, MB);
+    let cookie = |i: usize| {
+        let mut req = HeaderMap::new();
+        req.insert("cookie", format!("id={i}").parse().unwrap());
+        req
+    };
+    let n = super::memory::MAX_VARIANTS * 3;
+    for i in 0..n {
+        let m = meta("http://a/v", &[("vary", "cookie")], &cookie(i), b"v");
+        c.put_blocking(m, Bytes::from_static(b"v")).unwrap();
+        let stored = s.objects.scan_prefix(b"http://a/v\0").count();
+        assert!(stored <= super::memory::MAX_VARIANTS, "{stored} after {i}");
+    }
+    assert!(
+        hit(&c, "http://a/v", &cookie(n - 1)).is_some(),
+        "the newest"
+    );
+    assert!(
+        hit(&c, "http://a/v", &cookie(0)).is_none(),
+        "the oldest went"
+    );
+    assert_eq!(c.stats().objects, super::memory::MAX_VARIANTS);
+    assert_eq!(manifests(&s)[0].refs, super::memory::MAX_VARIANTS as u64);
 }
 
 #[test]

@@ -265,9 +265,10 @@ async fn revalidate(
     let resp = super::handle::downstream_response(fetched.response);
     if upstream_status == StatusCode::NOT_MODIFIED {
         // RFC 9111 §4.3.4: the 304 freshens the stored headers; the client gets the object.
-        if let Ok(merged) =
-            validate::merge_304(&hit.meta, resp.headers(), request_time, response_time)
-        {
+        let merged = validate::merge_304(&hit.meta, resp.headers(), request_time, response_time)
+            .ok()
+            .filter(|m| fits_head(proxy, m));
+        if let Some(merged) = merged {
             let merged = Arc::new(merged);
             apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await;
             let mut st = CacheStatus::forward(fwd);
@@ -287,7 +288,8 @@ async fn revalidate(
             let age = hit.facts.age(SystemTime::now());
             return Ok(serve_hit(proxy, head, hit, age, st, log).await);
         }
-        // The 304 selected a different representation: fetch unconditionally.
+        // The 304 selected a different representation, or its fields would grow the stored
+        // head past what an origin may send in one: fetch unconditionally.
         return fetch_and_respond(
             proxy,
             head,
@@ -314,11 +316,12 @@ async fn revalidate(
         // RFC 9111 §4.3.5: a HEAD's 200 updates the stored GET response it matches and
         // outdates one it does not; a HEAD is never stored, so it must not simply remove it.
         match validate::merge_head(&hit.meta, resp.headers(), request_time, response_time) {
-            Ok(merged) => {
+            Ok(merged) if fits_head(proxy, &merged) => {
                 apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await
             }
-            // A different validator or length: the stored GET response is outdated.
-            Err(validate::Mismatch) => remove_stored(proxy, key).await,
+            // A different validator or length: the stored GET response is outdated (and one
+            // grown past the head limit is fetched afresh by the next GET).
+            _ => remove_stored(proxy, key).await,
         }
     } else if !upstream_status.is_server_error()
         && policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err()
@@ -342,6 +345,18 @@ async fn revalidate(
     let resp = fetch::respond(proxy, resp, &x, st, log, |_| {}).await;
     log.url = url;
     resp
+}
+
+/// Whether a merged meta's fields stay within `upstream.max_header_size`. RFC 9111 §3.2 has a
+/// 304 add its fields to the stored ones, so an origin answering each revalidation with new
+/// ones would otherwise grow one stored head (sent with every hit) without bound.
+fn fits_head(proxy: &Proxy, merged: &crate::cache::meta::ObjectMeta) -> bool {
+    let size: usize = merged
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    size <= proxy.upstream_cfg.max_header_size.as_usize()
 }
 
 /// Stores, keeps or removes the stored object as a revalidation's merged answer says.

@@ -152,7 +152,11 @@ impl Client {
     /// A client for the `[upstream]` settings.
     pub fn new(cfg: &UpstreamConfig) -> Result<Client, tls::ConfigError> {
         Ok(Client {
-            pool: Pool::new(cfg.pool_max_idle_per_host, cfg.idle_timeout),
+            pool: Pool::new(
+                cfg.pool_max_idle_per_host,
+                cfg.pool_max_idle,
+                cfg.idle_timeout,
+            ),
             router: Router::new(cfg.parents.clone(), cfg.parent_down_for),
             guard: Guard::new(cfg.allow.clone()),
             tls: tls::client_config(&cfg.ca_file)?,

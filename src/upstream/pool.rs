@@ -5,7 +5,7 @@
 //! most-recently-used first (the one least likely to have been closed by the peer), and one
 //! the peer closed while idle is dropped on checkout. A sweeper closes connections idle longer than `upstream.idle_timeout`.
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -46,19 +46,30 @@ struct Idle {
     since: Instant,
 }
 
+/// Idle connections by key, oldest first in each list, and how many there are in all.
+#[derive(Default)]
+struct Idles {
+    by_key: HashMap<PoolKey, Vec<Idle>>,
+    total: usize,
+}
+
 /// The pool of idle connections.
 pub struct Pool {
-    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
+    idle: Mutex<Idles>,
     max_per_key: usize,
+    /// Idle connections kept in all: past it the oldest one goes, so a crawl over many
+    /// hosts does not hold a socket per host for `idle_timeout`.
+    max_total: usize,
     idle_timeout: Duration,
 }
 
 impl Pool {
-    /// A pool keeping at most `max_per_key` idle connections per key.
-    pub fn new(max_per_key: usize, idle_timeout: Duration) -> Arc<Pool> {
+    /// A pool keeping at most `max_per_key` idle connections per key and `max_total` in all.
+    pub fn new(max_per_key: usize, max_total: usize, idle_timeout: Duration) -> Arc<Pool> {
         let pool = Arc::new(Pool {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Idles::default()),
             max_per_key,
+            max_total,
             idle_timeout,
         });
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -70,8 +81,10 @@ impl Pool {
     /// An idle connection to `key` that is still open, if any.
     pub fn take(&self, key: &PoolKey) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(key)?;
+        let Idles { by_key, total } = &mut *idle;
+        let list = by_key.get_mut(key)?;
         while let Some(entry) = list.pop() {
+            *total -= 1;
             if entry.since.elapsed() < self.idle_timeout && entry.conn.tx.is_ready() {
                 return Some(entry.conn);
             }
@@ -84,7 +97,7 @@ impl Pool {
     /// once hyper can take a new request on it, and dropped if that takes longer than the
     /// idle timeout: a request taking it sooner would queue behind the upload.
     pub fn put(self: &Arc<Self>, key: PoolKey, mut conn: Conn) {
-        if conn.tx.is_closed() || self.max_per_key == 0 {
+        if conn.tx.is_closed() || self.max_per_key == 0 || self.max_total == 0 {
             return;
         }
         if !conn.tx.is_ready() {
@@ -103,28 +116,49 @@ impl Pool {
 
     fn check_in(&self, key: PoolKey, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(key).or_default();
+        let Idles { by_key, total } = &mut *idle;
+        let list = by_key.entry(key).or_default();
         if list.len() >= self.max_per_key {
             list.remove(0);
+            *total -= 1;
         }
         list.push(Idle {
             conn,
             since: Instant::now(),
         });
+        *total += 1;
+        if *total > self.max_total {
+            // Only when full: close the oldest idle connection of any key, and drop the lists
+            // `take` emptied (kept otherwise, so a key's next check-in allocates nothing),
+            // which keeps these passes as short as the pool.
+            let mut oldest = by_key
+                .values()
+                .filter_map(|l| l.first().map(|c| c.since))
+                .min();
+            by_key.retain(|_, list| {
+                if oldest.is_some() && list.first().map(|c| c.since) == oldest {
+                    list.remove(0);
+                    *total -= 1;
+                    oldest = None;
+                }
+                !list.is_empty()
+            });
+        }
     }
 
     /// Number of idle connections, for metrics and tests.
     pub fn idle_count(&self) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.values().map(Vec::len).sum()
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
     fn sweep_once(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|_, list| {
+        let Idles { by_key, total } = &mut *idle;
+        by_key.retain(|_, list| {
             list.retain(|c| c.since.elapsed() < self.idle_timeout && !c.conn.tx.is_closed());
             !list.is_empty()
         });
+        *total = by_key.values().map(Vec::len).sum();
     }
 }
 
@@ -139,5 +173,64 @@ async fn sweep(pool: Weak<Pool>) {
             Some(p) => p.sweep_once(),
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioIo;
+
+    /// A ready connection over an in-memory pipe (the far end is kept open by the returned
+    /// half).
+    async fn conn() -> (Conn, tokio::io::DuplexStream) {
+        let (near, far) = tokio::io::duplex(1024);
+        let (mut tx, driver) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(near))
+            .await
+            .expect("handshake");
+        tokio::spawn(driver);
+        tx.ready().await.expect("ready");
+        let next = HeadNext::default();
+        (Conn { tx, next }, far)
+    }
+
+    fn origin(i: usize) -> PoolKey {
+        PoolKey::Origin {
+            scheme: Scheme::Http,
+            host: format!("h{i}.example"),
+            port: 80,
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_bounded_across_hosts() {
+        // One idle connection per distinct host used to be kept for `idle_timeout` whatever
+        // the number of hosts: a crawl over many hosts held a socket for each one.
+        let pool = Pool::new(64, 4, Duration::from_secs(60));
+        let mut far = Vec::new();
+        for i in 0..10 {
+            let (c, f) = conn().await;
+            far.push(f);
+            pool.put(origin(i), c);
+            assert!(
+                pool.idle_count() <= 4,
+                "{} idle after {i}",
+                pool.idle_count()
+            );
+        }
+        assert!(pool.take(&origin(0)).is_none(), "the oldest went first");
+        assert!(pool.take(&origin(9)).is_some(), "the newest is kept");
+        assert_eq!(pool.idle_count(), 3);
+        for i in 10..12 {
+            let (c, f) = conn().await;
+            far.push(f);
+            pool.put(origin(i), c);
+        }
+        let keys = pool.idle.lock().unwrap().by_key.len();
+        assert_eq!(
+            (pool.idle_count(), keys),
+            (4, 4),
+            "emptied lists go when full"
+        );
     }
 }
