@@ -44,6 +44,7 @@ impl ProxyError {
             ProxyError::Loop => (StatusCode::BAD_GATEWAY, "proxy_loop_detected"),
             ProxyError::Upstream(e) => match e {
                 U::Dns(..) => (StatusCode::BAD_GATEWAY, "dns_error"),
+                U::DnsTimeout(..) => (StatusCode::GATEWAY_TIMEOUT, "dns_timeout"),
                 U::Guard { .. } => (StatusCode::FORBIDDEN, "destination_ip_prohibited"),
                 U::Refused(..) => (StatusCode::BAD_GATEWAY, "connection_refused"),
                 U::ConnectTimeout(..) | U::TlsTimeout(..) => {
@@ -153,6 +154,12 @@ mod tests {
         assert_eq!(
             e.status(),
             (StatusCode::GATEWAY_TIMEOUT, "connection_timeout")
+        );
+        let e = ProxyError::from(upstream::Error::DnsTimeout("h".into()));
+        assert_eq!(e.status(), (StatusCode::GATEWAY_TIMEOUT, "dns_timeout"));
+        assert_eq!(
+            ProxyError::Loop.status(),
+            (StatusCode::BAD_GATEWAY, "proxy_loop_detected")
         );
         let e = ProxyError::from(upstream::Error::Refused("h:1".into(), "x".into()));
         assert_eq!(e.status().0, StatusCode::BAD_GATEWAY);

@@ -20,17 +20,32 @@ pub enum Stream {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-/// Resolves `host:port` and keeps only the addresses the guard allows.
+/// A lookup's answer, or [`Error::DnsTimeout`] after `timeout`: the system resolver's own
+/// retries (resolv.conf's timeout × attempts × nameservers) can keep a request, and the
+/// blocking thread it waits on, far longer than the connect budget when a name's
+/// nameservers never answer. The lookup itself runs on to its end on that thread.
+async fn within<T>(
+    timeout: Duration,
+    host: &str,
+    lookup: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(timeout, lookup).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(Error::Dns(host.to_string(), e.to_string())),
+        Err(_) => Err(Error::DnsTimeout(host.to_string())),
+    }
+}
+
+/// Resolves `host:port` within `timeout` and keeps only the addresses the guard allows.
 /// Fails with [`Error::Guard`] when every resolved address is refused.
 pub async fn resolve(
     host: &str,
     port: u16,
     guard: Option<&Guard>,
+    timeout: Duration,
 ) -> Result<Vec<SocketAddr>, Error> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| Error::Dns(host.to_string(), e.to_string()))?
-        .collect();
+    let addrs = within(timeout, host, tokio::net::lookup_host((host, port))).await?;
+    let addrs: Vec<SocketAddr> = addrs.collect();
     if addrs.is_empty() {
         return Err(Error::Dns(host.to_string(), "no addresses".into()));
     }
@@ -299,6 +314,16 @@ mod tests {
                 seen.escape_ascii()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_that_never_answers_is_a_dns_timeout() {
+        let never = std::future::pending::<std::io::Result<()>>();
+        let r = within(Duration::from_millis(20), "slow.example", never).await;
+        assert!(matches!(r, Err(Error::DnsTimeout(h)) if h == "slow.example"));
+        let failed = async { Err::<(), _>(std::io::Error::other("NXDOMAIN")) };
+        let r = within(Duration::from_secs(10), "gone.example", failed).await;
+        assert!(matches!(r, Err(Error::Dns(h, _)) if h == "gone.example"));
     }
 
     /// A protocol whose server speaks first: its bytes may arrive with the parent's answer,

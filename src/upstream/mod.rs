@@ -53,6 +53,8 @@ pub enum Error {
         ip: std::net::IpAddr,
         why: &'static str,
     },
+    #[error("resolving {0} timed out")]
+    DnsTimeout(String),
     #[error("connection to {0} failed: {1}")]
     Refused(String, String),
     #[error("connection to {0} timed out")]
@@ -109,7 +111,7 @@ impl Error {
     fn before_sending(&self) -> bool {
         matches!(
             self,
-            Error::Refused(..) | Error::ConnectTimeout(..) | Error::Dns(..)
+            Error::Refused(..) | Error::ConnectTimeout(..) | Error::Dns(..) | Error::DnsTimeout(..)
         )
     }
 
@@ -220,7 +222,8 @@ impl Client {
             let opened = match &hop {
                 Hop::Direct => {
                     let addrs =
-                        connect::resolve(&target.host, target.port, Some(&self.guard)).await?;
+                        connect::resolve(&target.host, target.port, Some(&self.guard), timeout)
+                            .await?;
                     connect::tcp(&addrs, timeout, &target.host_port()).await
                 }
                 Hop::Parent(p) => self.parent_tunnel(p, target).await,
@@ -273,7 +276,7 @@ impl Client {
     /// Parents are trusted destinations: no guard.
     async fn parent_tunnel(&self, p: &HostPort, target: &Target) -> Result<TcpStream, Error> {
         let timeout = self.cfg.connect_timeout;
-        let addrs = connect::resolve(&p.host, p.port, None).await?;
+        let addrs = connect::resolve(&p.host, p.port, None, timeout).await?;
         let tcp = connect::tcp(&addrs, timeout, &format!("parent {p}")).await?;
         let answer_within = self.cfg.response_timeout;
         let via = self.via.request_hop(Version::HTTP_11);
@@ -385,7 +388,8 @@ impl Client {
         let timeout = self.cfg.connect_timeout;
         let stream = match hop {
             Hop::Direct => {
-                let addrs = connect::resolve(&target.host, target.port, Some(&self.guard)).await?;
+                let addrs =
+                    connect::resolve(&target.host, target.port, Some(&self.guard), timeout).await?;
                 let tcp = connect::tcp(&addrs, timeout, &target.host_port()).await?;
                 match target.scheme {
                     Scheme::Http => connect::Stream::Plain(tcp),
@@ -397,7 +401,7 @@ impl Client {
             Hop::Parent(p) => match target.scheme {
                 Scheme::Http => {
                     // Parents are trusted destinations: no guard.
-                    let addrs = connect::resolve(&p.host, p.port, None).await?;
+                    let addrs = connect::resolve(&p.host, p.port, None, timeout).await?;
                     let what = format!("parent {p}");
                     connect::Stream::Plain(connect::tcp(&addrs, timeout, &what).await?)
                 }
