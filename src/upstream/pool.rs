@@ -128,21 +128,24 @@ impl Pool {
         });
         *total += 1;
         if *total > self.max_total {
-            // Only when full: close the oldest idle connection of any key, and drop the lists
-            // `take` emptied (kept otherwise, so a key's next check-in allocates nothing),
-            // which keeps these passes as short as the pool.
-            let mut oldest = by_key
-                .values()
-                .filter_map(|l| l.first().map(|c| c.since))
-                .min();
+            // Full: close the oldest idle connections of any key, an eighth of the bound at
+            // once, so that the pass over every list runs once per `max_total / 8`
+            // check-ins, not on each one of a crawl over more hosts than the bound. The pass
+            // also drops the lists `take` emptied (kept otherwise, so a key's next check-in
+            // allocates nothing), which keeps it as short as the pool.
+            let excess = *total - self.max_total + self.max_total / 8;
+            let mut ages: Vec<Instant> = by_key.values().flatten().map(|c| c.since).collect();
+            let (_, &mut cutoff, _) = ages.select_nth_unstable(excess - 1);
+            let mut left = excess;
             by_key.retain(|_, list| {
-                if oldest.is_some() && list.first().map(|c| c.since) == oldest {
-                    list.remove(0);
-                    *total -= 1;
-                    oldest = None;
-                }
+                list.retain(|c| {
+                    let close = left > 0 && c.since <= cutoff;
+                    left -= usize::from(close);
+                    !close
+                });
                 !list.is_empty()
             });
+            *total -= excess - left;
         }
     }
 
@@ -232,5 +235,24 @@ mod tests {
             (4, 4),
             "emptied lists go when full"
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_closes_an_eighth_of_its_bound_at_once() {
+        // One pass over every list per check-in would cost a crawl over more hosts than the
+        // bound a scan of the whole pool per request; a batch makes it one per 16 here.
+        let pool = Pool::new(64, 16, Duration::from_secs(60));
+        let mut far = Vec::new();
+        for i in 0..17 {
+            let (c, f) = conn().await;
+            far.push(f);
+            pool.put(origin(i), c);
+        }
+        assert_eq!(pool.idle_count(), 14, "17 - (1 over + 16 / 8)");
+        for gone in 0..3 {
+            assert!(pool.take(&origin(gone)).is_none(), "the oldest three went");
+        }
+        assert!(pool.take(&origin(3)).is_some());
+        assert!(pool.take(&origin(16)).is_some());
     }
 }
