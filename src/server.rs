@@ -135,6 +135,7 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
         upstream: upstream::Client::new(&cfg.upstream)?,
         cache,
         collapser: Collapser::new(),
+        observing: Arc::new(tokio::sync::Semaphore::new(pipeline.capacity())),
         pipeline,
         store,
         metrics: Default::default(),

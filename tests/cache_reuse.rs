@@ -3,7 +3,9 @@
 
 use crate::common;
 
-use common::cache::{answer, assert_cache_status, hits, http_date, ok_with, origin_with};
+use common::cache::{
+    answer, assert_cache_status, hits, http_date, ok_with, origin_with, wait_until,
+};
 use common::{request, Origin};
 
 #[tokio::test]
@@ -356,4 +358,45 @@ async fn a_204_with_freshness_is_stored_and_served_without_content_length() {
     // RFC 9110 §8.6: a 204 never carries Content-Length, from the origin or the cache.
     assert_eq!(second.header("content-length"), None);
     assert_eq!(hits(&origin, "/beacon"), 1);
+}
+
+/// No client waits for observe mode's scan and store, so its bodies were held without bound
+/// once their responses were done. Past the pipeline's capacity (workers + queue) a body is
+/// neither scanned nor stored; the response itself is relayed as ever.
+#[tokio::test]
+async fn observe_mode_holds_no_more_bodies_than_the_scan_capacity() {
+    let origin = origin_with(&["Cache-Control: max-age=600"]).await;
+    let mut cfg = common::config();
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let sluice = common::start(cfg).await;
+    let proxy = sluice.running.as_ref().expect("running").proxy.clone();
+    let capacity = proxy.pipeline.capacity();
+    // Every slot taken, as by that many bodies waiting for a scan or the store writer.
+    let taken = proxy
+        .observing
+        .clone()
+        .acquire_many_owned(capacity as u32)
+        .await
+        .expect("permits");
+    let url = origin.url("/over");
+    assert_eq!(sluice.fetch(&url).await.text(), "body of /over");
+    wait_until("the body is refused", || {
+        proxy.pipeline.stats().rejected == 1
+    })
+    .await;
+    let again = sluice.fetch(&url).await;
+    assert_eq!(
+        hits(&origin, "/over"),
+        2,
+        "not stored: {:?}",
+        again.header("cache-status")
+    );
+
+    drop(taken);
+    let url = origin.url("/room");
+    sluice.fetch(&url).await;
+    wait_until("a body is scanned once there is room", || {
+        proxy.pipeline.stats().requests > 0
+    })
+    .await;
 }

@@ -196,6 +196,7 @@ fn observe(
     let url = x.url.to_string();
     let cache = proxy.cache.clone();
     let store = proxy.store.clone();
+    let observing = proxy.observing.clone();
     // Everything the meta needs, captured now; the meta is built once the body is complete.
     let prepared = x.key.filter(|_| storable).map(|k| {
         (
@@ -209,6 +210,17 @@ fn observe(
     on_storable(false);
     tokio::spawn(async move {
         let Ok(bytes) = copy.await else { return };
+        // No client waits for this scan and store, so nothing else bounds the bodies held
+        // for them once their responses are done: past the pipeline's capacity (what a full
+        // scan queue refuses in enforce mode) a body is neither scanned nor stored.
+        let Ok(_slot) = observing.try_acquire_owned() else {
+            pipeline.count_rejected();
+            tracing::debug!(
+                url,
+                "scan capacity taken: observed body not scanned or stored"
+            );
+            return;
+        };
         let verdict = Arc::new(pipeline.scan(content(&bytes, &headers, &url)).await);
         record_url(&store, &url, &verdict, no_store);
         if let Some((key, status, req_headers, request_time, response_time)) = prepared {

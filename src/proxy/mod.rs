@@ -36,6 +36,9 @@ pub struct Proxy {
     /// In-flight misses by key; the value tells followers whether the leader stored it.
     pub collapser: Collapser<bool>,
     pub pipeline: Pipeline,
+    /// Observe mode's responses whose body copy waits for a scan (and a store) after the
+    /// response: at most the pipeline's capacity, since no client waits for them.
+    pub observing: std::sync::Arc<tokio::sync::Semaphore>,
     pub store: Store,
     /// Counters for the admin API's `/metrics`.
     pub metrics: crate::admin::metrics::ProxyMetrics,

@@ -359,6 +359,17 @@ impl Pipeline {
         Some(v)
     }
 
+    /// How many scans may run or wait at once (`scan.workers` + `scan.queue`).
+    pub fn capacity(&self) -> usize {
+        self.inner.pool.workers() + self.inner.settings.queue
+    }
+
+    /// Counts a body the proxy did not hand over because the pipeline's capacity was taken
+    /// already (observe mode's bound on bodies copied for a later scan).
+    pub fn count_rejected(&self) {
+        self.inner.stats.rejected.fetch_add(1, Relaxed);
+    }
+
     /// A copy of the counters (scans, memo hits, per classifier, per class).
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
