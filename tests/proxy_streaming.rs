@@ -226,3 +226,33 @@ async fn read_some(s: &mut tokio::net::TcpStream, buf: &mut [u8]) -> usize {
         .expect("read in time")
         .expect("read")
 }
+
+/// An answer sluice gives itself to a request with a body (here the destination guard's 403
+/// to an `Expect: 100-continue` upload) comes before the body is read; hyper closes rather
+/// than read it, and the answer now says so (RFC 9110 §10.1.1) instead of looking reusable.
+#[tokio::test]
+async fn a_refused_upload_is_answered_with_connection_close() {
+    let origin = Origin::ok("never").await;
+    let mut cfg = config();
+    cfg.upstream.allow.clear();
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    let refused = c.exchange(get(&origin.url("/g"))).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.header("connection"),
+        None,
+        "no body: the connection stays"
+    );
+    c.send(format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        origin.url("/e"),
+        origin.addr()
+    ))
+    .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_close(LIMIT).await;
+    assert_eq!(origin.connections(), 0);
+}

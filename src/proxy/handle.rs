@@ -42,6 +42,7 @@ pub async fn handle(
     // `forward` logs the normalised URL; anything else logs the target as received.
     let uri = req.uri().clone();
     let connect = req.method() == Method::CONNECT;
+    let has_body = !req.body().is_end_stream();
     let resp = if !allowed {
         Err(ProxyError::ClientDenied(client.ip()))
     } else if let Err(why) = host_field_ok(req.version(), req.headers(), req.uri().authority()) {
@@ -53,7 +54,17 @@ pub async fn handle(
     } else {
         forward(&proxy, req, &mut log).await
     };
-    let mut resp = resp.unwrap_or_else(ProxyError::into_response);
+    let mut resp = resp.unwrap_or_else(|e| {
+        let mut resp = e.into_response();
+        if has_body {
+            // Refused before (or while) its body was read: hyper then closes rather than
+            // read the rest, and the answer says so (RFC 9110 §10.1.1), so a client that
+            // sent `Expect: 100-continue` does not send the body on a connection that ends.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    });
     if connect && !resp.status().is_success() {
         // A refused CONNECT ends the connection: the head check stops at a CONNECT head (what
         // follows a tunnel is not HTTP), so nothing after it may be read as requests.
