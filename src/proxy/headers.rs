@@ -101,27 +101,27 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
-/// `<received-protocol>` of `Via` (RFC 9110 §7.6.3) for a message that arrived in `version`.
-fn received_protocol(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    }
+/// Each protocol version a message can arrive in, with its `<received-protocol>` (RFC 9110
+/// §7.6.3) and this hop's `Via` entry on a response, spelled out so no response formats it.
+const PROTOCOLS: [(Version, &str, &str); 5] = [
+    (Version::HTTP_09, "0.9", "0.9 sluice"),
+    (Version::HTTP_10, "1.0", "1.0 sluice"),
+    (Version::HTTP_11, "1.1", "1.1 sluice"),
+    (Version::HTTP_2, "2", "2 sluice"),
+    (Version::HTTP_3, "3", "3 sluice"),
+];
+
+/// `received`'s row of [`PROTOCOLS`] (HTTP/1.1's for a version `http` adds later).
+fn protocol_index(received: Version) -> usize {
+    PROTOCOLS
+        .iter()
+        .position(|(v, ..)| *v == received)
+        .unwrap_or(2)
 }
 
-/// This hop's `Via` entry on a response: `<received-protocol> sluice`, spelled out so no
-/// response formats it.
+/// This hop's `Via` entry on a response: `<received-protocol> sluice`.
 pub fn response_hop(received: Version) -> HeaderValue {
-    HeaderValue::from_static(match received {
-        Version::HTTP_09 => "0.9 sluice",
-        Version::HTTP_10 => "1.0 sluice",
-        Version::HTTP_2 => "2 sluice",
-        Version::HTTP_3 => "3 sluice",
-        _ => "1.1 sluice",
-    })
+    HeaderValue::from_static(PROTOCOLS[protocol_index(received)].2)
 }
 
 /// How this instance names itself in `Via` on the requests it sends upstream: the pseudonym
@@ -133,18 +133,9 @@ pub fn response_hop(received: Version) -> HeaderValue {
 #[derive(Clone, Debug)]
 pub struct ViaName {
     token: String,
-    /// The entry for a request received in each of [`VERSIONS`].
+    /// The entry for a request received in each of [`PROTOCOLS`].
     hops: [HeaderValue; 5],
 }
-
-/// The protocol versions a request can arrive in, for [`ViaName`]'s prebuilt entries.
-const VERSIONS: [Version; 5] = [
-    Version::HTTP_09,
-    Version::HTTP_10,
-    Version::HTTP_11,
-    Version::HTTP_2,
-    Version::HTTP_3,
-];
 
 impl Default for ViaName {
     fn default() -> Self {
@@ -164,8 +155,8 @@ impl ViaName {
         let seed = (std::process::id(), now, n);
         let token = foldhash::quality::RandomState::default().hash_one(seed);
         let token = format!("{token:016x}");
-        let hops = VERSIONS.map(|v| {
-            let hop = format!("{} sluice (id={token})", received_protocol(v));
+        let hops = PROTOCOLS.map(|(_, protocol, _)| {
+            let hop = format!("{protocol} sluice (id={token})");
             HeaderValue::from_str(&hop)
                 .expect("protocol, pseudonym and hex token are visible ASCII")
         });
@@ -174,8 +165,7 @@ impl ViaName {
 
     /// This hop's `Via` entry on a request that arrived in `received`.
     pub fn request_hop(&self, received: Version) -> HeaderValue {
-        let i = VERSIONS.iter().position(|v| *v == received).unwrap_or(2);
-        self.hops[i].clone()
+        self.hops[protocol_index(received)].clone()
     }
 
     /// Whether a request's `Via` shows that it has passed through this instance already.
