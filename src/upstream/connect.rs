@@ -118,9 +118,9 @@ pub async fn tls(
 const MAX_CONNECT_HEAD: usize = 16 << 10;
 
 /// Asks a parent proxy to open a tunnel to `authority` (`host:port`), naming this hop
-/// `via`, waiting up to `timeout` for its answer. The parent answers only once it has reached the origin, so
-/// this is a response time, not a connect time: running out of it is final (the parent is
-/// up), as for an `http://` request relayed by the parent.
+/// `via`, waiting up to `timeout` for its answer. The parent answers only once it has
+/// reached the origin, so this is a response time, not a connect time: running out of it is
+/// final (the parent is up), as for an `http://` request relayed by the parent.
 pub async fn parent_tunnel(
     mut tcp: TcpStream,
     authority: &str,

@@ -216,16 +216,10 @@ impl Client {
     /// behind the destination guard. A parent that could not be reached is marked down and
     /// the next hop tried; a parent's answer, even a refusal, is final.
     pub async fn tunnel(&self, target: &Target) -> Result<TcpStream, Error> {
-        let timeout = self.cfg.connect_timeout;
         let mut last = None;
         for hop in self.router.plan(&target.host, || target.host_port()) {
             let opened = match &hop {
-                Hop::Direct => {
-                    let addrs =
-                        connect::resolve(&target.host, target.port, Some(&self.guard), timeout)
-                            .await?;
-                    connect::tcp(&addrs, timeout, &target.host_port()).await
-                }
+                Hop::Direct => self.direct_tcp(target).await,
                 Hop::Parent(p) => self.parent_tunnel(p, target).await,
             };
             match self.judge(&hop, opened) {
@@ -272,12 +266,23 @@ impl Client {
         }
     }
 
-    /// A TCP connection to parent `p` on which it has agreed to a tunnel to `target`.
-    /// Parents are trusted destinations: no guard.
-    async fn parent_tunnel(&self, p: &HostPort, target: &Target) -> Result<TcpStream, Error> {
+    /// A TCP connection to `target` itself, to an address the destination guard allows.
+    async fn direct_tcp(&self, target: &Target) -> Result<TcpStream, Error> {
+        let timeout = self.cfg.connect_timeout;
+        let addrs = connect::resolve(&target.host, target.port, Some(&self.guard), timeout).await?;
+        connect::tcp(&addrs, timeout, &target.host_port()).await
+    }
+
+    /// A TCP connection to parent `p`. Parents are trusted destinations: no guard.
+    async fn parent_tcp(&self, p: &HostPort) -> Result<TcpStream, Error> {
         let timeout = self.cfg.connect_timeout;
         let addrs = connect::resolve(&p.host, p.port, None, timeout).await?;
-        let tcp = connect::tcp(&addrs, timeout, &format!("parent {p}")).await?;
+        connect::tcp(&addrs, timeout, &format!("parent {p}")).await
+    }
+
+    /// A TCP connection to parent `p` on which it has agreed to a tunnel to `target`.
+    async fn parent_tunnel(&self, p: &HostPort, target: &Target) -> Result<TcpStream, Error> {
+        let tcp = self.parent_tcp(p).await?;
         let answer_within = self.cfg.response_timeout;
         let via = self.via.request_hop(Version::HTTP_11);
         let (authority, parent) = (target.host_port(), p.to_string());
@@ -388,9 +393,7 @@ impl Client {
         let timeout = self.cfg.connect_timeout;
         let stream = match hop {
             Hop::Direct => {
-                let addrs =
-                    connect::resolve(&target.host, target.port, Some(&self.guard), timeout).await?;
-                let tcp = connect::tcp(&addrs, timeout, &target.host_port()).await?;
+                let tcp = self.direct_tcp(target).await?;
                 match target.scheme {
                     Scheme::Http => connect::Stream::Plain(tcp),
                     Scheme::Https => {
@@ -399,12 +402,7 @@ impl Client {
                 }
             }
             Hop::Parent(p) => match target.scheme {
-                Scheme::Http => {
-                    // Parents are trusted destinations: no guard.
-                    let addrs = connect::resolve(&p.host, p.port, None, timeout).await?;
-                    let what = format!("parent {p}");
-                    connect::Stream::Plain(connect::tcp(&addrs, timeout, &what).await?)
-                }
+                Scheme::Http => connect::Stream::Plain(self.parent_tcp(p).await?),
                 Scheme::Https => {
                     let tcp = self.parent_tunnel(p, target).await?;
                     connect::tls(tcp, &target.host, self.tls.clone(), timeout).await?
