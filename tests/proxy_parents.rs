@@ -32,6 +32,22 @@ async fn sluice_with_parents(proxies: &[u16], go_direct: bool) -> Sluice {
     start(parents_config(proxies, go_direct)).await
 }
 
+/// Both requests went to `parent` (a parent that answers is not marked down), and none
+/// went around it to `direct`.
+#[track_caller]
+fn assert_parent_kept(parent: &Origin, direct: &Origin, case: &str) {
+    assert_eq!(
+        parent.requests().len(),
+        2,
+        "{case}: the parent was not marked down"
+    );
+    assert_eq!(
+        direct.connections(),
+        0,
+        "{case}: never direct around a live parent"
+    );
+}
+
 /// Which parent ("A"/"B") answered.
 fn answered_by(r: &common::Response) -> String {
     assert_eq!(r.status(), 200, "{}", r.text());
@@ -269,8 +285,7 @@ async fn a_parents_endless_connect_answer_is_a_502_without_failover() {
         let r = sluice.fetch(&url).await;
         common::assert_proxy_error(&r, 502, "http_protocol_error");
     }
-    assert_eq!(parent.requests().len(), 2, "not marked down");
-    assert_eq!(direct.connections(), 0, "never direct around the parent");
+    assert_parent_kept(&parent, &direct, "");
 }
 
 #[tokio::test]
@@ -296,8 +311,7 @@ async fn a_parents_407_or_503_to_connect_is_a_502_or_its_503_without_failover() 
                 r.proxy_status()
             );
         }
-        assert_eq!(parent.requests().len(), 2, "{answer}: not marked down");
-        assert_eq!(direct.connections(), 0, "{answer}: never direct");
+        assert_parent_kept(&parent, &direct, answer);
     }
 }
 
@@ -403,8 +417,7 @@ async fn a_parents_refusal_of_a_client_connect_is_final() {
         common::assert_proxy_error(&r, 403, "http_request_denied");
         assert!(r.proxy_status().contains("received-status=403"));
     }
-    assert_eq!(parent.requests().len(), 2, "not marked down");
-    assert_eq!(direct.connections(), 0, "never direct around the parent");
+    assert_parent_kept(&parent, &direct, "");
 }
 
 /// Regression: a parent's answer to CONNECT had to come within `upstream.connect_timeout`,
@@ -430,8 +443,7 @@ async fn a_parent_slower_than_connect_timeout_to_answer_connect_is_not_marked_do
         }
         assert_eq!(got, b"SLOW BUT UP");
     }
-    assert_eq!(parent.requests().len(), 2, "the parent was not marked down");
-    assert_eq!(direct.connections(), 0, "never direct around a live parent");
+    assert_parent_kept(&parent, &direct, "");
 }
 
 /// The other side of the same decision: a parent that takes the CONNECT and never answers
@@ -459,8 +471,7 @@ async fn a_parent_that_never_answers_connect_is_a_504_without_failover() {
             r.proxy_status()
         );
     }
-    assert_eq!(parent.requests().len(), 2, "not marked down");
-    assert_eq!(direct.connections(), 0, "never direct around the parent");
+    assert_parent_kept(&parent, &direct, "");
 }
 
 /// Regression: a TLS handshake with the origin that timed out inside a parent's tunnel
@@ -495,8 +506,7 @@ async fn an_origin_tls_timeout_inside_a_parents_tunnel_does_not_mark_the_parent_
         let r = sluice.fetch(&url).await;
         common::assert_proxy_error(&r, 504, "connection_timeout");
     }
-    assert_eq!(parent.requests().len(), 2, "the parent was not marked down");
-    assert_eq!(direct.connections(), 0, "never direct around a live parent");
+    assert_parent_kept(&parent, &direct, "");
 }
 
 /// A parent list that names this proxy itself (or two proxies that are each other's parent)
