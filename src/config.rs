@@ -374,6 +374,11 @@ pub struct StoreConfig {
     pub max_size: ByteSize,
     #[serde(deserialize_with = "de_from_str")]
     pub memory: ByteSize,
+    /// How long the verdict history is kept: a URL record (`urls`) for this long after its
+    /// fetch, a verdict for twice this after its scan; a memoised verdict is reused for this
+    /// long after its scan, then the body is scanned again (`store::retention`).
+    #[serde(deserialize_with = "de_duration")]
+    pub verdict_retention: Duration,
 }
 
 impl Default for StoreConfig {
@@ -382,6 +387,7 @@ impl Default for StoreConfig {
             path: PathBuf::from("sluice-data"),
             max_size: ByteSize(10 << 30),
             memory: ByteSize(256 << 20),
+            verdict_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -614,6 +620,7 @@ impl Config {
             ("upstream.response_timeout", self.upstream.response_timeout),
             ("upstream.body_timeout", self.upstream.body_timeout),
             ("scan.timeout", self.scan.timeout),
+            ("store.verdict_retention", self.store.verdict_retention),
         ] {
             if d.is_zero() {
                 return Err(invalid(key, "must be longer than zero"));

@@ -106,7 +106,7 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let pipeline = pipeline.with_store(&store);
+    let pipeline = pipeline.with_store_reusing_for(&store, cfg.store.verdict_retention);
     let runtime_hashes = admin::hashes::apply_stored(&pipeline.handles(), &store);
     if runtime_hashes > 0 {
         pipeline.refresh_ruleset();
@@ -149,7 +149,12 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
             admin::Admin::new(proxy.clone(), cfg.admin_token()),
             rx.clone(),
         )),
-        tokio::spawn(reload_on_sighup(proxy.clone(), hangup_signal(), rx)),
+        tokio::spawn(reload_on_sighup(proxy.clone(), hangup_signal(), rx.clone())),
+        tokio::spawn(store::retention::run(
+            proxy.store.clone(),
+            cfg.store.verdict_retention,
+            rx,
+        )),
     ];
     Ok(Running {
         proxy_addr,

@@ -13,6 +13,7 @@
 //! another process or an I/O error stops start-up with a message instead, touching nothing.
 
 mod damage;
+pub mod retention;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

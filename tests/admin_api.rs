@@ -180,6 +180,89 @@ async fn verdicts_by_sha_and_by_url() {
     assert_eq!(a.status, 400);
 }
 
+/// `store.verdict_retention` (R): at start the sweep drops URL records older than R and
+/// verdicts older than 2R; a verdict older than R is not reused, on a miss (memo) or a hit
+/// (the one kept with the object), so the body is scanned again and stamped now.
+#[tokio::test]
+async fn verdict_history_is_kept_for_the_retention_and_old_verdicts_are_rescanned() {
+    use sluice::scan::pipeline::{index::parse_rfc3339, memo::Memo, rfc3339};
+    use std::time::{Duration, SystemTime};
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    let origin = Origin::respond(|req| {
+        if req.target().ends_with("/cached") {
+            cacheable_text("Cached, and you have won a prize!")
+        } else {
+            let fields = ["Content-Type: text/plain", "Cache-Control: no-store"];
+            common::cache::answer("200 OK", &fields, b"Not stored, yet you have won again!")
+        }
+    })
+    .await;
+    let dirs = Dirs::new();
+    let mut cfg = dirs.config("");
+    cfg.store.verdict_retention = DAY;
+    let store = sluice::store::Store::temporary().expect("store");
+    let start =
+        |store: &sluice::store::Store| sluice::server::start_with_store(cfg.clone(), store.clone());
+    let running = start(&store).await.expect("starts");
+    let (cached, fresh) = (origin.url("/cached"), origin.url("/fresh"));
+    let mut shas = Vec::new();
+    for url in [&cached, &fresh] {
+        let r = common::fetch(running.proxy_addr, url).await;
+        assert_eq!(verdict_class(&r), "spam", "{url}");
+        shas.push(verdict_sha(&r));
+    }
+    running.shutdown().await;
+
+    // Age both verdicts to 1.5 R (kept by the sweep, too old to reuse), and add history past
+    // the retention: a URL record fetched 1.1 R ago, a verdict scanned 2.1 R ago.
+    let memo = Memo::new(store.verdicts.clone()).with_index(store.verdicts_by_class.clone());
+    let now = SystemTime::now();
+    for sha in &shas {
+        let mut v = memo.get_any(sha).expect("stored verdict");
+        v.scanned_at = rfc3339(now - DAY * 3 / 2);
+        memo.put(&v);
+    }
+    let ancient = "a".repeat(64);
+    let mut v = memo.get_any(&shas[0]).expect("stored verdict");
+    (v.sha256, v.scanned_at) = (ancient.clone(), rfc3339(now - DAY * 21 / 10));
+    memo.put(&v);
+    let old_url = origin.url("/long-ago");
+    let record = json!({"sha256": shas[1], "fetched_at": rfc3339(now - DAY * 11 / 10)});
+    store
+        .urls
+        .insert(&old_url, record.to_string().as_bytes())
+        .expect("insert");
+
+    let running = start(&store).await.expect("restarts");
+    common::cache::wait_until("the sweep at start", || {
+        store.verdicts.get(&ancient).expect("read").is_none()
+    })
+    .await;
+    assert!(store.urls.get(&old_url).expect("read").is_none());
+    let c = AdminClient {
+        addr: running.admin_addr,
+        token: None,
+    };
+    let a = c.get(&format!("/verdicts?url={}", enc(&old_url))).await;
+    assert_eq!(a.status, 404, "{:?}", a.json);
+    let scanned = |a: &admin_support::Answer| parse_rfc3339(a.json["scanned_at"].as_str().unwrap());
+    for (url, sha) in [&cached, &fresh].into_iter().zip(&shas) {
+        let a = c.get(&format!("/verdicts/{sha}")).await;
+        assert_eq!(a.status, 200, "{url}: kept through the sweep");
+        let before = scanned(&a).expect("time");
+        let r = common::fetch(running.proxy_addr, url).await;
+        assert_eq!(verdict_class(&r), "spam", "{url}");
+        let a = c.get(&format!("/verdicts?url={}", enc(url))).await;
+        assert_eq!(a.status, 200, "{url}");
+        assert!(
+            scanned(&a).expect("time") > before + 86_400,
+            "{url}: scanned again"
+        );
+    }
+    running.shutdown().await;
+}
+
 #[tokio::test]
 async fn class_listing_pages_over_1000_verdicts_newest_first() {
     let dirs = Dirs::new();

@@ -96,6 +96,15 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class.
+    pub const ALL: [Class; 5] = [
+        Class::Clean,
+        Class::Unscanned,
+        Class::Suspect,
+        Class::Spam,
+        Class::Listed,
+    ];
+
     /// The lowercase name used in headers, JSON and config.
     pub fn as_str(self) -> &'static str {
         match self {

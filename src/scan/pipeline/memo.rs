@@ -14,6 +14,7 @@
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::scan::pdq::PdqHash;
 use crate::scan::Verdict;
@@ -57,6 +58,8 @@ pub struct Memo {
     /// Decoded-body SHA-256 → its latest verdict per reading, for verdicts read or written
     /// recently. The `verdicts` tree keeps only the latest verdict of a body.
     hot: Mutex<HashMap<String, Vec<Arc<Verdict>>>>,
+    /// How long after its scan a verdict is reused (`store.verdict_retention`); `None`: always.
+    reuse_for: Option<Duration>,
 }
 
 impl Memo {
@@ -68,7 +71,30 @@ impl Memo {
             pdq: None,
             raw: Mutex::new(HashMap::new()),
             hot: Mutex::new(HashMap::new()),
+            reuse_for: None,
         }
+    }
+
+    /// Reuses a verdict only while its scan is at most `age` old; an older one counts as a
+    /// miss, so the body is scanned again and its verdict (stamped now) replaces the old.
+    /// Every verdict served is then younger than `age`, and the retention sweep, which keeps
+    /// verdicts for twice that, never removes one that a URL record still names.
+    pub fn reusing_for(mut self, age: Duration) -> Memo {
+        self.reuse_for = Some(age);
+        self
+    }
+
+    /// Whether `v` is young enough to be reused (see [`reusing_for`](Self::reusing_for)).
+    /// A `scanned_at` that does not parse counts as too old.
+    pub fn reusable(&self, v: &Verdict) -> bool {
+        let Some(age) = self.reuse_for else {
+            return true;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        super::index::parse_rfc3339(&v.scanned_at)
+            .is_some_and(|t| t.saturating_add(age.as_secs()) >= now)
     }
 
     /// Also maintains the by-class index in `index` on every [`put`](Self::put).
@@ -114,7 +140,7 @@ impl Memo {
         lock(&self.hot)
             .get(key.sha256)?
             .iter()
-            .find(|v| key.fits(v))
+            .find(|v| key.fits(v) && self.reusable(v))
             .cloned()
     }
 
@@ -141,7 +167,7 @@ impl Memo {
             }
         };
         let v: Verdict = serde_json::from_slice(&bytes).ok()?;
-        key.fits(&v).then_some(v)
+        (key.fits(&v) && self.reusable(&v)).then_some(v)
     }
 
     /// Stores a verdict (replacing the body's older one, whatever its ruleset or reading; the
@@ -236,5 +262,53 @@ mod tests {
         h.quality = 87;
         assert_eq!(decode_pdq(&encode_pdq(&h)), Some(h));
         assert_eq!(decode_pdq(&encode_pdq(&h)[..32]), None);
+    }
+
+    #[test]
+    fn a_verdict_is_reused_only_while_its_scan_is_young_enough() {
+        let store = crate::store::Store::temporary().unwrap();
+        let memo = Memo::new(store.verdicts.clone()).reusing_for(Duration::from_secs(3600));
+        let scanned = |secs_ago: u64| Verdict {
+            sha256: "s".into(),
+            media_type: "text/plain".into(),
+            class: crate::scan::Class::Clean,
+            score: 0.0,
+            findings: Vec::new(),
+            ruleset: "r".into(),
+            scanned_at: super::super::rfc3339(SystemTime::now() - Duration::from_secs(secs_ago)),
+            reason: None,
+            reading: "text".into(),
+            header: Default::default(),
+        };
+        let key = Key {
+            sha256: "s",
+            reading: "text",
+            ruleset: "r",
+        };
+        for (secs_ago, reused) in [(60, true), (3500, true), (3700, false), (86_400, false)] {
+            let v = scanned(secs_ago);
+            memo.put(&v);
+            assert_eq!(memo.reusable(&v), reused, "{secs_ago} s");
+            assert_eq!(
+                memo.get_hot(&key).is_some(),
+                reused,
+                "{secs_ago} s, in memory"
+            );
+            assert_eq!(
+                memo.get_stored(&key).is_some(),
+                reused,
+                "{secs_ago} s, stored"
+            );
+        }
+        let unparsed = Verdict {
+            scanned_at: "yesterday".into(),
+            ..scanned(0)
+        };
+        assert!(!memo.reusable(&unparsed));
+        let forever = Memo::new(store.verdicts.clone());
+        assert!(
+            forever.reusable(&unparsed),
+            "no age limit without reusing_for"
+        );
     }
 }

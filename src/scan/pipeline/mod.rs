@@ -180,9 +180,23 @@ impl Pipeline {
 
     /// Memoises verdicts in `store`'s `verdicts` tree (call once, before sharing the pipeline).
     pub fn with_store(self, store: &Store) -> Pipeline {
-        let memo = Memo::new(store.verdicts.clone())
+        self.with_memo(Self::memo_over(store))
+    }
+
+    /// [`with_store`](Self::with_store), reusing a verdict (memoised, or kept with a cached
+    /// object) only while its scan is at most `age` old (`store.verdict_retention`; see
+    /// [`Memo::reusing_for`]).
+    pub fn with_store_reusing_for(self, store: &Store, age: Duration) -> Pipeline {
+        self.with_memo(Self::memo_over(store).reusing_for(age))
+    }
+
+    fn memo_over(store: &Store) -> Memo {
+        Memo::new(store.verdicts.clone())
             .with_index(store.verdicts_by_class.clone())
-            .with_pdq(store.pdq_of.clone());
+            .with_pdq(store.pdq_of.clone())
+    }
+
+    fn with_memo(self, memo: Memo) -> Pipeline {
         let _already_set = self.inner.memo.set(memo);
         self
     }
@@ -295,9 +309,11 @@ impl Pipeline {
     }
 
     /// Whether a verdict kept with a cached object still stands, that is, the current ruleset
-    /// produced it; counted like a memo hit of [`scan`](Self::scan) when it does.
+    /// produced it and the memo would still reuse it (its age); counted like a memo hit of [`scan`](Self::scan) when it does.
     pub fn still_stands(&self, v: &Verdict) -> bool {
-        if v.ruleset != self.current().ruleset {
+        if v.ruleset != self.current().ruleset
+            || !self.inner.memo.get().is_none_or(|m| m.reusable(v))
+        {
             return false;
         }
         let stats = &self.inner.stats;

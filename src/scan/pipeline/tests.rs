@@ -504,6 +504,40 @@ async fn a_hit_without_a_kept_verdict_asks_memory_then_the_worker() {
 }
 
 #[tokio::test]
+async fn a_verdict_past_the_reuse_age_is_scanned_again_even_when_kept_with_an_object() {
+    let store = Store::temporary().unwrap();
+    let body = html("<p>buy pills</p>");
+    let raw: [u8; 32] = Sha256::digest(&body.bytes).into();
+    let mut f = rules(vec![("PHARMA", 3.0)]);
+    f.fingerprint = "v1".into();
+    let fake = Arc::new(f);
+    let p = Pipeline::new(
+        vec![fake.clone() as Arc<dyn Classifier>],
+        Settings::default(),
+    )
+    .with_store_reusing_for(&store, Duration::from_secs(3600));
+    let fresh = p.scan_sync(&body);
+    assert!(p.still_stands(&fresh));
+    // The same verdict an hour and a bit later (the clock is the verdict's own stamp).
+    let old = Verdict {
+        scanned_at: rfc3339(std::time::SystemTime::now() - Duration::from_secs(3700)),
+        ..fresh.clone()
+    };
+    assert!(
+        !p.still_stands(&old),
+        "kept with an object, too old to stand"
+    );
+    p.inner.memo.get().unwrap().put(&old);
+    let again = p.verdict_for_known(&raw, body.clone()).await;
+    assert_eq!(
+        fake.calls.load(SeqCst),
+        2,
+        "the stored one is too old: scanned again"
+    );
+    assert!(p.still_stands(&again));
+}
+
+#[tokio::test]
 async fn a_full_pool_still_answers_from_the_store() {
     let store = Store::temporary().unwrap();
     let stored = counting_pipeline(&store, "v1")
