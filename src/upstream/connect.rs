@@ -71,20 +71,91 @@ pub async fn resolve(
     }
 }
 
-/// Connects to the first address that answers within `timeout` each.
+/// RFC 8305's Connection Attempt Delay: how long an attempt has before the next address is
+/// tried alongside it (its recommended default, which browsers use).
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects to one of `addrs` within `timeout` overall, racing them as browsers do (Happy
+/// Eyeballs, RFC 8305): see [`race`].
 pub async fn tcp(addrs: &[SocketAddr], timeout: Duration, what: &str) -> Result<TcpStream, Error> {
-    let mut last = Error::Refused(what.to_string(), "no address to try".into());
-    for addr in addrs {
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Ok(Err(e)) => last = Error::Refused(what.to_string(), e.to_string()),
-            Err(_) => last = Error::ConnectTimeout(what.to_string()),
+    let s = race(
+        &interleave(addrs),
+        timeout,
+        ATTEMPT_DELAY,
+        what,
+        TcpStream::connect,
+    )
+    .await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// The addresses with their families alternating, starting with the resolver's first
+/// choice (RFC 8305 §4), each family keeping the resolver's order: a host whose IPv6
+/// addresses are all unreachable reaches its IPv4 one on the second attempt, not the last.
+fn interleave(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let first_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
+    let (mut first, mut other) = addrs
+        .iter()
+        .partition::<Vec<_>, _>(|a| a.is_ipv6() == first_v6);
+    let (mut first, mut other) = (first.drain(..), other.drain(..));
+    let mut out = Vec::with_capacity(addrs.len());
+    loop {
+        match (first.next(), other.next()) {
+            (None, None) => return out,
+            (a, b) => out.extend(a.into_iter().chain(b).copied()),
         }
     }
-    Err(last)
+}
+
+/// Starts `connect` on the addresses in order, the next one when the last started has not
+/// connected within `delay` or as soon as an attempt fails; the first to connect wins and
+/// the rest are dropped. All within `timeout` from the start: past it, a connect timeout
+/// (the budget is the whole connect, however many addresses the name has). When every
+/// address has failed, the last failure.
+async fn race<S, Fut>(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    delay: Duration,
+    what: &str,
+    connect: impl Fn(SocketAddr) -> Fut,
+) -> Result<S, Error>
+where
+    Fut: std::future::Future<Output = std::io::Result<S>>,
+{
+    if addrs.is_empty() {
+        return Err(Error::Refused(what.to_string(), "no address to try".into()));
+    }
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+
+    let mut next = addrs.iter();
+    let mut running = FuturesUnordered::new();
+    let deadline = tokio::time::sleep(timeout);
+    let stagger = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(deadline, stagger);
+    loop {
+        tokio::select! {
+            biased;
+            Some(done) = running.next() => match done {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    let e: std::io::Error = e;
+                    if running.is_empty() && next.len() == 0 {
+                        return Err(Error::Refused(what.to_string(), e.to_string()));
+                    }
+                    // A failure lets the next address go at once.
+                    stagger.as_mut().reset(tokio::time::Instant::now());
+                }
+            },
+            () = &mut stagger, if next.len() > 0 => {
+                if let Some(addr) = next.next() {
+                    running.push(connect(*addr));
+                }
+                stagger.as_mut().reset(tokio::time::Instant::now() + delay);
+            }
+            () = &mut deadline => return Err(Error::ConnectTimeout(what.to_string())),
+        }
+    }
 }
 
 /// Wraps a TCP stream in TLS for `host`.
@@ -271,6 +342,66 @@ impl AsyncWrite for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scripted connect, by port: 1 never answers, 2 is refused at once, any other port
+    /// connects after that many milliseconds. Yields the address it connected to.
+    async fn scripted(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        match addr.port() {
+            1 => std::future::pending().await,
+            2 => Err(std::io::ErrorKind::ConnectionRefused.into()),
+            ms => {
+                tokio::time::sleep(Duration::from_millis(ms.into())).await;
+                Ok(addr)
+            }
+        }
+    }
+
+    fn v4(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    fn v6(port: u16) -> SocketAddr {
+        SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], port))
+    }
+
+    /// Races `addrs` (5 s budget, 250 ms stagger) on paused time: the outcome and when.
+    async fn race_of(addrs: &[SocketAddr]) -> (Result<SocketAddr, String>, Duration) {
+        let start = tokio::time::Instant::now();
+        let won = race(addrs, Duration::from_secs(5), ATTEMPT_DELAY, "o", scripted).await;
+        (won.map_err(|e| e.to_string()), start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn addresses_race_with_a_stagger_within_one_budget() {
+        let ms = Duration::from_millis;
+        // A black-holed first address costs one stagger, not the whole connect budget.
+        assert_eq!(race_of(&[v6(1), v4(10)]).await, (Ok(v4(10)), ms(260)));
+        // A refusal lets the next address go at once.
+        assert_eq!(race_of(&[v6(2), v4(10)]).await, (Ok(v4(10)), ms(10)));
+        // The first to connect wins, though started later; the slow one is dropped.
+        assert_eq!(race_of(&[v4(1000), v4(20)]).await, (Ok(v4(20)), ms(270)));
+        // A slow first address still wins when it is first to finish.
+        assert_eq!(race_of(&[v4(300), v4(1)]).await, (Ok(v4(300)), ms(300)));
+        // Nothing answers: one budget for all of them, not one each.
+        let (won, took) = race_of(&[v4(1), v6(1), v4(1)]).await;
+        assert!(won.unwrap_err().contains("timed out"));
+        assert_eq!(took, Duration::from_secs(5));
+        // Everything refused: the refusal, at once.
+        let (won, took) = race_of(&[v4(2), v6(2)]).await;
+        assert!(won.unwrap_err().contains("refused"));
+        assert_eq!(took, Duration::ZERO);
+        assert!(race_of(&[]).await.0.is_err());
+    }
+
+    #[test]
+    fn families_alternate_from_the_resolvers_first_choice() {
+        assert_eq!(
+            interleave(&[v6(1), v6(2), v6(3), v4(4), v4(5)]),
+            [v6(1), v4(4), v6(2), v4(5), v6(3)]
+        );
+        assert_eq!(interleave(&[v4(1), v6(2), v4(3)]), [v4(1), v6(2), v4(3)]);
+        assert_eq!(interleave(&[v4(1), v4(2)]), [v4(1), v4(2)]);
+    }
 
     #[test]
     fn connect_answer_status_lines() {
