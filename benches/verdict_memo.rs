@@ -41,7 +41,7 @@ fn verdict(i: usize) -> Verdict {
         scanned_at: "2026-11-25T22:00:00Z".into(),
         reason: None,
         reading: READING.into(),
-        header: Default::default(),
+        derived: Default::default(),
     }
 }
 

@@ -103,7 +103,7 @@ mod tests {
             scanned_at: "2026-11-25T00:00:00Z".into(),
             reason: None,
             reading: String::new(),
-            header: Default::default(),
+            derived: Default::default(),
         }
     }
 

@@ -143,33 +143,38 @@ pub struct Verdict {
     /// match no reading and are scanned again once.
     #[serde(default)]
     pub reading: String,
-    /// The `X-Sluice-Verdict` value once formatted (see `Verdict::header`).
+    /// What is derived from the verdict on first use (see [`Derived`]).
     #[serde(skip)]
-    pub header: HeaderCache,
+    pub derived: Derived,
 }
 
-/// A verdict's `X-Sluice-Verdict` value, formatted on first use: a memoised verdict is shared
-/// by every cache hit on its body, which would otherwise format it again each time. Not part
-/// of what a verdict says: always equal, never serialised, and a clone starts empty (clones
-/// are what gets edited, e.g. by the admin retro-match).
+/// Values derived from a verdict once, on first use: its `X-Sluice-Verdict` value
+/// (`Verdict::header`) and its scan time in seconds (`Verdict::scanned_secs`, which the memo's
+/// age limit reads). A memoised verdict is shared by every cache hit on its body, which
+/// would otherwise format and parse them again each time. Not part of what a verdict says:
+/// always equal, never serialised, and a clone starts empty (clones are what gets edited,
+/// e.g. by the admin retro-match).
 #[derive(Default)]
-pub struct HeaderCache(pub(crate) std::sync::OnceLock<Option<http::HeaderValue>>);
+pub struct Derived {
+    pub(crate) header: std::sync::OnceLock<Option<http::HeaderValue>>,
+    pub(crate) scanned_secs: std::sync::OnceLock<Option<u64>>,
+}
 
-impl Clone for HeaderCache {
+impl Clone for Derived {
     fn clone(&self) -> Self {
-        HeaderCache::default()
+        Derived::default()
     }
 }
 
-impl PartialEq for HeaderCache {
+impl PartialEq for Derived {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl fmt::Debug for HeaderCache {
+impl fmt::Debug for Derived {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HeaderCache")
+        f.write_str("Derived")
     }
 }
 

@@ -186,7 +186,7 @@ mod tests {
             scanned_at,
             reason: None,
             reading: String::new(),
-            header: Default::default(),
+            derived: Default::default(),
         }
     }
 

@@ -129,7 +129,7 @@ mod tests {
             scanned_at: t.into(),
             reason: None,
             reading: String::new(),
-            header: Default::default(),
+            derived: Default::default(),
         };
         let old = key(&v("2020-01-01T00:00:00Z", "bb")).unwrap();
         let new = key(&v("2026-01-01T00:00:00Z", "aa")).unwrap();

@@ -93,7 +93,7 @@ impl Memo {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        super::index::parse_rfc3339(&v.scanned_at)
+        v.scanned_secs()
             .is_some_and(|t| t.saturating_add(age.as_secs()) >= now)
     }
 
@@ -278,7 +278,7 @@ mod tests {
             scanned_at: super::super::rfc3339(SystemTime::now() - Duration::from_secs(secs_ago)),
             reason: None,
             reading: "text".into(),
-            header: Default::default(),
+            derived: Default::default(),
         };
         let key = Key {
             sha256: "s",

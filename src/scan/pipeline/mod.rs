@@ -759,9 +759,9 @@ fn quick_media_type(content: &Content) -> String {
 }
 
 /// A memoised verdict handed out by value: the caller may edit it, so it must not keep the
-/// header value formatted for the shared copy (a unique `Arc` is moved out, cache and all).
+/// values derived for the shared copy (a unique `Arc` is moved out, cache and all).
 fn owned(v: Arc<Verdict>) -> Verdict {
     let mut v = Arc::unwrap_or_clone(v);
-    v.header = crate::scan::HeaderCache::default();
+    v.derived = crate::scan::Derived::default();
     v
 }

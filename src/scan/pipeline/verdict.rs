@@ -86,7 +86,7 @@ pub fn decide(
         scanned_at: rfc3339(SystemTime::now()),
         reason,
         reading: String::new(),
-        header: Default::default(),
+        derived: Default::default(),
     }
 }
 
@@ -148,7 +148,7 @@ impl Verdict {
             scanned_at: rfc3339(SystemTime::now()),
             reason: Some(reason.to_string()),
             reading: String::new(),
-            header: Default::default(),
+            derived: Default::default(),
         }
     }
 
@@ -157,10 +157,19 @@ impl Verdict {
     /// body). `None` only if the value is not a valid field value, which the formatting rules
     /// out.
     pub fn header(&self) -> Option<http::HeaderValue> {
-        self.header
-            .0
+        self.derived
+            .header
             .get_or_init(|| http::HeaderValue::try_from(self.header_value()).ok())
             .clone()
+    }
+
+    /// `scanned_at` in seconds since the epoch, parsed on the first call (every cache hit
+    /// asks, for the memo's age limit); `None` when it is not RFC 3339.
+    pub fn scanned_secs(&self) -> Option<u64> {
+        *self
+            .derived
+            .scanned_secs
+            .get_or_init(|| super::index::parse_rfc3339(&self.scanned_at))
     }
 
     /// The `X-Sluice-Verdict` value:
