@@ -242,3 +242,48 @@ async fn every_request_gets_one_access_log_line_unless_turned_off() {
         "other info lines remain: {stderr}"
     );
 }
+
+/// Regression: once the first SIGTERM started the drain, tokio's handlers stayed installed
+/// with nobody listening, so a second SIGTERM or Ctrl-C was swallowed and the operator had
+/// to wait out `proxy.shutdown_grace` (then the scans and store writes) or kill -9. A second
+/// stop signal now ends the process at once.
+#[tokio::test]
+async fn a_second_stop_signal_ends_the_drain_at_once() {
+    use std::time::{Duration, Instant};
+    let origin =
+        Origin::start(|mut conn| async move { while conn.read_request().await.is_some() {} }).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = bin::write_config(dir.path(), "[proxy]\nshutdown_grace = \"60s\"\n");
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), Launch::default());
+    sluice.wait_ready().await;
+    let mut c = common::Client::connect(sluice.proxy).await;
+    c.send(common::get(&origin.url("/never"))).await;
+    let deadline = Instant::now() + LIMIT;
+    while origin.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    sluice.signal(Signal::SIGTERM);
+    // The drain has begun once the listener is closed; the request holds it open.
+    let deadline = Instant::now() + LIMIT;
+    while tokio::net::TcpStream::connect(sluice.proxy).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener is still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        sluice.child.try_wait().expect("poll child").is_none(),
+        "the first signal drains: {}",
+        sluice.stderr()
+    );
+    sluice.signal(Signal::SIGINT);
+    assert_eq!(
+        sluice.exit_code().await,
+        Some(0),
+        "stderr: {}",
+        sluice.stderr()
+    );
+}
