@@ -89,6 +89,9 @@ pub fn check(cfg: &Config) -> Result<Vec<crate::scan::LoadError>, Error> {
 /// `store.path`. A damaged store is moved aside and sluice starts on an empty one
 /// ([`Store::open_or_move_aside`]); a newer schema or a locked store is an error.
 pub async fn start(cfg: Config) -> Result<Running, Error> {
+    // Opening the store may wait seconds for a lock: a SIGHUP meanwhile must not end sluice
+    // (its rules are read after this anyway).
+    let _hup = hangup_signal();
     let path = cfg.store.path.clone();
     let (store, _) = Store::open_or_move_aside(&path)?;
     match start_with_store(cfg.clone(), store).await {
@@ -103,6 +106,9 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
 
 /// Like [`start`] with an already open store (tests use a temporary one).
 pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Error> {
+    // Before the rules load and the listeners bind: a SIGHUP from then on is a reload once
+    // serving, never the default action (which ends the process).
+    let hup = hangup_signal();
     let (pipeline, warnings) = Pipeline::from_config(&cfg.scan).map_err(Error::Scan)?;
     for w in &warnings {
         tracing::warn!("{w}");
@@ -150,7 +156,7 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
             admin::Admin::new(proxy.clone(), cfg.admin_token()),
             rx.clone(),
         )),
-        tokio::spawn(reload_on_sighup(proxy.clone(), hangup_signal(), rx)),
+        tokio::spawn(reload_on_sighup(proxy.clone(), hup, rx)),
     ];
     Ok(Running {
         proxy_addr,
@@ -216,7 +222,7 @@ type Hangup = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
 type Hangup = ();
 
-/// Installs the SIGHUP handler now (before `start` returns, so a SIGHUP never hits the
+/// Installs the SIGHUP handler now (before the listeners bind, so a SIGHUP never hits the
 /// default action, which would end the process).
 fn hangup_signal() -> Hangup {
     #[cfg(unix)]

@@ -287,3 +287,34 @@ async fn a_second_stop_signal_ends_the_drain_at_once() {
         sluice.stderr()
     );
 }
+
+/// Regression: the SIGHUP handler was installed only after both listeners were bound and
+/// the upstream client built (its `upstream.ca_file` read), so a SIGHUP sent once the proxy
+/// port answered (a deploy script reloading rules after start) could still meet the default
+/// action and end the process. A long CA file widens that window to be seen.
+#[tokio::test]
+async fn a_sighup_as_soon_as_the_proxy_port_answers_does_not_end_sluice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = common::tls::test_ca(&["localhost"]);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem.repeat(20_000)).expect("write CA file");
+    let config = bin::write_config(
+        dir.path(),
+        &format!("ca_file = {:?}\n", ca_file.display().to_string()),
+    );
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), Launch::default());
+    let deadline = std::time::Instant::now() + LIMIT;
+    while tokio::net::TcpStream::connect(sluice.proxy).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy never listened"
+        );
+        if let Some(status) = sluice.child.try_wait().expect("poll child") {
+            panic!("sluice exited early ({status}): {}", sluice.stderr());
+        }
+    }
+    sluice.signal(Signal::SIGHUP);
+    sluice.wait_ready().await;
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
+}
