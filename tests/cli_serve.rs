@@ -318,3 +318,73 @@ async fn a_sighup_as_soon_as_the_proxy_port_answers_does_not_end_sluice() {
     sluice.signal(Signal::SIGTERM);
     assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
 }
+
+/// CPU time (user + system) `pid` has used, in clock ticks (`USER_HZ`, 100 a second).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // Fields after the command name (which may hold spaces) start with the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields[n - 3].parse::<u64>().expect("number");
+    field(14) + field(15)
+}
+
+/// Regression: the admin listener retried a failed accept at once, and a failure such as
+/// EMFILE (the process out of file descriptors, which a flood of proxy clients can bring)
+/// leaves the waiting connection queued, so the retry fails again: one reactor thread spun
+/// at full CPU for as long as the descriptors stayed used. It backs off as the proxy
+/// listener does.
+#[tokio::test]
+async fn an_admin_accept_failure_does_not_spin() {
+    use std::time::{Duration, Instant};
+    const OPEN_FILES: usize = 64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = bin::write_config(dir.path(), "");
+    let launch = Launch {
+        open_files: Some(OPEN_FILES as u64),
+        ..Launch::default()
+    };
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), launch);
+    sluice.wait_ready().await;
+    let pid = sluice.child.id().expect("running");
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // More clients than descriptors: sluice accepts until it has none left.
+    let mut held = Vec::new();
+    for _ in 0..OPEN_FILES + 16 {
+        held.push(
+            tokio::net::TcpStream::connect(sluice.proxy)
+                .await
+                .expect("connect"),
+        );
+    }
+    let deadline = Instant::now() + LIMIT;
+    while fds() < OPEN_FILES {
+        assert!(
+            Instant::now() < deadline,
+            "sluice never ran out of descriptors"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // An admin client now waits in the listen queue, and every accept of it fails.
+    let _admin = tokio::net::TcpStream::connect(sluice.admin)
+        .await
+        .expect("connect admin");
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 30,
+        "sluice used {used} ticks of CPU in one idle second: a busy accept loop"
+    );
+    drop(held);
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
+}

@@ -25,6 +25,7 @@ pub mod verdicts;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -65,11 +66,21 @@ impl Admin {
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
-        let stream = tokio::select! {
-            a = listener.accept() => match a { Ok((s, _)) => s, Err(_) => continue },
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
             // Reaps finished connections, so the set holds only open ones.
             Some(_) = conns.join_next() => continue,
             _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE and friends leave the connection queued: retrying at once spun a
+                // reactor thread for as long as the descriptors stayed used.
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let admin = Arc::clone(&admin);
         let mut stop = shutdown.clone();
