@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -88,6 +89,9 @@ pub fn check(cfg: &Config) -> Result<Vec<crate::scan::LoadError>, Error> {
 /// `store.path`. A damaged store is moved aside and sluice starts on an empty one
 /// ([`Store::open_or_move_aside`]); a newer schema or a locked store is an error.
 pub async fn start(cfg: Config) -> Result<Running, Error> {
+    // Opening the store may wait seconds for a lock: a SIGHUP meanwhile must not end sluice
+    // (its rules are read after this anyway).
+    let _hup = hangup_signal();
     let path = cfg.store.path.clone();
     let (store, _) = Store::open_or_move_aside(&path)?;
     match start_with_store(cfg.clone(), store).await {
@@ -102,6 +106,9 @@ pub async fn start(cfg: Config) -> Result<Running, Error> {
 
 /// Like [`start`] with an already open store (tests use a temporary one).
 pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Error> {
+    // Before the rules load and the listeners bind: a SIGHUP from then on is a reload once
+    // serving, never the default action (which ends the process).
+    let hup = hangup_signal();
     let (pipeline, warnings) = Pipeline::from_config(&cfg.scan).map_err(Error::Scan)?;
     for w in &warnings {
         tracing::warn!("{w}");
@@ -149,7 +156,7 @@ pub async fn start_with_store(cfg: Config, store: Store) -> Result<Running, Erro
             admin::Admin::new(proxy.clone(), cfg.admin_token()),
             rx.clone(),
         )),
-        tokio::spawn(reload_on_sighup(proxy.clone(), hangup_signal(), rx.clone())),
+        tokio::spawn(reload_on_sighup(proxy.clone(), hup, rx.clone())),
         tokio::spawn(store::retention::run(
             proxy.store.clone(),
             cfg.store.verdict_retention,
@@ -179,7 +186,14 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// Builds the runtime (`proxy.workers` threads) and serves until SIGTERM/Ctrl-C.
+/// How long the exit waits for blocking-pool work still running after shutdown (a DNS
+/// lookup, a store flush that shutdown gave up on): tokio's runtime drop waits for it
+/// without bound.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
+/// Builds the runtime (`proxy.workers` threads) and serves until SIGTERM/Ctrl-C. A second
+/// SIGTERM or Ctrl-C during the drain stops at once, as Squid's does during its
+/// `shutdown_lifetime`.
 pub fn run_blocking(cfg: Config) -> Result<(), Error> {
     let _log_flusher = init_logging();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -187,19 +201,25 @@ pub fn run_blocking(cfg: Config) -> Result<(), Error> {
         rt.worker_threads(cfg.proxy.workers);
     }
     let rt = rt.enable_all().build().map_err(Error::Runtime)?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let store_path = cfg.store.path.clone();
-        // Before the listeners exist: a SIGTERM as soon as the port answers must drain, not
-        // hit the default action.
-        let term = terminate_signal();
+        // Before the listeners exist: a SIGTERM or Ctrl-C as soon as the port answers must
+        // drain, not hit the default action.
+        let mut stop = StopSignals::install();
         let running = start(cfg).await?;
         tracing::info!(proxy = %running.proxy_addr, admin = %running.admin_addr, store = %store_path.display(), "sluice serving");
-        wait_for_signal(term).await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        running.shutdown().await;
-        tracing::info!("stopped");
+        stop.recv().await;
+        tracing::info!("shutting down: finishing in-flight requests (signal again to stop at once)");
+        tokio::select! {
+            () = running.shutdown() => tracing::info!("stopped"),
+            () = stop.recv() => tracing::warn!(
+                "second stop signal: exiting without waiting for in-flight requests, scans and store writes"
+            ),
+        }
         Ok(())
-    })
+    });
+    rt.shutdown_timeout(EXIT_WAIT);
+    result
 }
 
 #[cfg(unix)]
@@ -207,7 +227,7 @@ type Hangup = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
 type Hangup = ();
 
-/// Installs the SIGHUP handler now (before `start` returns, so a SIGHUP never hits the
+/// Installs the SIGHUP handler now (before the listeners bind, so a SIGHUP never hits the
 /// default action, which would end the process).
 fn hangup_signal() -> Hangup {
     #[cfg(unix)]
@@ -269,37 +289,54 @@ fn init_logging() -> Option<crate::log_writer::Flusher> {
     }
 }
 
-#[cfg(unix)]
-type Terminate = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Terminate = ();
-
-/// Installs the SIGTERM handler now (see [`run_blocking`]).
-fn terminate_signal() -> Terminate {
+/// SIGTERM and SIGINT (Ctrl-C), installed together before the listeners bind and kept
+/// for the whole run: once tokio handles a signal its default action never comes back, so
+/// a handler that is no longer polled swallows the signal.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        signal(SignalKind::terminate()).ok()
-    }
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
 }
 
-async fn wait_for_signal(term: Terminate) {
-    #[cfg(unix)]
-    {
-        match term {
-            Some(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
+impl StopSignals {
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = (term, tokio::signal::ctrl_c().await);
+
+    /// Resolves at the next SIGTERM or Ctrl-C.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.term.is_none() && self.interrupt.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                () = next(&mut self.term) => {}
+                () = next(&mut self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

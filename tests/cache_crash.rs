@@ -41,6 +41,7 @@ fn content(i: usize) -> Vec<u8> {
 const QUIET: Launch = Launch {
     log: "error",
     file_limit_kib: None,
+    open_files: None,
 };
 
 #[tokio::test]

@@ -242,3 +242,149 @@ async fn every_request_gets_one_access_log_line_unless_turned_off() {
         "other info lines remain: {stderr}"
     );
 }
+
+/// Regression: once the first SIGTERM started the drain, tokio's handlers stayed installed
+/// with nobody listening, so a second SIGTERM or Ctrl-C was swallowed and the operator had
+/// to wait out `proxy.shutdown_grace` (then the scans and store writes) or kill -9. A second
+/// stop signal now ends the process at once.
+#[tokio::test]
+async fn a_second_stop_signal_ends_the_drain_at_once() {
+    use std::time::{Duration, Instant};
+    let origin =
+        Origin::start(|mut conn| async move { while conn.read_request().await.is_some() {} }).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = bin::write_config(dir.path(), "[proxy]\nshutdown_grace = \"60s\"\n");
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), Launch::default());
+    sluice.wait_ready().await;
+    let mut c = common::Client::connect(sluice.proxy).await;
+    c.send(common::get(&origin.url("/never"))).await;
+    let deadline = Instant::now() + LIMIT;
+    while origin.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    sluice.signal(Signal::SIGTERM);
+    // The drain has begun once the listener is closed; the request holds it open.
+    let deadline = Instant::now() + LIMIT;
+    while tokio::net::TcpStream::connect(sluice.proxy).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener is still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        sluice.child.try_wait().expect("poll child").is_none(),
+        "the first signal drains: {}",
+        sluice.stderr()
+    );
+    sluice.signal(Signal::SIGINT);
+    assert_eq!(
+        sluice.exit_code().await,
+        Some(0),
+        "stderr: {}",
+        sluice.stderr()
+    );
+}
+
+/// Regression: the SIGHUP handler was installed only after both listeners were bound and
+/// the upstream client built (its `upstream.ca_file` read), so a SIGHUP sent once the proxy
+/// port answered (a deploy script reloading rules after start) could still meet the default
+/// action and end the process. A long CA file widens that window to be seen.
+#[tokio::test]
+async fn a_sighup_as_soon_as_the_proxy_port_answers_does_not_end_sluice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = common::tls::test_ca(&["localhost"]);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem.repeat(20_000)).expect("write CA file");
+    let config = bin::write_config(
+        dir.path(),
+        &format!("ca_file = {:?}\n", ca_file.display().to_string()),
+    );
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), Launch::default());
+    let deadline = std::time::Instant::now() + LIMIT;
+    while tokio::net::TcpStream::connect(sluice.proxy).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy never listened"
+        );
+        if let Some(status) = sluice.child.try_wait().expect("poll child") {
+            panic!("sluice exited early ({status}): {}", sluice.stderr());
+        }
+    }
+    sluice.signal(Signal::SIGHUP);
+    sluice.wait_ready().await;
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
+}
+
+/// CPU time (user + system) `pid` has used, in clock ticks (`USER_HZ`, 100 a second).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // Fields after the command name (which may hold spaces) start with the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields[n - 3].parse::<u64>().expect("number");
+    field(14) + field(15)
+}
+
+/// Regression: the admin listener retried a failed accept at once, and a failure such as
+/// EMFILE (the process out of file descriptors, which a flood of proxy clients can bring)
+/// leaves the waiting connection queued, so the retry fails again: one reactor thread spun
+/// at full CPU for as long as the descriptors stayed used. It backs off as the proxy
+/// listener does.
+#[tokio::test]
+async fn an_admin_accept_failure_does_not_spin() {
+    use std::time::{Duration, Instant};
+    const OPEN_FILES: usize = 64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = bin::write_config(dir.path(), "");
+    let launch = Launch {
+        open_files: Some(OPEN_FILES as u64),
+        ..Launch::default()
+    };
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), launch);
+    sluice.wait_ready().await;
+    let pid = sluice.child.id().expect("running");
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // More clients than descriptors: sluice accepts until it has none left.
+    let mut held = Vec::new();
+    for _ in 0..OPEN_FILES + 16 {
+        held.push(
+            tokio::net::TcpStream::connect(sluice.proxy)
+                .await
+                .expect("connect"),
+        );
+    }
+    let deadline = Instant::now() + LIMIT;
+    while fds() < OPEN_FILES {
+        assert!(
+            Instant::now() < deadline,
+            "sluice never ran out of descriptors"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // An admin client now waits in the listen queue, and every accept of it fails.
+    let _admin = tokio::net::TcpStream::connect(sluice.admin)
+        .await
+        .expect("connect admin");
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 30,
+        "sluice used {used} ticks of CPU in one idle second: a busy accept loop"
+    );
+    drop(held);
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
+}

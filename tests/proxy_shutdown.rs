@@ -169,3 +169,29 @@ async fn a_response_cut_at_the_end_of_the_grace_period_ends_in_a_reset() {
         other => panic!("the cut body ended with {other:?}, as if complete"),
     }
 }
+
+/// Regression: admin connections never heard of shutdown, so a keep-alive admin client (a
+/// metrics scraper) kept its connection, and through it the store, after `shutdown` had
+/// returned: it could still purge or add hashes after the final flush, and the store stayed
+/// locked against the next start.
+#[tokio::test]
+async fn an_open_admin_connection_is_closed_at_shutdown_and_frees_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sluice::store::Store::open(dir.path()).expect("open store");
+    let running = sluice::server::start_with_store(config(), store)
+        .await
+        .expect("start");
+    let mut admin = common::Client::connect(running.admin_addr).await;
+    let r = admin
+        .exchange("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+        .await;
+    assert_eq!(r.status(), 200);
+    tokio::time::timeout(LIMIT, running.shutdown())
+        .await
+        .expect("shutdown finishes");
+    assert!(
+        admin.closes_within(LIMIT).await,
+        "the idle admin connection is closed"
+    );
+    sluice::store::Store::open(dir.path()).expect("the store is free after shutdown");
+}

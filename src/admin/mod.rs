@@ -25,6 +25,7 @@ pub mod verdicts;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -59,23 +60,52 @@ impl Admin {
     }
 }
 
-/// Serves the admin API until `shutdown` turns true.
+/// Serves the admin API until `shutdown` turns true, then lets in-flight admin requests
+/// finish (bounded by `proxy.shutdown_grace`) and closes idle keep-alive connections, so
+/// none uses the store after shutdown flushed it.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
+    let mut conns = tokio::task::JoinSet::new();
     loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-            _ = shutdown.wait_for(|s| *s) => return,
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            // Reaps finished connections, so the set holds only open ones.
+            Some(_) = conns.join_next() => continue,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE and friends leave the connection queued: retrying at once spun a
+                // reactor thread for as long as the descriptors stayed used.
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let admin = Arc::clone(&admin);
-        tokio::spawn(async move {
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
             let svc = service_fn(move |req| {
                 let admin = Arc::clone(&admin);
                 async move { Ok::<_, Infallible>(route(&admin, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+            }
             let _ = conn.await;
         });
+    }
+    drop(listener);
+    let grace = admin.proxy.cfg.shutdown_grace;
+    let drained = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            "admin requests still running after the shutdown grace period; closing them"
+        );
     }
 }
 

@@ -43,24 +43,33 @@ pub struct Launch<'a> {
     pub file_limit_kib: Option<u64>,
     /// `RUST_LOG`; `warn` when empty.
     pub log: &'a str,
+    /// Most file descriptors the process may hold (`ulimit -n`), so a test can run it out of
+    /// them with a few connections.
+    pub open_files: Option<u64>,
 }
 
 impl Bin {
     /// Starts `sluice serve --config config --store store` on fresh loopback ports.
     pub fn spawn(config: &Path, store: &Path, launch: Launch<'_>) -> Bin {
         let [proxy, admin] = free_ports();
-        let mut cmd = match launch.file_limit_kib {
+        let mut limits = Vec::new();
+        if let Some(kib) = launch.file_limit_kib {
             // bash counts `ulimit -f` in KiB, POSIX sh in 512-byte blocks: say it in bytes.
-            Some(kib) => {
-                let mut c = Command::new("sh");
-                let script = format!(
-                    "trap '' XFSZ; ulimit -f {} && exec \"$0\" \"$@\"",
-                    kib * 1024 / block_size()
-                );
-                c.arg("-c").arg(script).arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
+            limits.push(format!(
+                "trap '' XFSZ; ulimit -f {}",
+                kib * 1024 / block_size()
+            ));
+        }
+        if let Some(n) = launch.open_files {
+            limits.push(format!("ulimit -n {n}"));
+        }
+        let mut cmd = if limits.is_empty() {
+            Command::new(BIN)
+        } else {
+            let mut c = Command::new("sh");
+            let script = format!("{} && exec \"$0\" \"$@\"", limits.join(" && "));
+            c.arg("-c").arg(script).arg(BIN);
+            c
         };
         cmd.arg("serve")
             .arg("--config")
