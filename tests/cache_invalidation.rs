@@ -3,8 +3,10 @@
 
 use crate::common;
 
+use crate::admin_support::AdminClient;
 use common::cache::{answer, assert_cache_status, hits, ok_with};
-use common::{request, Origin};
+use common::{request, Origin, LIMIT};
+use serde_json::json;
 
 #[tokio::test]
 async fn a_successful_post_invalidates_the_stored_get() {
@@ -74,4 +76,116 @@ async fn a_failed_post_does_not_invalidate() {
     let r = c.exchange(request("POST", &url, &[], b"d")).await;
     assert_eq!(r.status(), 500);
     assert_cache_status(&sluice.fetch(&url).await, "hit");
+}
+
+/// An origin whose first GET sends the head and half of the old body, then waits for `gate`
+/// before the rest; every later GET gets the new body at once, and a POST is answered 200.
+async fn origin_with_a_held_old_body(
+    gate: tokio::sync::watch::Receiver<bool>,
+    half_sent: std::sync::Arc<tokio::sync::Notify>,
+) -> Origin {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let first = std::sync::Arc::new(AtomicBool::new(true));
+    Origin::start(move |mut conn| {
+        let (mut gate, half_sent, first) = (gate.clone(), half_sent.clone(), first.clone());
+        async move {
+            while let Some(req) = conn.read_request().await {
+                if req.method() == "POST" {
+                    if conn.write(ok_with(&[], "posted")).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                if !first.swap(false, Ordering::SeqCst) {
+                    let new = ok_with(&["Cache-Control: max-age=600"], "new body");
+                    if conn.write(new).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let old = ok_with(&["Cache-Control: max-age=600"], "old body");
+                let split = old.len() - 4;
+                if conn.write(&old[..split]).await.is_err() {
+                    return;
+                }
+                half_sent.notify_one();
+                let _ = gate.wait_for(|open| *open).await;
+                if conn.write(&old[split..]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// A miss whose response was on its way when the URL was removed (by `remove`) ends with
+/// the old body for its own client, and the next request goes to the origin again.
+async fn removal_during_a_miss_is_not_undone(path: &str, remove: RemoveBy) {
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let half_sent = std::sync::Arc::new(tokio::sync::Notify::new());
+    let origin = origin_with_a_held_old_body(gate, half_sent.clone()).await;
+    let sluice = common::start_default().await;
+    let url = origin.url(path);
+    let proxy = sluice.addr;
+    let in_flight = {
+        let url = url.clone();
+        tokio::spawn(async move { common::fetch(proxy, &url).await })
+    };
+    tokio::time::timeout(LIMIT, half_sent.notified())
+        .await
+        .expect("the origin sent half of the old body");
+    match remove {
+        RemoveBy::Purge => {
+            let admin = AdminClient::of(&sluice, None);
+            let a = admin.post("/purge", &json!({ "url": url })).await;
+            assert_eq!(a.status, 200, "{:?}", a.json);
+        }
+        RemoveBy::Post => {
+            let mut c = sluice.client().await;
+            assert_eq!(
+                c.exchange(request("POST", &url, &[], b"x")).await.status(),
+                200
+            );
+        }
+    }
+    open.send_replace(true);
+    let old = tokio::time::timeout(LIMIT, in_flight)
+        .await
+        .expect("the in-flight miss ends")
+        .expect("client task");
+    assert_eq!(
+        old.text(),
+        "old body",
+        "the in-flight client gets what was sent"
+    );
+    let after = sluice.fetch(&url).await;
+    assert_eq!(
+        after.text(),
+        "new body",
+        "the removal must not be undone by the store of a response fetched before it \
+         (Cache-Status {:?})",
+        after.header("cache-status")
+    );
+    let gets = origin
+        .requests()
+        .iter()
+        .filter(|r| r.method() == "GET")
+        .count();
+    assert_eq!(gets, 2, "fetched again after the removal");
+}
+
+enum RemoveBy {
+    Purge,
+    Post,
+}
+
+#[tokio::test]
+async fn a_purge_during_a_miss_is_not_undone_by_its_store() {
+    removal_during_a_miss_is_not_undone("/purged-in-flight", RemoveBy::Purge).await;
+}
+
+#[tokio::test]
+async fn an_invalidation_during_a_miss_is_not_undone_by_its_store() {
+    removal_during_a_miss_is_not_undone("/invalidated-in-flight", RemoveBy::Post).await;
 }
