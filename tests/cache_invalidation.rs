@@ -189,3 +189,88 @@ async fn a_purge_during_a_miss_is_not_undone_by_its_store() {
 async fn an_invalidation_during_a_miss_is_not_undone_by_its_store() {
     removal_during_a_miss_is_not_undone("/invalidated-in-flight", RemoveBy::Post).await;
 }
+
+/// A POST answered 201 with a same-origin `Location` invalidates two URLs, one store write
+/// each. Its client hangs up while the first removal waits for the store writer (held busy
+/// here by a put that waits for the test): the second URL must still be invalidated.
+#[tokio::test]
+async fn every_invalidation_happens_when_the_client_leaves_during_the_first() {
+    let origin = Origin::respond(|r| {
+        if r.method() == "POST" {
+            return answer("201 Created", &["Location: /target"], b"");
+        }
+        // Not kept alive, so the one pooled connection below is the POST's.
+        ok_with(
+            &["Cache-Control: max-age=600", "Connection: close"],
+            "get body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let running = sluice.running.as_ref().expect("running");
+    let (cache, metrics) = (running.proxy.cache.clone(), running.proxy.metrics.clone());
+    let (created, target) = (origin.url("/create"), origin.url("/target"));
+    sluice.fetch(&created).await;
+    sluice.fetch(&target).await;
+    assert_cache_status(&sluice.fetch(&target).await, "hit");
+    assert_eq!(sluice.idle_upstreams(), 0);
+
+    // Occupy the store writer until `release`.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let busy = std::sync::Arc::new(tokio::sync::Notify::new());
+    let writer = {
+        let (cache, busy) = (cache.clone(), busy.clone());
+        tokio::spawn(async move {
+            let key = sluice::cache::key::CacheKey::parse("http://busy.test/").expect("key");
+            let build = move |body: &[u8]| {
+                busy.notify_one();
+                let _ = held.recv();
+                let now = std::time::SystemTime::now();
+                let (h, req) = (http::HeaderMap::new(), http::HeaderMap::new());
+                let meta = sluice::cache::meta::ObjectMeta::from_response(
+                    &key,
+                    http::StatusCode::OK,
+                    &h,
+                    &req,
+                    now,
+                    now,
+                    body,
+                );
+                (meta, None)
+            };
+            cache
+                .put_built(build, bytes::Bytes::from_static(b"x"))
+                .await
+        })
+    };
+    tokio::time::timeout(LIMIT, busy.notified())
+        .await
+        .expect("the writer is busy");
+
+    let mut c = sluice.client().await;
+    c.send(request("POST", &created, &[], b"x")).await;
+    // The answer's empty body put its connection back in the pool; the removals, each a job
+    // for the (busy) writer, follow without another upstream step.
+    common::cache::wait_until("the POST answered", || sluice.idle_upstreams() == 1).await;
+    drop(c);
+    common::cache::wait_until("the POST's client gone", || {
+        metrics.totals().0.contains(&(("POST", 0), 1))
+    })
+    .await;
+    release.send(()).expect("release the writer");
+    tokio::time::timeout(LIMIT, writer)
+        .await
+        .expect("the busy put ends")
+        .expect("task")
+        .expect("put");
+    // The busy put is all that may be left.
+    common::cache::wait_until("both URLs invalidated", || cache.stats().objects == 1).await;
+    for url in [&created, &target] {
+        let r = sluice.fetch(url).await;
+        assert!(
+            !r.header("cache-status").unwrap_or("").contains("hit"),
+            "{url} must be invalidated: {:?}",
+            r.header("cache-status")
+        );
+    }
+}

@@ -150,10 +150,19 @@ async fn uncached(
     let resp = downstream_response(fetched.response);
     if let Some(key) = &key {
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates.
-        for k in invalidations(&method, resp.status().as_u16(), key, resp.headers()) {
-            if let Err(e) = proxy.cache.remove(&k).await {
-                tracing::warn!(error = %e, "cache invalidation failed");
-            }
+        let keys = invalidations(&method, resp.status().as_u16(), key, resp.headers());
+        if !keys.is_empty() {
+            // A task of its own, awaited: hyper drops this future when the client hangs up,
+            // which skipped the removals after the one being waited for.
+            let cache = proxy.cache.clone();
+            let _ = tokio::spawn(async move {
+                for k in keys {
+                    if let Err(e) = cache.remove(&k).await {
+                        tracing::warn!(error = %e, "cache invalidation failed");
+                    }
+                }
+            })
+            .await;
         }
     }
     let x = Exchange {
