@@ -340,3 +340,62 @@ async fn class_listing_pages_over_1000_verdicts_newest_first() {
     let a = c.get("/verdicts?class=clean").await;
     assert_eq!(a.json["items"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn a_prefix_purge_completes_when_its_client_hangs_up() {
+    use tokio::io::AsyncWriteExt;
+    const URLS: usize = 3_000;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let cache = s.running.as_ref().expect("running").proxy.cache.clone();
+    // Stored directly: through the proxy this many misses would take most of the test.
+    tokio::task::spawn_blocking(move || {
+        let (headers, req) = (cacheable_headers(), http::HeaderMap::new());
+        let now = std::time::SystemTime::now();
+        for i in 0..URLS {
+            let key = sluice::cache::key::CacheKey::parse(&format!("http://purged.test/p/{i}"))
+                .expect("key");
+            let body = bytes::Bytes::from(format!("body {i}"));
+            let meta = sluice::cache::meta::ObjectMeta::from_response(
+                &key,
+                http::StatusCode::OK,
+                &headers,
+                &req,
+                now,
+                now,
+                &body,
+            );
+            cache.put_blocking(meta, body).expect("stored");
+        }
+    })
+    .await
+    .expect("puts");
+    let cache = &s.running.as_ref().expect("running").proxy.cache;
+    assert_eq!(cache.stats().objects, URLS);
+    // The whole request, then the client leaves before the answer (a curl --max-time).
+    let admin = s.running.as_ref().expect("running").admin_addr;
+    let mut tcp = tokio::net::TcpStream::connect(admin)
+        .await
+        .expect("connect");
+    let body = json!({ "prefix": "http://purged.test/p/" }).to_string();
+    let req = format!(
+        "POST /purge HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.expect("send");
+    tcp.shutdown().await.expect("half-close");
+    drop(tcp);
+    common::cache::wait_until("every object under the prefix purged", || {
+        cache.stats().objects == 0
+    })
+    .await;
+}
+
+fn cacheable_headers() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "cache-control",
+        http::HeaderValue::from_static("max-age=600"),
+    );
+    h
+}

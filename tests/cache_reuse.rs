@@ -400,3 +400,37 @@ async fn observe_mode_holds_no_more_bodies_than_the_scan_capacity() {
     })
     .await;
 }
+
+/// hyper never polls a response body that reports its end at once, so observe mode's copy of
+/// an empty body (a 204, `Content-Length: 0`) was never handed over: such responses were
+/// never scanned or stored, though enforce mode stores them.
+#[tokio::test]
+async fn observe_mode_stores_responses_with_an_empty_body() {
+    let origin = Origin::respond(|r| {
+        if r.target().ends_with("/beacon") {
+            return b"HTTP/1.1 204 No Content\r\nCache-Control: max-age=60\r\n\r\n".to_vec();
+        }
+        ok_with(&["Cache-Control: max-age=60"], "")
+    })
+    .await;
+    let mut cfg = common::config();
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let sluice = common::start(cfg).await;
+    let cache = sluice
+        .running
+        .as_ref()
+        .expect("running")
+        .proxy
+        .cache
+        .clone();
+    for (path, status, stored) in [("/beacon", 204, 1), ("/empty", 200, 2)] {
+        let url = origin.url(path);
+        assert_eq!(sluice.fetch(&url).await.status(), status);
+        wait_until(&format!("{path} stored"), || {
+            cache.stats().objects == stored
+        })
+        .await;
+        assert_cache_status(&sluice.fetch(&url).await, "hit");
+        assert_eq!(hits(&origin, path), 1);
+    }
+}

@@ -21,22 +21,30 @@ struct PurgeRequest {
 /// Handles `POST /purge`.
 pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let body: PurgeRequest = reply::read_json(req, reply::MAX_BODY).await?;
-    let cache = &admin.proxy.cache;
-    let store_err =
-        |e: crate::cache::store::Error| ApiError::internal(format!("purge failed: {e}"));
-    let purged = match (body.url, body.prefix) {
-        (Some(url), None) => cache.remove(&key(&url)?).await.map_err(store_err)?,
+    let cache = admin.proxy.cache.clone();
+    // A purge runs to its end as a task of its own: hyper drops this handler when the client
+    // hangs up (a timeout on a large prefix), which stopped a prefix purge part of the way.
+    let purge = match (body.url, body.prefix) {
+        (Some(url), None) => {
+            let key = key(&url)?;
+            tokio::spawn(async move { cache.remove(&key).await })
+        }
         // The prefix is normalised like a URL (a bare origin gains its `/`), then matched
         // as a plain string prefix of the stored URLs.
-        (None, Some(prefix)) => cache
-            .remove_prefix(key(&prefix)?.as_str())
-            .await
-            .map_err(store_err)?,
+        (None, Some(prefix)) => {
+            let prefix = key(&prefix)?;
+            tokio::spawn(async move { cache.remove_prefix(prefix.as_str()).await })
+        }
         _ => {
             return Err(ApiError::bad_request(
                 "give exactly one of \"url\" or \"prefix\"",
             ))
         }
+    };
+    let purged = match purge.await {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => return Err(ApiError::internal(format!("purge failed: {e}"))),
+        Err(e) => return Err(ApiError::internal(format!("purge task failed: {e}"))),
     };
     tracing::info!(purged, "admin purge");
     Ok(reply::json(StatusCode::OK, &json!({ "purged": purged })))

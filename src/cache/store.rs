@@ -17,7 +17,7 @@ use foldhash::quality::RandomState;
 use foldhash::{HashMap, HashMapExt};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -113,6 +113,9 @@ pub enum PutOutcome {
     Stored,
     /// Larger than the whole store: not written.
     TooLarge,
+    /// Its URL was removed (purge, invalidation) after its request went out, so it may be
+    /// what was removed: not written.
+    Outdated,
 }
 
 /// Size and count figures for metrics.
@@ -146,10 +149,25 @@ struct Inner {
     /// the `disk` lock; a stale count only costs a sled read (or, if too low, one refetch).
     primaries: Mutex<HashMap<u64, u32>>,
     hasher: RandomState,
+    /// When URLs were last removed, for puts of responses fetched before that.
+    removals: Mutex<Removals>,
     /// Where sled reads and writes run, off the reactor (see [`crate::threads`]).
     reads: Threads,
     writes: Threads,
 }
+
+/// When URLs were last removed, by a hash of the URL (`Inner::hasher`): a miss whose request
+/// went out before its URL was purged or invalidated would otherwise store what the purge
+/// removed once its body arrived, and serve it as fresh. Bounded by [`REMOVALS_CAP`]: past
+/// it the times are forgotten and `floor` takes the latest, which refuses every put whose
+/// request is older (a collision only refuses a put too).
+struct Removals {
+    by_url: HashMap<u64, SystemTime>,
+    floor: Option<SystemTime>,
+}
+
+/// URLs whose removal time is kept (an entry is 16 bytes plus the map's overhead).
+const REMOVALS_CAP: usize = 16_384;
 
 /// Threads for sled reads of objects not in memory, which run side by side.
 const READ_THREADS: usize = 4;
@@ -194,6 +212,10 @@ impl Cache {
                 memory_capacity: cfg.memory,
                 primaries: Mutex::new(HashMap::new()),
                 hasher: RandomState::default(),
+                removals: Mutex::new(Removals {
+                    by_url: HashMap::new(),
+                    floor: None,
+                }),
                 reads: Threads::new("store-read", READ_THREADS),
                 writes: Threads::new("store-write", WRITE_THREADS),
             }),
@@ -344,6 +366,11 @@ impl Cache {
         let held =
             Held::copy(self.inner.memory_capacity, &meta, &body).map(|h| h.with_verdict(verdict));
         let mut disk = self.disk();
+        // Under the disk lock, which removals hold too: a removal either finished before
+        // this check or starts after the commit.
+        if self.removed_since(&meta.url, meta.request_time) {
+            return Ok(PutOutcome::Outdated);
+        }
         let crowded = if meta.vary.is_empty() || disk.contains(&okey) {
             Vec::new()
         } else {
@@ -464,8 +491,30 @@ impl Cache {
         self.drop_objects(&keys)?;
         self.inner.objects.remove(url)?;
         lock(&self.inner.memory).remove_primary(url);
+        self.note_removal(url);
         drop(disk);
         Ok(keys.len())
+    }
+
+    /// Remembers that `url` was removed now (the caller holds the disk lock).
+    fn note_removal(&self, url: &str) {
+        let now = SystemTime::now();
+        let h = self.inner.hasher.hash_one(url);
+        let mut r = lock(&self.inner.removals);
+        if r.by_url.len() >= REMOVALS_CAP {
+            r.by_url.clear();
+            r.floor = Some(now);
+        }
+        r.by_url.insert(h, now);
+    }
+
+    /// Whether `url` was removed at or after `request_time` (kept to the millisecond, rounded
+    /// down, so a tie counts as removed after). The caller holds the disk lock.
+    fn removed_since(&self, url: &str, request_time: SystemTime) -> bool {
+        let h = self.inner.hasher.hash_one(url);
+        let r = lock(&self.inner.removals);
+        let removed = r.by_url.get(&h).copied().max(r.floor);
+        removed.is_some_and(|t| request_time <= t)
     }
 
     /// Up to `limit` stored URLs starting with `prefix`, each once, in key order, from the

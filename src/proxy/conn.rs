@@ -365,22 +365,71 @@ pin_project_lite::pin_project! {
     impl PinnedDrop for Tracked {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            let l = &this.log;
-            tracing::info!(
-                target: "access",
-                client = %l.client,
-                method = %l.method,
-                url = %l.url,
-                status = l.status,
-                bytes = *this.bytes,
-                complete = *this.complete,
-                duration_ms = this.started.elapsed().as_millis() as u64,
-                upstream_ms = l.upstream_ms.map(|m| m as u64),
-                cache = l.cache,
-                verdict = %l.verdict,
-            );
-            this.state.metrics.count_request(l.method.as_str(), l.status, l.cache_result);
-            this.state.request_done();
+            this.log.end(*this.bytes, *this.complete, *this.started, this.state);
+        }
+    }
+}
+
+impl AccessLog {
+    /// Ends the request: writes its line, counts it, and tells the connection it is over.
+    fn end(&self, bytes: u64, complete: bool, started: Instant, state: &ConnState) {
+        tracing::info!(
+            target: "access",
+            client = %self.client,
+            method = %self.method,
+            url = %self.url,
+            status = self.status,
+            bytes,
+            complete,
+            duration_ms = started.elapsed().as_millis() as u64,
+            upstream_ms = self.upstream_ms.map(|m| m as u64),
+            cache = self.cache,
+            verdict = %self.verdict,
+        );
+        state
+            .metrics
+            .count_request(self.method.as_str(), self.status, self.cache_result);
+        state.request_done();
+    }
+}
+
+/// A request without a response yet. hyper drops the request's future when its client goes
+/// away first (a slow origin, an impatient client); dropped so, this writes the request's
+/// access-log line (status 0, nothing sent) and counts it, which otherwise only the response
+/// body's [`Tracked`] did, so such requests were never logged or counted.
+pub struct Unanswered {
+    log: Option<AccessLog>,
+    started: Instant,
+    state: Arc<ConnState>,
+}
+
+impl Unanswered {
+    /// A request started now on the connection `state` (calls `request_started`).
+    pub fn new(log: AccessLog, state: Arc<ConnState>) -> Self {
+        state.request_started();
+        Unanswered {
+            log: Some(log),
+            started: Instant::now(),
+            state,
+        }
+    }
+
+    /// The line being filled in.
+    pub fn log(&mut self) -> &mut AccessLog {
+        self.log.get_or_insert_with(AccessLog::default)
+    }
+
+    /// Hands the line to the response body, which writes it when done or dropped.
+    pub fn answer(mut self, body: Body) -> Tracked {
+        let log = self.log.take().unwrap_or_default();
+        Tracked::new(body, self.started, log, Arc::clone(&self.state))
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.end(0, false, self.started, &self.state);
         }
     }
 }

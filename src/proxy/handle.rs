@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
@@ -10,7 +10,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::cached::{self, Head};
-use super::conn::{AccessLog, ConnState, Tracked};
+use super::conn::{AccessLog, ConnState, Unanswered};
 use super::error::ProxyError;
 use super::fetch::{self, Exchange};
 use super::headers::{
@@ -32,13 +32,13 @@ pub async fn handle(
     allowed: bool,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    state.request_started();
-    let started = Instant::now();
-    let mut log = AccessLog {
+    let log = AccessLog {
         client: client.ip(),
         method: req.method().clone(),
         ..AccessLog::default()
     };
+    let mut pending = Unanswered::new(log, state);
+    let log = pending.log();
     // `forward` logs the normalised URL; anything else logs the target as received.
     let uri = req.uri().clone();
     let connect = req.method() == Method::CONNECT;
@@ -52,7 +52,7 @@ pub async fn handle(
     } else if connect {
         Box::pin(tunnel::connect(&proxy, req)).await
     } else {
-        forward(&proxy, req, &mut log).await
+        forward(&proxy, req, log).await
     };
     let mut resp = resp.unwrap_or_else(|e| {
         let mut resp = e.into_response();
@@ -76,7 +76,7 @@ pub async fn handle(
     }
     log.status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
-    let body = body::boxed(Tracked::new(body, started, log, state));
+    let body = body::boxed(pending.answer(body));
     Ok(Response::from_parts(parts, body))
 }
 
@@ -150,10 +150,19 @@ async fn uncached(
     let resp = downstream_response(fetched.response);
     if let Some(key) = &key {
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates.
-        for k in invalidations(&method, resp.status().as_u16(), key, resp.headers()) {
-            if let Err(e) = proxy.cache.remove(&k).await {
-                tracing::warn!(error = %e, "cache invalidation failed");
-            }
+        let keys = invalidations(&method, resp.status().as_u16(), key, resp.headers());
+        if !keys.is_empty() {
+            // A task of its own, awaited: hyper drops this future when the client hangs up,
+            // which skipped the removals after the one being waited for.
+            let cache = proxy.cache.clone();
+            let _ = tokio::spawn(async move {
+                for k in keys {
+                    if let Err(e) = cache.remove(&k).await {
+                        tracing::warn!(error = %e, "cache invalidation failed");
+                    }
+                }
+            })
+            .await;
         }
     }
     let x = Exchange {
