@@ -15,7 +15,9 @@
 # HTML, the page of bench/sluice_only.sh); sluice runs under
 # callgrind with one worker thread; a small client sends N requests on each of 10
 # keep-alive connections. The counters are zeroed after a warm-up and dumped after the run.
-# Needs nginx, valgrind, python3 and curl (Debian packages) and target/release/sluice.
+# Needs nginx, valgrind, python3 and curl (Debian packages) and target/release/sluice
+# (SLUICE_BIN=PATH measures another binary that takes `serve --config FILE`, such as
+# target/release/examples/bare_pass).
 # Everything listens on 127.0.0.1; state lives in a mktemp dir.
 #
 #   bench/callgrind.sh [--requests N] [--top K] [--only hit|pass|scan]
@@ -89,7 +91,7 @@ measure() { # name path unique
     rm -rf "$WORK/store"
     sluice_toml "$PPORT" "$APORT"
     RUST_LOG=info,access=off TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind \
-        --callgrind-out-file="$WORK/$name.out" target/release/sluice serve \
+        --callgrind-out-file="$WORK/$name.out" "${SLUICE_BIN:-target/release/sluice}" serve \
         --config "$WORK/sluice.toml" > "$WORK/$name.log" 2>&1 &
     local vpid=$!
     PIDS+=($vpid)
