@@ -215,6 +215,19 @@ impl Pipeline {
         cfg: &ScanConfig,
         prepare: impl FnOnce(&Handles),
     ) -> Result<Vec<LoadError>, Vec<LoadError>> {
+        // A missing directory loads no rules at start (with a warning). At a reload it is
+        // more likely a deploy swapping the directory than a wish to scan with none, and
+        // taking it at its word would pass every spam page as clean, answering 200.
+        let in_force = self.handles().rules.map_or(0, |r| r.len());
+        if in_force > 0 && !cfg.rules.exists() {
+            return Err(vec![LoadError {
+                file: cfg.rules.clone(),
+                line: 0,
+                message: format!(
+                    "no rules directory; the {in_force} rules in force are kept (restart to run without rules)"
+                ),
+            }]);
+        }
         let (classifiers, handles, warnings) = load_classifiers(cfg)?;
         prepare(&handles);
         let thresholds = Thresholds {

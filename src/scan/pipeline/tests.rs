@@ -299,6 +299,39 @@ fn reload_swaps_the_ruleset_and_keeps_counters() {
     );
 }
 
+#[test]
+fn a_reload_keeps_the_rules_in_force_when_their_directory_has_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ScanConfig {
+        rules: dir.path().join("rules"),
+        models: dir.path().join("models"),
+        hash_lists: dir.path().join("hashes"),
+        ..ScanConfig::default()
+    };
+    // Started without the directory: no rules, and a reload without it is fine.
+    let (p, _) = Pipeline::from_config(&cfg).unwrap();
+    p.reload(&cfg).expect("nothing in force to lose");
+    std::fs::create_dir(&cfg.rules).unwrap();
+    std::fs::write(
+        cfg.rules.join("a.cf"),
+        "body WON /you have won/i\nscore WON 6\n",
+    )
+    .unwrap();
+    p.reload(&cfg).unwrap();
+    let spam = || p.scan_sync(&html("<p>you have won</p>")).class;
+    assert_eq!(spam(), Class::Spam);
+    let ruleset = p.ruleset();
+    // The directory is swapped out by a deploy when the reload comes.
+    std::fs::rename(&cfg.rules, dir.path().join("rules.old")).unwrap();
+    let errors = p.reload(&cfg).expect_err("refused");
+    assert!(
+        errors[0].to_string().contains("1 rules in force are kept"),
+        "{errors:?}"
+    );
+    assert_eq!(p.ruleset(), ruleset, "nothing changed");
+    assert_eq!(spam(), Class::Spam);
+}
+
 #[tokio::test]
 async fn scan_runs_on_the_pool() {
     let p = pipeline(vec![rules(vec![("A", 5.0)])]);
