@@ -228,3 +228,30 @@ async fn bad_rescan_requests_are_400_with_a_reason() {
     );
     assert_eq!(c.delete("/rescan").await.status, 405);
 }
+
+/// Shutdown drains the scan workers: a rescan then stops instead of submitting more, which
+/// held the drain for `scan.timeout` and wrote verdicts after the store's final flush.
+#[tokio::test]
+async fn a_rescan_stops_once_shutdown_drains_the_scanners() {
+    let o = origin().await;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    for text in ["cheap_pills_one", "cheap_pills_two"] {
+        assert_eq!(
+            verdict_class(&s.fetch(&o.url(&format!("/{text}"))).await),
+            "clean"
+        );
+    }
+    let proxy = s.running.as_ref().expect("running").proxy.clone();
+    proxy.pipeline.drain().await;
+    let a = c.post("/rescan", &json!({"class": "clean"})).await;
+    assert_eq!(a.status, 202, "{:?}", a.json);
+    let p = finished(&c).await;
+    assert_eq!(p["state"], "failed", "{p}");
+    assert!(
+        p["error"].as_str().unwrap_or("").contains("shutting down"),
+        "{p}"
+    );
+    assert_eq!((&p["total"], &p["done"]), (&json!(2), &json!(0)), "{p}");
+}

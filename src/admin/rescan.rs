@@ -243,6 +243,14 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
         p.ruleset = proxy.pipeline.ruleset();
     });
     for sha in shas {
+        if proxy.pipeline.draining() {
+            rescans.update(|p| {
+                p.state = "failed";
+                p.error = Some("stopped: sluice is shutting down".into());
+                p.finished_at = Some(rfc3339(SystemTime::now()));
+            });
+            return;
+        }
         let outcome = rescan_one(&proxy, &sha, urls.get(&sha).cloned()).await;
         rescans.update(|p| {
             p.done += 1;

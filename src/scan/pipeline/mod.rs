@@ -142,6 +142,8 @@ struct Inner {
     memo: OnceLock<Memo>,
     pool: Pool,
     stats: Stats,
+    /// Set by [`Pipeline::drain`]: background work (a rescan) stops submitting.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// The classifier pipeline. Clone it freely; clones share classifiers, memo, pool and stats.
@@ -174,6 +176,7 @@ impl Pipeline {
                 settings,
                 memo: OnceLock::new(),
                 stats,
+                draining: Default::default(),
             }),
         }
     }
@@ -306,11 +309,19 @@ impl Pipeline {
     }
 
     /// Waits for running scans to finish (at most `scan.timeout`), so that their verdicts are
-    /// written before the store closes.
+    /// written before the store closes. From here on [`draining`](Self::draining) is true.
     pub async fn drain(&self) {
+        self.inner.draining.store(true, Relaxed);
         if !self.inner.pool.idle(self.inner.settings.timeout).await {
             tracing::warn!("scans still running at shutdown; their verdicts may be lost");
         }
+    }
+
+    /// Whether shutdown has begun draining scans: a rescan stops instead of submitting
+    /// more, which would hold the drain for `scan.timeout` and write verdicts after the
+    /// store's final flush.
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(Relaxed)
     }
 
     /// The stored verdict for a decoded-body SHA-256, if the current ruleset produced it
