@@ -270,14 +270,21 @@ async fn reload_on_sighup(proxy: Arc<Proxy>, hup: Hangup, mut shutdown: watch::R
 /// loggers wait. The returned flusher writes what is left at exit.
 fn init_logging() -> Option<crate::log_writer::Flusher> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // An unset RUST_LOG means info; one that does not parse also runs at info, but says so
+    // once logging is up (a typo must not silently log more, or less, than asked).
+    let (filter, bad) = match std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV) {
+        Ok(spec) => match tracing_subscriber::EnvFilter::try_new(&spec) {
+            Ok(f) => (f, None),
+            Err(e) => (tracing_subscriber::EnvFilter::new("info"), Some((spec, e))),
+        },
+        Err(_) => (tracing_subscriber::EnvFilter::new("info"), None),
+    };
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal());
     // Logs go to stderr (README), leaving stdout to command output; written in batches by
     // one background thread, or directly if that thread cannot be started.
-    match crate::log_writer::spawn(std::io::stderr()) {
+    let flusher = match crate::log_writer::spawn(std::io::stderr()) {
         Ok((writer, flusher)) => {
             let _ = fmt.with_writer(writer).try_init();
             Some(flusher)
@@ -286,7 +293,11 @@ fn init_logging() -> Option<crate::log_writer::Flusher> {
             let _ = fmt.with_writer(std::io::stderr).try_init();
             None
         }
+    };
+    if let Some((spec, e)) = bad {
+        tracing::warn!("RUST_LOG={spec:?} does not parse ({e}); logging at info");
     }
+    flusher
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), installed together before the listeners bind and kept

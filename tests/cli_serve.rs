@@ -179,6 +179,25 @@ async fn serve_proxies_requests_and_exits_0_on_sigterm() {
 }
 
 /// The access-log lines (target `access`) in a run's stderr.
+#[tokio::test]
+async fn an_unparsable_rust_log_is_reported_not_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = bin::write_config(dir.path(), "");
+    let launch = Launch {
+        log: "info,sluice=loud",
+        ..Launch::default()
+    };
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), launch);
+    sluice.wait_ready().await;
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
+    let stderr = sluice.stderr();
+    assert!(
+        stderr.contains("RUST_LOG=\"info,sluice=loud\" does not parse"),
+        "{stderr}"
+    );
+}
+
 fn access_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.contains(" access: ")).collect()
 }
