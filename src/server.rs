@@ -55,6 +55,20 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        // Observe mode's scans and stores run after their responses, each holding an
+        // `observing` slot from scan to store: wait for them to hand every slot back (their
+        // scans are bounded by scan.timeout), then close, so a body still streaming when the
+        // grace ran out is neither scanned nor stored after the store's last flush.
+        let observers = &self.proxy.observing;
+        let all = u32::try_from(self.proxy.pipeline.capacity()).unwrap_or(u32::MAX);
+        let wait = self.proxy.scan_cfg.timeout + self.proxy.cfg.shutdown_grace;
+        if tokio::time::timeout(wait, observers.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("observe-mode scans still running at shutdown; they may be lost");
+        }
+        observers.close();
         self.proxy.pipeline.drain().await;
         // A store write whose request was cut at the grace limit, or an observe-mode write,
         // may still be in its transaction: let it finish before the store closes.

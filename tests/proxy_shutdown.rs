@@ -195,3 +195,32 @@ async fn an_open_admin_connection_is_closed_at_shutdown_and_frees_the_store() {
     );
     sluice::store::Store::open(dir.path()).expect("the store is free after shutdown");
 }
+
+/// Observe mode scans and stores after the response: shutdown waits for those (each holds
+/// an `observing` slot from scan to store), then closes the slots, so none starts after the
+/// store's final flush.
+#[tokio::test]
+async fn shutdown_waits_for_observe_mode_scans_then_refuses_new_ones() {
+    let mut cfg = config();
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let mut s = start(cfg).await;
+    let running = s.running.take().expect("running");
+    let observing = running.proxy.observing.clone();
+    // An observed body being scanned and stored holds a slot.
+    let in_flight = observing.clone().try_acquire_owned().expect("a free slot");
+    let mut shutdown = tokio::spawn(running.shutdown());
+    let waited = tokio::time::timeout(Duration::from_millis(200), &mut shutdown).await;
+    assert!(
+        waited.is_err(),
+        "shutdown returned while an observed scan was running"
+    );
+    drop(in_flight);
+    tokio::time::timeout(LIMIT, shutdown)
+        .await
+        .expect("shutdown ends once the scan is done")
+        .expect("no panic");
+    assert!(
+        observing.is_closed(),
+        "no observed scan starts after shutdown"
+    );
+}
