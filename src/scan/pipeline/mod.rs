@@ -231,6 +231,22 @@ impl Pipeline {
                 ),
             }]);
         }
+        // The same for the text model's file.
+        let model = cfg.models.join(crate::scan::model::MODEL_FILE);
+        let model_in_force = self
+            .current()
+            .classifiers
+            .iter()
+            .any(|(c, _)| c.name() == "model" && !c.fingerprint().is_empty());
+        if model_in_force && !model.exists() {
+            return Err(vec![LoadError {
+                file: model,
+                line: 0,
+                message:
+                    "no text model file; the model in force is kept (restart to run without it)"
+                        .into(),
+            }]);
+        }
         let (classifiers, handles, warnings) = load_classifiers(cfg)?;
         prepare(&handles);
         let thresholds = Thresholds {

@@ -332,6 +332,32 @@ fn a_reload_keeps_the_rules_in_force_when_their_directory_has_gone() {
     assert_eq!(spam(), Class::Spam);
 }
 
+#[test]
+fn a_reload_keeps_the_model_in_force_when_its_file_has_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ScanConfig {
+        rules: dir.path().join("rules"),
+        models: dir.path().join("models"),
+        hash_lists: dir.path().join("hashes"),
+        ..ScanConfig::default()
+    };
+    let (p, _) = Pipeline::from_config(&cfg).unwrap();
+    p.reload(&cfg).expect("no model in force to lose");
+    std::fs::create_dir(&cfg.models).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/text.model");
+    let file = cfg.models.join(crate::scan::model::MODEL_FILE);
+    std::fs::copy(shipped, &file).unwrap();
+    p.reload(&cfg).unwrap();
+    let ruleset = p.ruleset();
+    std::fs::remove_file(&file).unwrap();
+    let errors = p.reload(&cfg).expect_err("refused");
+    assert!(
+        errors[0].to_string().contains("model in force is kept"),
+        "{errors:?}"
+    );
+    assert_eq!(p.ruleset(), ruleset, "nothing changed");
+}
+
 #[tokio::test]
 async fn scan_runs_on_the_pool() {
     let p = pipeline(vec![rules(vec![("A", 5.0)])]);
