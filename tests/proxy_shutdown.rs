@@ -224,3 +224,69 @@ async fn shutdown_waits_for_observe_mode_scans_then_refuses_new_ones() {
         "no observed scan starts after shutdown"
     );
 }
+
+/// Regression: a prefix purge ran as a detached task (so that a client hanging up did not
+/// stop it part of the way), which shutdown never waited for nor stopped: a purge still
+/// running when `shutdown` returned went on removing objects after the final store flush,
+/// and through its handle on the cache kept the store open and locked against the next start.
+#[tokio::test]
+async fn a_prefix_purge_running_at_shutdown_ends_with_it() {
+    use tokio::io::AsyncWriteExt;
+    const URLS: usize = 3_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sluice::store::Store::open(dir.path()).expect("open store");
+    let mut cfg = config();
+    cfg.proxy.shutdown_grace = Duration::from_millis(100);
+    let running = sluice::server::start_with_store(cfg, store)
+        .await
+        .expect("start");
+    let cache = running.proxy.cache.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "cache-control",
+            http::HeaderValue::from_static("max-age=600"),
+        );
+        let (req, now) = (http::HeaderMap::new(), std::time::SystemTime::now());
+        for i in 0..URLS {
+            let key = sluice::cache::key::CacheKey::parse(&format!("http://purged.test/p/{i}"))
+                .expect("key");
+            let body = bytes::Bytes::from(format!("body {i}"));
+            let meta = sluice::cache::meta::ObjectMeta::from_response(
+                &key,
+                http::StatusCode::OK,
+                &headers,
+                &req,
+                now,
+                now,
+                &body,
+            );
+            cache.put_blocking(meta, body).expect("stored");
+        }
+    })
+    .await
+    .expect("puts");
+    let mut tcp = tokio::net::TcpStream::connect(running.admin_addr)
+        .await
+        .expect("connect");
+    let body = serde_json::json!({ "prefix": "http://purged.test/p/" }).to_string();
+    let req = format!(
+        "POST /purge HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.expect("send");
+    let deadline = Instant::now() + LIMIT;
+    while running.proxy.cache.stats().objects == URLS {
+        assert!(Instant::now() < deadline, "the purge never started");
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout(LIMIT, running.shutdown())
+        .await
+        .expect("shutdown finishes");
+    drop(tcp);
+    // Not `Store::open`, which waits seconds for a lock: the store must be free at once.
+    sled::Config::new()
+        .path(dir.path())
+        .open()
+        .expect("nothing uses the store after shutdown returned");
+}

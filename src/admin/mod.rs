@@ -24,7 +24,7 @@ pub mod retro;
 pub mod verdicts;
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
@@ -47,6 +47,8 @@ pub struct Admin {
     token: String,
     /// The background rescan and its progress.
     pub rescans: Arc<rescan::Rescans>,
+    /// Work that outlives its request but not shutdown ([`Admin::run_to_end`]).
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Admin {
@@ -56,7 +58,28 @@ impl Admin {
             proxy,
             token,
             rescans: Arc::default(),
+            tasks: std::sync::Mutex::default(),
         })
+    }
+
+    /// Runs `work` as a task of its own and waits for its result: hyper drops a handler's
+    /// future when its client hangs up, which must not stop a purge part of the way. The task
+    /// is not detached: [`serve`] waits for it at shutdown within `proxy.shutdown_grace`,
+    /// then stops it, so none uses the store after shutdown flushed it. `None`: stopped so.
+    pub async fn run_to_end<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+            // Reaps finished tasks, so the set holds only running ones.
+            while tasks.try_join_next().is_some() {}
+            tasks.spawn(async move {
+                let _ = tx.send(work.await);
+            });
+        }
+        rx.await.ok()
     }
 }
 
@@ -101,12 +124,22 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
     }
     drop(listener);
     let grace = admin.proxy.cfg.shutdown_grace;
+    let end = tokio::time::Instant::now() + grace;
     let drained = async { while conns.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             "admin requests still running after the shutdown grace period; closing them"
         );
     }
+    // No handler runs past this, so none starts a task after the set is taken.
+    conns.shutdown().await;
+    let mut tasks =
+        std::mem::take(&mut *admin.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+    let finished = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout_at(end, finished).await.is_err() {
+        tracing::warn!("an admin purge still running after the shutdown grace period; stopping it");
+    }
+    tasks.shutdown().await;
 }
 
 /// The endpoints: path pattern and the methods it answers.

@@ -24,16 +24,21 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Result<Response<Bo
     let cache = admin.proxy.cache.clone();
     // A purge runs to its end as a task of its own: hyper drops this handler when the client
     // hangs up (a timeout on a large prefix), which stopped a prefix purge part of the way.
+    // Shutdown still waits for it, then stops it ([`Admin::run_to_end`]).
     let purge = match (body.url, body.prefix) {
         (Some(url), None) => {
             let key = key(&url)?;
-            tokio::spawn(async move { cache.remove(&key).await })
+            admin
+                .run_to_end(async move { cache.remove(&key).await })
+                .await
         }
         // The prefix is normalised like a URL (a bare origin gains its `/`), then matched
         // as a plain string prefix of the stored URLs.
         (None, Some(prefix)) => {
             let prefix = key(&prefix)?;
-            tokio::spawn(async move { cache.remove_prefix(prefix.as_str()).await })
+            admin
+                .run_to_end(async move { cache.remove_prefix(prefix.as_str()).await })
+                .await
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -41,10 +46,14 @@ pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Result<Response<Bo
             ))
         }
     };
-    let purged = match purge.await {
-        Ok(Ok(n)) => n,
-        Ok(Err(e)) => return Err(ApiError::internal(format!("purge failed: {e}"))),
-        Err(e) => return Err(ApiError::internal(format!("purge task failed: {e}"))),
+    let purged = match purge {
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return Err(ApiError::internal(format!("purge failed: {e}"))),
+        None => {
+            return Err(ApiError::internal(
+                "purge stopped (shutdown, or the task failed)",
+            ))
+        }
     };
     tracing::info!(purged, "admin purge");
     Ok(reply::json(StatusCode::OK, &json!({ "purged": purged })))

@@ -498,7 +498,11 @@ impl Cache {
 
     /// Remembers that `url` was removed now (the caller holds the disk lock).
     fn note_removal(&self, url: &str) {
-        let now = SystemTime::now();
+        self.note_removal_at(url, SystemTime::now());
+    }
+
+    /// [`note_removal`](Self::note_removal) at `now` (tests set the clock).
+    pub(super) fn note_removal_at(&self, url: &str, now: SystemTime) {
         let h = self.inner.hasher.hash_one(url);
         let mut r = lock(&self.inner.removals);
         if r.by_url.len() >= REMOVALS_CAP {
@@ -510,9 +514,20 @@ impl Cache {
 
     /// Whether `url` was removed at or after `request_time` (kept to the millisecond, rounded
     /// down, so a tie counts as removed after). The caller holds the disk lock.
+    ///
+    /// A removal time past the present means the wall clock went back since (NTP stepping a
+    /// fast clock, a VM resumed): it becomes the present, so a request sent from now on is
+    /// stored again. Left as it was, every put of the URL (of every URL, for `floor`) was
+    /// refused until the clock caught up, which after a boot with a clock far ahead was
+    /// for as long as sluice ran.
     fn removed_since(&self, url: &str, request_time: SystemTime) -> bool {
         let h = self.inner.hasher.hash_one(url);
-        let r = lock(&self.inner.removals);
+        let now = SystemTime::now();
+        let mut r = lock(&self.inner.removals);
+        let r = &mut *r;
+        for t in r.by_url.get_mut(&h).into_iter().chain(r.floor.as_mut()) {
+            *t = (*t).min(now);
+        }
         let removed = r.by_url.get(&h).copied().max(r.floor);
         removed.is_some_and(|t| request_time <= t)
     }

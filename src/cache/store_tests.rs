@@ -564,3 +564,32 @@ fn a_disk_read_that_loses_a_race_with_a_purge_does_not_bring_the_object_back() {
         Found::Miss
     ));
 }
+
+/// Regression: a purge's or invalidation's removal time past the present (the wall clock
+/// went back since: NTP stepping a fast clock) refused every later put of the URL until the
+/// clock caught up, so the URL went to the origin on every request, for as long as sluice
+/// ran after a boot with a clock far ahead.
+#[test]
+fn a_removal_stamped_by_a_clock_that_went_back_does_not_refuse_later_stores() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let url = "http://a.example/r";
+    let later = |ms| {
+        let mut m = meta(url, &[("content-length", "2")], &HeaderMap::new(), b"ok");
+        m.request_time = SystemTime::now() + std::time::Duration::from_millis(ms);
+        m
+    };
+    // Removed "an hour from now": the clock has since been set back an hour.
+    c.note_removal_at(
+        url,
+        SystemTime::now() + std::time::Duration::from_secs(3600),
+    );
+    // A request sent before the clock was found back may predate the removal: refused.
+    let body = Bytes::from_static(b"ok");
+    assert_eq!(
+        c.put_blocking(later(0), body.clone()).unwrap(),
+        PutOutcome::Outdated
+    );
+    // One sent afterwards (here 50 ms later) is after the removal: stored.
+    assert_eq!(c.put_blocking(later(50), body).unwrap(), PutOutcome::Stored);
+}

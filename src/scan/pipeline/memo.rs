@@ -85,7 +85,11 @@ impl Memo {
     }
 
     /// Whether `v` is young enough to be reused (see [`reusing_for`](Self::reusing_for)).
-    /// A `scanned_at` that does not parse counts as too old.
+    /// A `scanned_at` that does not parse counts as too old, and so does one past the present
+    /// (the wall clock went back since the scan): its age is unknown, and counted from the
+    /// future stamp it would be reused, and kept by the sweep, for the clock's error on top
+    /// of the limit (years, after a boot with the clock far ahead). Scanned again, the body
+    /// gets a verdict stamped by the corrected clock.
     pub fn reusable(&self, v: &Verdict) -> bool {
         let Some(age) = self.reuse_for else {
             return true;
@@ -94,7 +98,7 @@ impl Memo {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         v.scanned_secs()
-            .is_some_and(|t| t.saturating_add(age.as_secs()) >= now)
+            .is_some_and(|t| t <= now && t.saturating_add(age.as_secs()) >= now)
     }
 
     /// Also maintains the by-class index in `index` on every [`put`](Self::put).
@@ -300,6 +304,17 @@ mod tests {
                 "{secs_ago} s, stored"
             );
         }
+        let ahead = Verdict {
+            scanned_at: super::super::rfc3339(SystemTime::now() + Duration::from_secs(86_400)),
+            ..scanned(0)
+        };
+        memo.put(&ahead);
+        assert!(
+            !memo.reusable(&ahead),
+            "stamped a day ahead: the clock went back since the scan, whose age is unknown"
+        );
+        assert!(memo.get_hot(&key).is_none(), "ahead, in memory");
+        assert!(memo.get_stored(&key).is_none(), "ahead, stored");
         let unparsed = Verdict {
             scanned_at: "yesterday".into(),
             ..scanned(0)
