@@ -348,28 +348,7 @@ async fn a_prefix_purge_completes_when_its_client_hangs_up() {
     let dirs = Dirs::new();
     let s = common::start(dirs.config("")).await;
     let cache = s.running.as_ref().expect("running").proxy.cache.clone();
-    // Stored directly: through the proxy this many misses would take most of the test.
-    tokio::task::spawn_blocking(move || {
-        let (headers, req) = (cacheable_headers(), http::HeaderMap::new());
-        let now = std::time::SystemTime::now();
-        for i in 0..URLS {
-            let key = sluice::cache::key::CacheKey::parse(&format!("http://purged.test/p/{i}"))
-                .expect("key");
-            let body = bytes::Bytes::from(format!("body {i}"));
-            let meta = sluice::cache::meta::ObjectMeta::from_response(
-                &key,
-                http::StatusCode::OK,
-                &headers,
-                &req,
-                now,
-                now,
-                &body,
-            );
-            cache.put_blocking(meta, body).expect("stored");
-        }
-    })
-    .await
-    .expect("puts");
+    common::cache::store_directly(cache, "http://purged.test/p/", URLS).await;
     let cache = &s.running.as_ref().expect("running").proxy.cache;
     assert_eq!(cache.stats().objects, URLS);
     // The whole request, then the client leaves before the answer (a curl --max-time).
@@ -389,13 +368,4 @@ async fn a_prefix_purge_completes_when_its_client_hangs_up() {
         cache.stats().objects == 0
     })
     .await;
-}
-
-fn cacheable_headers() -> http::HeaderMap {
-    let mut h = http::HeaderMap::new();
-    h.insert(
-        "cache-control",
-        http::HeaderValue::from_static("max-age=600"),
-    );
-    h
 }

@@ -241,31 +241,7 @@ async fn a_prefix_purge_running_at_shutdown_ends_with_it() {
         .await
         .expect("start");
     let cache = running.proxy.cache.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            "cache-control",
-            http::HeaderValue::from_static("max-age=600"),
-        );
-        let (req, now) = (http::HeaderMap::new(), std::time::SystemTime::now());
-        for i in 0..URLS {
-            let key = sluice::cache::key::CacheKey::parse(&format!("http://purged.test/p/{i}"))
-                .expect("key");
-            let body = bytes::Bytes::from(format!("body {i}"));
-            let meta = sluice::cache::meta::ObjectMeta::from_response(
-                &key,
-                http::StatusCode::OK,
-                &headers,
-                &req,
-                now,
-                now,
-                &body,
-            );
-            cache.put_blocking(meta, body).expect("stored");
-        }
-    })
-    .await
-    .expect("puts");
+    common::cache::store_directly(cache, "http://purged.test/p/", URLS).await;
     let mut tcp = tokio::net::TcpStream::connect(running.admin_addr)
         .await
         .expect("connect");

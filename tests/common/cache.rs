@@ -6,6 +6,36 @@ use std::time::{Duration, SystemTime};
 use super::origin::Origin;
 use super::LIMIT;
 
+/// Stores `n` small objects, fresh for ten minutes, at `{prefix}{i}` straight into `cache`
+/// (through the proxy, that many misses would take most of a test).
+pub async fn store_directly(cache: sluice::cache::store::Cache, prefix: &str, n: usize) {
+    let prefix = prefix.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "cache-control",
+            http::HeaderValue::from_static("max-age=600"),
+        );
+        let (req, now) = (http::HeaderMap::new(), SystemTime::now());
+        for i in 0..n {
+            let key = sluice::cache::key::CacheKey::parse(&format!("{prefix}{i}")).expect("key");
+            let body = bytes::Bytes::from(format!("body {i}"));
+            let meta = sluice::cache::meta::ObjectMeta::from_response(
+                &key,
+                http::StatusCode::OK,
+                &headers,
+                &req,
+                now,
+                now,
+                &body,
+            );
+            cache.put_blocking(meta, body).expect("stored");
+        }
+    })
+    .await
+    .expect("puts");
+}
+
 /// `HTTP/1.1 {status}` with the given header lines, a `Content-Length` and `body`.
 pub fn answer(status: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
     let mut s = format!("HTTP/1.1 {status}\r\n");

@@ -261,8 +261,8 @@ fn ruleset_names_fingerprints_and_thresholds() {
     assert_ne!(a, pipeline_with(vec![rules(vec![])], s).ruleset());
 }
 
-#[test]
-fn from_config_loads_the_four_classifiers() {
+/// A scan config over an empty temporary directory: no rules, models or hash lists yet.
+fn empty_dirs() -> (tempfile::TempDir, ScanConfig) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ScanConfig {
         rules: dir.path().join("rules"),
@@ -270,6 +270,12 @@ fn from_config_loads_the_four_classifiers() {
         hash_lists: dir.path().join("hashes"),
         ..ScanConfig::default()
     };
+    (dir, cfg)
+}
+
+#[test]
+fn from_config_loads_the_four_classifiers() {
+    let (_dir, cfg) = empty_dirs();
     let (p, _warnings) = Pipeline::from_config(&cfg).unwrap();
     let v = p.scan_sync(&html("<p>hello</p>"));
     assert_ne!(v.class, Class::Unscanned);
@@ -279,13 +285,7 @@ fn from_config_loads_the_four_classifiers() {
 
 #[test]
 fn reload_swaps_the_ruleset_and_keeps_counters() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = ScanConfig {
-        rules: dir.path().join("rules"),
-        models: dir.path().join("models"),
-        hash_lists: dir.path().join("hashes"),
-        ..ScanConfig::default()
-    };
+    let (_dir, mut cfg) = empty_dirs();
     let (p, _) = Pipeline::from_config(&cfg).unwrap();
     let before = p.ruleset();
     p.scan_sync(&html("<p>x</p>"));
@@ -301,13 +301,7 @@ fn reload_swaps_the_ruleset_and_keeps_counters() {
 
 #[test]
 fn a_reload_keeps_the_rules_in_force_when_their_directory_has_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ScanConfig {
-        rules: dir.path().join("rules"),
-        models: dir.path().join("models"),
-        hash_lists: dir.path().join("hashes"),
-        ..ScanConfig::default()
-    };
+    let (_dir, cfg) = empty_dirs();
     // Started without the directory: no rules, and a reload without it is fine.
     let (p, _) = Pipeline::from_config(&cfg).unwrap();
     p.reload(&cfg).expect("nothing in force to lose");
@@ -322,7 +316,7 @@ fn a_reload_keeps_the_rules_in_force_when_their_directory_has_gone() {
     assert_eq!(spam(), Class::Spam);
     let ruleset = p.ruleset();
     // The directory is swapped out by a deploy when the reload comes.
-    std::fs::rename(&cfg.rules, dir.path().join("rules.old")).unwrap();
+    std::fs::rename(&cfg.rules, cfg.rules.with_extension("old")).unwrap();
     let errors = p.reload(&cfg).expect_err("refused");
     assert!(
         errors[0].to_string().contains("1 rules in force are kept"),
@@ -334,13 +328,7 @@ fn a_reload_keeps_the_rules_in_force_when_their_directory_has_gone() {
 
 #[test]
 fn a_reload_keeps_the_model_in_force_when_its_file_has_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ScanConfig {
-        rules: dir.path().join("rules"),
-        models: dir.path().join("models"),
-        hash_lists: dir.path().join("hashes"),
-        ..ScanConfig::default()
-    };
+    let (_dir, cfg) = empty_dirs();
     let (p, _) = Pipeline::from_config(&cfg).unwrap();
     p.reload(&cfg).expect("no model in force to lose");
     std::fs::create_dir(&cfg.models).unwrap();
