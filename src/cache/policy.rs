@@ -1,6 +1,7 @@
 //! RFC 9111 policy for a shared cache: may this response be stored, and may this stored
 //! response be reused for this request? Pure functions over headers and times; no I/O.
 
+use std::sync::LazyLock;
 use std::time::SystemTime;
 
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
@@ -322,9 +323,34 @@ pub fn only_if_cached(req: &HeaderMap) -> bool {
     CacheControl::parse(req).only_if_cached
 }
 
-/// The `Age` header value to send with a response served from cache.
+/// The `Age` header value to send with a response served from cache. Ages under
+/// `SMALL_AGES` seconds, nearly every hit's, are formatted once per process: a hit then
+/// clones a static value instead of formatting and allocating one.
 pub fn age_header(age: u64) -> http::HeaderValue {
-    http::HeaderValue::from(age.min(super::directives::DELTA_MAX))
+    const SMALL_AGES: usize = 1024;
+    static SMALL: LazyLock<Vec<http::HeaderValue>> = LazyLock::new(|| {
+        let mut digits = String::new();
+        let mut ends = Vec::with_capacity(SMALL_AGES);
+        for age in 0..SMALL_AGES {
+            digits.push_str(itoa::Buffer::new().format(age));
+            ends.push(digits.len());
+        }
+        // Leaked once, so that every value can be a static.
+        let digits: &'static str = Box::leak(digits.into_boxed_str());
+        let mut start = 0;
+        ends.into_iter()
+            .map(|end| {
+                let v = http::HeaderValue::from_static(&digits[start..end]);
+                start = end;
+                v
+            })
+            .collect()
+    });
+    let age = age.min(super::directives::DELTA_MAX);
+    match usize::try_from(age).ok().and_then(|a| SMALL.get(a)) {
+        Some(v) => v.clone(),
+        None => http::HeaderValue::from(age),
+    }
 }
 
 /// Remaining freshness in seconds (negative when stale), for Cache-Status `ttl`.

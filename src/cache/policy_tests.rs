@@ -273,7 +273,9 @@ fn fresh_hits_report_their_age() {
         headers: &rh,
     };
     assert_eq!(decide(&info, &m, t(10)), Decision::Fresh { age: 15 });
-    assert_eq!(age_header(15), "15");
+    for age in [0, 15, 999, 1023, 1024, 86_400] {
+        assert_eq!(age_header(age), age.to_string().as_str(), "{age}");
+    }
     assert_eq!(age_header(u64::MAX), "2147483648");
 }
 

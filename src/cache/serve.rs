@@ -38,7 +38,7 @@ pub fn from_cache(
     let mut headers = meta.headers.clone();
     headers.remove(TRANSFER_ENCODING);
     headers.insert(AGE, super::policy::age_header(age));
-    if let Ok(v) = HeaderValue::try_from(cache_status.header_value()) {
+    if let Some(v) = cache_status.to_header() {
         headers.append(CACHE_STATUS, v);
     }
     let head = method == Method::HEAD;
@@ -88,7 +88,7 @@ pub fn from_cache(
         // RFC 9110 §8.6: a 204 never carries Content-Length.
         headers.remove(CONTENT_LENGTH);
     } else {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+        set_length(&mut headers, body.len());
     }
     let body = if head { Bytes::new() } else { body };
     Served {
@@ -96,6 +96,20 @@ pub fn from_cache(
         headers,
         body,
     }
+}
+
+/// Sets Content-Length to `len`, keeping the stored field when it already says so (the
+/// usual case: no new value to format and allocate on every hit).
+fn set_length(h: &mut HeaderMap, len: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(len);
+    let mut stored = h.get_all(CONTENT_LENGTH).iter();
+    if let (Some(v), None) = (stored.next(), stored.next()) {
+        if v.as_bytes() == digits.as_bytes() {
+            return;
+        }
+    }
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len as u64));
 }
 
 fn set(h: &mut HeaderMap, name: http::header::HeaderName, value: &str) {
@@ -138,6 +152,19 @@ mod tests {
         assert_eq!(s.headers[CACHE_STATUS], "sluice; hit");
         assert_eq!(s.headers[CONTENT_LENGTH], "10");
         assert_eq!(s.body, "0123456789");
+    }
+
+    #[test]
+    fn content_length_is_the_body_length_whatever_was_stored() {
+        let body = Bytes::from_static(b"0123456789");
+        for stored in [&[][..], &["10"], &["9"], &["10", "10"], &["010"]] {
+            let fields: Vec<_> = stored.iter().map(|v| ("content-length", *v)).collect();
+            let meta = sample("http://a/x", &fields, &body);
+            let (req, st) = (HeaderMap::new(), CacheStatus::hit());
+            let s = from_cache(&Method::GET, &req, &meta, &body, 1, &st);
+            let lengths: Vec<_> = s.headers.get_all(CONTENT_LENGTH).iter().collect();
+            assert_eq!(lengths, ["10"], "stored {stored:?}");
+        }
     }
 
     #[test]

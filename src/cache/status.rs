@@ -6,6 +6,9 @@ use std::fmt::Write;
 /// The cache's name in Cache-Status.
 pub const CACHE_NAME: &str = "sluice";
 
+/// The field value of a plain hit (`CacheStatus::hit()`).
+const PLAIN_HIT: &str = "sluice; hit";
+
 /// Cache-Status `detail` of a stale object served because its revalidation failed (RFC 5861
 /// §4, RFC 9111 §4.2.4).
 pub const STALE_IF_ERROR: &str = "stale-if-error";
@@ -93,6 +96,15 @@ impl CacheStatus {
         }
     }
 
+    /// The field value as a header value. A plain hit, the value of most responses, is a
+    /// static: no formatting and no allocation.
+    pub fn to_header(&self) -> Option<http::HeaderValue> {
+        if *self == CacheStatus::hit() {
+            return Some(http::HeaderValue::from_static(PLAIN_HIT));
+        }
+        http::HeaderValue::try_from(self.header_value()).ok()
+    }
+
     /// Formats the field value.
     pub fn header_value(&self) -> String {
         let mut s = String::with_capacity(64);
@@ -169,6 +181,7 @@ mod tests {
         ];
         for (cs, expect) in rows {
             assert_eq!(cs.header_value(), expect);
+            assert_eq!(cs.to_header().unwrap(), expect, "the header value of {cs:?}");
         }
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::conn::AccessLog;
@@ -149,15 +148,18 @@ pub async fn respond(
             // Repeated bytes are answered from the memo before a scan input is built.
             let verdict = match pipeline.memo_for_body(&bytes, &parts.headers) {
                 Ok(v) => v,
+                // Boxed, as is the store below: a memo hit or an unstorable response, the
+                // common case, then moves a future without their state.
                 Err(known_sha) => Arc::new(
-                    pipeline
-                        .scan_unmemoised(content(&bytes, &parts.headers, x.url), known_sha)
-                        .await,
+                    Box::pin(
+                        pipeline.scan_unmemoised(content(&bytes, &parts.headers, x.url), known_sha),
+                    )
+                    .await,
                 ),
             };
             record_url(&proxy.store, x.url, &verdict, no_store);
             let stored = if storable {
-                store(proxy, x, &parts, bytes.clone(), &verdict).await
+                Box::pin(store(proxy, x, &parts, bytes.clone(), &verdict)).await
             } else {
                 false
             };
@@ -366,7 +368,7 @@ pub fn finish(
 /// Adds `Cache-Status` and notes the result for the access log.
 pub fn set_cache_status(headers: &mut HeaderMap, status: &CacheStatus, log: &mut AccessLog) {
     log_cache_result(status, log);
-    if let Ok(v) = HeaderValue::try_from(status.header_value()) {
+    if let Some(v) = status.to_header() {
         headers.insert(CACHE_STATUS, v);
     }
 }

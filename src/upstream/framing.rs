@@ -102,6 +102,21 @@ impl<T> Checked<T> {
 /// Scans `bytes`; on a bare LF overwrites it with NUL and stops. Inside a header line past
 /// the status code only the next LF matters, so the scanner jumps to it.
 fn scan(state: &mut Scan, last: &mut u8, bytes: &mut [u8]) {
+    if *state
+        == (Scan::Head {
+            column: 0,
+            interim: false,
+        })
+    {
+        if let Some(end) = whole_final_head(bytes) {
+            let head = &bytes[..end];
+            if let Some(bare) = memchr::memchr_iter(b'\n', head).find(|&i| head[i - 1] != b'\r') {
+                bytes[bare] = 0;
+            }
+            *state = Scan::Idle;
+            return;
+        }
+    }
     let mut i = 0;
     while i < bytes.len() {
         if let Scan::Head {
@@ -160,6 +175,21 @@ fn scan(state: &mut Scan, last: &mut u8, bytes: &mut [u8]) {
         };
         *last = byte;
     }
+}
+
+/// The usual read: a whole final response head at the start of `bytes`. Returns where it
+/// ends, past its first CRLF CRLF, so that two vectorised searches check it instead of the
+/// byte-wise scanner. If every LF before that point has its CR, that point is the head's
+/// end; if one does not, the first such LF is the one the byte-wise scanner would null.
+/// `None` for the rest, left to the byte-wise scanner: a 1xx, an empty line before the
+/// status line, a head the read cut short.
+fn whole_final_head(bytes: &[u8]) -> Option<usize> {
+    let starts_with_line_end = matches!(bytes.first(), None | Some(b'\r' | b'\n'));
+    // "HTTP/1.1 1xx": the status code's first digit is the tenth byte.
+    if starts_with_line_end || bytes.get(9) == Some(&b'1') {
+        return None;
+    }
+    memchr::memmem::find(bytes, b"\r\n\r\n").map(|at| at + 4)
 }
 
 impl<T: AsyncRead> AsyncRead for Checked<T> {
@@ -311,6 +341,17 @@ mod tests {
             assert!(run(bad, split).contains(&0), "split {split}");
         }
         assert!(run(b"HTTP/1.1 200 OK\nA: b\r\n\r\n", 3).contains(&0));
+        // A CRLF CRLF in the body after a head that ends in a bare LF: the head's LF is
+        // nulled whether the head is checked whole or byte by byte.
+        let bad = b"HTTP/1.1 200 OK\r\nA: b\n\nbody\r\n\r\n";
+        let good = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody\n\r\n\r\nmore\n";
+        for split in 0..=bad.len() {
+            let got = run(bad, split);
+            assert_eq!(got.iter().position(|&b| b == 0), Some(21), "split {split}");
+        }
+        for split in 0..=good.len() {
+            assert_eq!(run(good, split), good.to_vec(), "split {split}");
+        }
         // Long lines, where the scanner jumps from line start to LF.
         let long = "x".repeat(300);
         let good = format!("HTTP/1.1 200 OK\r\nA: {long}\r\nB: {long}\r\n\r\n{long}\n");

@@ -384,7 +384,10 @@ impl Client {
 
     async fn connect(&self, hop: &Hop, target: &Target) -> Result<Conn, Error> {
         let started = Instant::now();
-        let conn = self.open(hop, target).await?;
+        // Boxed: opening is the rare path once the pool is warm, and its state (resolving,
+        // racing addresses, TLS) would otherwise size every exchange's future, which is
+        // copied on each request.
+        let conn = Box::pin(self.open(hop, target)).await?;
         self.connect_seconds.observe(started.elapsed());
         Ok(conn)
     }
