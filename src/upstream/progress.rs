@@ -17,21 +17,35 @@ use crate::body::{self, Body, BoxError};
 
 /// When the request last made progress (a body frame went out, or the send began).
 #[derive(Clone)]
-pub struct Progress(Arc<Mutex<Instant>>);
+pub enum Progress {
+    /// A request without a body (most are): it makes no progress after the send began, so
+    /// it needs no shared clock for its body to update.
+    Start(Instant),
+    /// A request with a body, whose frames update the time.
+    Upload(Arc<Mutex<Instant>>),
+}
 
 impl Progress {
     fn touch(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        if let Progress::Upload(last) = self {
+            *last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        }
     }
 
     fn last(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        match self {
+            Progress::Start(at) => *at,
+            Progress::Upload(last) => *last.lock().unwrap_or_else(|e| e.into_inner()),
+        }
     }
 }
 
 /// Wraps the request body so each frame it yields counts as progress.
 pub fn track(req: Request<Body>) -> (Request<Body>, Progress) {
-    let progress = Progress(Arc::new(Mutex::new(Instant::now())));
+    if req.body().is_end_stream() {
+        return (req, Progress::Start(Instant::now()));
+    }
+    let progress = Progress::Upload(Arc::new(Mutex::new(Instant::now())));
     let (parts, inner) = req.into_parts();
     let body = body::boxed(Tracked {
         inner,
@@ -97,7 +111,8 @@ mod tests {
 
     #[tokio::test]
     async fn progress_pushes_the_deadline_and_silence_ends_it() {
-        let (_req, progress) = track(Request::new(body::empty()));
+        let (_req, progress) = track(Request::new(body::full(Bytes::from_static(b"up"))));
+        assert!(matches!(progress, Progress::Upload(_)), "a body is tracked");
         let t = Duration::from_millis(100);
         // Progress every 60ms keeps a 250ms wait alive.
         let p = progress.clone();
@@ -114,6 +129,19 @@ mod tests {
         let never = std::future::pending::<()>();
         let started = Instant::now();
         assert!(within(never, &progress, t).await.is_none());
+        assert!(started.elapsed() >= t);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_body_is_timed_from_its_start() {
+        let (req, progress) = track(Request::new(body::empty()));
+        assert!(req.body().is_end_stream());
+        assert!(matches!(progress, Progress::Start(_)), "nothing to track");
+        let t = Duration::from_millis(50);
+        let started = Instant::now();
+        assert!(within(std::future::pending::<()>(), &progress, t)
+            .await
+            .is_none());
         assert!(started.elapsed() >= t);
     }
 }
