@@ -705,6 +705,26 @@ impl Cache {
             .await
     }
 
+    /// Removes every variant of each of `keys` (RFC 9111 §4.4 invalidation) in one write
+    /// job: once submitted it runs to the end even if the caller's future is dropped (a
+    /// client that hangs up), and shutdown waits for it ([`Cache::idle`]). A key that fails
+    /// is logged and the rest are still removed.
+    pub async fn invalidate(&self, keys: Vec<CacheKey>) -> Result<usize, Error> {
+        self.blocking(Job::Write, move |c| {
+            let mut removed = 0;
+            for key in &keys {
+                match c.remove_blocking(key) {
+                    Ok(n) => removed += n,
+                    Err(e) => {
+                        tracing::warn!(url = key.as_str(), error = %e, "cache invalidation failed")
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     /// Waits until no store job is left running, at most `limit` (shutdown: a write whose
     /// caller has gone may still be in its transaction). True when none is.
     pub async fn idle(&self, limit: Duration) -> bool {

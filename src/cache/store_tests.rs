@@ -1,5 +1,6 @@
 //! Object store tests on temporary sled stores.
 
+use std::future::Future;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -392,6 +393,34 @@ async fn async_wrappers_work_from_the_runtime() {
         c.get(&key("http://a/y"), &req).await.unwrap(),
         Found::Miss
     ));
+}
+
+#[tokio::test]
+async fn an_invalidation_runs_to_the_end_when_its_caller_leaves() {
+    // Removed one awaited job at a time, an invalidation whose client hung up during the
+    // first removal never submitted the others.
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, 0);
+    let req = HeaderMap::new();
+    let urls = ["http://a/x", "http://a/y", "http://a/z"];
+    for u in urls {
+        c.put_blocking(meta(u, &[], &req, b"x"), Bytes::from_static(b"x"))
+            .unwrap();
+    }
+    let keys: Vec<CacheKey> = urls.iter().map(|u| key(u)).collect();
+    // Polled once (the job is submitted), then dropped, as hyper drops a handler's future.
+    let mut job = Box::pin(c.invalidate(keys));
+    let once = std::future::poll_fn(|cx| std::task::Poll::Ready(job.as_mut().poll(cx))).await;
+    drop(job);
+    assert!(
+        c.idle(std::time::Duration::from_secs(10)).await,
+        "the job ends"
+    );
+    assert_eq!(
+        c.stats().objects,
+        0,
+        "every key removed (first poll: {once:?})"
+    );
 }
 
 #[tokio::test]

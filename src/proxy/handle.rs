@@ -152,17 +152,11 @@ async fn uncached(
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates.
         let keys = invalidations(&method, resp.status().as_u16(), key, resp.headers());
         if !keys.is_empty() {
-            // A task of its own, awaited: hyper drops this future when the client hangs up,
-            // which skipped the removals after the one being waited for.
-            let cache = proxy.cache.clone();
-            let _ = tokio::spawn(async move {
-                for k in keys {
-                    if let Err(e) = cache.remove(&k).await {
-                        tracing::warn!(error = %e, "cache invalidation failed");
-                    }
-                }
-            })
-            .await;
+            // One store job for all of them: it finishes even if hyper drops this future
+            // because the client hung up, and shutdown waits for it.
+            if let Err(e) = proxy.cache.invalidate(keys).await {
+                tracing::warn!(error = %e, "cache invalidation failed");
+            }
         }
     }
     let x = Exchange {
