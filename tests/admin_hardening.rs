@@ -172,3 +172,31 @@ async fn nothing_on_the_proxy_port_reaches_the_admin_api() {
     // The admin API itself still answers directly.
     assert_eq!(AdminClient::of(&s, None).get("/healthz").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_silent_or_half_sent_admin_connection_is_closed_at_the_header_timeout() {
+    let dirs = Dirs::new();
+    let mut cfg = dirs.config(TOKEN);
+    cfg.proxy.header_timeout = std::time::Duration::from_millis(300);
+    let s = common::start(cfg).await;
+    let addr = AdminClient::of(&s, None).addr;
+    // A connection that never sends a byte, one that sends half a head, and an idle
+    // keep-alive connection after a complete request: each once held a descriptor for ever.
+    let silent = Client::connect(addr).await;
+    let mut half = Client::connect(addr).await;
+    half.send("GET /healthz HTTP/1.1\r\nHost: adm").await;
+    let mut idle = Client::connect(addr).await;
+    idle.send("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+        .await;
+    let started = std::time::Instant::now();
+    for (name, mut c) in [("silent", silent), ("half", half), ("idle", idle)] {
+        let rest = c.expect_close(common::LIMIT).await;
+        if name == "idle" {
+            assert!(
+                rest.starts_with(b"HTTP/1.1 200"),
+                "the request was answered first"
+            );
+        }
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+}

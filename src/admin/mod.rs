@@ -106,13 +106,19 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
             }
         };
         let admin = Arc::clone(&admin);
+        let header_timeout = admin.proxy.cfg.header_timeout;
         let mut stop = shutdown.clone();
         conns.spawn(async move {
             let svc = service_fn(move |req| {
                 let admin = Arc::clone(&admin);
                 async move { Ok::<_, Infallible>(route(&admin, req).await) }
             });
+            // A connection that sends no complete head within the proxy's header timeout,
+            // idle keep-alive included, is closed: otherwise a slow or silent client held
+            // it, and a descriptor, for ever.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), svc);
             tokio::pin!(conn);
             tokio::select! {
