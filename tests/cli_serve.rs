@@ -178,7 +178,6 @@ async fn serve_proxies_requests_and_exits_0_on_sigterm() {
     );
 }
 
-/// The access-log lines (target `access`) in a run's stderr.
 #[tokio::test]
 async fn an_unparsable_rust_log_is_reported_not_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -198,6 +197,7 @@ async fn an_unparsable_rust_log_is_reported_not_ignored() {
     );
 }
 
+/// The access-log lines (target `access`) in a run's stderr.
 fn access_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.contains(" access: ")).collect()
 }
@@ -260,6 +260,54 @@ async fn every_request_gets_one_access_log_line_unless_turned_off() {
         stderr.contains(" INFO "),
         "other info lines remain: {stderr}"
     );
+}
+
+/// Regression: a CONNECT whose client left while the tunnel was opening was logged with an
+/// empty URL (the target was named only once the answer was built).
+#[tokio::test]
+async fn a_connect_abandoned_while_its_tunnel_opens_is_logged_with_its_target() {
+    // A parent that takes the CONNECT and never answers it.
+    let asked = std::sync::Arc::new(tokio::sync::Notify::new());
+    let parent = {
+        let asked = asked.clone();
+        Origin::start(move |mut conn| {
+            let asked = asked.clone();
+            async move {
+                if conn.read_request().await.is_some() {
+                    asked.notify_one();
+                    while conn.read_request().await.is_some() {}
+                }
+            }
+        })
+        .await
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = format!(
+        "[[upstream.parents]]\ndomains = [\"tunnel.example\"]\nproxies = [\"{}\"]\n",
+        parent.addr()
+    );
+    let config = bin::write_config(dir.path(), &extra);
+    let launch = Launch {
+        log: "info",
+        ..Launch::default()
+    };
+    let mut sluice = Bin::spawn(&config, &dir.path().join("store"), launch);
+    sluice.wait_ready().await;
+    let mut c = common::Client::connect(sluice.proxy).await;
+    c.send("CONNECT tunnel.example:443 HTTP/1.1\r\nHost: tunnel.example:443\r\n\r\n")
+        .await;
+    tokio::time::timeout(LIMIT, asked.notified())
+        .await
+        .expect("the CONNECT reached the parent");
+    drop(c);
+    sluice.signal(Signal::SIGTERM);
+    assert_eq!(sluice.exit_code().await, Some(0), "{}", sluice.stderr());
+    let stderr = sluice.stderr();
+    let lines = access_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    for field in ["method=CONNECT", "url=tunnel.example:443", "status=0"] {
+        assert!(lines[0].contains(field), "{field} in {}", lines[0]);
+    }
 }
 
 /// Regression: once the first SIGTERM started the drain, tokio's handlers stayed installed

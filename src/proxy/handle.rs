@@ -50,6 +50,8 @@ pub async fn handle(
     } else if proxy.upstream.via.seen_in(req.headers()) {
         Err(ProxyError::Loop)
     } else if connect {
+        // Named now: a client that leaves while the tunnel opens is logged with its target.
+        log.url = uri.to_string();
         Box::pin(tunnel::connect(&proxy, req)).await
     } else {
         forward(&proxy, req, log).await
