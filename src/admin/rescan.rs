@@ -214,8 +214,25 @@ fn selector(r: RescanRequest) -> Result<Selector, ApiError> {
     }
 }
 
+/// Ends a rescan that stops without saying how (its job panicked) as failed: otherwise it
+/// stayed "running", and every later `POST /rescan` got 409 until a restart.
+struct Unfinished(Arc<Rescans>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.0.update(|p| {
+            if p.running() {
+                p.state = "failed";
+                p.error = Some("the rescan stopped unexpectedly (see the log)".into());
+                p.finished_at = Some(rfc3339(SystemTime::now()));
+            }
+        });
+    }
+}
+
 /// The background job.
 async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
+    let _unfinished = Unfinished(Arc::clone(&rescans));
     let p = proxy.clone();
     let selected = blocking(move || {
         // Selection waits for hash-list edits and reloads in progress, so it sees their
@@ -420,6 +437,26 @@ mod tests {
     use sled::transaction::ConflictableTransactionError;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_rescan_that_panics_ends_failed_not_running() {
+        let rescans = Arc::new(Rescans::default());
+        rescans.update(|p| p.state = "running");
+        let r = Arc::clone(&rescans);
+        let panicked = tokio::spawn(async move {
+            let _unfinished = Unfinished(r);
+            panic!("a bug in a classifier");
+        })
+        .await;
+        assert!(panicked.unwrap_err().is_panic());
+        let p = rescans.progress();
+        assert_eq!(p.state, "failed");
+        assert!(!p.running() && p.finished_at.is_some() && p.error.is_some());
+        // One that ended by itself keeps what it said.
+        rescans.update(|p| p.state = "done");
+        drop(Unfinished(Arc::clone(&rescans)));
+        assert_eq!(rescans.progress().state, "done");
+    }
 
     /// A body found only under its digest (no URL holds it any more) is read as its verdict
     /// says it was, not as untyped bytes: spam stored as `application/x-foo` was judged clean
