@@ -44,6 +44,9 @@ use features::{vectorize, FeatureConfig};
 /// The model file's name inside `scan.models`.
 pub const MODEL_FILE: &str = "text.model";
 
+/// The classifier's name, in findings and `Classifier::name`.
+pub const NAME: &str = "model";
+
 /// Everything about a model except its weights; stored as JSON in the model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelHeader {
@@ -216,7 +219,7 @@ fn load_error(file: PathBuf, message: &str) -> LoadError {
 
 impl Classifier for TextModel {
     fn name(&self) -> &'static str {
-        "model"
+        NAME
     }
 
     fn classify(&self, doc: &Document) -> Result<Vec<Finding>, ScanError> {
@@ -246,7 +249,7 @@ impl Classifier for TextModel {
         }
         let score = a.weight * points;
         Ok(vec![Finding {
-            classifier: "model".to_string(),
+            classifier: NAME.to_string(),
             rule: model.header.name.clone(),
             // Three decimals, rounded down so that rounding never lifts a score over a threshold.
             score: (score * 1000.0).floor() / 1000.0,

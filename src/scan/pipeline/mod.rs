@@ -218,33 +218,36 @@ impl Pipeline {
         cfg: &ScanConfig,
         prepare: impl FnOnce(&Handles),
     ) -> Result<Vec<LoadError>, Vec<LoadError>> {
-        // A missing directory loads no rules at start (with a warning). At a reload it is
-        // more likely a deploy swapping the directory than a wish to scan with none, and
-        // taking it at its word would pass every spam page as clean, answering 200.
-        let in_force = self.handles().rules.map_or(0, |r| r.len());
-        if in_force > 0 && !cfg.rules.exists() {
-            return Err(vec![LoadError {
-                file: cfg.rules.clone(),
-                line: 0,
-                message: format!(
-                    "no rules directory; the {in_force} rules in force are kept (restart to run without rules)"
-                ),
-            }]);
-        }
-        // The same for the text model's file.
-        let model = cfg.models.join(crate::scan::model::MODEL_FILE);
-        let model_in_force = self
+        // A missing rules directory or model file loads nothing at start (with a warning).
+        // At a reload, while what it held is in force, it is more likely a deploy swapping it
+        // than a wish to scan without it, and taking it at its word would pass every spam page
+        // as clean, answering 200.
+        let rules = self.handles().rules.map_or(0, |r| r.len());
+        let model = self
             .current()
             .classifiers
             .iter()
-            .any(|(c, _)| c.name() == "model" && !c.fingerprint().is_empty());
-        if model_in_force && !model.exists() {
+            .any(|(c, _)| c.name() == crate::scan::model::NAME && !c.fingerprint().is_empty());
+        let sources = [
+            (
+                rules > 0,
+                cfg.rules.clone(),
+                format!("no rules directory; the {rules} rules in force are kept (restart to run without rules)"),
+            ),
+            (
+                model,
+                cfg.models.join(crate::scan::model::MODEL_FILE),
+                "no text model file; the model in force is kept (restart to run without it)".into(),
+            ),
+        ];
+        if let Some((_, file, message)) = sources
+            .into_iter()
+            .find(|(in_force, path, _)| *in_force && !path.exists())
+        {
             return Err(vec![LoadError {
-                file: model,
+                file,
                 line: 0,
-                message:
-                    "no text model file; the model in force is kept (restart to run without it)"
-                        .into(),
+                message,
             }]);
         }
         let (classifiers, handles, warnings) = load_classifiers(cfg)?;
