@@ -165,20 +165,7 @@ async fn client_bytes_and_uncacheable_methods_are_counted() {
 #[tokio::test]
 async fn a_request_whose_client_leaves_before_the_answer_is_counted() {
     // The origin takes the request and never answers (until sluice closes the connection).
-    let asked = std::sync::Arc::new(tokio::sync::Notify::new());
-    let origin = {
-        let asked = asked.clone();
-        Origin::start(move |mut conn| {
-            let asked = asked.clone();
-            async move {
-                if conn.read_request().await.is_some() {
-                    asked.notify_one();
-                    let _ = conn.read_request().await;
-                }
-            }
-        })
-        .await
-    };
+    let (origin, asked) = Origin::silent().await;
     let s = common::start(Dirs::new().config("")).await;
     let mut client = Client::connect(s.addr).await;
     client.send(common::get(&origin.url("/never"))).await;

@@ -267,20 +267,7 @@ async fn every_request_gets_one_access_log_line_unless_turned_off() {
 #[tokio::test]
 async fn a_connect_abandoned_while_its_tunnel_opens_is_logged_with_its_target() {
     // A parent that takes the CONNECT and never answers it.
-    let asked = std::sync::Arc::new(tokio::sync::Notify::new());
-    let parent = {
-        let asked = asked.clone();
-        Origin::start(move |mut conn| {
-            let asked = asked.clone();
-            async move {
-                if conn.read_request().await.is_some() {
-                    asked.notify_one();
-                    while conn.read_request().await.is_some() {}
-                }
-            }
-        })
-        .await
-    };
+    let (parent, asked) = Origin::silent().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let extra = format!(
         "[[upstream.parents]]\ndomains = [\"tunnel.example\"]\nproxies = [\"{}\"]\n",

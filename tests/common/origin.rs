@@ -207,6 +207,24 @@ impl Origin {
         Origin::respond(move |_| ok(body)).await
     }
 
+    /// An origin (or parent) that takes requests and never answers them, and the
+    /// notification of the first one's arrival.
+    pub async fn silent() -> (Origin, Arc<tokio::sync::Notify>) {
+        let asked = Arc::new(tokio::sync::Notify::new());
+        let notify = asked.clone();
+        let origin = Origin::start(move |mut conn| {
+            let asked = asked.clone();
+            async move {
+                if conn.read_request().await.is_some() {
+                    asked.notify_one();
+                    while conn.read_request().await.is_some() {}
+                }
+            }
+        })
+        .await;
+        (origin, notify)
+    }
+
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
