@@ -216,11 +216,34 @@ fn selector(r: RescanRequest) -> Result<Selector, ApiError> {
 
 /// Ends a rescan that stops without saying how (its job panicked) as failed: otherwise it
 /// stayed "running", and every later `POST /rescan` got 409 until a restart.
-struct Unfinished(Arc<Rescans>);
+struct Unfinished {
+    rescans: Arc<Rescans>,
+    /// Until the job's last update: after it the progress may be a newer rescan's.
+    armed: bool,
+}
+
+impl Unfinished {
+    fn new(rescans: Arc<Rescans>) -> Self {
+        Unfinished {
+            rescans,
+            armed: true,
+        }
+    }
+
+    /// The job's last update. Disarms the guard: a `POST /rescan` may start the next
+    /// rescan as soon as this one is no longer running, before this job has returned.
+    fn end<T>(&mut self, f: impl FnOnce(&mut Progress) -> T) -> T {
+        self.armed = false;
+        self.rescans.update(f)
+    }
+}
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        self.0.update(|p| {
+        if !self.armed {
+            return;
+        }
+        self.rescans.update(|p| {
             if p.running() {
                 p.state = "failed";
                 p.error = Some("the rescan stopped unexpectedly (see the log)".into());
@@ -232,7 +255,7 @@ impl Drop for Unfinished {
 
 /// The background job.
 async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
-    let _unfinished = Unfinished(Arc::clone(&rescans));
+    let mut unfinished = Unfinished::new(Arc::clone(&rescans));
     let p = proxy.clone();
     let selected = blocking(move || {
         // Selection waits for hash-list edits and reloads in progress, so it sees their
@@ -246,7 +269,7 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
     let (shas, urls) = match selected {
         Ok(s) => s,
         Err(e) => {
-            rescans.update(|p| {
+            unfinished.end(|p| {
                 p.state = "failed";
                 p.error = Some(e.message);
                 p.finished_at = Some(rfc3339(SystemTime::now()));
@@ -261,7 +284,7 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
     });
     for sha in shas {
         if proxy.pipeline.draining() {
-            rescans.update(|p| {
+            unfinished.end(|p| {
                 p.state = "failed";
                 p.error = Some("stopped: sluice is shutting down".into());
                 p.finished_at = Some(rfc3339(SystemTime::now()));
@@ -279,7 +302,7 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
             }
         });
     }
-    let p = rescans.update(|p| {
+    let p = unfinished.end(|p| {
         p.state = "done";
         p.finished_at = Some(rfc3339(SystemTime::now()));
         p.clone()
@@ -444,7 +467,7 @@ mod tests {
         rescans.update(|p| p.state = "running");
         let r = Arc::clone(&rescans);
         let panicked = tokio::spawn(async move {
-            let _unfinished = Unfinished(r);
+            let _unfinished = Unfinished::new(r);
             panic!("a bug in a classifier");
         })
         .await;
@@ -453,9 +476,32 @@ mod tests {
         assert_eq!(p.state, "failed");
         assert!(!p.running() && p.finished_at.is_some() && p.error.is_some());
         // One that ended by itself keeps what it said.
-        rescans.update(|p| p.state = "done");
-        drop(Unfinished(Arc::clone(&rescans)));
+        Unfinished::new(Arc::clone(&rescans)).end(|p| p.state = "done");
         assert_eq!(rescans.progress().state, "done");
+    }
+
+    /// Regression: the guard marked whatever rescan was running when it dropped. A job
+    /// that had said "done" but not yet returned (logging, dropping its lists) and a new
+    /// `POST /rescan` in between left the new rescan "failed" while it ran, so a third
+    /// could start beside it.
+    #[test]
+    fn a_finished_rescans_guard_leaves_the_next_rescan_alone() {
+        let rescans = Arc::new(Rescans::default());
+        rescans.update(|p| p.state = "running");
+        let mut first = Unfinished::new(Arc::clone(&rescans));
+        // The first job's last update; it has not returned yet when the second starts.
+        first.end(|p| p.state = "done");
+        let second = Unfinished::new(Arc::clone(&rescans));
+        rescans.update(|p| p.state = "selecting");
+        drop(first);
+        assert_eq!(rescans.progress().state, "selecting");
+        assert!(rescans.progress().error.is_none());
+        drop(second);
+        assert_eq!(
+            rescans.progress().state,
+            "failed",
+            "an unended rescan fails"
+        );
     }
 
     /// A body found only under its digest (no URL holds it any more) is read as its verdict

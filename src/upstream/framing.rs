@@ -189,7 +189,11 @@ fn whole_final_head(bytes: &[u8]) -> Option<usize> {
     if starts_with_line_end || bytes.get(9) == Some(&b'1') {
         return None;
     }
-    memchr::memmem::find(bytes, b"\r\n\r\n").map(|at| at + 4)
+    // The first CR at a line start must end the head: one that no LF follows ends the
+    // byte-wise scan there (httparse refuses the head), so the bytes after it, up to a
+    // later CRLF CRLF, may not be nulled.
+    let at = memchr::memmem::find(bytes, b"\r\n\r")?;
+    (bytes.get(at + 3) == Some(&b'\n')).then_some(at + 4)
 }
 
 impl<T: AsyncRead> AsyncRead for Checked<T> {
@@ -389,6 +393,108 @@ mod tests {
             b"\r\nHTTP/1.1 100 Continue\r\n\r\n\r\nHTTP/1.1 200 OK\r\nA: b\r\n\r\nbody\nmore\n";
         for split in 0..=good.len() {
             assert_eq!(run(good, split), good.to_vec(), "split {split}");
+        }
+    }
+}
+
+/// The whole-head fast path against the byte-wise scanner (one byte per read never holds a
+/// whole head), over generated heads and every way of cutting them into two and three reads.
+#[cfg(test)]
+mod fast_path_equivalence {
+    use super::*;
+
+    fn scan_reads(input: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let (mut state, mut last) = (
+            Scan::Head {
+                column: 0,
+                interim: false,
+            },
+            0,
+        );
+        let mut bytes = input.to_vec();
+        let mut rest: &mut [u8] = &mut bytes;
+        let mut at = 0;
+        for &c in cuts {
+            let (read, more) = rest.split_at_mut(c - at);
+            scan(&mut state, &mut last, read);
+            (rest, at) = (more, c);
+        }
+        scan(&mut state, &mut last, rest);
+        bytes
+    }
+
+    fn bytewise(input: &[u8]) -> Vec<u8> {
+        scan_reads(input, &(1..input.len()).collect::<Vec<_>>())
+    }
+
+    fn check(input: &[u8], three_reads: bool) -> Result<(), String> {
+        let want = bytewise(input);
+        let n = input.len();
+        for a in 0..=n {
+            let bs = if three_reads { a..=n } else { n..=n };
+            for b in bs {
+                if scan_reads(input, &[a, b]) != want {
+                    return Err(format!("{} reads cut at {a}, {b}", input.escape_ascii()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Regression: a CR at the start of a header line that no LF follows ends the byte-wise
+    /// scan (httparse refuses the head), but the fast path went on to the first CRLF CRLF
+    /// and nulled a later bare LF, possibly one in the body.
+    #[test]
+    fn a_stray_cr_at_a_line_start_ends_the_scan_on_both_paths() {
+        let input = b"HTTP/1.1 200 OK\r\n\rA: b\nC: d\r\n\r\n";
+        assert_eq!(bytewise(input), input.to_vec());
+        check(input, true).unwrap();
+    }
+
+    #[test]
+    fn fast_path_nulls_what_the_bytewise_scanner_nulls() {
+        let tokens: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK",
+            b"HTTP/1.1 100 Continue",
+            b"HTTP/1.1 1",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"A: b",
+            b"x",
+            b"1",
+            b"\r\n\r\n",
+            b"\n\r\n",
+            b"\r\n\r",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..20_000 {
+            let mut input = Vec::new();
+            for _ in 0..1 + rnd(10) {
+                input.extend_from_slice(tokens[rnd(tokens.len())]);
+            }
+            check(&input, round % 10 == 0).unwrap();
+        }
+        // Every string of up to 11 bytes over CR, LF, '1' and 'x': the status code's
+        // digit at the tenth byte, stray CRs and empty lines in every position.
+        let alphabet = [b'\r', b'\n', b'1', b'x'];
+        for len in 0..=11u32 {
+            for mut code in 0..4usize.pow(len) {
+                let input: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let b = alphabet[code % 4];
+                        code /= 4;
+                        b
+                    })
+                    .collect();
+                check(&input, false).unwrap();
+            }
         }
     }
 }
