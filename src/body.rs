@@ -181,45 +181,41 @@ pub fn chain(head: Vec<Bytes>, rest: Body) -> Body {
     ))
 }
 
+/// What one poll of a body gave.
+pub type Polled = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
+/// What a [`Watched`] body does as the body it wraps is polled.
+pub trait Watch {
+    /// Sees one poll's result; `ended` says whether it ended the body ([`poll_ended`]). An
+    /// error returned here is yielded in place of that result.
+    fn polled(&mut self, polled: &Polled, ended: bool) -> Result<(), BoxError>;
+}
+
 pin_project_lite::pin_project! {
-    /// Passes a body through while keeping a copy of up to `limit` bytes; when the body ends
-    /// complete and within the limit, the copy is sent on `done` (observe mode scans it).
-    pub struct Tee {
+    /// A body passed through unchanged while a [`Watch`] sees every poll: the one shape of
+    /// the wrappers that count, copy, time or release what flows past them.
+    pub struct Watched<B, W> {
+        // Before `inner`: a watch that acts when dropped (the access log) does so while
+        // the body it watched still exists, as it would if it owned it.
+        watch: W,
         #[pin]
-        inner: Body,
-        copy: Kept,
-        len: usize,
-        limit: usize,
-        done: Option<tokio::sync::oneshot::Sender<Bytes>>,
+        inner: B,
     }
 }
 
-impl Tee {
-    /// Wraps `inner`; the receiver gets the whole body only if it ended cleanly.
-    pub fn new(inner: Body, limit: usize) -> (Tee, tokio::sync::oneshot::Receiver<Bytes>) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut done = Some(tx);
-        if inner.is_end_stream() {
-            // hyper never polls a body that reports its end at once (a 204, `Content-Length:
-            // 0`), so the empty copy is complete now.
-            if let Some(tx) = done.take() {
-                let _ = tx.send(Bytes::new());
-            }
-        }
-        (
-            Tee {
-                inner,
-                copy: Kept::default(),
-                len: 0,
-                limit,
-                done,
-            },
-            rx,
-        )
+impl<B, W> Watched<B, W> {
+    /// Wraps `inner`, shown to `watch`.
+    pub fn new(inner: B, watch: W) -> Self {
+        Watched { watch, inner }
     }
 }
 
-impl HttpBody for Tee {
+impl<B, W> HttpBody for Watched<B, W>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    W: Watch,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -228,30 +224,16 @@ impl HttpBody for Tee {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        let r = this.inner.as_mut().poll_frame(cx);
-        match &r {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(d) = frame.data_ref() {
-                    *this.len += d.len();
-                    if *this.len > *this.limit {
-                        this.done.take();
-                        this.copy.clear();
-                    } else if this.done.is_some() {
-                        this.copy.push(d.clone());
-                    }
-                }
-            }
-            Poll::Ready(Some(Err(_))) => {
-                this.done.take();
-            }
-            _ => {}
+        let polled = this
+            .inner
+            .as_mut()
+            .poll_frame(cx)
+            .map(|o| o.map(|r| r.map_err(Into::into)));
+        let ended = poll_ended(&polled, this.inner.is_end_stream());
+        match this.watch.polled(&polled, ended) {
+            Ok(()) => polled,
+            Err(e) => Poll::Ready(Some(Err(e))),
         }
-        if poll_ended(&r, this.inner.is_end_stream()) {
-            if let Some(tx) = this.done.take() {
-                let _ = tx.send(std::mem::take(this.copy).into_bytes());
-            }
-        }
-        r
     }
 
     fn is_end_stream(&self) -> bool {
@@ -260,6 +242,70 @@ impl HttpBody for Tee {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A body passed through while a copy of up to its limit is kept (see [`tee`]).
+pub type Tee = Watched<Body, Copying>;
+
+/// Keeps a copy of the bytes that pass, while there are at most `limit` of them.
+pub struct Copying {
+    copy: Kept,
+    len: usize,
+    limit: usize,
+    done: Option<tokio::sync::oneshot::Sender<Bytes>>,
+}
+
+/// Passes `inner` through while keeping a copy of up to `limit` bytes; when the body ends
+/// complete and within the limit, the receiver gets the copy (observe mode scans it).
+pub fn tee(inner: Body, limit: usize) -> (Tee, tokio::sync::oneshot::Receiver<Bytes>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut copying = Copying {
+        copy: Kept::default(),
+        len: 0,
+        limit,
+        done: Some(tx),
+    };
+    if inner.is_end_stream() {
+        // hyper never polls a body that reports its end at once (a 204, `Content-Length:
+        // 0`), so the empty copy is complete now.
+        copying.finish();
+    }
+    (Watched::new(inner, copying), rx)
+}
+
+impl Copying {
+    /// Sends the copy, unless it was given up.
+    fn finish(&mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(std::mem::take(&mut self.copy).into_bytes());
+        }
+    }
+}
+
+impl Watch for Copying {
+    fn polled(&mut self, polled: &Polled, ended: bool) -> Result<(), BoxError> {
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    self.len += d.len();
+                    if self.len > self.limit {
+                        self.done.take();
+                        self.copy.clear();
+                    } else if self.done.is_some() {
+                        self.copy.push(d.clone());
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                self.done.take();
+            }
+            _ => {}
+        }
+        if ended {
+            self.finish();
+        }
+        Ok(())
     }
 }
 
@@ -299,7 +345,7 @@ mod tests {
             Ok(Collected::Complete(all)) => assert_eq!(all, want),
             _ => panic!("within the limit"),
         }
-        let (tee, copy) = Tee::new(one_byte_frames(70_000), 1 << 20);
+        let (tee, copy) = tee(one_byte_frames(70_000), 1 << 20);
         let passed = boxed(tee).collect().await.expect("tee").to_bytes();
         assert_eq!(passed, want);
         assert_eq!(copy.await.expect("a complete copy"), want);
@@ -307,7 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_body_is_copied_without_being_polled() {
-        let (_tee, copy) = Tee::new(empty(), 1 << 20);
+        let (_tee, copy) = tee(empty(), 1 << 20);
         assert_eq!(copy.await.expect("a complete copy"), Bytes::new());
     }
 }

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::Method;
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::headcheck::HeadCheck;
 use crate::admin::metrics::counters::BYTES_FLUSH;
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, Polled, Watch, Watched};
 
 /// Shared between a connection's IO wrapper, its requests, and its timeout watcher.
 pub struct ConnState {
@@ -348,25 +347,24 @@ impl Default for AccessLog {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A response body that counts the bytes sent and, when done or dropped, writes the
-    /// access-log line and tells the connection the request is over; a body that fails
-    /// marks the connection cut, so it ends in a reset.
-    pub struct Tracked {
-        #[pin]
-        inner: Body,
-        bytes: u64,
-        started: Instant,
-        log: AccessLog,
-        state: Arc<ConnState>,
-        complete: bool,
-    }
+/// A response body that counts the bytes sent and, when done or dropped, writes the
+/// access-log line and tells the connection the request is over; a body that fails marks
+/// the connection cut, so it ends in a reset.
+pub type Tracked = Watched<Body, Sent>;
 
-    impl PinnedDrop for Tracked {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            this.log.end(*this.bytes, *this.complete, *this.started, this.state);
-        }
+/// What [`Tracked`] knows of a response as it goes out.
+pub struct Sent {
+    bytes: u64,
+    started: Instant,
+    log: AccessLog,
+    state: Arc<ConnState>,
+    complete: bool,
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        self.log
+            .end(self.bytes, self.complete, self.started, &self.state);
     }
 }
 
@@ -422,7 +420,7 @@ impl Unanswered {
     /// Hands the line to the response body, which writes it when done or dropped.
     pub fn answer(mut self, body: Body) -> Tracked {
         let log = self.log.take().unwrap_or_default();
-        Tracked::new(body, self.started, log, Arc::clone(&self.state))
+        tracked(body, self.started, log, Arc::clone(&self.state))
     }
 }
 
@@ -434,54 +432,35 @@ impl Drop for Unanswered {
     }
 }
 
-impl Tracked {
-    /// Wraps a response body; `state.request_started()` must already have been called.
-    pub fn new(inner: Body, started: Instant, log: AccessLog, state: Arc<ConnState>) -> Self {
-        let complete = inner.is_end_stream();
-        Tracked {
-            inner,
-            bytes: 0,
-            started,
-            log,
-            state,
-            complete,
-        }
-    }
+/// Wraps a response body; `state.request_started()` must already have been called.
+fn tracked(inner: Body, started: Instant, log: AccessLog, state: Arc<ConnState>) -> Tracked {
+    let sent = Sent {
+        bytes: 0,
+        started,
+        log,
+        state,
+        complete: inner.is_end_stream(),
+    };
+    Watched::new(inner, sent)
 }
 
-impl HttpBody for Tracked {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        let r = this.inner.as_mut().poll_frame(cx);
-        match &r {
+impl Watch for Sent {
+    fn polled(&mut self, polled: &Polled, ended: bool) -> Result<(), BoxError> {
+        match polled {
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {
-                    *this.bytes += d.len() as u64;
+                    self.bytes += d.len() as u64;
                 }
             }
             // hyper ends the connection on a body error; an orderly close would make a
             // close-delimited body (an HTTP/1.0 client's) look complete, so it is a reset.
-            Poll::Ready(Some(Err(_))) => this.state.cut(),
+            Poll::Ready(Some(Err(_))) => self.state.cut(),
             _ => {}
         }
-        if crate::body::poll_ended(&r, this.inner.is_end_stream()) {
-            *this.complete = true;
+        if ended {
+            self.complete = true;
         }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        Ok(())
     }
 }
 

@@ -192,7 +192,7 @@ fn observe(
     log: &mut AccessLog,
     mut on_storable: impl FnMut(bool),
 ) -> Response<Body> {
-    let (tee, copy) = body::Tee::new(body, proxy.scan_cfg.max_body.as_usize());
+    let (tee, copy) = body::tee(body, proxy.scan_cfg.max_body.as_usize());
     let pipeline = proxy.pipeline.clone();
     let headers = parts.headers.clone();
     let url = x.url.to_string();

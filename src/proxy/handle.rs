@@ -17,7 +17,7 @@ use super::headers::{
     add_via, max_forwards, response_hop, strip_hop_by_hop, whole_body_only, Order, ViaName,
 };
 use super::target::Target;
-use super::upload::Upload;
+use super::upload;
 use super::{tunnel, Proxy};
 use crate::body::{self, Body};
 use crate::cache::invalidate::invalidations;
@@ -277,7 +277,7 @@ fn upstream_body(incoming: Incoming, max_trailers: usize) -> Body {
     if incoming.is_end_stream() {
         body::boxed(incoming)
     } else {
-        body::boxed(Upload::new(incoming, max_trailers))
+        body::boxed(upload::limit_trailers(incoming, max_trailers))
     }
 }
 

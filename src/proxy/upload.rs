@@ -5,69 +5,42 @@
 //! trailers to their own, smaller limit. A failing request body ends the upstream exchange,
 //! and `upstream` reports it as the client's fault (400, or 431 for trailers).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::body::BoxError;
+use crate::body::{BoxError, Polled, Watch, Watched};
 
 /// The trailer section of a chunked request body is larger than `proxy.max_trailer_size`.
 #[derive(Debug, thiserror::Error)]
 #[error("the request's trailer section is larger than {0} bytes")]
 pub struct TrailersTooLarge(pub usize);
 
-pin_project_lite::pin_project! {
-    /// A request body whose trailer section may be at most `max_trailers` bytes.
-    pub struct Upload {
-        #[pin]
-        inner: Incoming,
-        max_trailers: usize,
-    }
+/// A request body whose trailer section may be at most its limit's bytes.
+pub type Upload = Watched<Incoming, TrailerLimit>;
+
+/// The most bytes a request's trailer section may have.
+pub struct TrailerLimit(usize);
+
+/// Wraps a client's request body.
+pub fn limit_trailers(inner: Incoming, max_trailers: usize) -> Upload {
+    Watched::new(inner, TrailerLimit(max_trailers))
 }
 
-impl Upload {
-    /// Wraps a client's request body.
-    pub fn new(inner: Incoming, max_trailers: usize) -> Upload {
-        Upload {
-            inner,
-            max_trailers,
-        }
-    }
-}
-
-impl HttpBody for Upload {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
+impl Watch for TrailerLimit {
+    fn polled(&mut self, polled: &Polled, _ended: bool) -> Result<(), BoxError> {
+        if let Poll::Ready(Some(Ok(frame))) = polled {
             if let Some(trailers) = frame.trailers_ref() {
                 // Each field as it was on the wire: name, ": ", value, CRLF.
                 let size: usize = trailers
                     .iter()
                     .map(|(k, v)| k.as_str().len() + v.len() + 4)
                     .sum();
-                if size > *this.max_trailers {
-                    return Poll::Ready(Some(Err(TrailersTooLarge(*this.max_trailers).into())));
+                if size > self.0 {
+                    return Err(TrailersTooLarge(self.0).into());
                 }
             }
         }
-        polled.map(|o| o.map(|r| r.map_err(Into::into)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        Ok(())
     }
 }

@@ -12,20 +12,18 @@ pub mod progress;
 pub mod route;
 pub mod tls;
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{Method, Request, Response, Uri, Version};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::admin::metrics::histogram::Histogram;
-use crate::body::{self, Body, BoxError, Deadline};
+use crate::body::{self, Body, BoxError, Deadline, Polled, Watch, Watched};
 use crate::config::{HostPort, UpstreamConfig};
 use crate::proxy::headers::{wants_keep_alive, ViaName};
 use crate::proxy::target::{Scheme, Target};
@@ -347,8 +345,7 @@ impl Client {
                     let keep = wants_keep_alive(resp.version(), resp.headers());
                     let (parts, incoming) = resp.into_parts();
                     let slot = keep.then(|| (self.pool.clone(), key.clone(), conn));
-                    let body =
-                        Deadline::new(PooledBody::new(incoming, slot), self.cfg.body_timeout);
+                    let body = Deadline::new(pooled(incoming, slot), self.cfg.body_timeout);
                     return Ok(Fetched {
                         response: Response::from_parts(parts, body::boxed(body)),
                         hop,
@@ -519,57 +516,39 @@ fn map_hyper(who: String, e: &hyper::Error) -> Error {
 
 type Slot = Option<(Arc<Pool>, PoolKey, Conn)>;
 
-pin_project_lite::pin_project! {
-    /// A response body that checks its connection back into the pool once it has been read
-    /// to the end. A body dropped early takes its connection with it (it is not reusable).
-    struct PooledBody {
-        #[pin]
-        inner: Incoming,
-        slot: Slot,
+/// A response body that checks its connection back into the pool once it has been read to
+/// the end. A body dropped early takes its connection with it (it is not reusable).
+type PooledBody = Watched<Incoming, Release>;
+
+/// The connection a response came on, until its body has been read.
+struct Release(Slot);
+
+/// An empty body (HEAD, 204, 304, `Content-Length: 0`) is complete at once: hyper never
+/// polls a body that reports its end, so the connection goes back to the pool now.
+fn pooled(inner: Incoming, slot: Slot) -> PooledBody {
+    let mut release = Release(slot);
+    if inner.is_end_stream() {
+        release.now();
     }
+    Watched::new(inner, release)
 }
 
-impl PooledBody {
-    /// An empty body (HEAD, 204, 304, `Content-Length: 0`) is complete at once: hyper never
-    /// polls a body that reports its end, so the connection goes back to the pool now.
-    fn new(inner: Incoming, mut slot: Slot) -> PooledBody {
-        if inner.is_end_stream() {
-            release(&mut slot);
+impl Release {
+    fn now(&mut self) {
+        if let Some((pool, key, conn)) = self.0.take() {
+            pool.put(key, conn);
         }
-        PooledBody { inner, slot }
     }
 }
 
-fn release(slot: &mut Slot) {
-    if let Some((pool, key, conn)) = slot.take() {
-        pool.put(key, conn);
-    }
-}
-
-impl HttpBody for PooledBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
-        if body::poll_ended(&polled, this.inner.is_end_stream()) {
-            release(this.slot);
-        } else if let Poll::Ready(Some(Err(_))) = &polled {
+impl Watch for Release {
+    fn polled(&mut self, polled: &Polled, ended: bool) -> Result<(), BoxError> {
+        if ended {
+            self.now();
+        } else if let Poll::Ready(Some(Err(_))) = polled {
             // A failed body leaves the connection in an unknown state: never reuse it.
-            this.slot.take();
+            self.0.take();
         }
-        polled.map(|o| o.map(|r| r.map_err(Into::into)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        Ok(())
     }
 }

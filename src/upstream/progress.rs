@@ -3,17 +3,14 @@
 //! body has stopped flowing (sent completely, or stalled).
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Request;
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use tokio::time::Instant;
 
-use crate::body::{self, Body, BoxError};
+use crate::body::{self, Body, BoxError, Polled, Watch, Watched};
 
 /// When the request last made progress (a body frame went out, or the send began).
 #[derive(Clone)]
@@ -47,10 +44,7 @@ pub fn track(req: Request<Body>) -> (Request<Body>, Progress) {
     }
     let progress = Progress::Upload(Arc::new(Mutex::new(Instant::now())));
     let (parts, inner) = req.into_parts();
-    let body = body::boxed(Tracked {
-        inner,
-        progress: progress.clone(),
-    });
+    let body = body::boxed(Watched::new(inner, progress.clone()));
     (Request::from_parts(parts, body), progress)
 }
 
@@ -72,36 +66,13 @@ pub async fn within<F: Future>(
     }
 }
 
-pin_project_lite::pin_project! {
-    struct Tracked {
-        #[pin]
-        inner: Body,
-        progress: Progress,
-    }
-}
-
-impl HttpBody for Tracked {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+/// Each poll that yields something counts as progress.
+impl Watch for Progress {
+    fn polled(&mut self, polled: &Polled, _ended: bool) -> Result<(), BoxError> {
         if polled.is_ready() {
-            this.progress.touch();
+            self.touch();
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        Ok(())
     }
 }
 
@@ -111,7 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn progress_pushes_the_deadline_and_silence_ends_it() {
-        let (_req, progress) = track(Request::new(body::full(Bytes::from_static(b"up"))));
+        let (_req, progress) = track(Request::new(body::full(bytes::Bytes::from_static(b"up"))));
         assert!(matches!(progress, Progress::Upload(_)), "a body is tracked");
         let t = Duration::from_millis(100);
         // Progress every 60ms keeps a 250ms wait alive.
