@@ -57,6 +57,11 @@ pub fn ranges(range_header: Option<&str>, len: u64) -> RangeOutcome {
             if n == 0 {
                 continue; // unsatisfiable on its own
             }
+            if len == 0 {
+                // RFC 9110 §14.1.1: on an empty representation a non-zero suffix is the one
+                // satisfiable range, and it asks for all of it (no 206 can describe it).
+                return RangeOutcome::Full;
+            }
             len.saturating_sub(n)..len
         } else {
             let Some(start) = num(first) else {
@@ -199,6 +204,8 @@ mod tests {
             (Some("bytes=200-300"), 100, Unsatisfiable, "beyond end"),
             (Some("bytes=-0"), 100, Unsatisfiable, "zero suffix"),
             (Some("bytes=0-0"), 0, Unsatisfiable, "empty body"),
+            (Some("bytes=-10"), 0, Full, "RFC 9110 §14.1.1: a non-zero suffix is satisfiable on an empty body: all of it"),
+            (Some("bytes=5-,-1"), 0, Full, "one satisfiable suffix among unsatisfiable ranges"),
             (Some("bytes=9-5"), 100, Full, "last < first: ignored"),
             (Some("bytes=a-b"), 100, Full, "garbage: ignored"),
             (Some("items=0-5"), 100, Full, "unknown unit"),
