@@ -306,6 +306,26 @@ async fn a_field_named_by_qualified_private_is_not_served_from_the_cache() {
     assert_eq!(hit.header("x-secret"), None);
 }
 
+/// RFC 9111 §3.1: fields specific to the proxy a cache forwards through (Proxy-Authenticate,
+/// Proxy-Authentication-Info, Proxy-Authorization) must not be stored: a parent's answer for
+/// sluice's own credentials is relayed once, never served to every later client.
+#[tokio::test]
+async fn a_proxy_authentication_field_is_relayed_but_not_stored() {
+    let origin = origin_with(&[
+        "Cache-Control: max-age=600",
+        "Proxy-Authentication-Info: nextnonce=\"n1\"",
+    ])
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/proxy-auth-info");
+    let first = sluice.fetch(&url).await;
+    assert_cache_status(&first, "fwd=uri-miss; stored");
+    let hit = sluice.fetch(&url).await;
+    assert_cache_status(&hit, "hit");
+    assert_eq!(hit.header("proxy-authentication-info"), None);
+    assert_eq!(hit.text(), "body of /proxy-auth-info");
+}
+
 #[tokio::test]
 async fn observe_mode_stores_complete_responses_too() {
     let origin = origin_with(&["Cache-Control: max-age=600"]).await;

@@ -751,6 +751,53 @@ async fn a_head_revalidated_with_a_200_updates_the_stored_get() {
     }
 }
 
+/// RFC 9111 §4.3.4 for a HEAD: a stale object is revalidated with a conditional HEAD; the
+/// 304 freshens the stored GET, and the client gets the GET's head (its length, no body).
+#[tokio::test]
+async fn a_head_revalidated_with_a_304_freshens_the_stored_get() {
+    let origin = Origin::respond(|r| {
+        if r.method() == "HEAD" && r.header("if-none-match") == Some("\"h3\"") {
+            return not_modified(&[
+                &now_date(),
+                "Cache-Control: max-age=600",
+                "ETag: \"h3\"",
+                "X-From: 304",
+            ]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"h3\""],
+            "stored get body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/head-304");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    c.send(request("HEAD", &url, &[], b"")).await;
+    let h = c.try_read_response_to("HEAD").await.expect("HEAD answered");
+    assert_eq!(origin.last_request().method(), "HEAD");
+    assert_eq!(
+        h.status(),
+        200,
+        "the client gets the object's head, not the 304"
+    );
+    assert!(h.body.is_empty());
+    assert_eq!(h.header("content-length"), Some("15"));
+    assert_eq!(h.header("x-from"), Some("304"));
+    assert_cache_status(&h, "fwd=stale; fwd-status=304");
+    // The connection still works (no stray bytes), and the GET is now a fresh hit.
+    let get = c.exchange(common::get(&url)).await;
+    assert_eq!(get.text(), "stored get body");
+    assert_eq!(
+        get.header("x-from"),
+        Some("304"),
+        "the 304 was merged and stored"
+    );
+    assert_cache_status(&get, "hit");
+    assert_eq!(hits(&origin, "/head-304"), 2);
+}
+
 #[tokio::test]
 async fn a_304_for_one_vary_variant_updates_only_that_variant() {
     let origin = Origin::respond(|r| {

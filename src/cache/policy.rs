@@ -159,13 +159,23 @@ pub fn body_complete(resp: &HeaderMap, body_len: u64) -> bool {
     }
 }
 
+/// Fields specific to the proxy a cache forwards through, which it must not store (RFC 9111
+/// §3.1): a parent's answer to this hop's credentials is for this hop, not for later clients.
+const PROXY_FIELDS: [&str; 3] = [
+    "proxy-authenticate",
+    "proxy-authentication-info",
+    "proxy-authorization",
+];
+
 /// Header fields a shared cache must not store or send without revalidation: the fields named
-/// by qualified `private="..."` and `no-cache="..."` (RFC 9111 §5.2.2.4, §5.2.2.7). The proxy
-/// removes them before storing.
+/// by qualified `private="..."` and `no-cache="..."` (RFC 9111 §5.2.2.4, §5.2.2.7), and the
+/// proxy-specific ones present (§3.1). The proxy removes them before storing.
 pub fn fields_not_stored(resp: &HeaderMap) -> Vec<String> {
     let cc = CacheControl::parse(resp);
     let mut f = cc.private_fields;
     f.extend(cc.no_cache_fields);
+    let proxy = PROXY_FIELDS.iter().filter(|n| resp.contains_key(**n));
+    f.extend(proxy.map(|n| n.to_string()));
     f
 }
 

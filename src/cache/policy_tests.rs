@@ -470,6 +470,7 @@ fn refresh_after_revalidation_table() {
         (vec![], vec![("cache-control", s("no-store, max-age=600"))], Want::Remove(NoStore), "§5.2.2.5 became no-store"),
         (vec![], vec![("cache-control", s("private=\"Set-Cookie\", max-age=600")), ("set-cookie", s("a=1"))], Want::Update(&["cache-control", "date"]), "§5.2.2.7 qualified private: field not stored"),
         (vec![], vec![("cache-control", s("no-cache=\"x-user\", max-age=600")), ("x-user", s("alice"))], Want::Update(&["cache-control", "date"]), "§5.2.2.4 qualified no-cache: field not stored"),
+        (vec![], vec![("cache-control", s("max-age=600")), ("proxy-authentication-info", s("nextnonce=\"n2\""))], Want::Update(&["cache-control", "date"]), "§3.1 a proxy-specific field is not stored"),
         (vec![("cache-control", s("no-store"))], vec![("cache-control", s("max-age=600"))], Want::Keep, "§5.2.1.5 request no-store: stored object untouched"),
         (vec![("authorization", s("Basic x"))], vec![("cache-control", s("max-age=600"))], Want::Keep, "§3.5 authorized request: not stored"),
     ];

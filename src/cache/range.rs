@@ -2,9 +2,10 @@
 //! `If-Range`, and formatting `Content-Range` and multipart/byteranges bodies.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use http::header::{DATE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use http::HeaderMap;
 
 /// More ranges than this in one request are ignored (answered with the full body), a guard
@@ -57,6 +58,11 @@ pub fn ranges(range_header: Option<&str>, len: u64) -> RangeOutcome {
             if n == 0 {
                 continue; // unsatisfiable on its own
             }
+            if len == 0 {
+                // RFC 9110 §14.1.1: on an empty representation a non-zero suffix is the one
+                // satisfiable range, and it asks for all of it (no 206 can describe it).
+                return RangeOutcome::Full;
+            }
             len.saturating_sub(n)..len
         } else {
             let Some(start) = num(first) else {
@@ -108,7 +114,9 @@ fn num(s: &str) -> Option<u64> {
 }
 
 /// The request's Range applies only if `If-Range` (when present) still matches the stored
-/// response: a strong ETag equal to the stored one, or a date equal to Last-Modified.
+/// response: a strong ETag equal to the stored one, or a date equal to Last-Modified when
+/// that is a strong validator (RFC 9110 §13.1.5, §8.8.2.2: the stored Date is at least one
+/// second after it; else the body may have changed twice within that second).
 pub fn if_range_matches(req: &HeaderMap, stored: &HeaderMap) -> bool {
     let Some(v) = req.get(IF_RANGE).and_then(|v| v.to_str().ok()) else {
         return true;
@@ -121,10 +129,24 @@ pub fn if_range_matches(req: &HeaderMap, stored: &HeaderMap) -> bool {
             .map(str::trim);
         return !v.starts_with("W/") && etag.is_some_and(|e| e == v && !e.starts_with("W/"));
     }
-    stored
+    let Some(lm) = stored
         .get(LAST_MODIFIED)
         .and_then(|l| l.to_str().ok())
-        .is_some_and(|l| l.trim() == v)
+        .map(str::trim)
+        .filter(|l| *l == v)
+    else {
+        return false;
+    };
+    let date = stored
+        .get(DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d.trim()).ok());
+    match (httpdate::parse_http_date(lm).ok(), date) {
+        (Some(lm), Some(date)) => date
+            .duration_since(lm)
+            .is_ok_and(|d| d >= Duration::from_secs(1)),
+        _ => false,
+    }
 }
 
 /// Convenience: evaluates Range and If-Range from request headers for a stored 200 response.
@@ -199,6 +221,8 @@ mod tests {
             (Some("bytes=200-300"), 100, Unsatisfiable, "beyond end"),
             (Some("bytes=-0"), 100, Unsatisfiable, "zero suffix"),
             (Some("bytes=0-0"), 0, Unsatisfiable, "empty body"),
+            (Some("bytes=-10"), 0, Full, "RFC 9110 §14.1.1: a non-zero suffix is satisfiable on an empty body: all of it"),
+            (Some("bytes=5-,-1"), 0, Full, "one satisfiable suffix among unsatisfiable ranges"),
             (Some("bytes=9-5"), 100, Full, "last < first: ignored"),
             (Some("bytes=a-b"), 100, Full, "garbage: ignored"),
             (Some("items=0-5"), 100, Full, "unknown unit"),
@@ -229,6 +253,8 @@ mod tests {
         let mut stored = HeaderMap::new();
         stored.insert(ETAG, "\"v1\"".parse().unwrap());
         stored.insert(LAST_MODIFIED, "Tue, 15 Nov 1994 08:12:31 GMT".parse().unwrap());
+        // A Date a second or more after Last-Modified makes it a strong validator (§8.8.2.2).
+        stored.insert(DATE, "Tue, 15 Nov 1994 08:12:32 GMT".parse().unwrap());
         for (if_range, ok) in [
             (None, true),
             (Some("\"v1\""), true),
@@ -244,6 +270,20 @@ mod tests {
             }
             let out = for_request(&req, &stored, 200, 10);
             assert_eq!(out == Partial(0..2), ok, "{if_range:?}");
+        }
+        // RFC 9110 §13.1.5 step 2: a date is no strong validator when the stored Date is less
+        // than a second after Last-Modified (the body may have changed twice within that
+        // second), nor without a Date: the condition is false and the whole body is sent.
+        let mut req = HeaderMap::new();
+        req.insert(RANGE, "bytes=0-1".parse().unwrap());
+        req.insert(IF_RANGE, "Tue, 15 Nov 1994 08:12:31 GMT".parse().unwrap());
+        for date in [Some("Tue, 15 Nov 1994 08:12:31 GMT"), Some("garbage"), None] {
+            let mut weak = stored.clone();
+            weak.remove(DATE);
+            if let Some(d) = date {
+                weak.insert(DATE, d.parse().unwrap());
+            }
+            assert_eq!(for_request(&req, &weak, 200, 10), Full, "Date {date:?}");
         }
     }
 

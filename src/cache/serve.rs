@@ -23,6 +23,9 @@ pub struct Served {
     pub body: Bytes,
 }
 
+/// Fields that digest a message's content: wrong for a part cut from the stored body.
+const CONTENT_DIGESTS: [&str; 2] = ["content-digest", "content-md5"];
+
 /// The field name of RFC 9211's Cache-Status.
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
@@ -66,6 +69,14 @@ pub fn from_cache(
     } else {
         range::for_request(req, &meta.headers, meta.status, len)
     };
+    if outcome != RangeOutcome::Full {
+        // These digest the message content (RFC 9530 §2, RFC 1864), which is now a part of
+        // the stored body (or nothing): the stored values would fail every check. Repr-Digest,
+        // over the whole representation, stays.
+        for name in CONTENT_DIGESTS {
+            headers.remove(name);
+        }
+    }
     let (status, body) = match outcome {
         RangeOutcome::Full => (status, body.clone()),
         RangeOutcome::Partial(r) => {
@@ -193,6 +204,38 @@ mod tests {
         assert!(s.body.is_empty() && s.headers.contains_key("etag"));
         assert!(!s.headers.contains_key(CONTENT_TYPE));
         assert_eq!(s.headers[AGE], "7");
+    }
+
+    #[test]
+    fn a_part_never_carries_the_whole_body_s_content_digest() {
+        // RFC 9530 §2 (and RFC 1864's Content-MD5): the digest of the message content, which
+        // for a 206 is the part and for a 416 is empty; Repr-Digest covers the representation.
+        let body = Bytes::from_static(b"0123456789");
+        let fields = [
+            ("content-digest", "sha-256=:whole:"),
+            ("content-md5", "d2hvbGU="),
+            ("repr-digest", "sha-256=:whole:"),
+        ];
+        let meta = sample("http://a/x", &fields, &body);
+        let st = CacheStatus::hit();
+        for (range, status) in [
+            ("bytes=2-4", 206),
+            ("bytes=0-0,8-9", 206),
+            ("bytes=50-", 416),
+        ] {
+            let mut req = HeaderMap::new();
+            req.insert(RANGE, range.parse().unwrap());
+            let s = from_cache(&Method::GET, &req, &meta, &body, 1, &st);
+            assert_eq!(s.status, status, "{range}");
+            assert!(!s.headers.contains_key("content-digest"), "{range}");
+            assert!(!s.headers.contains_key("content-md5"), "{range}");
+            assert_eq!(s.headers["repr-digest"], "sha-256=:whole:", "{range}");
+        }
+        let whole = from_cache(&Method::GET, &HeaderMap::new(), &meta, &body, 1, &st);
+        assert_eq!(
+            whole.headers["content-digest"], "sha-256=:whole:",
+            "a 200 keeps it"
+        );
     }
 
     #[test]

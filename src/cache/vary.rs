@@ -1,6 +1,8 @@
 //! Vary (RFC 9111 §4.1): a stored response names request fields; a later request matches only
 //! when its normalised values for those fields equal the ones stored (the secondary key).
 
+use std::borrow::Cow;
+
 use http::header::VARY;
 use http::HeaderMap;
 
@@ -41,7 +43,7 @@ pub fn secondary_key(spec: &[String], req: &HeaderMap) -> String {
         let values: Vec<String> = req
             .get_all(name.as_str())
             .iter()
-            .map(|v| normalise(&String::from_utf8_lossy(v.as_bytes())))
+            .map(|v| normalise(&text(v.as_bytes())))
             .collect();
         if !values.is_empty() {
             out.push(':');
@@ -50,6 +52,28 @@ pub fn secondary_key(spec: &[String], req: &HeaderMap) -> String {
     }
     out
 }
+
+/// A field value as key text: UTF-8 as it is; a byte that is not (obs-text, e.g. Latin-1)
+/// as U+0001 and two hex digits. No field value holds U+0001 (`HeaderValue` refuses control
+/// bytes but HTAB), so distinct values never share a key; a lossy conversion made every such
+/// byte U+FFFD, and so one variant for values that differ.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push('\u{1}');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    Cow::Owned(out)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn normalise(value: &str) -> String {
     value
@@ -84,6 +108,30 @@ mod tests {
         assert_eq!(spec(&h), ["accept-encoding", "user-agent"]);
         assert!(is_star(&spec(&headers(&[("vary", "Accept, *")]))));
         assert!(spec(&HeaderMap::new()).is_empty());
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_never_share_a_key() {
+        let s = vec!["cookie".to_string()];
+        let key = |v: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert("cookie", HeaderValue::from_bytes(v).unwrap());
+            secondary_key(&s, &h)
+        };
+        // RFC 9111 §4.1: a stored variant is reused only for the same values: two users whose
+        // cookies differ in bytes that are not UTF-8 (Latin-1 text) must not share one.
+        assert_ne!(key(b"who=\xe9"), key(b"who=\xe8"), "Latin-1 bytes");
+        assert_ne!(
+            key(b"who=\xe9"),
+            key("who=\u{fffd}".as_bytes()),
+            "not U+FFFD"
+        );
+        assert_eq!(key(b"who=\xe9"), key(b"who=\xe9"), "the same bytes match");
+        assert_eq!(
+            key("who=é".as_bytes()),
+            "cookie:who=é",
+            "UTF-8 keys as before"
+        );
     }
 
     #[test]
