@@ -428,3 +428,54 @@ async fn a_connection_still_taking_an_upload_is_not_reused() {
     assert_eq!(origin.connections(), 2);
     drop(uploader);
 }
+
+/// A chunked body with a trailer section ends at its trailers (RFC 9112 §7.1.2): hyper hands
+/// them over as the last frame and, relaying to a client, stops polling the body there, so
+/// a wrapper that waited for the frame after them never saw the end. In observe mode such a
+/// response was then never scanned or stored, and its upstream connection never pooled.
+#[tokio::test]
+async fn a_chunked_body_with_trailers_ends_at_its_trailers() {
+    let origin = Origin::respond(|req| {
+        format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nTransfer-Encoding: chunked\r\n\
+             Trailer: X-Checksum\r\n\r\n5\r\nhello\r\n{:x}\r\n{}\r\n0\r\nX-Checksum: 1\r\n\r\n",
+            req.target().len(),
+            req.target()
+        )
+        .into_bytes()
+    })
+    .await;
+    let mut cfg = common::config();
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let sluice = common::start(cfg).await;
+    let mut c = sluice.client().await;
+    for path in ["/a", "/b"] {
+        let r = c.exchange(get(&origin.url(path))).await;
+        assert_eq!((r.status(), r.text()), (200, format!("hello{path}")));
+    }
+    assert_eq!(
+        origin.connections(),
+        1,
+        "the connection goes back to the pool once the trailers are read"
+    );
+    // Observe mode stores after the body has streamed: poll with only-if-cached (bounded).
+    let mut stored = false;
+    for _ in 0..500 {
+        let r = c
+            .exchange(request(
+                "GET",
+                &origin.url("/a"),
+                &["Cache-Control: only-if-cached"],
+                b"",
+            ))
+            .await;
+        if r.status() == 200 {
+            assert_eq!(r.text(), "hello/a");
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(stored, "the observed response is scanned and stored");
+    assert_eq!(origin.requests().len(), 2);
+}
