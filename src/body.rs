@@ -16,13 +16,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A boxed, streaming body: what the proxy sends to clients and upstreams.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
-/// Whether this poll ended the body: `Ready(None)`, or a frame after which the body reports
-/// its end. hyper stops polling a body once `is_end_stream()` is true, so a wrapper that
-/// waits for `Ready(None)` never sees the end of a Content-Length body.
-pub fn poll_ended<T, E>(polled: &Poll<Option<Result<T, E>>>, end_stream_now: bool) -> bool {
+/// Whether this poll ended the body: `Ready(None)`, a trailers frame (always the last one),
+/// or a frame after which the body reports its end. hyper stops polling a body once
+/// `is_end_stream()` is true, so a wrapper that waits for `Ready(None)` never sees the end
+/// of a Content-Length body; likewise it drops a body once it has written its trailers, and
+/// hyper's own `Incoming` still reports no end after them.
+pub fn poll_ended<E>(polled: &Poll<Option<Result<Frame<Bytes>, E>>>, end_stream_now: bool) -> bool {
     match polled {
         Poll::Ready(None) => true,
-        Poll::Ready(Some(Ok(_))) => end_stream_now,
+        Poll::Ready(Some(Ok(frame))) => end_stream_now || frame.is_trailers(),
         _ => false,
     }
 }

@@ -428,3 +428,185 @@ async fn a_connection_still_taking_an_upload_is_not_reused() {
     assert_eq!(origin.connections(), 2);
     drop(uploader);
 }
+
+/// A chunked body with a trailer section ends at its trailers (RFC 9112 §7.1.2): hyper hands
+/// them over as the last frame and, relaying to a client, stops polling the body there, so
+/// a wrapper that waited for the frame after them never saw the end. In observe mode such a
+/// response was then never scanned or stored, and its upstream connection never pooled.
+#[tokio::test]
+async fn a_chunked_body_with_trailers_ends_at_its_trailers() {
+    let origin = Origin::respond(|req| {
+        format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nTransfer-Encoding: chunked\r\n\
+             Trailer: X-Checksum\r\n\r\n5\r\nhello\r\n{:x}\r\n{}\r\n0\r\nX-Checksum: 1\r\n\r\n",
+            req.target().len(),
+            req.target()
+        )
+        .into_bytes()
+    })
+    .await;
+    let mut cfg = common::config();
+    cfg.scan.mode = sluice::config::ScanMode::Observe;
+    let sluice = common::start(cfg).await;
+    let mut c = sluice.client().await;
+    for path in ["/a", "/b"] {
+        let r = c.exchange(get(&origin.url(path))).await;
+        assert_eq!((r.status(), r.text()), (200, format!("hello{path}")));
+    }
+    assert_eq!(
+        origin.connections(),
+        1,
+        "the connection goes back to the pool once the trailers are read"
+    );
+    // Observe mode stores after the body has streamed: poll with only-if-cached (bounded).
+    let mut stored = false;
+    for _ in 0..500 {
+        let r = c
+            .exchange(request(
+                "GET",
+                &origin.url("/a"),
+                &["Cache-Control: only-if-cached"],
+                b"",
+            ))
+            .await;
+        if r.status() == 200 {
+            assert_eq!(r.text(), "hello/a");
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(stored, "the observed response is scanned and stored");
+    assert_eq!(origin.requests().len(), 2);
+}
+
+/// Pipelined requests answered from different places (a fresh hit, a HEAD from the stored
+/// GET, the origin, a proxy error, an upload) come back in order, each framed for its
+/// method, and the connection stays in sync behind them.
+#[tokio::test]
+async fn pipelined_hits_misses_and_errors_keep_their_order_and_framing() {
+    let origin = Origin::respond(|r| match (r.method(), r.target()) {
+        ("GET", "/c") => b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 6\r\n\r\ncached".to_vec(),
+        ("POST", _) => {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npost {}", String::from_utf8_lossy(&r.body)).into_bytes()
+        }
+        ("HEAD", _) => b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+        _ => b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nnocac\r\n0\r\n\r\n".to_vec(),
+    })
+    .await;
+    let sluice = start_default().await;
+    assert_eq!(sluice.fetch(&origin.url("/c")).await.text(), "cached");
+    let refused = format!("http://127.0.0.1:{}/x", common::refused_port());
+    let batch: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("GET", get(&origin.url("/c")), 200, "cached"),
+        (
+            "HEAD",
+            request("HEAD", &origin.url("/c"), &[], b""),
+            200,
+            "",
+        ),
+        ("GET", get(&origin.url("/u")), 200, "nocac"),
+        ("GET", get(&refused), 502, ""),
+        (
+            "POST",
+            request("POST", &origin.url("/u"), &[], b"abc"),
+            200,
+            "post abc",
+        ),
+        (
+            "HEAD",
+            request("HEAD", &origin.url("/u"), &[], b""),
+            200,
+            "",
+        ),
+        ("GET", get(&origin.url("/c")), 200, "cached"),
+    ];
+    let mut c = sluice.client().await;
+    c.send(
+        batch
+            .iter()
+            .flat_map(|(_, r, ..)| r.clone())
+            .collect::<Vec<u8>>(),
+    )
+    .await;
+    for (i, (method, _, status, body)) in batch.iter().enumerate() {
+        let r = c
+            .try_read_response_to(method)
+            .await
+            .unwrap_or_else(|e| panic!("response {i} ({method}): {e}"));
+        assert_eq!(r.status(), *status, "response {i} ({method})");
+        if *status == 200 {
+            assert_eq!(r.text(), *body, "response {i} ({method})");
+        }
+    }
+    assert_eq!(c.exchange(get(&origin.url("/c"))).await.text(), "cached");
+    // Only the first GET of /c, the uncached GET, the POST and the HEAD of /u went upstream.
+    assert_eq!(origin.requests().len(), 4);
+}
+
+/// A 304 to the client's own conditional request has no body: its upstream connection goes
+/// back to the pool at once, and the next request uses it.
+#[tokio::test]
+async fn a_304_returns_its_upstream_connection_to_the_pool() {
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match").is_some() {
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n".to_vec()
+        } else {
+            common::ok("full")
+        }
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    for i in 0..3 {
+        let url = origin.url(&format!("/p{i}"));
+        let r = c
+            .exchange(request("GET", &url, &["If-None-Match: \"a\""], b""))
+            .await;
+        assert_eq!(r.status(), 304);
+        let r = c.exchange(get(&origin.url(&format!("/q{i}")))).await;
+        assert_eq!(r.text(), "full");
+    }
+    assert_eq!(origin.connections(), 1);
+}
+
+/// An HTTP/1.0 origin's close-delimited body reaches an HTTP/1.1 client framed (a length
+/// or chunked), so the client's connection carries on to the next request.
+#[tokio::test]
+async fn a_close_delimited_response_is_reframed_for_a_keep_alive_client() {
+    let origin = Origin::start(|mut conn| async move {
+        let Some(req) = conn.read_request().await else {
+            return;
+        };
+        let _ = conn
+            .write(format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close {}",
+                req.target()
+            ))
+            .await;
+    })
+    .await;
+    for mode in [
+        sluice::config::ScanMode::Enforce,
+        sluice::config::ScanMode::Observe,
+    ] {
+        let mut cfg = common::config();
+        cfg.scan.mode = mode;
+        let sluice = common::start(cfg).await;
+        let mut c = sluice.client().await;
+        for p in ["/a", "/b"] {
+            let r = c.exchange(get(&origin.url(p))).await;
+            assert_eq!(
+                (r.status(), r.text()),
+                (200, format!("until close {p}")),
+                "{mode:?}"
+            );
+            assert!(
+                r.header("content-length").is_some()
+                    || r.head.has_token("transfer-encoding", "chunked"),
+                "{mode:?}: {:?}",
+                r.head.headers
+            );
+        }
+    }
+}

@@ -152,3 +152,35 @@ async fn nothing_pipelined_behind_an_ambiguous_request_is_processed() {
     assert_eq!(hidden.requests().len(), 0);
     assert_eq!(sluice.fetch(&front.url("/ok")).await.status(), 200);
 }
+
+/// A request sluice answers itself (OPTIONS with `Max-Forwards: 0`) without reading its
+/// body: the body is skipped by its framing, never parsed as the next request.
+#[tokio::test]
+async fn the_unread_body_of_a_request_answered_locally_stays_body_bytes() {
+    let origin = Origin::ok("fine").await;
+    let sluice = common::start_default().await;
+    let mut c = sluice.client().await;
+    let hidden = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        origin.url("/hidden"),
+        origin.addr()
+    );
+    let mut batch = common::request(
+        "OPTIONS",
+        &origin.url("/o"),
+        &["Max-Forwards: 0"],
+        hidden.as_bytes(),
+    );
+    batch.extend(get(&origin.url("/after")));
+    c.send(batch).await;
+    let r = c.read_response().await;
+    assert_eq!((r.status(), r.header("allow").is_some()), (200, true));
+    let r = c.read_response().await;
+    assert_eq!((r.status(), r.text()), (200, "fine".to_string()));
+    let seen: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|r| r.target().to_string())
+        .collect();
+    assert_eq!(seen, ["/after"]);
+}

@@ -221,3 +221,35 @@ async fn a_response_head_just_over_upstream_max_header_size_is_a_502_and_just_un
     let r = sluice.fetch(&origin.url("/17")).await;
     common::assert_proxy_error(&r, 502, "http_response_header_section_size");
 }
+
+/// Interim responses (103 Early Hints, an unasked 100) are not the answer: the client gets
+/// the final response, and the connection stays in step for the next request.
+#[tokio::test]
+async fn interim_responses_before_the_final_one_are_not_taken_for_it() {
+    let origin = Origin::respond(|r| {
+        let mut v = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n\
+                      HTTP/1.1 100 Continue\r\n\r\n"
+            .to_vec();
+        v.extend(common::ok(&format!("final {}", r.target())));
+        v
+    })
+    .await;
+    for mode in [
+        sluice::config::ScanMode::Enforce,
+        sluice::config::ScanMode::Observe,
+    ] {
+        let mut cfg = config();
+        cfg.scan.mode = mode;
+        let sluice = start(cfg).await;
+        let mut c = sluice.client().await;
+        for p in ["/a", "/b"] {
+            let r = c.exchange(get(&origin.url(p))).await;
+            assert_eq!(
+                (r.status(), r.text()),
+                (200, format!("final {p}")),
+                "{mode:?}"
+            );
+        }
+    }
+    assert_eq!(origin.connections(), 2, "one pooled connection per sluice");
+}

@@ -251,6 +251,13 @@ pub fn response_attacks() -> Vec<(&'static str, Expect, Vec<u8>)> {
                 .into_bytes(),
         ),
         (
+            // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+            "te_in_http10",
+            BadGateway,
+            format!("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nCache-Control: max-age=600\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{next}")
+                .into_bytes(),
+        ),
+        (
             "status_not_a_number",
             BadGateway,
             b"HTTP/1.1 2x0 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
