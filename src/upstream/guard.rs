@@ -66,7 +66,8 @@ impl Guard {
 }
 
 /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
-/// NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address.
+/// NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address. (The local-use NAT64 prefix,
+/// `64:ff9b:1::/48`, embeds it where the operator's prefix length says: refused whole.)
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     let tail = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
@@ -129,6 +130,11 @@ fn classify(ip: IpAddr) -> Option<Denied> {
                 Some(Denied::UniqueLocal)
             } else if v6.is_multicast() {
                 Some(Denied::Multicast)
+            } else if v6.segments()[..3] == [0x64, 0xff9b, 1] {
+                // RFC 8215's local-use NAT64 prefix, 64:ff9b:1::/48: the operator's own
+                // translator, which reaches whatever IPv4 address its prefix length embeds
+                // where (RFC 6052 §2.2), internal ones included; never a global address.
+                Some(Denied::Reserved)
             } else {
                 None
             }
@@ -175,6 +181,25 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(g.check(ip), expect, "{ip}");
         }
+    }
+
+    /// RFC 8215's local-use NAT64 prefix (`64:ff9b:1::/48`, not globally reachable) is
+    /// where an operator's own NAT64 lives: a translator there reaches the IPv4 address a
+    /// /96 (or shorter, RFC 6052 §2.2) prefix embeds, internal ones included.
+    #[test]
+    fn local_use_nat64_is_refused() {
+        let g = Guard::default();
+        for ip in [
+            "64:ff9b:1::a9fe:a9fe",      // /96 within the /48: 169.254.169.254
+            "64:ff9b:1::7f00:1",         // /96: 127.0.0.1
+            "64:ff9b:1:a00:0:100::",     // /48 layout (RFC 6052): 10.0.0.1
+            "64:ff9b:1:ffff::5db8:d822", // even a public v4: not a global address
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(g.check(ip).is_err(), "{ip}");
+        }
+        // The well-known prefix with a public address stays reachable.
+        assert_eq!(g.check("64:ff9b::5db8:d822".parse().unwrap()), Ok(()));
     }
 
     #[test]
