@@ -552,3 +552,30 @@ async fn a_sluice_behind_another_sluice_is_not_a_loop() {
     let both = format!("{}, {}", child.request_via(), parent.request_via());
     assert_eq!(via.as_deref(), Some(both.as_str()));
 }
+
+/// A parent's 407 to an `http://` request concerns sluice's own credentials for it (it has
+/// none), not the client's: relayed, it told the client that sluice wants proxy
+/// credentials, without the challenge a 407 must carry (RFC 9110 §15.5.8; hop-by-hop
+/// `Proxy-Authenticate` is removed), as the tunnel for an `https://` URL already says.
+#[tokio::test]
+async fn a_parents_407_to_an_http_request_is_a_502_proxy_configuration_error() {
+    let parent = Origin::respond(|_| {
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n\
+         Content-Length: 4\r\n\r\nauth"
+            .to_vec()
+    })
+    .await;
+    let direct = Origin::ok("direct").await;
+    let sluice = sluice_with_parents(&[parent.port()], true).await;
+    let url = format!("http://localhost:{}/x", direct.port());
+    for _ in 0..2 {
+        let r = sluice.fetch(&url).await;
+        common::assert_proxy_error(&r, 502, "proxy_configuration_error");
+        assert!(
+            r.proxy_status().contains("received-status=407"),
+            "{}",
+            r.proxy_status()
+        );
+    }
+    assert_parent_kept(&parent, &direct, "407");
+}

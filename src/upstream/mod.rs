@@ -63,7 +63,7 @@ pub enum Error {
     Tls(String, String),
     #[error("the certificate of {0} is not valid: {1}")]
     TlsCertificate(String, String),
-    #[error("parent proxy {parent} answered the tunnel request with {status} {reason}")]
+    #[error("parent proxy {parent} answered with {status} {reason}")]
     Parent {
         parent: String,
         status: u16,
@@ -113,7 +113,8 @@ impl Error {
         )
     }
 
-    /// The status a parent answered a tunnel request with, when that is what failed.
+    /// The status a parent answered a tunnel request (or, 407, an `http://` request) with,
+    /// when that is what failed.
     pub fn received_status(&self) -> Option<u16> {
         match self {
             Error::Parent { status, .. } => Some(*status),
@@ -339,6 +340,18 @@ impl Client {
                     if let Err(why) = framing::check_head(resp.status(), resp.headers()) {
                         // Dropping the response and `conn` closes the connection.
                         return Err(Failed::Final(Error::Protocol(who(), why.into())));
+                    }
+                    if let (Hop::Parent(p), http::StatusCode::PROXY_AUTHENTICATION_REQUIRED) =
+                        (&hop, resp.status())
+                    {
+                        // The parent wants credentials from sluice, which has none: relayed,
+                        // the 407 would ask the client for them, without its challenge
+                        // (`Proxy-Authenticate` is hop-by-hop). Told as for a tunnel.
+                        return Err(Failed::Final(Error::Parent {
+                            parent: p.to_string(),
+                            status: 407,
+                            reason: "Proxy Authentication Required".into(),
+                        }));
                     }
                     let elapsed = started.elapsed();
                     self.response_seconds.observe(elapsed);
