@@ -304,3 +304,40 @@ async fn a_connect_that_announces_content_is_refused_without_connecting() {
         "only the tunnel without content connected"
     );
 }
+
+/// CONNECT authorities that spell a loopback address some other way (an IPv6 form in
+/// brackets, userinfo before the host, a trailing dot, numeric IPv4 spellings the resolver
+/// reads as addresses) reach the guard as the address they name: refused (403, or 400 for
+/// a target that is not `host:port`; a resolver that does not read a numeric spelling
+/// answers 502), never a tunnel to the loopback origin.
+#[tokio::test]
+async fn connect_spellings_of_loopback_never_reach_it() {
+    let origin = echo_origin().await;
+    let mut cfg = config();
+    cfg.upstream.allow.clear();
+    let p = origin.port();
+    cfg.proxy.connect_ports = vec![p];
+    let sluice = start(cfg).await;
+    for authority in [
+        format!("[::ffff:127.0.0.1]:{p}"),
+        format!("[::ffff:7f00:1]:{p}"),
+        format!("[64:ff9b:1::7f00:1]:{p}"),
+        format!("user@127.0.0.1:{p}"),
+        format!("user:pw@localhost:{p}"),
+        format!("127.0.0.1.:{p}"),
+        format!("LOCALHOST:{p}"),
+        format!("2130706433:{p}"),
+        format!("0x7f.1:{p}"),
+        format!("127.1:{p}"),
+    ] {
+        let mut c = sluice.client().await;
+        c.send(connect_request(&authority)).await;
+        let r = read_connect_response(&mut c).await;
+        match r.status() {
+            403 => common::assert_proxy_error(&r, 403, "destination_ip_prohibited"),
+            400 | 502 => {}
+            s => panic!("{authority}: unexpected {s}: {}", r.text()),
+        }
+    }
+    assert_eq!(origin.connections(), 0, "no tunnel to loopback");
+}

@@ -7,7 +7,7 @@ use crate::common;
 
 use std::io::Write;
 
-use common::tls::{test_ca, tls_origin, TestCa};
+use common::tls::{test_ca, test_ca_with, tls_origin, TestCa};
 use common::{config, start, Origin, Sluice};
 use sluice::config::{Config, ParentConfig};
 
@@ -271,4 +271,45 @@ fn through_parent(ca: &tempfile::NamedTempFile, parent_port: u16, go_direct: boo
         go_direct,
     }];
     cfg
+}
+
+/// A certificate that does not verify is `tls_certificate_error` (README's table), whatever
+/// the reason: an unknown issuer, or a trusted issuer's certificate that has expired or is
+/// not yet valid. Never `tls_protocol_error`, and nothing is sent over the connection.
+#[tokio::test]
+async fn untrusted_expired_and_not_yet_valid_certificates_are_tls_certificate_errors() {
+    let unknown = test_ca(&["localhost"]);
+    let expired = test_ca_with(&["localhost"], |leaf| {
+        leaf.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    });
+    let future = test_ca_with(&["localhost"], |leaf| {
+        leaf.not_before = rcgen::date_time_ymd(4000, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(4001, 1, 1);
+    });
+    for (case, ca, trusted) in [
+        ("unknown issuer", &unknown, false),
+        ("expired", &expired, true),
+        ("not yet valid", &future, true),
+    ] {
+        let origin = https_origin(ca).await;
+        let file = ca_file(ca);
+        let sluice = if trusted {
+            sluice_trusting(&file).await
+        } else {
+            start(config()).await
+        };
+        let r = sluice
+            .fetch(&format!("https://localhost:{}/", origin.port()))
+            .await;
+        assert_eq!(r.status(), 502, "{case}: {}", r.text());
+        assert!(
+            r.proxy_status().starts_with(
+                "sluice; error=tls_certificate_error; details=\"the certificate of localhost"
+            ),
+            "{case}: Proxy-Status {:?}",
+            r.proxy_status()
+        );
+        assert!(origin.requests().is_empty(), "{case}: nothing sent");
+    }
 }

@@ -19,6 +19,12 @@ pub struct TestCa {
 
 /// Makes a CA and a server certificate for `names` (DNS names or IP literals).
 pub fn test_ca(names: &[&str]) -> TestCa {
+    test_ca_with(names, |_| {})
+}
+
+/// [`test_ca`], with `edit` applied to the server certificate's parameters before it is
+/// signed (validity dates, for one).
+pub fn test_ca_with(names: &[&str], edit: impl FnOnce(&mut CertificateParams)) -> TestCa {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -36,6 +42,7 @@ pub fn test_ca(names: &[&str]) -> TestCa {
     let mut leaf = CertificateParams::new(names).expect("server params");
     leaf.distinguished_name
         .push(DnType::CommonName, "sluice test origin");
+    edit(&mut leaf);
     let cert = leaf
         .signed_by(&key, &ca_cert, &ca_key)
         .expect("server cert");
