@@ -205,7 +205,16 @@ pub async fn parent_tunnel(
     req.extend_from_slice(b"\r\n\r\n");
     let fut = async {
         tcp.write_all(&req).await?;
-        read_head(&mut tcp).await
+        // Interim (1xx) answers come before the final one and are skipped (RFC 9110 §15.2),
+        // all within `timeout`, so a flood of them is a response timeout. `101` is final: a
+        // switch sluice never asked for, refused below.
+        loop {
+            let head = read_head(&mut tcp).await?;
+            match status_line(&head) {
+                Some((code @ 100..=199, _)) if code != 101 && head.ends_with(b"\r\n\r\n") => {}
+                _ => return Ok::<_, std::io::Error>(head),
+            }
+        }
     };
     let head = match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(h)) => h,
@@ -455,6 +464,41 @@ mod tests {
         let failed = async { Err::<(), _>(std::io::Error::other("NXDOMAIN")) };
         let r = within(Duration::from_secs(10), "gone.example", failed).await;
         assert!(matches!(r, Err(Error::Dns(h, _)) if h == "gone.example"));
+    }
+
+    /// RFC 9110 §15.2: a client parses any 1xx answers before the final one; a parent's
+    /// `100 Continue` (or `102`, `103`) ahead of its 200 is not its answer to the CONNECT.
+    #[tokio::test]
+    async fn interim_answers_before_the_parents_200_are_skipped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let parent = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 512];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the CONNECT request ends");
+                req.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\nhello")
+                .await
+                .unwrap();
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let via = HeaderValue::from_static("1.1 sluice (id=t)");
+        let mut tunnel = parent_tunnel(tcp, "example.test:443", &via, "p", Duration::from_secs(10))
+            .await
+            .expect("the 200 after the interim answers opens the tunnel");
+        let mut greeting = [0u8; 5];
+        tunnel.read_exact(&mut greeting).await.unwrap();
+        assert_eq!(&greeting, b"hello");
+        parent.await.unwrap();
     }
 
     /// A protocol whose server speaks first: its bytes may arrive with the parent's answer,
