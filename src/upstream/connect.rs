@@ -221,6 +221,12 @@ pub async fn parent_tunnel(
         Ok(Err(e)) => return Err(Error::Refused(format!("parent {parent}"), e.to_string())),
         Err(_) => return Err(Error::ResponseTimeout(format!("parent {parent}"), timeout)),
     };
+    if bare_lf(&head) {
+        return Err(Error::Protocol(
+            format!("parent {parent}"),
+            "the answer to CONNECT has a bare LF in its head".into(),
+        ));
+    }
     if !head.ends_with(b"\r\n\r\n") {
         // The parent is up and talking, just not sense: final, like a bad status line.
         return Err(Error::Protocol(
@@ -261,8 +267,18 @@ async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
         let take = head_end(&head, &buf[..seen]).unwrap_or(seen);
         tcp.read_exact(&mut buf[..take]).await?;
         head.extend_from_slice(&buf[..take]);
+        if bare_lf(&head) {
+            // Its end would never come as `\r\n\r\n`: the caller refuses it now.
+            break;
+        }
     }
     Ok(head)
+}
+
+/// Whether `head` holds a LF without the CR before it (RFC 9112 §2.2: sluice refuses those
+/// in any response head).
+fn bare_lf(head: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
 }
 
 /// How many bytes of `seen` complete a head that starts with `consumed`, when `seen` holds
@@ -499,6 +515,38 @@ mod tests {
         tunnel.read_exact(&mut greeting).await.unwrap();
         assert_eq!(&greeting, b"hello");
         parent.await.unwrap();
+    }
+
+    /// A bare LF in the answer's head is a protocol error at once (as in any response head,
+    /// README "Limits and strict framing"), not a head that never ends: it waited out
+    /// `upstream.response_timeout` and was told as a 504 "no response head".
+    #[tokio::test]
+    async fn a_bare_lf_in_the_parents_answer_is_a_protocol_error_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 Connection established\n\n")
+                .await;
+            // Holds the connection open until the test is over.
+            let _ = done_rx.await;
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let via = HeaderValue::from_static("1.1 sluice (id=t)");
+        let r = parent_tunnel(tcp, "example.test:443", &via, "p", Duration::from_secs(5)).await;
+        drop(done_tx);
+        match r {
+            Err(Error::Protocol(who, why)) => {
+                assert_eq!(who, "parent p");
+                assert!(why.contains("bare LF"), "{why}");
+            }
+            Err(e) => panic!("expected a protocol error, got {e}"),
+            Ok(_) => panic!("expected a protocol error, got a tunnel"),
+        }
     }
 
     /// A protocol whose server speaks first: its bytes may arrive with the parent's answer,
