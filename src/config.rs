@@ -682,6 +682,21 @@ impl Config {
             return Err(invalid("scan.pdq_min_quality", "must be between 0 and 100"));
         }
         let token = self.admin_token();
+        // A client sends the token in a header field, which cannot carry control characters
+        // or non-ASCII text as a string: such a token could never be matched, and a blank one
+        // would silently turn authentication off.
+        if token.is_empty() && !self.raw_admin_token().is_empty() {
+            return Err(invalid(
+                "admin.token",
+                "is only whitespace (or SLUICE_ADMIN_TOKEN is)",
+            ));
+        }
+        if !token.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return Err(invalid(
+                "admin.token",
+                "must be printable ASCII (it is sent in an Authorization header)",
+            ));
+        }
         if token.is_empty() && !self.admin.listen.ip().is_loopback() {
             return Err(invalid(
                 "admin.listen",
@@ -691,8 +706,14 @@ impl Config {
         Ok(())
     }
 
-    /// The admin token: `SLUICE_ADMIN_TOKEN` when set, else `[admin] token`.
+    /// The admin token: `SLUICE_ADMIN_TOKEN` when set, else `[admin] token`, without
+    /// leading and trailing whitespace (a token read from a file or a heredoc often ends in
+    /// a newline, which no `Authorization` header can carry: nothing could authenticate).
     pub fn admin_token(&self) -> String {
+        self.raw_admin_token().trim().to_string()
+    }
+
+    fn raw_admin_token(&self) -> String {
         match std::env::var("SLUICE_ADMIN_TOKEN") {
             Ok(t) if !t.is_empty() => t,
             _ => self.admin.token.clone(),
@@ -940,6 +961,30 @@ suspect = "tag"
         let err = Config::parse("[admin]\nlisten = \"0.0.0.0:3129\"\n", "f").unwrap_err();
         assert!(err.to_string().contains("admin.listen"));
         assert!(Config::parse("[admin]\nlisten = \"0.0.0.0:3129\"\ntoken = \"s\"\n", "f").is_ok());
+    }
+
+    #[test]
+    fn the_admin_token_is_trimmed_and_must_be_sendable() {
+        std::env::remove_var("SLUICE_ADMIN_TOKEN");
+        let cfg = Config::parse("[admin]\ntoken = \"s3cret\\n\"\n", "f").unwrap();
+        assert_eq!(cfg.admin_token(), "s3cret");
+        for (text, needle) in [
+            (
+                "[admin]\ntoken = \" \\n\"\n",
+                "line 2: admin.token: is only whitespace",
+            ),
+            (
+                "[admin]\ntoken = \"caf\u{e9}\"\n",
+                "line 2: admin.token: must be printable",
+            ),
+            (
+                "[admin]\ntoken = \"a\\tb\"\n",
+                "line 2: admin.token: must be printable",
+            ),
+        ] {
+            let err = Config::parse(text, "f").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
     }
 
     #[test]
