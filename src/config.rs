@@ -109,6 +109,30 @@ where
     s.parse().map_err(serde::de::Error::custom)
 }
 
+/// A size: a string (`"8MiB"`, `"1000"`) or a TOML integer, the plain number of bytes the
+/// configuration reference allows (`max_size = 1048576`).
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+    struct Size;
+    impl serde::de::Visitor<'_> for Size {
+        type Value = ByteSize;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a size like \"8MiB\" or a whole number of bytes")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ByteSize, E> {
+            s.parse().map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ByteSize, E> {
+            Ok(ByteSize(n))
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ByteSize, E> {
+            u64::try_from(n)
+                .map(ByteSize)
+                .map_err(|_| E::custom(format!("size {n} is negative")))
+        }
+    }
+    d.deserialize_any(Size)
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(serde::de::Error::custom)
@@ -205,13 +229,13 @@ pub struct ProxyConfig {
     #[serde(deserialize_with = "de_duration")]
     pub tunnel_idle_timeout: Duration,
     pub max_connections: usize,
-    #[serde(deserialize_with = "de_from_str")]
+    #[serde(deserialize_with = "de_size")]
     pub max_request_line: ByteSize,
-    #[serde(deserialize_with = "de_from_str")]
+    #[serde(deserialize_with = "de_size")]
     pub max_header_size: ByteSize,
     pub max_headers: usize,
     /// Largest trailer section of a chunked request body; larger: 431.
-    #[serde(deserialize_with = "de_from_str")]
+    #[serde(deserialize_with = "de_size")]
     pub max_trailer_size: ByteSize,
     /// Tokio worker threads; 0 means one per core.
     pub workers: usize,
@@ -259,7 +283,7 @@ pub struct UpstreamConfig {
     #[serde(deserialize_with = "de_duration")]
     pub idle_timeout: Duration,
     /// Largest response head accepted from an upstream (larger: 502).
-    #[serde(deserialize_with = "de_from_str")]
+    #[serde(deserialize_with = "de_size")]
     pub max_header_size: ByteSize,
     /// Idle pooled connections kept per upstream host.
     pub pool_max_idle_per_host: usize,
@@ -370,9 +394,9 @@ impl Default for AdminConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub path: PathBuf,
-    #[serde(deserialize_with = "de_from_str")]
+    #[serde(deserialize_with = "de_size")]
     pub max_size: ByteSize,
-    #[serde(deserialize_with = "de_from_str")]
+    #[serde(deserialize_with = "de_size")]
     pub memory: ByteSize,
     /// How long the verdict history is kept: a URL record (`urls`) for this long after its
     /// fetch, a verdict for twice this after its scan; a memoised verdict is reused for this
@@ -441,7 +465,7 @@ pub struct ScanConfig {
     pub rules: PathBuf,
     pub models: PathBuf,
     pub hash_lists: PathBuf,
-    #[serde(deserialize_with = "de_from_str")]
+    #[serde(deserialize_with = "de_size")]
     pub max_body: ByteSize,
     pub mode: ScanMode,
     pub spam_threshold: f64,
@@ -682,6 +706,21 @@ impl Config {
             return Err(invalid("scan.pdq_min_quality", "must be between 0 and 100"));
         }
         let token = self.admin_token();
+        // A client sends the token in a header field, which cannot carry control characters
+        // or non-ASCII text as a string: such a token could never be matched, and a blank one
+        // would silently turn authentication off.
+        if token.is_empty() && !self.raw_admin_token().is_empty() {
+            return Err(invalid(
+                "admin.token",
+                "is only whitespace (or SLUICE_ADMIN_TOKEN is)",
+            ));
+        }
+        if !token.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return Err(invalid(
+                "admin.token",
+                "must be printable ASCII (it is sent in an Authorization header)",
+            ));
+        }
         if token.is_empty() && !self.admin.listen.ip().is_loopback() {
             return Err(invalid(
                 "admin.listen",
@@ -691,8 +730,14 @@ impl Config {
         Ok(())
     }
 
-    /// The admin token: `SLUICE_ADMIN_TOKEN` when set, else `[admin] token`.
+    /// The admin token: `SLUICE_ADMIN_TOKEN` when set, else `[admin] token`, without
+    /// leading and trailing whitespace (a token read from a file or a heredoc often ends in
+    /// a newline, which no `Authorization` header can carry: nothing could authenticate).
     pub fn admin_token(&self) -> String {
+        self.raw_admin_token().trim().to_string()
+    }
+
+    fn raw_admin_token(&self) -> String {
         match std::env::var("SLUICE_ADMIN_TOKEN") {
             Ok(t) if !t.is_empty() => t,
             _ => self.admin.token.clone(),
@@ -940,6 +985,52 @@ suspect = "tag"
         let err = Config::parse("[admin]\nlisten = \"0.0.0.0:3129\"\n", "f").unwrap_err();
         assert!(err.to_string().contains("admin.listen"));
         assert!(Config::parse("[admin]\nlisten = \"0.0.0.0:3129\"\ntoken = \"s\"\n", "f").is_ok());
+    }
+
+    #[test]
+    fn the_admin_token_is_trimmed_and_must_be_sendable() {
+        std::env::remove_var("SLUICE_ADMIN_TOKEN");
+        let cfg = Config::parse("[admin]\ntoken = \"s3cret\\n\"\n", "f").unwrap();
+        assert_eq!(cfg.admin_token(), "s3cret");
+        for (text, needle) in [
+            (
+                "[admin]\ntoken = \" \\n\"\n",
+                "line 2: admin.token: is only whitespace",
+            ),
+            (
+                "[admin]\ntoken = \"caf\u{e9}\"\n",
+                "line 2: admin.token: must be printable",
+            ),
+            (
+                "[admin]\ntoken = \"a\\tb\"\n",
+                "line 2: admin.token: must be printable",
+            ),
+        ] {
+            let err = Config::parse(text, "f").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_size_may_be_a_plain_integer_of_bytes() {
+        let cfg = Config::parse(
+            "[store]\nmax_size = 1048576\nmemory = \"0\"\n[scan]\nmax_body = 0\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(cfg.store.max_size, ByteSize(1 << 20));
+        assert_eq!((cfg.store.memory.0, cfg.scan.max_body.0), (0, 0));
+        for (text, needle) in [
+            ("[store]\nmax_size = -1\n", "line 2"),
+            ("[store]\nmax_size = 1.5\n", "line 2"),
+            (
+                "[proxy]\nmax_request_line = 0\n",
+                "line 2: proxy.max_request_line",
+            ),
+        ] {
+            let err = Config::parse(text, "f").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
     }
 
     #[test]

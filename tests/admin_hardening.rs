@@ -200,3 +200,15 @@ async fn a_silent_or_half_sent_admin_connection_is_closed_at_the_header_timeout(
     }
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
 }
+
+/// A token written with a trailing newline (pasted from a file, a heredoc) is the token
+/// without it: no `Authorization` header can carry a newline, so nothing could authenticate.
+#[tokio::test]
+async fn a_configured_token_with_a_trailing_newline_still_authenticates() {
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config(&format!(" {TOKEN}\n"))).await;
+    let good = AdminClient::of(&s, Some(TOKEN));
+    assert_eq!(good.get("/metrics").await.status, 200);
+    let bad = AdminClient::of(&s, Some("wrong"));
+    assert_eq!(bad.get("/metrics").await.status, 401);
+}

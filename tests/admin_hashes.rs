@@ -270,3 +270,49 @@ async fn a_bulk_request_of_100k_entries_is_accepted_in_one_go() {
     let m = c.get("/metrics").await.resp.text();
     assert!(m.contains("sluice_runtime_hashes 100000"), "{m}");
 }
+
+/// Re-adding a hash under another label or list replaces the stored entry (one per kind and
+/// hash), and the running classifiers follow: the body is blocked under the new name only,
+/// as it would be after a restart. Within one request the last entry of a hash wins alike.
+#[tokio::test]
+async fn re_adding_a_hash_with_another_label_replaces_the_running_entry() {
+    let origin = Origin::respond(|_| cacheable("text/plain", b"an innocent looking page")).await;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+    let url = origin.url("/page");
+    let body_sha = verdict_sha(&s.fetch(&url).await);
+    let rules_of = |r: &common::Response| {
+        let v = r.header("x-sluice-verdict").unwrap_or("").to_string();
+        v.split("; ")
+            .find_map(|p| p.strip_prefix("rules="))
+            .unwrap_or("")
+            .to_string()
+    };
+
+    let old = json!({"kind": "sha256", "hash": body_sha, "label": "old", "list": "a"});
+    assert_eq!(c.post("/hashes", &old).await.status, 200);
+    let r = s.fetch(&url).await;
+    assert_eq!((r.status(), rules_of(&r)), (403, "old".to_string()));
+
+    let new = json!({"kind": "sha256", "hash": body_sha, "label": "new", "list": "b"});
+    assert_eq!(c.post("/hashes", &new).await.status, 200);
+    let r = s.fetch(&url).await;
+    assert_eq!((r.status(), rules_of(&r)), (403, "new".to_string()));
+    let items = c.get("/hashes").await.json["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    assert_eq!(items[0]["list"], "b");
+
+    let both = json!([
+        {"kind": "sha256", "hash": body_sha, "label": "first"},
+        {"kind": "sha256", "hash": body_sha, "label": "second"},
+    ]);
+    assert_eq!(c.post("/hashes", &both).await.status, 200);
+    let r = s.fetch(&url).await;
+    assert_eq!((r.status(), rules_of(&r)), (403, "second".to_string()));
+
+    // Deleting the one stored entry leaves nothing of the hash running.
+    let a = c.delete(&format!("/hashes/sha256/{body_sha}")).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(s.fetch(&url).await.status(), 200);
+}

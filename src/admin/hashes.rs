@@ -7,6 +7,7 @@
 //! and images that match a new entry become `listed` before the answer is sent.
 //! [`apply_stored`] replays the tree into freshly loaded classifiers (start-up, reload).
 
+use std::collections::HashMap;
 use std::sync::PoisonError;
 
 use http::{Request, Response, StatusCode};
@@ -88,6 +89,23 @@ fn apply(handles: &Handles, e: &HashEntry) {
     }
 }
 
+/// Takes one entry [`apply`] put in back out of the running classifiers (entries of the same
+/// hash under other labels or lists stay; an identical file-listed one comes back on reload).
+fn unapply(handles: &Handles, e: &HashEntry) {
+    match e.kind.as_str() {
+        "pdq" => {
+            if let (Some(pdq), Ok(h)) = (&handles.pdq, PdqHash::from_hex(&e.hash)) {
+                pdq.remove_from_list(h, &e.label, &e.list);
+            }
+        }
+        _ => {
+            if let Some(d) = &handles.digest {
+                let _ = d.remove_entry(&e.hash, &e.label, &e.list);
+            }
+        }
+    }
+}
+
 /// Replays every stored entry into `handles` (freshly loaded classifiers); returns how many.
 pub fn apply_stored(handles: &Handles, store: &Store) -> usize {
     let mut n = 0;
@@ -135,12 +153,32 @@ pub async fn add(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>
     let n = entries.len();
     let (ruleset, retro_matched) = blocking(move || {
         let (store, pipeline) = (&proxy.store, &proxy.pipeline);
-        let (before, now) = {
+        let (before, now, effective, replaced) = {
             let _edits = proxy
                 .list_edits
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             let before = pipeline.ruleset();
+            // The tree keeps one entry per kind and hash: the last of the request. An entry
+            // it replaces (another label or list) leaves the running classifiers too, or they
+            // kept matching under the old name until a reload, unlike after a restart.
+            let last: HashMap<String, usize> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.key(), i))
+                .collect();
+            let mut replaced = Vec::new();
+            for (key, &i) in &last {
+                let Some(raw) = store.hashes.get(key.as_bytes())? else {
+                    continue;
+                };
+                if let Ok(old) = serde_json::from_slice::<HashEntry>(&raw) {
+                    let new = &entries[i];
+                    if (&old.label, &old.list) != (&new.label, &new.list) {
+                        replaced.push(old);
+                    }
+                }
+            }
             let mut batch = sled::Batch::default();
             for e in &entries {
                 let json = serde_json::to_vec(e).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -150,15 +188,25 @@ pub async fn add(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>
             // Acknowledged entries must survive kill -9 (sled otherwise writes every 500 ms).
             store.db.flush()?;
             let handles = pipeline.handles();
-            for e in &entries {
+            for old in &replaced {
+                unapply(&handles, old);
+            }
+            // The entries now in force: the last of each kind and hash.
+            let effective: Vec<HashEntry> = entries
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| last.get(&e.key()) == Some(i))
+                .map(|(_, e)| e.clone())
+                .collect();
+            for e in &effective {
                 apply(&handles, e);
             }
             pipeline.refresh_ruleset();
-            (before, pipeline.ruleset())
+            (before, pipeline.ruleset(), effective, replaced)
         };
         // Outside the edit lock: a later edit changes the ruleset again, which only makes
         // the verdicts written here be rescanned on their next hit.
-        let matched = super::retro::run(&proxy, &entries, &before, &now)?;
+        let matched = super::retro::run(&proxy, &effective, &replaced, &before, &now)?;
         Ok((now, matched))
     })
     .await?;

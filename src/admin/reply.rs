@@ -160,9 +160,34 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 pub fn page_limit(query: Option<&str>) -> Result<usize, ApiError> {
     match query_param(query, "limit") {
         None => Ok(100),
-        Some(s) => s
-            .parse::<usize>()
-            .map(|n| n.clamp(1, 1000))
-            .map_err(|_| ApiError::bad_request(format!("limit must be a number, not {s:?}"))),
+        // A whole number too large for a usize is still a number: it clamps like any other.
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(s.parse::<usize>().map_or(1000, |n| n.clamp(1, 1000)))
+        }
+        Some(s) => Err(ApiError::bad_request(format!(
+            "limit must be a number, not {s:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limits_clamp_and_only_non_numbers_are_refused() {
+        for (q, want) in [
+            (None, Some(100)),
+            (Some("limit=0"), Some(1)),
+            (Some("limit=5"), Some(5)),
+            (Some("limit=5000"), Some(1000)),
+            (Some("limit=99999999999999999999999"), Some(1000)),
+            (Some("limit=-1"), None),
+            (Some("limit="), None),
+            (Some("limit=ten"), None),
+            (Some("limit=1.5"), None),
+        ] {
+            assert_eq!(page_limit(q).ok(), want, "{q:?}");
+        }
     }
 }

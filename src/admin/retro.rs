@@ -36,23 +36,42 @@ struct PdqNew {
     rule: String,
 }
 
+/// The finding rule of an entry: its label, else its list.
+fn rule_of(e: &HashEntry) -> &str {
+    if e.label.is_empty() {
+        &e.list
+    } else {
+        &e.label
+    }
+}
+
+/// Whether `f` is a finding the classifiers gave for entry `e`.
+fn finding_of(e: &HashEntry, f: &Finding) -> bool {
+    f.rule == rule_of(e)
+        && match e.kind.as_str() {
+            "sha256" => {
+                f.classifier == "digest" && f.detail == format!("sha256 listed in {}", e.list)
+            }
+            _ => f.classifier == "pdq" && f.detail.contains(&format!(" to {} ", e.hash)),
+        }
+}
+
 /// Updates the verdicts of stored bodies and images matching `entries` (already in force);
-/// `before` and `now` are the ruleset versions around the edit. Returns how many verdicts
-/// changed. Blocking: runs sled look-ups and a pass over `pdq_of`.
+/// `before` and `now` are the ruleset versions around the edit. `replaced` are the stored
+/// entries the new ones took the place of (same kind and hash, another label or list, no
+/// longer in force): their findings leave the verdicts updated here. Returns how many
+/// verdicts changed. Blocking: runs sled look-ups and a pass over `pdq_of`.
 pub fn run(
     proxy: &Proxy,
     entries: &[HashEntry],
+    replaced: &[HashEntry],
     before: &str,
     now: &str,
 ) -> Result<usize, ApiError> {
     let mut found: HashMap<String, Vec<Finding>> = HashMap::new();
     let mut pdq_new = Vec::new();
     for e in entries {
-        let rule = if e.label.is_empty() {
-            e.list.clone()
-        } else {
-            e.label.clone()
-        };
+        let rule = rule_of(e).to_string();
         match e.kind.as_str() {
             "sha256" => {
                 // Most new hashes name bodies never seen here: one look-up, nothing else.
@@ -82,11 +101,17 @@ pub fn run(
         let Some(mut v) = proxy.pipeline.stored(&sha) else {
             continue; // never scanned here: the list applies on its first fetch
         };
+        // A replaced entry matched the same bodies (same kind and hash): its findings are
+        // among these verdicts', and a rescan would no longer give them.
+        let had = v.findings.len();
+        v.findings
+            .retain(|f| !replaced.iter().any(|old| finding_of(old, f)));
+        let dropped = v.findings.len() != had;
         let fresh: Vec<Finding> = findings
             .into_iter()
             .filter(|f| !v.findings.contains(f))
             .collect();
-        if fresh.is_empty() && v.class == Class::Listed {
+        if fresh.is_empty() && !dropped && v.class == Class::Listed {
             continue;
         }
         v.findings.splice(0..0, fresh);

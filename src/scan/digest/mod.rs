@@ -149,6 +149,30 @@ impl DigestList {
         Ok(())
     }
 
+    /// Removes the runtime entry (no size) with this label and list; true when it was there.
+    pub fn remove_entry(&self, hex: &str, label: &str, list: &str) -> Result<bool, DigestError> {
+        let hash = parse_hex(&hex.to_ascii_lowercase())
+            .ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
+        let e = DigestEntry {
+            label: label.to_string(),
+            list: list.to_string(),
+            size: None,
+        };
+        let mut inner = self.write();
+        let Some(entries) = inner.map.get_mut(&hash) else {
+            return Ok(false);
+        };
+        let Some(pos) = entries.iter().position(|x| *x == e) else {
+            return Ok(false);
+        };
+        entries.remove(pos);
+        if entries.is_empty() {
+            inner.map.remove(&hash);
+        }
+        xor(&mut inner.fold, &entry_digest(&hash, &e));
+        Ok(true)
+    }
+
     /// Removes every entry for a hash; returns how many were removed.
     pub fn remove(&self, hex: &str) -> Result<usize, DigestError> {
         let hash = parse_hex(&hex.to_ascii_lowercase())

@@ -180,6 +180,34 @@ impl PdqClassifier {
         self.write().remove(hash)
     }
 
+    /// Removes the entry [`add_to_list`](Self::add_to_list) made with these arguments;
+    /// true when it was there. Other entries with the same bits stay.
+    pub fn remove_from_list(&self, hash: PdqHash, label: &str, list: &str) -> bool {
+        let rule = if label.is_empty() { list } else { label };
+        let hash = PdqHash::from_words(hash.bits);
+        let mut state = self.write();
+        let id = state.index.query(&hash, 0).into_iter().find_map(|(id, _)| {
+            state
+                .entries
+                .get(&id)
+                .is_some_and(|e| e.rule == rule && e.list == list)
+                .then_some(id)
+        });
+        let Some(id) = id else {
+            return false;
+        };
+        state.index.remove(&hash, id);
+        if let Some(entry) = state.entries.remove(&id) {
+            let d = State::entry_digest(&entry);
+            state
+                .digest
+                .iter_mut()
+                .zip(d)
+                .for_each(|(a, b)| *a = a.wrapping_sub(b));
+        }
+        true
+    }
+
     /// Number of entries loaded or added.
     pub fn len(&self) -> usize {
         self.read().entries.len()
@@ -289,6 +317,25 @@ mod tests {
 
     const BRIDGE: &str = "d8f8f0cee0f4a84f0637022a078f67f0b36e2ed596621e1d33e6339c4e9c9b22";
     const Q0003: &str = "54a9f7c321d1443c43ba566e21d4a13989a3553f1472611cbbc5fda59e03b677";
+
+    #[test]
+    fn remove_from_list_takes_out_one_entry_of_a_hash() {
+        let c = PdqClassifier::default();
+        let h = PdqHash::from_hex(BRIDGE).unwrap();
+        let empty_digest = c.read().digest;
+        assert!(c.add_to_list(h, "old", "a"));
+        let one = c.read().digest;
+        assert!(c.add_to_list(h, "", "b"));
+        assert!(c.remove_from_list(h, "", "b"));
+        assert!(!c.remove_from_list(h, "", "b"), "already gone");
+        assert!(!c.remove_from_list(h, "other", "a"), "another rule stays");
+        let left = c.entries();
+        assert_eq!(left.len(), 1);
+        assert_eq!((left[0].rule.as_str(), left[0].list.as_str()), ("old", "a"));
+        assert_eq!(c.read().digest, one, "the fingerprint follows");
+        assert!(c.remove_from_list(h, "old", "a"));
+        assert_eq!((c.len(), c.read().digest), (0, empty_digest));
+    }
 
     fn image(rel: &str) -> bytes::Bytes {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
