@@ -2,6 +2,7 @@
 //! and the verdict memo.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 
@@ -720,4 +721,34 @@ async fn a_declared_type_spelt_like_no_type_is_another_reading() {
     let v = p.scan(untyped).await;
     assert_eq!(v.class, Class::Spam, "sniffed as text, it is read: {v:?}");
     assert_eq!(p.stats().scans, 2);
+}
+
+/// `scan.model_weight` turns the model's points into its score, so a memoised verdict of one
+/// weight must not be served under another (README: a verdict is remembered until the
+/// rules, lists, model or thresholds change). The store outlives a restart with a new weight.
+#[test]
+fn a_model_weight_change_is_a_new_ruleset() {
+    let (dir, mut cfg) = empty_dirs();
+    std::fs::create_dir_all(&cfg.models).unwrap();
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/text.model");
+    std::fs::copy(model, cfg.models.join(crate::scan::model::MODEL_FILE)).unwrap();
+    let store = Store::temporary().unwrap();
+    let spam = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/samples/spam-lottery.html"),
+    )
+    .unwrap();
+    let body = html(&spam);
+    let (weighted, _) = Pipeline::from_config(&cfg).unwrap();
+    let weighted = weighted.with_store(&store);
+    let first = weighted.scan_sync(&body);
+    assert!(first.score > 0.0, "the model scores the sample: {first:?}");
+
+    cfg.model_weight = 0.0;
+    let (silenced, _) = Pipeline::from_config(&cfg).unwrap();
+    let silenced = silenced.with_store(&store);
+    assert_ne!(silenced.ruleset(), weighted.ruleset());
+    let second = silenced.scan_sync(&body);
+    assert_eq!(second.score, 0.0, "{second:?}");
+    assert_eq!(second.class, Class::Clean);
+    drop(dir);
 }
