@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::pattern::{split_regex, Pattern};
+use crate::config::MAX_SCORE;
 use crate::scan::LoadError;
 
 /// Where an item was written.
@@ -325,6 +326,13 @@ fn parse_score(arg: &str) -> Result<f64, String> {
         let n: f64 = p.parse().map_err(|_| format!("bad score '{p}'"))?;
         if !n.is_finite() {
             return Err(format!("bad score '{p}'"));
+        }
+        // The bound of the config's thresholds: finite scores summed must stay finite, or the
+        // verdict's score is infinite, which JSON cannot store.
+        if n.abs() > MAX_SCORE {
+            return Err(format!(
+                "score '{p}' is out of range (at most {MAX_SCORE} either way)"
+            ));
         }
         first.get_or_insert(n);
     }

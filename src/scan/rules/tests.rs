@@ -310,6 +310,10 @@ fn error_table() {
         ),
         ("body A /a/\nscore A NaN\n", "t.cf:2: bad score 'NaN'"),
         (
+            "body A /a/\nscore A -1e7\n",
+            "t.cf:2: score '-1e7' is out of range",
+        ),
+        (
             "meta M A && NOPE\nbody A /a/\n",
             "t.cf:1: meta M references unknown rule NOPE",
         ),
