@@ -530,3 +530,15 @@ fn a_failed_definition_does_not_cascade() {
     let got = errors("body A /(/\nscore A 2\ndescribe A x\nmeta M A\n");
     assert_eq!(got.len(), 1, "{got:?}");
 }
+
+/// Editors on Windows save UTF-8 with a byte-order mark; the first rule of such a file was
+/// read as the unknown directive `\u{feff}body` and dropped with only a warning.
+#[test]
+fn a_utf8_bom_does_not_hide_the_first_rule() {
+    let r = load("\u{feff}body FIRST /free money/i\r\nscore FIRST 5\r\n");
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let rules = r.rules.expect("rules");
+    assert_eq!(fired(&rules, &doc("FREE MONEY")), ["FIRST"]);
+    assert_eq!(rules.rules()[0].score, 5.0);
+}
