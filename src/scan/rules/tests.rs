@@ -376,6 +376,20 @@ fn non_ascii_patterns_compile_with_unicode() {
     assert_eq!(fired(&r, &doc("GüNSTIG онлайн казино")), vec!["DE", "RU"]);
 }
 
+/// A Unicode class written in ASCII (`\p{Lu}`) needs Unicode mode, not backtracking: it
+/// went to the slow path, where `rules check` said it "needs backtracking (look-around or
+/// backreference)" and a hostile page could make it give up at the step limit.
+#[test]
+fn unicode_classes_written_in_ascii_compile_fast() {
+    let r = set("body CAPS /\\p{Lu}{4}/\nbody CYR /\\p{Cyrillic}+ casino/\n");
+    assert_eq!(
+        r.slow_rules().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        Vec::<&str>::new()
+    );
+    assert_eq!(fired(&r, &doc("ÄÖÜÉ онлайн casino")), vec!["CAPS", "CYR"]);
+    assert!(fired(&r, &doc("ABc online casino")).is_empty());
+}
+
 #[test]
 fn lookaround_and_backrefs_take_the_slow_path() {
     let r = set("body LA /pill(?!ow)/\nbody BR /(\\w+) \\1/\nbody FAST /plain/\n");
