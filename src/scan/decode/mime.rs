@@ -182,11 +182,18 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Vec<&'a [u8]> {
         let line = body[pos..end]
             .strip_suffix(b"\r")
             .unwrap_or(&body[pos..end]);
-        if line.starts_with(delim.as_bytes()) {
+        // RFC 2046 §5.1.1: `--boundary`, `--` for the last one, then only white space (a
+        // line that goes on, such as a nested part's `--boundary0`, is not a delimiter).
+        let after = line.strip_prefix(delim.as_bytes()).map(|a| {
+            let closing = a.starts_with(b"--");
+            let pad = if closing { &a[2..] } else { a };
+            (closing, pad.iter().all(|c| matches!(c, b' ' | b'\t')))
+        });
+        if let Some((closing, true)) = after {
             if let Some(s) = start {
                 parts.push(&body[s..pos.saturating_sub(1).max(s)]);
             }
-            if line[delim.len()..].starts_with(b"--") || parts.len() >= MAX_PARTS {
+            if closing || parts.len() >= MAX_PARTS {
                 return parts;
             }
             start = Some((end + 1).min(body.len()));
@@ -334,6 +341,35 @@ mod tests {
         );
         assert!(m.raw_text.contains("<b>pills</b>"));
         assert_eq!(uris, ["http://meds.example/"]);
+    }
+
+    /// RFC 2046 §5.1.1: a delimiter line is `--boundary` and then only `--` or white space,
+    /// so a part whose own boundary extends the outer one (`b1`, `b10`) is not cut at its
+    /// inner delimiters.
+    #[test]
+    fn a_boundary_that_extends_another_is_not_its_delimiter() {
+        let msg = "Subject: s\n\
+                   Content-Type: multipart/mixed; boundary=b1\n\n\
+                   --b1\n\
+                   Content-Type: multipart/alternative; boundary=b10\n\n\
+                   --b10\n\
+                   Content-Type: text/plain\n\n\
+                   first part\n\
+                   --b10\n\
+                   Content-Type: text/html\n\n\
+                   <p>second <b>part</b></p>\n\
+                   --b10--\n\
+                   --b1 \n\
+                   Content-Type: text/plain\n\n\
+                   third part\n\
+                   --b1x is not a delimiter either\n\
+                   Prize: claim now\n\
+                   --b1--\n";
+        let (m, _) = render_str(msg);
+        assert_eq!(
+            m.text,
+            "s\nfirst part\nsecond part\nthird part\n--b1x is not a delimiter either\nPrize: claim now"
+        );
     }
 
     #[test]

@@ -179,3 +179,21 @@ fn fingerprint_is_order_independent() {
     two.add(&a, "", "l").expect("add");
     assert_eq!(one.fingerprint(), two.fingerprint());
 }
+
+/// A list saved by a Windows editor starts with a UTF-8 byte-order mark; the first hash was
+/// refused as "expected 64 hex digits" over a character nobody can see.
+#[test]
+fn a_utf8_bom_before_the_first_hash_is_skipped() {
+    let body = b"hello world";
+    let h = crate::scan::sha256_hex(body);
+    let d = dir(&[
+        ("a.sha256", &format!("\u{feff}{h}  hello\r\n")),
+        ("b.hsb", &format!("\u{feff}{EICAR}:68:Eicar\r\n")),
+    ]);
+    let (list, warnings) = DigestList::load_dir(d.path()).expect("loads");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(list.len(), 2);
+    let f = list.classify(&doc(body)).expect("classify");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].rule, "hello");
+}

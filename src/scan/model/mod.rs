@@ -193,6 +193,12 @@ impl TextModel {
     ) -> Self {
         let mut fingerprint = crate::scan::sha256_hex(file_bytes);
         fingerprint.truncate(16);
+        // The weight scales every score the model gives, so it is part of the ruleset: a
+        // verdict memoised under one weight must not be served under another (the memo
+        // outlives a restart). The default weight adds nothing, so its version stays as it was.
+        if weight != 1.0 {
+            fingerprint.push_str(&format!(" weight={weight}"));
+        }
         TextModel {
             active: Some(Active {
                 model,

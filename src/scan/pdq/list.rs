@@ -25,6 +25,8 @@ pub(crate) struct List {
 pub(crate) fn parse(bytes: &[u8], file: &Path) -> Result<Vec<ListEntry>, Vec<LoadError>> {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
+    // A UTF-8 byte-order mark (Windows editors write one) is not part of the first line.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let Ok(line) = std::str::from_utf8(raw) else {
             errors.push(LoadError {
@@ -125,6 +127,14 @@ mod tests {
         assert_eq!(entries[0].label, None);
         assert_eq!(entries[1].label.as_deref(), Some("bridge photo"));
         assert_eq!(entries[0].hash, entries[1].hash);
+    }
+
+    #[test]
+    fn a_utf8_bom_before_the_first_hash_is_skipped() {
+        let text = format!("\u{feff}{A} bridge\r\n");
+        let entries = parse(text.as_bytes(), Path::new("x.pdq")).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].label.as_deref(), Some("bridge"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and the verdict memo.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 
@@ -720,4 +721,69 @@ async fn a_declared_type_spelt_like_no_type_is_another_reading() {
     let v = p.scan(untyped).await;
     assert_eq!(v.class, Class::Spam, "sniffed as text, it is read: {v:?}");
     assert_eq!(p.stats().scans, 2);
+}
+
+/// `scan.model_weight` turns the model's points into its score, so a memoised verdict of one
+/// weight must not be served under another (README: a verdict is remembered until the
+/// rules, lists, model or thresholds change). The store outlives a restart with a new weight.
+#[test]
+fn a_model_weight_change_is_a_new_ruleset() {
+    let (dir, mut cfg) = empty_dirs();
+    std::fs::create_dir_all(&cfg.models).unwrap();
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/text.model");
+    std::fs::copy(model, cfg.models.join(crate::scan::model::MODEL_FILE)).unwrap();
+    let store = Store::temporary().unwrap();
+    let spam = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/samples/spam-lottery.html"),
+    )
+    .unwrap();
+    let body = html(&spam);
+    let (weighted, _) = Pipeline::from_config(&cfg).unwrap();
+    let weighted = weighted.with_store(&store);
+    let first = weighted.scan_sync(&body);
+    assert!(first.score > 0.0, "the model scores the sample: {first:?}");
+
+    cfg.model_weight = 0.0;
+    let (silenced, _) = Pipeline::from_config(&cfg).unwrap();
+    let silenced = silenced.with_store(&store);
+    assert_ne!(silenced.ruleset(), weighted.ruleset());
+    let second = silenced.scan_sync(&body);
+    assert_eq!(second.score, 0.0, "{second:?}");
+    assert_eq!(second.class, Class::Clean);
+    drop(dir);
+}
+
+/// Rule scores that are each finite but sum past `f64::MAX` gave a verdict whose score was
+/// infinite: JSON has no infinity (serde writes `null`), so the stored verdict could never be
+/// read back, and the body was scanned again on every request and unknown to
+/// `GET /verdicts`. Such scores are refused at load, as the config refuses thresholds past
+/// 10^6, so no sum of rule scores leaves the finite numbers.
+#[test]
+fn huge_rule_scores_are_refused_so_a_verdict_can_always_be_stored() {
+    let (_dir, cfg) = empty_dirs();
+    std::fs::create_dir_all(&cfg.rules).unwrap();
+    let file = cfg.rules.join("50.cf");
+    std::fs::write(
+        &file,
+        "body WIN /win/\nscore WIN 1e308\nbody PRIZE /prize/\nscore PRIZE 1e6\n",
+    )
+    .unwrap();
+    let Err(errors) = Pipeline::from_config(&cfg) else {
+        panic!("a score of 1e308 loaded");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!((&errors[0].file, errors[0].line), (&file, 2));
+    assert!(errors[0].message.contains("out of range"), "{errors:?}");
+
+    // At the bound, every rule hit sums to a finite score that is stored and read back.
+    std::fs::write(
+        &file,
+        "body WIN /win/\nscore WIN 1e6\nbody PRIZE /prize/\nscore PRIZE 1e6\n",
+    )
+    .unwrap();
+    let store = Store::temporary().unwrap();
+    let p = Pipeline::from_config(&cfg).unwrap().0.with_store(&store);
+    let v = p.scan_sync(&html("<p>win a prize</p>"));
+    assert_eq!((v.class, v.score), (Class::Spam, 2e6));
+    assert_eq!(p.lookup(&v.sha256).map(|s| s.score), Some(2e6));
 }

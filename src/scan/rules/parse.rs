@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::pattern::{split_regex, Pattern};
+use crate::config::MAX_SCORE;
 use crate::scan::LoadError;
 
 /// Where an item was written.
@@ -147,6 +148,8 @@ impl Parsed {
         let mut skip_depth = 0usize;
         // The outermost `if` being skipped: an unclosed block is reported at its line.
         let mut opened_at = 0usize;
+        // A UTF-8 byte-order mark (Windows editors write one) is not part of the first line.
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
         for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
             let at = Pos {
                 file: path.to_path_buf(),
@@ -325,6 +328,13 @@ fn parse_score(arg: &str) -> Result<f64, String> {
         let n: f64 = p.parse().map_err(|_| format!("bad score '{p}'"))?;
         if !n.is_finite() {
             return Err(format!("bad score '{p}'"));
+        }
+        // The bound of the config's thresholds: finite scores summed must stay finite, or the
+        // verdict's score is infinite, which JSON cannot store.
+        if n.abs() > MAX_SCORE {
+            return Err(format!(
+                "score '{p}' is out of range (at most {MAX_SCORE} either way)"
+            ));
         }
         first.get_or_insert(n);
     }

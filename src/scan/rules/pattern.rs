@@ -147,12 +147,12 @@ impl Pattern {
                 "regex is too large (compiled size over {limit} bytes)"
             ));
         }
-        // Non-ASCII classes need Unicode mode; `(?u)` as a prefix keeps `x`-mode comments safe.
-        if !text.is_ascii() {
-            let unicode = format!("(?u){text}");
-            if fast_regex(&unicode).is_ok() {
-                return Ok(Compiled::Fast(unicode));
-            }
+        // Non-ASCII classes need Unicode mode, and so do Unicode classes written in ASCII
+        // (`\p{Lu}`), which are no reason to backtrack; `(?u)` as a prefix keeps `x`-mode
+        // comments safe.
+        let unicode = format!("(?u){text}");
+        if fast_regex(&unicode).is_ok() {
+            return Ok(Compiled::Fast(unicode));
         }
         match fancy_regex::RegexBuilder::new(&text)
             .backtrack_limit(BACKTRACK_LIMIT)

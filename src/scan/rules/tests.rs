@@ -310,6 +310,10 @@ fn error_table() {
         ),
         ("body A /a/\nscore A NaN\n", "t.cf:2: bad score 'NaN'"),
         (
+            "body A /a/\nscore A -1e7\n",
+            "t.cf:2: score '-1e7' is out of range",
+        ),
+        (
             "meta M A && NOPE\nbody A /a/\n",
             "t.cf:1: meta M references unknown rule NOPE",
         ),
@@ -370,6 +374,20 @@ fn non_ascii_patterns_compile_with_unicode() {
     let r = set("body DE /günstig/i\nbody RU /[а-я]+ казино/\n");
     assert!(r.slow_rules().next().is_none());
     assert_eq!(fired(&r, &doc("GüNSTIG онлайн казино")), vec!["DE", "RU"]);
+}
+
+/// A Unicode class written in ASCII (`\p{Lu}`) needs Unicode mode, not backtracking: it
+/// went to the slow path, where `rules check` said it "needs backtracking (look-around or
+/// backreference)" and a hostile page could make it give up at the step limit.
+#[test]
+fn unicode_classes_written_in_ascii_compile_fast() {
+    let r = set("body CAPS /\\p{Lu}{4}/\nbody CYR /\\p{Cyrillic}+ casino/\n");
+    assert_eq!(
+        r.slow_rules().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        Vec::<&str>::new()
+    );
+    assert_eq!(fired(&r, &doc("ÄÖÜÉ онлайн casino")), vec!["CAPS", "CYR"]);
+    assert!(fired(&r, &doc("ABc online casino")).is_empty());
 }
 
 #[test]
@@ -525,4 +543,16 @@ fn shipped_rules_keep_ordinary_pages_clean() {
 fn a_failed_definition_does_not_cascade() {
     let got = errors("body A /(/\nscore A 2\ndescribe A x\nmeta M A\n");
     assert_eq!(got.len(), 1, "{got:?}");
+}
+
+/// Editors on Windows save UTF-8 with a byte-order mark; the first rule of such a file was
+/// read as the unknown directive `\u{feff}body` and dropped with only a warning.
+#[test]
+fn a_utf8_bom_does_not_hide_the_first_rule() {
+    let r = load("\u{feff}body FIRST /free money/i\r\nscore FIRST 5\r\n");
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let rules = r.rules.expect("rules");
+    assert_eq!(fired(&rules, &doc("FREE MONEY")), ["FIRST"]);
+    assert_eq!(rules.rules()[0].score, 5.0);
 }
