@@ -368,6 +368,20 @@ impl AsyncWrite for Stream {
 mod tests {
     use super::*;
 
+    /// A parent's side of a tunnel request: the accepted connection and the CONNECT head
+    /// read from it.
+    async fn accept_connect(listener: &tokio::net::TcpListener) -> (TcpStream, Vec<u8>) {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 512];
+        while !req.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the CONNECT request ends");
+            req.extend_from_slice(&buf[..n]);
+        }
+        (s, req)
+    }
+
     /// A scripted connect, by port: 1 never answers, 2 is refused at once, any other port
     /// connects after that many milliseconds. Yields the address it connected to.
     async fn scripted(addr: SocketAddr) -> std::io::Result<SocketAddr> {
@@ -489,14 +503,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let parent = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 512];
-            while !req.ends_with(b"\r\n\r\n") {
-                let n = s.read(&mut buf).await.unwrap();
-                assert!(n > 0, "the CONNECT request ends");
-                req.extend_from_slice(&buf[..n]);
-            }
+            let (mut s, _) = accept_connect(&listener).await;
             s.write_all(
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
             )
@@ -556,14 +563,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let parent = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 512];
-            while !req.ends_with(b"\r\n\r\n") {
-                let n = s.read(&mut buf).await.unwrap();
-                assert!(n > 0, "the CONNECT request ends");
-                req.extend_from_slice(&buf[..n]);
-            }
+            let (mut s, req) = accept_connect(&listener).await;
             s.write_all(b"HTTP/1.1 200 Connection established\r\nVia: 1.1 p\r\n\r\nSSH-2.0-x\r\n")
                 .await
                 .unwrap();

@@ -138,26 +138,14 @@ impl DigestList {
 
     /// Adds an entry at run time (e.g. from the admin API).
     pub fn add(&self, hex: &str, label: &str, list: &str) -> Result<(), DigestError> {
-        let hash = parse_hex(&hex.to_ascii_lowercase())
-            .ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
-        let e = DigestEntry {
-            label: label.to_string(),
-            list: list.to_string(),
-            size: None,
-        };
+        let (hash, e) = runtime_entry(hex, label, list)?;
         self.write().insert(hash, e);
         Ok(())
     }
 
     /// Removes the runtime entry (no size) with this label and list; true when it was there.
     pub fn remove_entry(&self, hex: &str, label: &str, list: &str) -> Result<bool, DigestError> {
-        let hash = parse_hex(&hex.to_ascii_lowercase())
-            .ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
-        let e = DigestEntry {
-            label: label.to_string(),
-            list: list.to_string(),
-            size: None,
-        };
+        let (hash, e) = runtime_entry(hex, label, list)?;
         let mut inner = self.write();
         let Some(entries) = inner.map.get_mut(&hash) else {
             return Ok(false);
@@ -264,6 +252,22 @@ impl Classifier for DigestList {
         s.push_str(&format!("-{}", inner.map.len()));
         s
     }
+}
+
+/// A hash and entry added at run time (no size): what the admin API adds and removes.
+fn runtime_entry(
+    hex: &str,
+    label: &str,
+    list: &str,
+) -> Result<([u8; 32], DigestEntry), DigestError> {
+    let hash = parse_hex(&hex.to_ascii_lowercase())
+        .ok_or_else(|| DigestError::BadHash(hex.to_string()))?;
+    let e = DigestEntry {
+        label: label.to_string(),
+        list: list.to_string(),
+        size: None,
+    };
+    Ok((hash, e))
 }
 
 #[cfg(test)]
