@@ -394,3 +394,50 @@ async fn closes_before_the_idle_timeout(c: &mut Client) {
         "idle timeout is 60s: closed by the header timeout"
     );
 }
+
+/// A client that sends a request head announcing a body, part of the body, and then
+/// nothing (a slow-body "slowloris", R-U-Dead-Yet) is answered once the upload has made no
+/// progress for `upstream.response_timeout` (the response timeout counts from the request's
+/// last progress), with `Connection: close`, and the upstream connection the upload held is
+/// released; the idle timeout (60 s here) plays no part.
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_is_answered_and_closed() {
+    let released = std::sync::Arc::new(tokio::sync::Notify::new());
+    let r = released.clone();
+    let origin = Origin::start(move |mut conn| {
+        let released = r.clone();
+        async move {
+            if conn.read_head().await.is_none() {
+                return;
+            }
+            // Reads the body until sluice gives up on the upload and drops this connection.
+            let _ = conn.wire().read_to_close().await;
+            released.notify_one();
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.upstream.response_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\n0123456789",
+        origin.url("/stalled-upload"),
+        origin.addr()
+    ))
+    .await;
+    let started = Instant::now();
+    let r = c.read_response().await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "answered at the timeout, not at once: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.status(), 504, "{}", r.proxy_status());
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_close(LIMIT).await;
+    tokio::time::timeout(LIMIT, released.notified())
+        .await
+        .expect("the upstream connection held by the stalled upload is released");
+    assert_eq!(origin.requests().len(), 1);
+}
