@@ -441,3 +441,61 @@ async fn a_client_that_stops_sending_its_body_is_answered_and_closed() {
         .expect("the upstream connection held by the stalled upload is released");
     assert_eq!(origin.requests().len(), 1);
 }
+
+/// The limits are "more than": exactly `proxy.max_headers` fields (`Host` included) and a
+/// head of exactly `proxy.max_header_size` bytes (its blank line included) pass; one more
+/// field or one more byte gets 431.
+#[tokio::test]
+async fn the_head_limits_hold_exactly_at_their_boundary() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_headers = 10;
+    cfg.proxy.max_header_size = "4KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    let url = origin.url("/");
+    // `Host` plus 9 fields: 10.
+    let mut c = sluice.client().await;
+    assert_eq!(c.exchange(with_fields(&url, 9, 10)).await.status(), 200);
+    let mut c = sluice.client().await;
+    c.send(with_fields(&url, 10, 10)).await;
+    assert_eq!(c.read_response().await.status(), 431);
+    let sized = |total: usize| {
+        let bare = request("GET", &url, &["X-Pad: "], b"").len();
+        request(
+            "GET",
+            &url,
+            &[&format!("X-Pad: {}", "p".repeat(total - bare))],
+            b"",
+        )
+    };
+    assert_eq!(sized(4096).len(), 4096);
+    let mut c = sluice.client().await;
+    assert_eq!(c.exchange(sized(4096)).await.status(), 200);
+    let mut c = sluice.client().await;
+    c.send(sized(4097)).await;
+    assert_eq!(c.read_response().await.status(), 431);
+    assert_eq!(origin.requests().len(), 2);
+}
+
+/// A client over `proxy.max_connections` that sends its request at once (as every client
+/// does) still reads the 503: the request it sent is not what the close answers.
+#[tokio::test]
+async fn a_client_over_max_connections_that_sent_its_request_reads_the_503() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_connections = 1;
+    let sluice = start(cfg).await;
+    let mut first = sluice.client().await;
+    assert_eq!(first.exchange(get(&origin.url("/1"))).await.status(), 200);
+    for i in 0..20 {
+        let mut c = Client::connect(sluice.addr).await;
+        let _ = c.try_send(get(&origin.url(&format!("/over-{i}")))).await;
+        let r = c.try_read_response().await;
+        assert!(
+            matches!(&r, Ok(r) if r.status() == 503),
+            "attempt {i}: {:?}",
+            r.map(|r| r.status())
+        );
+    }
+    assert_eq!(origin.requests().len(), 1);
+}
