@@ -394,3 +394,108 @@ async fn closes_before_the_idle_timeout(c: &mut Client) {
         "idle timeout is 60s: closed by the header timeout"
     );
 }
+
+/// A client that sends a request head announcing a body, part of the body, and then
+/// nothing (a slow-body "slowloris", R-U-Dead-Yet) is answered once the upload has made no
+/// progress for `upstream.response_timeout` (the response timeout counts from the request's
+/// last progress), with `Connection: close`, and the upstream connection the upload held is
+/// released; the idle timeout (60 s here) plays no part.
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_is_answered_and_closed() {
+    let released = std::sync::Arc::new(tokio::sync::Notify::new());
+    let r = released.clone();
+    let origin = Origin::start(move |mut conn| {
+        let released = r.clone();
+        async move {
+            if conn.read_head().await.is_none() {
+                return;
+            }
+            // Reads the body until sluice gives up on the upload and drops this connection.
+            let _ = conn.wire().read_to_close().await;
+            released.notify_one();
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.upstream.response_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\n0123456789",
+        origin.url("/stalled-upload"),
+        origin.addr()
+    ))
+    .await;
+    let started = Instant::now();
+    let r = c.read_response().await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "answered at the timeout, not at once: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.status(), 504, "{}", r.proxy_status());
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_close(LIMIT).await;
+    tokio::time::timeout(LIMIT, released.notified())
+        .await
+        .expect("the upstream connection held by the stalled upload is released");
+    assert_eq!(origin.requests().len(), 1);
+}
+
+/// The limits are "more than": exactly `proxy.max_headers` fields (`Host` included) and a
+/// head of exactly `proxy.max_header_size` bytes (its blank line included) pass; one more
+/// field or one more byte gets 431.
+#[tokio::test]
+async fn the_head_limits_hold_exactly_at_their_boundary() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_headers = 10;
+    cfg.proxy.max_header_size = "4KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    let url = origin.url("/");
+    // `Host` plus 9 fields: 10.
+    let mut c = sluice.client().await;
+    assert_eq!(c.exchange(with_fields(&url, 9, 10)).await.status(), 200);
+    let mut c = sluice.client().await;
+    c.send(with_fields(&url, 10, 10)).await;
+    assert_eq!(c.read_response().await.status(), 431);
+    let sized = |total: usize| {
+        let bare = request("GET", &url, &["X-Pad: "], b"").len();
+        request(
+            "GET",
+            &url,
+            &[&format!("X-Pad: {}", "p".repeat(total - bare))],
+            b"",
+        )
+    };
+    assert_eq!(sized(4096).len(), 4096);
+    let mut c = sluice.client().await;
+    assert_eq!(c.exchange(sized(4096)).await.status(), 200);
+    let mut c = sluice.client().await;
+    c.send(sized(4097)).await;
+    assert_eq!(c.read_response().await.status(), 431);
+    assert_eq!(origin.requests().len(), 2);
+}
+
+/// A client over `proxy.max_connections` that sends its request at once (as every client
+/// does) still reads the 503: the request it sent is not what the close answers.
+#[tokio::test]
+async fn a_client_over_max_connections_that_sent_its_request_reads_the_503() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_connections = 1;
+    let sluice = start(cfg).await;
+    let mut first = sluice.client().await;
+    assert_eq!(first.exchange(get(&origin.url("/1"))).await.status(), 200);
+    for i in 0..20 {
+        let mut c = Client::connect(sluice.addr).await;
+        let _ = c.try_send(get(&origin.url(&format!("/over-{i}")))).await;
+        let r = c.try_read_response().await;
+        assert!(
+            matches!(&r, Ok(r) if r.status() == 503),
+            "attempt {i}: {:?}",
+            r.map(|r| r.status())
+        );
+    }
+    assert_eq!(origin.requests().len(), 1);
+}

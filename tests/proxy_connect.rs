@@ -341,3 +341,23 @@ async fn connect_spellings_of_loopback_never_reach_it() {
     }
     assert_eq!(origin.connections(), 0, "no tunnel to loopback");
 }
+
+/// `proxy.max_request_line` holds for CONNECT too (README: longer request lines get 414):
+/// a CONNECT whose request line is over it is answered 414 before its target is looked at
+/// (here a port outside `proxy.connect_ports`, which would otherwise be a 403).
+#[tokio::test]
+async fn a_connect_request_line_over_max_request_line_gets_414() {
+    let mut cfg = config();
+    cfg.proxy.max_request_line = "1KiB".parse().expect("size");
+    let sluice = start(cfg).await;
+    let authority = format!("{}.example:25", "a".repeat(1100));
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+    ))
+    .await;
+    let r = read_connect_response(&mut c).await;
+    common::assert_proxy_error(&r, 414, "http_request_error");
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_close(common::LIMIT).await;
+}

@@ -610,3 +610,38 @@ async fn a_close_delimited_response_is_reframed_for_a_keep_alive_client() {
         }
     }
 }
+
+/// A client's `Upgrade: websocket` request is not upgraded (sluice forwards no `Upgrade`):
+/// it goes upstream as a plain GET, its answer is not a 101, and a request pipelined right
+/// behind it on the same connection is read as HTTP and answered in order.
+#[tokio::test]
+async fn an_upgrade_request_is_answered_as_plain_http_and_the_connection_goes_on() {
+    let origin = Origin::respond(|req| {
+        let upgrade = req.header("upgrade").unwrap_or("none").to_string();
+        common::ok(&format!("{} upgrade={upgrade}", req.target()))
+    })
+    .await;
+    let sluice = start_default().await;
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n\
+         GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        origin.url("/ws"),
+        origin.addr(),
+        origin.url("/next"),
+        origin.addr()
+    ))
+    .await;
+    let first = c.read_response().await;
+    assert_eq!(
+        (first.status(), first.text().as_str()),
+        (200, "/ws upgrade=none")
+    );
+    assert_eq!(first.header("upgrade"), None);
+    let second = c.read_response().await;
+    assert_eq!(
+        (second.status(), second.text().as_str()),
+        (200, "/next upgrade=none")
+    );
+}

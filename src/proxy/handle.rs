@@ -49,6 +49,10 @@ pub async fn handle(
         Err(ProxyError::Host(why))
     } else if proxy.upstream.via.seen_in(req.headers()) {
         Err(ProxyError::Loop)
+    } else if let Some(limit) = request_line_too_long(&proxy, &req) {
+        // Before the target is looked at, for CONNECT too (its authority-form target was
+        // once unchecked: a 403 or a DNS failure instead of the 414 the limit promises).
+        Err(ProxyError::UriTooLong(limit))
     } else if connect {
         // Named now: a client that leaves while the tunnel opens is logged with its target.
         log.url = uri.to_string();
@@ -88,10 +92,6 @@ async fn forward(
     req: Request<Incoming>,
     log: &mut AccessLog,
 ) -> Result<Response<Body>, ProxyError> {
-    let limit = proxy.cfg.max_request_line.as_usize();
-    if uri_len(req.uri()) + req.method().as_str().len() + 10 > limit {
-        return Err(ProxyError::UriTooLong(limit));
-    }
     let target = Target::from_uri(req.uri())?;
     let url = target.url();
     log.url.clone_from(&url);
@@ -218,6 +218,12 @@ fn host_field_ok(
             }
         }
     }
+}
+
+/// `proxy.max_request_line` when the request line (method, target, version) is longer.
+fn request_line_too_long(proxy: &Proxy, req: &Request<Incoming>) -> Option<usize> {
+    let limit = proxy.cfg.max_request_line.as_usize();
+    (uri_len(req.uri()) + req.method().as_str().len() + 10 > limit).then_some(limit)
 }
 
 /// The length of a request target as written on the request line, without formatting it.

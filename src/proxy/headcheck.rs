@@ -411,6 +411,10 @@ mod tests {
             b"POST http://a/ HTTP/1.1\r\ncontent-length:  5 \r\n\r\nhe\nlo",
             b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n5;a=b\r\nhe\nlo\r\n0\r\nT: x\r\n\r\n",
             b"GET http://a/ HTTP/1.1\r\nContent-Type: x\r\nTransfer-Encodings: x\r\n\r\n",
+            // Legal if unusual: OWS as a tab, upper case, leading zeros, BWS in chunk lines.
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding:\tCHUNKED\t\r\n\r\n0005 ;a=b\r\nhello\r\n0\t\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: 005\r\n\r\nhello",
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000000005\r\nhello\r\n0\r\n\r\n",
         ] {
             assert_eq!(check(input), (false, State::Start));
         }
@@ -443,6 +447,10 @@ mod tests {
             b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunk ed\r\n\r\n",
             b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n , identity\r\n\r\n",
+            b"POST http://a/ HTTP/1.0\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert!(check(input).0, "{:?}", String::from_utf8_lossy(input));
         }
@@ -474,6 +482,7 @@ mod tests {
             b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello",
             b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n",
             b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
+            b"POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\n",
         ] {
             assert_eq!(check(input), (false, State::Off));
         }

@@ -87,10 +87,14 @@ pub fn request_attacks(url: &str, host: &str) -> Vec<(&'static str, u16, Vec<u8>
         ("te_unknown", 400, te("sluice")),
         ("te_xchunked", 400, te("xchunked")),
         ("te_chunked_vt", 400, te("chunked\x0b")),
+        ("te_chunked_identity", 400, te("chunked, identity")),
+        ("te_empty_list_item", 400, te(",chunked")),
         ("te_two_lines", 400, cat(&[p, b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])),
         ("te_space_before_colon", 400, cat(&[p, b"Transfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])),
         ("te_tab_before_colon", 400, cat(&[p, b"Transfer-Encoding\t: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])),
         ("te_folded", 400, cat(&[p, b"Transfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])),
+        ("te_folded_after_chunked", 400, cat(&[p, b"Transfer-Encoding: chunked\r\n , identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])),
+        ("cl_zero_then_te", 400, cat(&[p, b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])),
         ("te_in_http10", 400, format!("POST {url} HTTP/1.0\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").into_bytes()),
         // Head syntax: obs-fold, whitespace before the colon, bare CR / LF, NUL and controls.
         ("obs_fold_space", 400, cat(&[g, b"X-A: a\r\n b\r\n\r\n"])),
@@ -108,6 +112,13 @@ pub fn request_attacks(url: &str, host: &str) -> Vec<(&'static str, u16, Vec<u8>
         ("ctl_in_value", 400, cat(&[g, b"X-A: a\x01b\r\n\r\n"])),
         ("del_in_value", 400, cat(&[g, b"X-A: a\x7fb\r\n\r\n"])),
         ("ctl_in_name", 400, cat(&[g, b"X-\x07A: a\r\n\r\n"])),
+        ("empty_field_name", 400, cat(&[g, b": a\r\n\r\n"])),
+        // Request line: one SP between its parts, no whitespace in the target, HTTP/1.x only.
+        ("request_line_two_spaces", 400, format!("GET  {url} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()),
+        ("request_line_tab", 400, format!("GET\t{url} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()),
+        ("request_target_space", 400, format!("GET {url}/a b HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()),
+        ("request_version_2", 400, format!("GET {url} HTTP/2.0\r\nHost: {host}\r\n\r\n").into_bytes()),
+        ("request_no_version", 400, format!("GET {url}\r\n\r\n").into_bytes()),
         // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, a valid host[:port].
         ("host_missing_http11", 400, format!("GET {url} HTTP/1.1\r\nX-A: a\r\n\r\n").into_bytes()),
         ("host_twice", 400, cat(&[g, b"Host: other.example\r\n\r\n"])),
@@ -120,6 +131,9 @@ pub fn request_attacks(url: &str, host: &str) -> Vec<(&'static str, u16, Vec<u8>
         ("chunk_size_not_hex", 400, cat(&[c, b"zz\r\nhello\r\n0\r\n\r\n"])),
         ("chunk_size_negative", 400, cat(&[c, b"-5\r\nhello\r\n0\r\n\r\n"])),
         ("chunk_size_overflow", 400, cat(&[c, b"fffffffffffffffffff\r\nhello\r\n0\r\n\r\n"])),
+        // 2^64 + 5: wraps to 5 in a 64-bit size that does not check for overflow.
+        ("chunk_size_17_digits", 400, cat(&[c, b"10000000000000005\r\nhello\r\n0\r\n\r\n"])),
+        ("chunk_trailer_bare_lf", 400, cat(&[c, b"5\r\nhello\r\n0\r\nX-A: a\nX-B: b\r\n\r\n"])),
         ("chunk_size_0x", 400, cat(&[c, b"0x5\r\nhello\r\n0\r\n\r\n"])),
         ("chunk_size_empty", 400, cat(&[c, b"\r\nhello\r\n0\r\n\r\n"])),
         ("chunk_size_bare_lf", 400, cat(&[c, b"5\nhello\r\n0\r\n\r\n"])),
