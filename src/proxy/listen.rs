@@ -156,6 +156,9 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             }
         };
         tokio::select! {
+            // The connection first: a request that arrived as the idle deadline passed is
+            // read (and so counted as activity) before the check that would close it.
+            biased;
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(client = %peer, error = %e, "client connection ended");
