@@ -445,3 +445,61 @@ async fn a_get_with_a_body_cannot_fetch_a_blocked_page_in_ranges() {
     );
     assert_eq!(r.status(), 403, "the whole page was scanned and blocked");
 }
+
+/// A stored blocked object is blocked whatever the request asks of it: a Range (no part of
+/// the body in a 206), the client's own `If-None-Match` for its ETag (no 304), a HEAD (no
+/// 200 with its length), fresh, and a HEAD that revalidates it when the origin answers the
+/// HEAD with a 200 that matches the stored GET (RFC 9111 §4.3.5 freshens it).
+#[tokio::test]
+async fn a_cached_blocked_object_is_blocked_for_ranges_conditionals_and_heads() {
+    let spam_head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         ETag: \"s1\"\r\nCache-Control: max-age=300\r\n\r\n",
+        SPAM.len()
+    );
+    let origin = Origin::respond(move |r| {
+        let mut answer = spam_head.clone().into_bytes();
+        let head_req = r.method() == "HEAD";
+        if r.target().ends_with("/stale") {
+            // Always stale; answers a HEAD with a 200 whatever its validators.
+            answer = spam_head.replace("max-age=300", "max-age=0").into_bytes();
+        }
+        if !head_req {
+            answer.extend_from_slice(SPAM.as_bytes());
+        }
+        answer
+    })
+    .await;
+    let sluice = start(config()).await;
+    for path in ["/fresh", "/stale"] {
+        let url = origin.url(path);
+        let first = sluice.fetch(&url).await;
+        assert_eq!(first.status(), 403, "{path}: {}", verdict(&first));
+        let mut c = sluice.client().await;
+        for extra in ["Range: bytes=0-99", "If-None-Match: \"s1\""] {
+            let r = c
+                .exchange(common::request("GET", &url, &[extra], b""))
+                .await;
+            assert_eq!(r.status(), 403, "{path} {extra}: {}", r.text());
+            assert!(verdict(&r).starts_with("spam;"), "{}", verdict(&r));
+        }
+        c.send(common::request("HEAD", &url, &[], b"")).await;
+        let head = c.try_read_response_to("HEAD").await.expect("HEAD answer");
+        assert_eq!(
+            head.status(),
+            403,
+            "{path} HEAD: {:?}",
+            head.header("content-length")
+        );
+        assert!(verdict(&head).starts_with("spam;"), "{}", verdict(&head));
+    }
+    assert_eq!(
+        origin
+            .requests()
+            .iter()
+            .filter(|r| r.target().ends_with("/fresh"))
+            .count(),
+        1,
+        "the fresh object was served from the cache"
+    );
+}
