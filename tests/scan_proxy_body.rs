@@ -503,3 +503,94 @@ async fn a_cached_blocked_object_is_blocked_for_ranges_conditionals_and_heads() 
         "the fresh object was served from the cache"
     );
 }
+
+/// Two `Vary` variants of one URL with different bodies keep their own verdicts on hits:
+/// the spam variant stays blocked, the clean one is delivered, in either order.
+#[tokio::test]
+async fn vary_variants_keep_their_own_verdicts_on_hits() {
+    let origin = Origin::respond(|r| {
+        let body = if r.header("accept-language") == Some("en") {
+            SPAM
+        } else {
+            NEWSLETTER
+        };
+        response(
+            "text/html; charset=utf-8",
+            "Cache-Control: max-age=300\r\nVary: Accept-Language\r\n",
+            body.as_bytes(),
+        )
+    })
+    .await;
+    let sluice = start(config()).await;
+    let url = origin.url("/v");
+    for round in 0..3 {
+        let mut c = sluice.client().await;
+        for (lang, status) in [("en", 403), ("fr", 200), ("en", 403)] {
+            let r = c
+                .exchange(common::request(
+                    "GET",
+                    &url,
+                    &[&format!("Accept-Language: {lang}")],
+                    b"",
+                ))
+                .await;
+            assert_eq!(r.status(), status, "round {round} {lang}: {}", verdict(&r));
+            if status == 200 {
+                assert_eq!(r.body, NEWSLETTER.as_bytes());
+                assert!(verdict(&r).starts_with("clean;"), "{}", verdict(&r));
+            }
+        }
+    }
+    assert_eq!(origin.requests().len(), 2, "one fetch per variant");
+}
+
+/// Observe mode never blocks a cache hit either, and the hit carries the verdict enforce
+/// would act on: the whole body, a Range of it and a HEAD, each tagged `spam`.
+#[tokio::test]
+async fn observe_mode_hits_of_spam_are_delivered_and_tagged() {
+    let origin = serving(response(
+        "text/html; charset=utf-8",
+        "Cache-Control: max-age=300\r\n",
+        SPAM.as_bytes(),
+    ))
+    .await;
+    let mut cfg = config();
+    cfg.scan.mode = ScanMode::Observe;
+    let sluice = start(cfg).await;
+    let url = origin.url("/observed");
+    let first = sluice.fetch(&url).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.body, SPAM.as_bytes());
+    // Stored (and scanned) after the body streamed: poll with only-if-cached (bounded).
+    let deadline = Instant::now() + LIMIT;
+    let hit = loop {
+        let mut c = sluice.client().await;
+        let r = c
+            .exchange(common::request(
+                "GET",
+                &url,
+                &["Cache-Control: only-if-cached"],
+                b"",
+            ))
+            .await;
+        if r.status() == 200 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the observed response is stored");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(hit.body, SPAM.as_bytes());
+    assert!(verdict(&hit).starts_with("spam;"), "{}", verdict(&hit));
+    let mut c = sluice.client().await;
+    let part = c
+        .exchange(common::request("GET", &url, &["Range: bytes=0-9"], b""))
+        .await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.body, &SPAM.as_bytes()[..10]);
+    assert!(verdict(&part).starts_with("spam;"), "{}", verdict(&part));
+    c.send(common::request("HEAD", &url, &[], b"")).await;
+    let head = c.try_read_response_to("HEAD").await.expect("HEAD answer");
+    assert_eq!(head.status(), 200);
+    assert!(verdict(&head).starts_with("spam;"), "{}", verdict(&head));
+    assert_eq!(origin.requests().len(), 1);
+}
