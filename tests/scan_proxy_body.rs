@@ -594,3 +594,44 @@ async fn observe_mode_hits_of_spam_are_delivered_and_tagged() {
     assert!(verdict(&head).starts_with("spam;"), "{}", verdict(&head));
     assert_eq!(origin.requests().len(), 1);
 }
+
+/// A stale blocked object served because revalidation failed (`stale-if-error`, a 503) is
+/// still its 403, and so is the stale object served while revalidating in the background.
+#[tokio::test]
+async fn a_stale_blocked_object_served_on_error_or_while_revalidating_is_blocked() {
+    let origin = Origin::respond(|r| {
+        let cc = if r.target().ends_with("/sie") {
+            "max-age=0, stale-if-error=600"
+        } else {
+            "max-age=0, stale-while-revalidate=600"
+        };
+        if r.header("if-none-match").is_some() && r.target().ends_with("/sie") {
+            return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec();
+        }
+        response(
+            "text/html; charset=utf-8",
+            &format!("Cache-Control: {cc}\r\nETag: \"s\"\r\n"),
+            SPAM.as_bytes(),
+        )
+    })
+    .await;
+    let sluice = start(config()).await;
+    for path in ["/sie", "/swr"] {
+        let url = origin.url(path);
+        assert_eq!(
+            sluice.fetch(&url).await.status(),
+            403,
+            "{path}: first fetch"
+        );
+        let stale = sluice.fetch(&url).await;
+        assert_eq!(stale.status(), 403, "{path}: {}", stale.text());
+        assert!(verdict(&stale).starts_with("spam;"), "{}", verdict(&stale));
+        let cs = stale.header("cache-status").unwrap_or("").to_string();
+        let want = if path == "/sie" {
+            "stale-if-error"
+        } else {
+            "hit"
+        };
+        assert!(cs.contains(want), "{path}: Cache-Status {cs:?}");
+    }
+}
