@@ -445,3 +445,193 @@ async fn a_get_with_a_body_cannot_fetch_a_blocked_page_in_ranges() {
     );
     assert_eq!(r.status(), 403, "the whole page was scanned and blocked");
 }
+
+/// A stored blocked object is blocked whatever the request asks of it: a Range (no part of
+/// the body in a 206), the client's own `If-None-Match` for its ETag (no 304), a HEAD (no
+/// 200 with its length), fresh, and a HEAD that revalidates it when the origin answers the
+/// HEAD with a 200 that matches the stored GET (RFC 9111 §4.3.5 freshens it).
+#[tokio::test]
+async fn a_cached_blocked_object_is_blocked_for_ranges_conditionals_and_heads() {
+    let spam_head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         ETag: \"s1\"\r\nCache-Control: max-age=300\r\n\r\n",
+        SPAM.len()
+    );
+    let origin = Origin::respond(move |r| {
+        let mut answer = spam_head.clone().into_bytes();
+        let head_req = r.method() == "HEAD";
+        if r.target().ends_with("/stale") {
+            // Always stale; answers a HEAD with a 200 whatever its validators.
+            answer = spam_head.replace("max-age=300", "max-age=0").into_bytes();
+        }
+        if !head_req {
+            answer.extend_from_slice(SPAM.as_bytes());
+        }
+        answer
+    })
+    .await;
+    let sluice = start(config()).await;
+    for path in ["/fresh", "/stale"] {
+        let url = origin.url(path);
+        let first = sluice.fetch(&url).await;
+        assert_eq!(first.status(), 403, "{path}: {}", verdict(&first));
+        let mut c = sluice.client().await;
+        for extra in ["Range: bytes=0-99", "If-None-Match: \"s1\""] {
+            let r = c
+                .exchange(common::request("GET", &url, &[extra], b""))
+                .await;
+            assert_eq!(r.status(), 403, "{path} {extra}: {}", r.text());
+            assert!(verdict(&r).starts_with("spam;"), "{}", verdict(&r));
+        }
+        c.send(common::request("HEAD", &url, &[], b"")).await;
+        let head = c.try_read_response_to("HEAD").await.expect("HEAD answer");
+        assert_eq!(
+            head.status(),
+            403,
+            "{path} HEAD: {:?}",
+            head.header("content-length")
+        );
+        assert!(verdict(&head).starts_with("spam;"), "{}", verdict(&head));
+    }
+    assert_eq!(
+        origin
+            .requests()
+            .iter()
+            .filter(|r| r.target().ends_with("/fresh"))
+            .count(),
+        1,
+        "the fresh object was served from the cache"
+    );
+}
+
+/// Two `Vary` variants of one URL with different bodies keep their own verdicts on hits:
+/// the spam variant stays blocked, the clean one is delivered, in either order.
+#[tokio::test]
+async fn vary_variants_keep_their_own_verdicts_on_hits() {
+    let origin = Origin::respond(|r| {
+        let body = if r.header("accept-language") == Some("en") {
+            SPAM
+        } else {
+            NEWSLETTER
+        };
+        response(
+            "text/html; charset=utf-8",
+            "Cache-Control: max-age=300\r\nVary: Accept-Language\r\n",
+            body.as_bytes(),
+        )
+    })
+    .await;
+    let sluice = start(config()).await;
+    let url = origin.url("/v");
+    for round in 0..3 {
+        let mut c = sluice.client().await;
+        for (lang, status) in [("en", 403), ("fr", 200), ("en", 403)] {
+            let r = c
+                .exchange(common::request(
+                    "GET",
+                    &url,
+                    &[&format!("Accept-Language: {lang}")],
+                    b"",
+                ))
+                .await;
+            assert_eq!(r.status(), status, "round {round} {lang}: {}", verdict(&r));
+            if status == 200 {
+                assert_eq!(r.body, NEWSLETTER.as_bytes());
+                assert!(verdict(&r).starts_with("clean;"), "{}", verdict(&r));
+            }
+        }
+    }
+    assert_eq!(origin.requests().len(), 2, "one fetch per variant");
+}
+
+/// Observe mode never blocks a cache hit either, and the hit carries the verdict enforce
+/// would act on: the whole body, a Range of it and a HEAD, each tagged `spam`.
+#[tokio::test]
+async fn observe_mode_hits_of_spam_are_delivered_and_tagged() {
+    let origin = serving(response(
+        "text/html; charset=utf-8",
+        "Cache-Control: max-age=300\r\n",
+        SPAM.as_bytes(),
+    ))
+    .await;
+    let mut cfg = config();
+    cfg.scan.mode = ScanMode::Observe;
+    let sluice = start(cfg).await;
+    let url = origin.url("/observed");
+    let first = sluice.fetch(&url).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.body, SPAM.as_bytes());
+    // Stored (and scanned) after the body streamed: poll with only-if-cached (bounded).
+    let deadline = Instant::now() + LIMIT;
+    let hit = loop {
+        let mut c = sluice.client().await;
+        let r = c
+            .exchange(common::request(
+                "GET",
+                &url,
+                &["Cache-Control: only-if-cached"],
+                b"",
+            ))
+            .await;
+        if r.status() == 200 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the observed response is stored");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(hit.body, SPAM.as_bytes());
+    assert!(verdict(&hit).starts_with("spam;"), "{}", verdict(&hit));
+    let mut c = sluice.client().await;
+    let part = c
+        .exchange(common::request("GET", &url, &["Range: bytes=0-9"], b""))
+        .await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.body, &SPAM.as_bytes()[..10]);
+    assert!(verdict(&part).starts_with("spam;"), "{}", verdict(&part));
+    c.send(common::request("HEAD", &url, &[], b"")).await;
+    let head = c.try_read_response_to("HEAD").await.expect("HEAD answer");
+    assert_eq!(head.status(), 200);
+    assert!(verdict(&head).starts_with("spam;"), "{}", verdict(&head));
+    assert_eq!(origin.requests().len(), 1);
+}
+
+/// A stale blocked object served because revalidation failed (`stale-if-error`, a 503) is
+/// still its 403, and so is the stale object served while revalidating in the background.
+#[tokio::test]
+async fn a_stale_blocked_object_served_on_error_or_while_revalidating_is_blocked() {
+    let origin = Origin::respond(|r| {
+        let cc = if r.target().ends_with("/sie") {
+            "max-age=0, stale-if-error=600"
+        } else {
+            "max-age=0, stale-while-revalidate=600"
+        };
+        if r.header("if-none-match").is_some() && r.target().ends_with("/sie") {
+            return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec();
+        }
+        response(
+            "text/html; charset=utf-8",
+            &format!("Cache-Control: {cc}\r\nETag: \"s\"\r\n"),
+            SPAM.as_bytes(),
+        )
+    })
+    .await;
+    let sluice = start(config()).await;
+    for path in ["/sie", "/swr"] {
+        let url = origin.url(path);
+        assert_eq!(
+            sluice.fetch(&url).await.status(),
+            403,
+            "{path}: first fetch"
+        );
+        let stale = sluice.fetch(&url).await;
+        assert_eq!(stale.status(), 403, "{path}: {}", stale.text());
+        assert!(verdict(&stale).starts_with("spam;"), "{}", verdict(&stale));
+        let cs = stale.header("cache-status").unwrap_or("").to_string();
+        let want = if path == "/sie" {
+            "stale-if-error"
+        } else {
+            "hit"
+        };
+        assert!(cs.contains(want), "{path}: Cache-Status {cs:?}");
+    }
+}

@@ -317,7 +317,25 @@ async fn revalidate(
         // outdates one it does not; a HEAD is never stored, so it must not simply remove it.
         match validate::merge_head(&hit.meta, resp.headers(), request_time, response_time) {
             Ok(merged) if fits_head(proxy, &merged) => {
-                apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await
+                let merged = Arc::new(merged);
+                apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await;
+                // The stored GET response is confirmed: the HEAD is answered from it, as a
+                // fresh one is, so its body's verdict applies (a blocked object is a 403, not
+                // the origin's 200 with its length).
+                let mut st = CacheStatus::forward(fwd);
+                st.fwd_status = Some(200);
+                let verdict = hit
+                    .verdict
+                    .filter(|_| crate::cache::memory::verdict_carries_over(&hit.meta, &merged));
+                let hit = Hit {
+                    facts: Arc::new(Facts::of(&merged)),
+                    meta: merged,
+                    body: hit.body,
+                    tier: hit.tier,
+                    verdict,
+                };
+                let age = hit.facts.age(SystemTime::now());
+                return Ok(serve_hit(proxy, head, hit, age, st, log).await);
             }
             // A different validator or length: the stored GET response is outdated (and one
             // grown past the head limit is fetched afresh by the next GET).

@@ -510,11 +510,8 @@ impl Pipeline {
         if result.is_err() {
             // A body scanned before whose verdict memory has dropped (after a restart): the
             // store still knows it, and a stored `block` must not pass as `unscanned`.
-            if let Some(raw) = known_sha {
-                let (coding, source) = (&content.content_encoding, Source::Content(&content));
-                if let Some(v) = self.memo_hit(&raw, coding, source, Read::Stored) {
-                    return owned(v);
-                }
+            if let Some(v) = self.stored_for_refused(&content, known_sha).await {
+                return owned(v);
             }
         }
         let verdict = match result {
@@ -542,6 +539,51 @@ impl Pipeline {
         };
         stats.count_class(verdict.class);
         verdict
+    }
+
+    /// The stored verdict of a body whose scan the pool refused. A body over 64 KiB comes
+    /// unhashed (`known_sha`), and a Content-Encoded body's verdict is stored under its
+    /// decoded SHA-256, which only the in-process raw → decoded map knows (empty after a
+    /// restart): what is missing is computed on the blocking pool, not the reactor (the
+    /// coding alone undone, bounded like any decode).
+    async fn stored_for_refused(
+        &self,
+        content: &Arc<Content>,
+        known_sha: Option<[u8; 32]>,
+    ) -> Option<Arc<Verdict>> {
+        let raw = match known_sha {
+            Some(raw) => raw,
+            None => {
+                let job = Arc::clone(content);
+                tokio::task::spawn_blocking(move || <[u8; 32]>::from(Sha256::digest(&job.bytes)))
+                    .await
+                    .ok()?
+            }
+        };
+        let (coding, source) = (&content.content_encoding, Source::Content(content));
+        if let Some(v) = self.memo_hit(&raw, coding, source, Read::Stored) {
+            return Some(v);
+        }
+        let memo = self.inner.memo.get()?;
+        let raw_key: RawKey = (raw, normalise_coding(coding));
+        if raw_key.1.is_empty() || memo.decoded_sha(&raw_key).is_some() {
+            return None; // its decoded SHA-256 was known: nothing is stored for it
+        }
+        let job = Arc::clone(content);
+        let limits = self.inner.settings.limits.clone();
+        let decoded = tokio::task::spawn_blocking(move || {
+            let body = crate::scan::decode::decode_content_encoding(
+                &job.bytes,
+                &job.content_encoding,
+                &limits,
+            )
+            .ok()?;
+            (body.len() <= limits.max_body).then(|| crate::scan::sha256_hex(&body))
+        })
+        .await
+        .ok()??;
+        memo.remember(raw_key, &decoded);
+        self.memo_hit(&raw, coding, Source::Content(content), Read::Stored)
     }
 
     fn current(&self) -> Arc<ClassifierSet> {

@@ -615,6 +615,77 @@ async fn a_full_pool_still_answers_from_the_store() {
     assert_eq!(p.stats().rejected, 0);
 }
 
+/// The same for a gzip'd body, as a cache hit after a restart asks: its verdict is stored
+/// under the decoded SHA-256, which the in-process raw → decoded map has forgotten.
+#[tokio::test]
+async fn a_full_pool_still_answers_an_encoded_body_from_the_store() {
+    let store = Store::temporary().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"<p>buy pills</p>").unwrap();
+    let body = Content {
+        bytes: bytes::Bytes::from(gz.finish().unwrap()),
+        declared_type: "text/html".into(),
+        content_encoding: "gzip".into(),
+        ..Content::default()
+    };
+    let raw: [u8; 32] = Sha256::digest(&body.bytes).into();
+    let stored = counting_pipeline(&store, "v1").0.scan_sync(&body);
+    assert_eq!(stored.class, Class::Suspect);
+    // After a restart, with the only worker busy and no queue.
+    let (mut gated, mut started, release) = Fake::gated("rules");
+    gated.fingerprint = "v1".to_string();
+    let settings = Settings {
+        workers: 1,
+        queue: 0,
+        ..Settings::default()
+    };
+    let p =
+        Pipeline::new(vec![Arc::new(gated) as Arc<dyn Classifier>], settings).with_store(&store);
+    assert_eq!(p.ruleset(), counting_pipeline(&store, "v1").0.ruleset());
+    let busy = tokio::spawn({
+        let p = p.clone();
+        async move { p.scan(html("<p>other</p>")).await }
+    });
+    started.recv().await.unwrap();
+    let v = p.verdict_for_known(&raw, body.clone()).await;
+    assert_eq!(*v, stored, "the stored verdict, not unscanned");
+    release.send(()).unwrap();
+    busy.await.unwrap();
+    assert_eq!(p.stats().rejected, 0);
+}
+
+/// The same for a body too large to hash on the reactor (over 64 KiB): a miss passes no raw
+/// SHA-256 to the pool, so its refusal must still find the stored verdict.
+#[tokio::test]
+async fn a_full_pool_still_answers_a_large_body_from_the_store() {
+    let store = Store::temporary().unwrap();
+    let body = html(&format!(
+        "<p>buy pills</p>{}",
+        "<p>more text</p>".repeat(5000)
+    ));
+    assert!(body.bytes.len() > INLINE_MEMO_MAX);
+    let stored = counting_pipeline(&store, "v1").0.scan_sync(&body);
+    assert_eq!(stored.class, Class::Suspect);
+    let (mut gated, mut started, release) = Fake::gated("rules");
+    gated.fingerprint = "v1".to_string();
+    let settings = Settings {
+        workers: 1,
+        queue: 0,
+        ..Settings::default()
+    };
+    let p =
+        Pipeline::new(vec![Arc::new(gated) as Arc<dyn Classifier>], settings).with_store(&store);
+    let busy = tokio::spawn({
+        let p = p.clone();
+        async move { p.scan(html("<p>other</p>")).await }
+    });
+    started.recv().await.unwrap();
+    let v = p.scan(body).await;
+    assert_eq!(v, stored, "the stored verdict, not unscanned");
+    release.send(()).unwrap();
+    busy.await.unwrap();
+}
+
 /// A pipeline over real rules: a body rule and a header rule, each enough for `spam`.
 fn rules_pipeline(store: &Store) -> Pipeline {
     let cf = b"body LOTTO /you have won the lottery/i\nscore LOTTO 6\n\
