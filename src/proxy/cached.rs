@@ -214,6 +214,40 @@ async fn fetch_and_respond(
     resp
 }
 
+/// Serves a stored object that upstream just confirmed (`fwd_status`: its 304, or a HEAD's
+/// 200) with its freshened head `merged`, which is stored first. Its body's verdict carries
+/// over while the merge keeps what the verdict depends on.
+#[allow(clippy::too_many_arguments)]
+async fn serve_refreshed(
+    proxy: &Arc<Proxy>,
+    head: &Head,
+    hit: Hit,
+    merged: crate::cache::meta::ObjectMeta,
+    key: &CacheKey,
+    fwd: Fwd,
+    fwd_status: u16,
+    log: &mut AccessLog,
+) -> Response<Body> {
+    let merged = Arc::new(merged);
+    apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await;
+    let mut st = CacheStatus::forward(fwd);
+    st.fwd_status = Some(fwd_status);
+    let verdict = hit
+        .verdict
+        .filter(|_| crate::cache::memory::verdict_carries_over(&hit.meta, &merged));
+    let hit = Hit {
+        facts: Arc::new(Facts::of(&merged)),
+        meta: merged,
+        body: hit.body,
+        tier: hit.tier,
+        verdict,
+    };
+    // Validated just now, but a cache upstream may have validated it earlier: the merge's
+    // Age (and Date) count, as for every later hit (RFC 9111 §4.2.3).
+    let age = hit.facts.age(SystemTime::now());
+    serve_hit(proxy, head, hit, age, st, log).await
+}
+
 /// A stale (or no-cache) object: ask upstream whether it is still good.
 #[allow(clippy::too_many_arguments)]
 async fn revalidate(
@@ -269,24 +303,7 @@ async fn revalidate(
             .ok()
             .filter(|m| fits_head(proxy, m));
         if let Some(merged) = merged {
-            let merged = Arc::new(merged);
-            apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await;
-            let mut st = CacheStatus::forward(fwd);
-            st.fwd_status = Some(304);
-            let verdict = hit
-                .verdict
-                .filter(|_| crate::cache::memory::verdict_carries_over(&hit.meta, &merged));
-            let hit = Hit {
-                facts: Arc::new(Facts::of(&merged)),
-                meta: merged,
-                body: hit.body,
-                tier: hit.tier,
-                verdict,
-            };
-            // Validated just now, but a cache upstream may have validated it earlier: the
-            // merge's Age (and Date) count, as for every later hit (RFC 9111 §4.2.3).
-            let age = hit.facts.age(SystemTime::now());
-            return Ok(serve_hit(proxy, head, hit, age, st, log).await);
+            return Ok(serve_refreshed(proxy, head, hit, merged, key, fwd, 304, log).await);
         }
         // The 304 selected a different representation, or its fields would grow the stored
         // head past what an origin may send in one: fetch unconditionally.
@@ -317,25 +334,10 @@ async fn revalidate(
         // outdates one it does not; a HEAD is never stored, so it must not simply remove it.
         match validate::merge_head(&hit.meta, resp.headers(), request_time, response_time) {
             Ok(merged) if fits_head(proxy, &merged) => {
-                let merged = Arc::new(merged);
-                apply_refresh(proxy, key, validate::refresh(&head.headers, &merged)).await;
                 // The stored GET response is confirmed: the HEAD is answered from it, as a
                 // fresh one is, so its body's verdict applies (a blocked object is a 403, not
                 // the origin's 200 with its length).
-                let mut st = CacheStatus::forward(fwd);
-                st.fwd_status = Some(200);
-                let verdict = hit
-                    .verdict
-                    .filter(|_| crate::cache::memory::verdict_carries_over(&hit.meta, &merged));
-                let hit = Hit {
-                    facts: Arc::new(Facts::of(&merged)),
-                    meta: merged,
-                    body: hit.body,
-                    tier: hit.tier,
-                    verdict,
-                };
-                let age = hit.facts.age(SystemTime::now());
-                return Ok(serve_hit(proxy, head, hit, age, st, log).await);
+                return Ok(serve_refreshed(proxy, head, hit, merged, key, fwd, 200, log).await);
             }
             // A different validator or length: the stored GET response is outdated (and one
             // grown past the head limit is fetched afresh by the next GET).
