@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use crate::proxy::Proxy;
-use crate::scan::pdq::{PdqHash, PdqIndex};
+use crate::scan::digest;
+use crate::scan::pdq::{self, PdqHash, PdqIndex};
 use crate::scan::pipeline::memo::decode_pdq;
 use crate::scan::pipeline::rfc3339;
 use crate::scan::{Class, Finding};
@@ -47,13 +48,10 @@ fn rule_of(e: &HashEntry) -> &str {
 
 /// Whether `f` is a finding the classifiers gave for entry `e`.
 fn finding_of(e: &HashEntry, f: &Finding) -> bool {
-    f.rule == rule_of(e)
-        && match e.kind.as_str() {
-            "sha256" => {
-                f.classifier == "digest" && f.detail == format!("sha256 listed in {}", e.list)
-            }
-            _ => f.classifier == "pdq" && f.detail.contains(&format!(" to {} ", e.hash)),
-        }
+    match e.kind.as_str() {
+        "sha256" => *f == digest::finding(&e.label, &e.list),
+        _ => pdq::is_finding_for(f, rule_of(e), &e.hash),
+    }
 }
 
 /// Updates the verdicts of stored bodies and images matching `entries` (already in force);
@@ -71,21 +69,17 @@ pub fn run(
     let mut found: HashMap<String, Vec<Finding>> = HashMap::new();
     let mut pdq_new = Vec::new();
     for e in entries {
-        let rule = rule_of(e).to_string();
         match e.kind.as_str() {
             "sha256" => {
                 // Most new hashes name bodies never seen here: one look-up, nothing else.
                 if proxy.store.verdicts.contains_key(e.hash.as_bytes())? {
-                    found.entry(e.hash.clone()).or_default().push(Finding {
-                        classifier: "digest".into(),
-                        rule,
-                        score: 0.0,
-                        detail: format!("sha256 listed in {}", e.list),
-                    });
+                    let finding = digest::finding(&e.label, &e.list);
+                    found.entry(e.hash.clone()).or_default().push(finding);
                 }
             }
             _ => {
                 if let Ok(hash) = PdqHash::from_hex(&e.hash) {
+                    let rule = rule_of(e).to_string();
                     pdq_new.push(PdqNew { hash, rule });
                 }
             }
@@ -172,17 +166,7 @@ fn match_images(
         let list = found.entry(sha).or_default();
         for (i, distance) in hits {
             let Some(n) = new.get(i) else { continue };
-            list.push(Finding {
-                classifier: "pdq".into(),
-                rule: n.rule.clone(),
-                score: 0.0,
-                detail: format!(
-                    "distance {distance} to {} (image pdq {} quality {})",
-                    n.hash.to_hex(),
-                    image.to_hex(),
-                    image.quality
-                ),
-            });
+            list.push(pdq::finding(n.rule.clone(), distance, &n.hash, &image));
         }
     }
     Ok(())

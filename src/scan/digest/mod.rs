@@ -233,16 +233,7 @@ impl Classifier for DigestList {
         Ok(entries
             .iter()
             .filter(|e| e.size.is_none_or(|s| s == len))
-            .map(|e| Finding {
-                classifier: "digest".into(),
-                rule: if e.label.is_empty() {
-                    e.list.clone()
-                } else {
-                    e.label.clone()
-                },
-                score: 0.0,
-                detail: format!("sha256 listed in {}", e.list),
-            })
+            .map(|e| finding(&e.label, &e.list))
             .collect())
     }
 
@@ -251,6 +242,17 @@ impl Classifier for DigestList {
         let mut s = hex::encode(&inner.fold[..8]);
         s.push_str(&format!("-{}", inner.map.len()));
         s
+    }
+}
+
+/// The finding of a body listed by the entry with this label and list: named by its label,
+/// else its list. Retro-match builds and recognises the same findings with it.
+pub fn finding(label: &str, list: &str) -> Finding {
+    Finding {
+        classifier: "digest".into(),
+        rule: if label.is_empty() { list } else { label }.to_string(),
+        score: 0.0,
+        detail: format!("sha256 listed in {list}"),
     }
 }
 

@@ -268,21 +268,31 @@ impl PdqClassifier {
         let findings = self
             .matches(&hash)
             .into_iter()
-            .map(|m| Finding {
-                classifier: "pdq".to_string(),
-                rule: m.entry.rule,
-                score: 0.0,
-                detail: format!(
-                    "distance {} to {} (image pdq {} quality {})",
-                    m.distance,
-                    m.entry.hash.to_hex(),
-                    hash.to_hex(),
-                    hash.quality
-                ),
-            })
+            .map(|m| finding(m.entry.rule, m.distance, &m.entry.hash, &hash))
             .collect();
         Ok((Some(hash), findings))
     }
+}
+
+/// The finding of an image (`image`, with its quality) within `distance` of the listed
+/// hash `listed`, named `rule`. Retro-match builds and recognises the same findings.
+pub fn finding(rule: String, distance: u32, listed: &PdqHash, image: &PdqHash) -> Finding {
+    Finding {
+        classifier: "pdq".to_string(),
+        rule,
+        score: 0.0,
+        detail: format!(
+            "distance {distance} to {} (image pdq {} quality {})",
+            listed.to_hex(),
+            image.to_hex(),
+            image.quality
+        ),
+    }
+}
+
+/// Whether `f` is a finding [`finding`] made for the listed hash `listed_hex` under `rule`.
+pub fn is_finding_for(f: &Finding, rule: &str, listed_hex: &str) -> bool {
+    f.classifier == "pdq" && f.rule == rule && f.detail.contains(&format!(" to {listed_hex} "))
 }
 
 impl Classifier for PdqClassifier {

@@ -18,7 +18,7 @@ mod types;
 #[cfg(test)]
 mod fuzz_tests;
 
-pub use classifier::{PdqClassifier, PdqEntry, PdqMatch, RUNTIME_LIST};
+pub use classifier::{finding, is_finding_for, PdqClassifier, PdqEntry, PdqMatch, RUNTIME_LIST};
 pub use index::PdqIndex;
 pub use types::{HexError, PdqHash};
 
