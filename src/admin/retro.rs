@@ -37,20 +37,11 @@ struct PdqNew {
     rule: String,
 }
 
-/// The finding rule of an entry: its label, else its list.
-fn rule_of(e: &HashEntry) -> &str {
-    if e.label.is_empty() {
-        &e.list
-    } else {
-        &e.label
-    }
-}
-
 /// Whether `f` is a finding the classifiers gave for entry `e`.
 fn finding_of(e: &HashEntry, f: &Finding) -> bool {
     match e.kind.as_str() {
         "sha256" => *f == digest::finding(&e.label, &e.list),
-        _ => pdq::is_finding_for(f, rule_of(e), &e.hash),
+        _ => pdq::is_finding_for(f, crate::scan::list_rule(&e.label, &e.list), &e.hash),
     }
 }
 
@@ -79,7 +70,7 @@ pub fn run(
             }
             _ => {
                 if let Ok(hash) = PdqHash::from_hex(&e.hash) {
-                    let rule = rule_of(e).to_string();
+                    let rule = crate::scan::list_rule(&e.label, &e.list).to_string();
                     pdq_new.push(PdqNew { hash, rule });
                 }
             }

@@ -72,6 +72,22 @@ impl Document {
     }
 }
 
+/// The rule name of a hash-list entry in findings and verdicts: its label, else its list.
+pub fn list_rule<'a>(label: &'a str, list: &'a str) -> &'a str {
+    if label.is_empty() {
+        list
+    } else {
+        label
+    }
+}
+
+/// The lines of a rule or list file, after any UTF-8 byte-order mark (Windows editors write
+/// one; it is not part of the first line).
+pub(crate) fn file_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    bytes.split(|b| *b == b'\n')
+}
+
 /// One reason a classifier gave for its opinion.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {

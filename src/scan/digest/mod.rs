@@ -250,7 +250,7 @@ impl Classifier for DigestList {
 pub fn finding(label: &str, list: &str) -> Finding {
     Finding {
         classifier: "digest".into(),
-        rule: if label.is_empty() { list } else { label }.to_string(),
+        rule: crate::scan::list_rule(label, list).to_string(),
         score: 0.0,
         detail: format!("sha256 listed in {list}"),
     }

@@ -18,9 +18,7 @@ pub(super) fn parse_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let hsb = path.extension().is_some_and(|x| x == "hsb");
-    // A UTF-8 byte-order mark (Windows editors write one) is not part of the first line.
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+    for (n, raw) in crate::scan::file_lines(bytes).enumerate() {
         let err = |message: String| LoadError {
             file: path.to_path_buf(),
             line: n + 1,

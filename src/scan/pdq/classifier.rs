@@ -166,7 +166,7 @@ impl PdqClassifier {
 
     /// Adds a hash to a named list; an empty label makes the list name the rule.
     pub fn add_to_list(&self, hash: PdqHash, label: &str, list: &str) -> bool {
-        let rule = if label.is_empty() { list } else { label };
+        let rule = crate::scan::list_rule(label, list);
         let hash = PdqHash::from_words(hash.bits);
         self.write().add(PdqEntry {
             hash,
@@ -183,7 +183,7 @@ impl PdqClassifier {
     /// Removes the entry [`add_to_list`](Self::add_to_list) made with these arguments;
     /// true when it was there. Other entries with the same bits stay.
     pub fn remove_from_list(&self, hash: PdqHash, label: &str, list: &str) -> bool {
-        let rule = if label.is_empty() { list } else { label };
+        let rule = crate::scan::list_rule(label, list);
         let hash = PdqHash::from_words(hash.bits);
         let mut state = self.write();
         let id = state.index.query(&hash, 0).into_iter().find_map(|(id, _)| {

@@ -25,9 +25,7 @@ pub(crate) struct List {
 pub(crate) fn parse(bytes: &[u8], file: &Path) -> Result<Vec<ListEntry>, Vec<LoadError>> {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
-    // A UTF-8 byte-order mark (Windows editors write one) is not part of the first line.
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+    for (i, raw) in crate::scan::file_lines(bytes).enumerate() {
         let Ok(line) = std::str::from_utf8(raw) else {
             errors.push(LoadError {
                 file: file.to_path_buf(),

@@ -148,9 +148,7 @@ impl Parsed {
         let mut skip_depth = 0usize;
         // The outermost `if` being skipped: an unclosed block is reported at its line.
         let mut opened_at = 0usize;
-        // A UTF-8 byte-order mark (Windows editors write one) is not part of the first line.
-        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-        for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        for (n, raw) in crate::scan::file_lines(bytes).enumerate() {
             let at = Pos {
                 file: path.to_path_buf(),
                 line: n + 1,
