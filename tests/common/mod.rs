@@ -91,6 +91,28 @@ impl Sluice {
         fetch(self.addr, url).await
     }
 
+    /// The stored response for `url`, once there is one: asks with `only-if-cached` (never
+    /// upstream) until it is a 200, as observe mode stores after the body has streamed.
+    /// Panics after [`LIMIT`].
+    pub async fn stored(&self, url: &str) -> Response {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            let r = self
+                .client()
+                .await
+                .exchange(request("GET", url, &["Cache-Control: only-if-cached"], b""))
+                .await;
+            if r.status() == 200 {
+                return r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {url} to be stored"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// A new TCP connection that has sent an HTTP/1.0 GET for `path` on `origin` (a client
     /// that reads a body without a length until the connection ends).
     pub async fn http10_get(&self, origin: &Origin, path: &str) -> tokio::net::TcpStream {
