@@ -585,6 +585,33 @@ async fn a_verdict_past_the_reuse_age_is_scanned_again_even_when_kept_with_an_ob
     assert!(p.still_stands(&again));
 }
 
+/// A pipeline over `store` with the ruleset `counting_pipeline(store, "v1")` stores under,
+/// as after a restart, its only worker busy with another body and no queue: the next scan
+/// is refused. `release` lets the busy scan (`busy`) finish.
+async fn full_pool(
+    store: &Store,
+) -> (
+    Pipeline,
+    tokio::task::JoinHandle<Verdict>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (mut gated, mut started, release) = Fake::gated("rules");
+    gated.fingerprint = "v1".to_string();
+    let settings = Settings {
+        workers: 1,
+        queue: 0,
+        ..Settings::default()
+    };
+    let p = Pipeline::new(vec![Arc::new(gated) as Arc<dyn Classifier>], settings).with_store(store);
+    assert_eq!(p.ruleset(), counting_pipeline(store, "v1").0.ruleset());
+    let busy = tokio::spawn({
+        let p = p.clone();
+        async move { p.scan(html("<p>other</p>")).await }
+    });
+    started.recv().await.unwrap();
+    (p, busy, release)
+}
+
 #[tokio::test]
 async fn a_full_pool_still_answers_from_the_store() {
     let store = Store::temporary().unwrap();
@@ -593,21 +620,7 @@ async fn a_full_pool_still_answers_from_the_store() {
         .scan_sync(&html("<p>buy pills</p>"));
     assert_eq!(stored.class, Class::Suspect);
     // After a restart, with the only worker busy and no queue.
-    let (mut gated, mut started, release) = Fake::gated("rules");
-    gated.fingerprint = "v1".to_string();
-    let settings = Settings {
-        workers: 1,
-        queue: 0,
-        ..Settings::default()
-    };
-    let p =
-        Pipeline::new(vec![Arc::new(gated) as Arc<dyn Classifier>], settings).with_store(&store);
-    assert_eq!(p.ruleset(), counting_pipeline(&store, "v1").0.ruleset());
-    let busy = tokio::spawn({
-        let p = p.clone();
-        async move { p.scan(html("<p>other</p>")).await }
-    });
-    started.recv().await.unwrap();
+    let (p, busy, release) = full_pool(&store).await;
     let v = p.scan(html("<p>buy pills</p>")).await;
     assert_eq!(v, stored, "the stored verdict, not unscanned");
     release.send(()).unwrap();
@@ -632,21 +645,7 @@ async fn a_full_pool_still_answers_an_encoded_body_from_the_store() {
     let stored = counting_pipeline(&store, "v1").0.scan_sync(&body);
     assert_eq!(stored.class, Class::Suspect);
     // After a restart, with the only worker busy and no queue.
-    let (mut gated, mut started, release) = Fake::gated("rules");
-    gated.fingerprint = "v1".to_string();
-    let settings = Settings {
-        workers: 1,
-        queue: 0,
-        ..Settings::default()
-    };
-    let p =
-        Pipeline::new(vec![Arc::new(gated) as Arc<dyn Classifier>], settings).with_store(&store);
-    assert_eq!(p.ruleset(), counting_pipeline(&store, "v1").0.ruleset());
-    let busy = tokio::spawn({
-        let p = p.clone();
-        async move { p.scan(html("<p>other</p>")).await }
-    });
-    started.recv().await.unwrap();
+    let (p, busy, release) = full_pool(&store).await;
     let v = p.verdict_for_known(&raw, body.clone()).await;
     assert_eq!(*v, stored, "the stored verdict, not unscanned");
     release.send(()).unwrap();
@@ -666,20 +665,8 @@ async fn a_full_pool_still_answers_a_large_body_from_the_store() {
     assert!(body.bytes.len() > INLINE_MEMO_MAX);
     let stored = counting_pipeline(&store, "v1").0.scan_sync(&body);
     assert_eq!(stored.class, Class::Suspect);
-    let (mut gated, mut started, release) = Fake::gated("rules");
-    gated.fingerprint = "v1".to_string();
-    let settings = Settings {
-        workers: 1,
-        queue: 0,
-        ..Settings::default()
-    };
-    let p =
-        Pipeline::new(vec![Arc::new(gated) as Arc<dyn Classifier>], settings).with_store(&store);
-    let busy = tokio::spawn({
-        let p = p.clone();
-        async move { p.scan(html("<p>other</p>")).await }
-    });
-    started.recv().await.unwrap();
+    // After a restart, with the only worker busy and no queue.
+    let (p, busy, release) = full_pool(&store).await;
     let v = p.scan(body).await;
     assert_eq!(v, stored, "the stored verdict, not unscanned");
     release.send(()).unwrap();
