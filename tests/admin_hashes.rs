@@ -53,6 +53,14 @@ async fn add_list_and_delete_entries() {
         .await;
     assert_eq!(a.json["items"].as_array().map(Vec::len), Some(2));
     assert!(a.json["next"].is_null());
+    let a = c
+        .get(&format!("/hashes?kind=pdq&after={}", enc(&next)))
+        .await;
+    assert_eq!(
+        a.status, 400,
+        "a sha256 cursor on a pdq listing: {:?}",
+        a.json
+    );
     let a = c.get("/hashes?list=bulk").await;
     assert_eq!(a.json["items"].as_array().map(Vec::len), Some(6));
     let a = c.get("/hashes?kind=pdq").await;

@@ -271,6 +271,15 @@ pub async fn list(admin: &Admin, q: Option<&str>) -> Result<Response<Body>, ApiE
     let list = query_param(q, "list");
     let limit = reply::page_limit(q)?;
     let after = query_param(q, "after");
+    if let (Some(k), Some(a)) = (kind.as_deref(), after.as_deref()) {
+        // A cursor is the last key of a page; one from a page of the other kind would
+        // silently give an empty page.
+        if !a.starts_with(&format!("{k}|")) {
+            return Err(ApiError::bad_request(format!(
+                "after {a:?} is not a cursor of a kind={k} page"
+            )));
+        }
+    }
     let store = admin.proxy.store.clone();
     let page = blocking(move || {
         let prefix = kind.map(|k| format!("{k}|")).unwrap_or_default();
