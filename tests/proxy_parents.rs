@@ -212,6 +212,42 @@ async fn a_parent_dying_under_a_reused_connection_fails_over_for_a_get() {
     );
 }
 
+/// Regression: a parent that accepted a fresh connection for an `http://` request and closed
+/// it without answering made that request a 502, while the same parent doing so to a
+/// CONNECT was marked down and failed over.
+#[tokio::test]
+async fn a_parent_closing_a_fresh_connection_unanswered_fails_over_for_a_get_only() {
+    let closer = Origin::start(|mut conn| async move {
+        let _ = conn.read_request().await;
+    })
+    .await;
+    let live = parent("B").await;
+    let sluice = sluice_with_parents(&[closer.port(), live.port()], false).await;
+    // Enough URLs that rendezvous hashing puts the closer first for some of them.
+    for i in 0..8 {
+        let r = sluice.fetch(&format!("http://localhost/get{i}")).await;
+        assert_eq!(answered_by(&r), "B", "GET {i}");
+    }
+    assert_eq!(
+        closer.connections(),
+        1,
+        "tried once, then marked down and skipped"
+    );
+
+    // A POST is not replayed: the closer may have acted on it.
+    let closer = Origin::start(|mut conn| async move {
+        let _ = conn.read_request().await;
+    })
+    .await;
+    let sluice = sluice_with_parents(&[closer.port()], false).await;
+    let r = sluice
+        .client()
+        .await
+        .exchange(common::request("POST", "http://localhost/post", &[], b"x"))
+        .await;
+    assert_eq!(r.status(), 502, "{}", r.text());
+}
+
 /// A raw parent that answers every CONNECT with `status` (e.g. `403 Forbidden`).
 async fn refusing_parent(status: &'static str) -> Origin {
     Origin::start(move |mut conn| async move {

@@ -369,13 +369,15 @@ impl Client {
                 Some(Err(mut e)) => {
                     let unsent = e.take_message();
                     let err = e.into_error();
+                    let unanswered = err.is_incomplete_message() || err.is_canceled();
+                    // What can go out again: the request hyper never sent, else the replay
+                    // copy when the connection ended before any answer.
+                    let again = || {
+                        unsent
+                            .or_else(|| unanswered.then(|| replay.as_ref().map(rebuild)).flatten())
+                    };
                     if reused {
-                        let retry = unsent.or_else(|| {
-                            (err.is_incomplete_message() || err.is_canceled())
-                                .then(|| replay.as_ref().map(rebuild))
-                                .flatten()
-                        });
-                        if let Some(r) = retry {
+                        if let Some(r) = again() {
                             tracing::debug!(upstream = %who(), "reused connection was dead; retrying on a fresh one");
                             reused = false;
                             conn = match self.connect(&hop, target).await {
@@ -384,6 +386,18 @@ impl Client {
                             };
                             req = Some(r);
                             continue;
+                        }
+                    } else if let (Hop::Parent(_), true) = (&hop, unanswered) {
+                        // A parent that accepted a fresh connection and closed it without a
+                        // word is as down as one that refused it, as when it does so to a
+                        // CONNECT (Squid fails over on such a zero-size reply too): a
+                        // request that may be replayed goes on to the next hop.
+                        if let Some(r) = again() {
+                            let closed = "closed the connection without answering";
+                            return Err(Failed::NextHop(
+                                Error::Refused(who(), closed.into()),
+                                Box::new(r),
+                            ));
                         }
                     }
                     return Err(Failed::Final(map_hyper(who(), &err)));
