@@ -206,3 +206,56 @@ async fn requests_for_a_url_known_to_be_no_store_do_not_wait_for_each_others_res
     );
     assert_eq!(hits(&origin, "/slow-no-store"), CLIENTS + 1);
 }
+
+#[tokio::test]
+async fn when_the_leading_client_leaves_one_waiter_takes_over_the_fetch() {
+    // The origin holds every answer until released. The first client's request leads; the
+    // others wait for it. That client then hangs up, abandoning its fetch: the waiters must
+    // not all go upstream at once (the stampede collapsing exists to prevent), one of them
+    // fetches for the rest.
+    let (release, gate) = watch::channel(false);
+    let origin = Origin::start(move |mut conn| {
+        let mut gate = gate.clone();
+        async move {
+            while let Some(req) = conn.read_request().await {
+                let _ = gate.wait_for(|open| *open).await;
+                let body = body_for(req.target());
+                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
+                if conn.write(a).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/abandoned");
+    let mut first = Client::connect(sluice.addr).await;
+    first.send(get(&url)).await;
+    wait_until("the leader's origin request", || {
+        hits(&origin, "/abandoned") == 1
+    })
+    .await;
+    let tasks = stampede(sluice.addr, &url).await;
+    quiet(|| origin.requests().len()).await;
+    assert_eq!(hits(&origin, "/abandoned"), 1, "the others wait");
+    drop(first);
+    wait_until("a waiter's origin request", || {
+        hits(&origin, "/abandoned") >= 2
+    })
+    .await;
+    quiet(|| origin.requests().len()).await;
+    assert_eq!(
+        hits(&origin, "/abandoned"),
+        2,
+        "one waiter took over the abandoned fetch"
+    );
+    release.send_replace(true);
+    let want = body_for("/abandoned");
+    for t in tasks {
+        let r = t.await.expect("client task");
+        assert_eq!(r.status(), 200);
+        assert!(r.body == want, "the full body ({} bytes)", r.body.len());
+    }
+    assert_eq!(hits(&origin, "/abandoned"), 2, "no more origin requests");
+}

@@ -125,19 +125,30 @@ async fn miss(
     log: &mut AccessLog,
 ) -> Result<Response<Body>, ProxyError> {
     // A key known not to be storable is not collapsed: waiting for another client's fetch
-    // would only serialise. A follower whose leader stored nothing fresh fetches itself.
+    // would only serialise. A follower whose leader stored nothing fresh fetches itself; one
+    // whose leader gave up (its client left, the origin failed) asks again, so one of the
+    // waiters leads the next fetch instead of all going upstream at once. The whole wait is
+    // bounded by one response timeout.
     let mut leader = None;
     if !proxy.collapser.is_uncacheable(key) {
-        match proxy.collapser.acquire(key) {
-            Role::Leader(l) => leader = Some(l),
-            Role::Follower(follower) => {
-                let waited = follower.wait(proxy.upstream_cfg.response_timeout).await;
-                if let WaitOutcome::Done(true) = waited {
-                    if let Some(resp) = collapsed_hit(proxy, head, key, log).await {
-                        return Ok(resp);
+        let deadline = tokio::time::Instant::now() + proxy.upstream_cfg.response_timeout;
+        loop {
+            match proxy.collapser.acquire(key) {
+                Role::Leader(l) => leader = Some(l),
+                Role::Follower(follower) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match follower.wait(left).await {
+                        WaitOutcome::Done(true) => {
+                            if let Some(resp) = collapsed_hit(proxy, head, key, log).await {
+                                return Ok(resp);
+                            }
+                        }
+                        WaitOutcome::Abandoned if !left.is_zero() => continue,
+                        _ => {}
                     }
                 }
             }
+            break;
         }
     }
     let finish = |stored: bool| {
