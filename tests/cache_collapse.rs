@@ -259,3 +259,56 @@ async fn when_the_leading_client_leaves_one_waiter_takes_over_the_fetch() {
     }
     assert_eq!(hits(&origin, "/abandoned"), 2, "no more origin requests");
 }
+
+#[tokio::test]
+async fn waiters_outlast_the_response_timeout_while_the_leader_reads_a_slow_body() {
+    // The origin answers the head at once and then holds the rest of the body. The leader
+    // is reading it (enforce mode scans the whole body before storing it), which may take
+    // up to `body_timeout`; waiters that gave up after `response_timeout` all went
+    // upstream at once, the stampede collapsing is for.
+    let (release, gate) = watch::channel(false);
+    let origin = Origin::start(move |mut conn| {
+        let mut gate = gate.clone();
+        async move {
+            while let Some(req) = conn.read_request().await {
+                let body = body_for(req.target());
+                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
+                let (now, later) = a.split_at(a.len() - body.len() / 2);
+                if conn.write(now).await.is_err() {
+                    return;
+                }
+                let _ = gate.wait_for(|open| *open).await;
+                if conn.write(later).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let mut cfg = common::config();
+    let response_timeout = Duration::from_millis(150);
+    cfg.upstream.response_timeout = response_timeout;
+    let sluice = common::start(cfg).await;
+    let url = origin.url("/slow-body");
+    let tasks = stampede(sluice.addr, &url).await;
+    wait_until("the first origin request", || {
+        hits(&origin, "/slow-body") >= 1
+    })
+    .await;
+    // The scenario: the body takes longer than the response timeout.
+    tokio::time::sleep(response_timeout * 3).await;
+    quiet(|| origin.requests().len()).await;
+    assert_eq!(
+        hits(&origin, "/slow-body"),
+        1,
+        "the others still wait for the leader's body"
+    );
+    release.send_replace(true);
+    let want = body_for("/slow-body");
+    for t in tasks {
+        let r = t.await.expect("client task");
+        assert_eq!(r.status(), 200);
+        assert!(r.body == want, "the full body ({} bytes)", r.body.len());
+    }
+    assert_eq!(hits(&origin, "/slow-body"), 1, "one origin request in all");
+}

@@ -128,10 +128,12 @@ async fn miss(
     // would only serialise. A follower whose leader stored nothing fresh fetches itself; one
     // whose leader gave up (its client left, the origin failed) asks again, so one of the
     // waiters leads the next fetch instead of all going upstream at once. The whole wait is
-    // bounded by one response timeout.
+    // bounded by what the leader's own fetch may take: a response timeout for the head,
+    // then a body timeout for the body it reads whole (to scan it) before storing.
     let mut leader = None;
     if !proxy.collapser.is_uncacheable(key) {
-        let deadline = tokio::time::Instant::now() + proxy.upstream_cfg.response_timeout;
+        let cfg = &proxy.upstream_cfg;
+        let deadline = tokio::time::Instant::now() + cfg.response_timeout + cfg.body_timeout;
         loop {
             match proxy.collapser.acquire(key) {
                 Role::Leader(l) => leader = Some(l),
