@@ -5,6 +5,7 @@
 //! content is skipped, block elements become line breaks, and `href`/`src`/`action` (and
 //! similar) attributes are collected as URIs.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -124,7 +125,7 @@ pub fn to_text(source: &str, uris: &mut UriSet) -> String {
     };
     let tokenizer = Tokenizer::new(sink, TokenizerOpts::default());
     let input = BufferQueue::default();
-    input.push_back(StrTendril::from_slice(source));
+    input.push_back(StrTendril::from_slice(&split_long_tags(source)));
     // The sink never returns Script, so feed runs to the end; loop defensively anyway.
     while let TokenizerResult::Script(()) = tokenizer.feed(&input) {}
     tokenizer.end();
@@ -134,6 +135,282 @@ pub fn to_text(source: &str, uris: &mut UriSet) -> String {
     let trimmed_len = out.trim_end().len();
     out.truncate(trimmed_len);
     out
+}
+
+/// Most attributes one tag is handed to html5ever with. Its tokenizer compares each new
+/// attribute name with every earlier one of the tag (the duplicate check), so one tag of n
+/// attributes costs n²/2 comparisons: 40,000 took 1.8 s, and an 8 MiB body of one tag would
+/// hold a scan worker for most of an hour. Longer tags are split ([`split_long_tags`]).
+const MAX_TAG_ATTRS: usize = 256;
+
+/// `source` with every tag of more than [`MAX_TAG_ATTRS`] attributes split into tags of the
+/// same name (`<a a1 … a256 /><a a257 …>`), which keeps their URIs and renders the same text
+/// (every part but the last self-closes, so a hidden element's raw text starts where it did).
+/// To find tags where the tokenizer finds them, this follows its states as [`TextSink`]
+/// drives them: comments (spec states), doctypes and bogus comments, and the raw text of the
+/// elements the sink hides (script's escapes included); otherwise text in a comment or a
+/// script that looks like an unclosed quoted attribute could hide a real tag from it.
+fn split_long_tags(source: &str) -> Cow<'_, str> {
+    let b = source.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(off) = memchr::memchr(b'<', &b[i..]) {
+        let lt = i + off;
+        let (end_tag, name_at) = match b.get(lt + 1) {
+            Some(b'/') => (true, lt + 2),
+            _ => (false, lt + 1),
+        };
+        match (b.get(lt + 1), b.get(name_at)) {
+            (Some(b'!'), _) => {
+                i = if b[lt + 2..].starts_with(b"--") {
+                    skip_comment(b, lt + 4)
+                } else {
+                    skip_past_gt(b, lt + 2)
+                };
+                continue;
+            }
+            (Some(b'?'), _) => {
+                i = skip_past_gt(b, lt + 2);
+                continue;
+            }
+            (_, Some(c)) if c.is_ascii_alphabetic() => {}
+            (Some(b'/'), Some(_)) => {
+                // `</>` is dropped, `</` and anything else is a bogus comment.
+                i = skip_past_gt(b, lt + 2);
+                continue;
+            }
+            _ => {
+                i = lt + 1;
+                continue;
+            }
+        }
+        let name_end = b[name_at..]
+            .iter()
+            .position(|&c| is_tag_space(c) || c == b'/' || c == b'>')
+            .map_or(b.len(), |p| name_at + p);
+        let mut split = |at: usize, out: &mut String| {
+            out.push_str(&source[copied..at]);
+            out.push_str(" /><");
+            out.push_str(&source[lt + 1..name_end]);
+            out.push(' ');
+            copied = at;
+        };
+        let (after, self_closing) = scan_attributes(b, name_end, |at| split(at, &mut out));
+        if after > b.len() {
+            break;
+        }
+        i = after;
+        if end_tag || self_closing {
+            continue;
+        }
+        let name = &b[name_at..name_end];
+        i = match HIDDEN
+            .iter()
+            .find(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        {
+            Some(&"script") => skip_script(b, i),
+            Some(hidden) => skip_raw_text(b, i, hidden),
+            None => i,
+        };
+    }
+    if copied == 0 {
+        return Cow::Borrowed(source);
+    }
+    out.push_str(&source[copied..]);
+    Cow::Owned(out)
+}
+
+/// The elements whose content [`is_hidden_content`] makes raw text.
+const HIDDEN: [&str; 7] = [
+    "script", "style", "xmp", "iframe", "noembed", "noframes", "template",
+];
+
+/// White space between attributes (the tokenizer turns CR into LF first).
+fn is_tag_space(c: u8) -> bool {
+    matches!(c, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
+}
+
+/// Just past the next `>` at or after `from` (the end of a doctype or bogus comment).
+fn skip_past_gt(b: &[u8], from: usize) -> usize {
+    memchr::memchr(b'>', b.get(from..).unwrap_or_default()).map_or(b.len(), |p| from + p + 1)
+}
+
+/// Follows a tag's attributes from `from` (just after its name) to just past its `>`
+/// (`b.len() + 1` when the input ends inside it), calling `split` at the start of every
+/// attribute name after each [`MAX_TAG_ATTRS`]th. Also says whether the tag self-closes.
+fn scan_attributes(b: &[u8], from: usize, mut split: impl FnMut(usize)) -> (usize, bool) {
+    let mut j = from;
+    let mut attrs = 0;
+    let mut slash = false;
+    loop {
+        // Before (or after) an attribute name: white space and `/` are skipped.
+        while let Some(&c) = b.get(j) {
+            if c == b'/' {
+                slash = true;
+            } else if is_tag_space(c) {
+                slash = false;
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        match b.get(j) {
+            None => return (b.len() + 1, false),
+            Some(b'>') => return (j + 1, slash && b[j - 1] == b'/'),
+            Some(_) => {}
+        }
+        slash = false;
+        if attrs == MAX_TAG_ATTRS {
+            split(j);
+            attrs = 0;
+        }
+        attrs += 1;
+        // The name: its first character may be `=`.
+        j += 1;
+        while b
+            .get(j)
+            .is_some_and(|&c| !is_tag_space(c) && !matches!(c, b'/' | b'>' | b'='))
+        {
+            j += 1;
+        }
+        let mut k = j;
+        while b.get(k).copied().is_some_and(is_tag_space) {
+            k += 1;
+        }
+        if b.get(k) != Some(&b'=') {
+            j = k;
+            continue;
+        }
+        j = k + 1;
+        while b.get(j).copied().is_some_and(is_tag_space) {
+            j += 1;
+        }
+        match b.get(j) {
+            Some(&q @ (b'"' | b'\'')) => match memchr::memchr(q, &b[j + 1..]) {
+                Some(p) => j += p + 2,
+                None => return (b.len() + 1, false),
+            },
+            Some(b'>') | None => {}
+            Some(_) => {
+                while b.get(j).is_some_and(|&c| !is_tag_space(c) && c != b'>') {
+                    j += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Just past the comment whose text starts at `from` (after `<!--`), as the tokenizer's
+/// comment states end it (`-->`, `--!>`, `<!-->`, a nested `<!--` followed by `>`, …).
+fn skip_comment(b: &[u8], from: usize) -> usize {
+    #[derive(Clone, Copy)]
+    enum S {
+        Start,
+        StartDash,
+        Text,
+        Lt,
+        LtBang,
+        LtBangDash,
+        EndDash,
+        End,
+        EndBang,
+    }
+    let mut s = S::Start;
+    let mut j = from;
+    while let Some(&c) = b.get(j) {
+        s = match (s, c) {
+            (S::Start | S::StartDash | S::End | S::EndBang, b'>') => return j + 1,
+            (S::Start, b'-') => S::StartDash,
+            (S::StartDash | S::EndDash, b'-') => S::End,
+            (S::Text | S::Lt, b'<') => S::Lt,
+            (S::Text, b'-') => S::EndDash,
+            (S::Lt, b'!') => S::LtBang,
+            (S::LtBang, b'-') => S::LtBangDash,
+            (S::LtBangDash, b'-') => {
+                // `<!--` inside a comment: what follows is read in the comment end state.
+                s = S::End;
+                j += 1;
+                continue;
+            }
+            (S::LtBangDash, _) => {
+                s = S::EndDash;
+                continue; // reconsumed
+            }
+            (S::End, b'!') => S::EndBang,
+            (S::End, b'-') => S::End,
+            (S::EndBang, b'-') => S::EndDash,
+            (S::Lt | S::LtBang | S::End, _) => {
+                s = S::Text;
+                continue; // reconsumed
+            }
+            _ => S::Text,
+        };
+        j += 1;
+    }
+    b.len()
+}
+
+/// `name` (ASCII, lowercase) at `at`, any case, followed by white space, `/` or `>`.
+fn names_at(b: &[u8], at: usize, name: &str) -> bool {
+    let end = at + name.len();
+    b.get(at..end)
+        .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        && b.get(end)
+            .is_some_and(|&c| is_tag_space(c) || c == b'/' || c == b'>')
+}
+
+/// The `<` of the end tag `</name` that ends raw text starting at `from` (or the input's end).
+fn skip_raw_text(b: &[u8], from: usize, name: &str) -> usize {
+    let mut j = from;
+    while let Some(p) = memchr::memchr(b'<', b.get(j..).unwrap_or_default()) {
+        let lt = j + p;
+        if b.get(lt + 1) == Some(&b'/') && names_at(b, lt + 2, name) {
+            return lt;
+        }
+        j = lt + 1;
+    }
+    b.len()
+}
+
+/// The `<` of the `</script` that ends script data starting at `from`, following the
+/// tokenizer's escaped (`<!--`) and double-escaped (`<!--<script>`) states.
+fn skip_script(b: &[u8], from: usize) -> usize {
+    // 0: script data, 1: escaped, 2: double escaped.
+    let (mut mode, mut dashes) = (0u8, 0usize);
+    let mut j = from;
+    while let Some(&c) = b.get(j) {
+        match c {
+            b'-' => dashes += 1,
+            b'>' if mode > 0 && dashes >= 2 => {
+                mode = 0;
+                dashes = 0;
+            }
+            b'<' => {
+                dashes = 0;
+                let end = b.get(j + 1) == Some(&b'/');
+                let at = j + 1 + usize::from(end);
+                if end && mode < 2 && names_at(b, at, "script") {
+                    return j;
+                }
+                if mode == 0 && b[j + 1..].starts_with(b"!--") {
+                    mode = 1;
+                    dashes = 2;
+                    j += 4;
+                    continue;
+                }
+                if mode > 0 && names_at(b, at, "script") {
+                    // `<script` enters the double-escaped state, `</script` leaves it.
+                    mode = if end { 1 } else { 2 };
+                    j = at + "script".len() + 1;
+                    continue;
+                }
+            }
+            _ => dashes = 0,
+        }
+        j += 1;
+    }
+    b.len()
 }
 
 /// Elements whose content is not visible text.
@@ -414,6 +691,62 @@ mod tests {
             &mut uris,
         );
         assert_eq!(uris.into_vec(), ["http://x.example/a", "HTTPS://Y.example"]);
+    }
+
+    /// One tag of many distinct attributes: html5ever's duplicate-attribute check made it
+    /// quadratic (100,000 attributes took ~11 s). Split, it takes linear time, and the URI in
+    /// its last attribute and the text after it are kept; a hidden element stays hidden.
+    #[test]
+    fn a_tag_of_many_attributes_takes_linear_time() {
+        let attrs: String = (0..100_000).map(|i| format!("a{i} ")).collect();
+        let html = format!("<p {attrs}href=\"http://last.example/\">after</p>");
+        let start = std::time::Instant::now();
+        let (text, uris) = render(&html);
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+        assert_eq!(text, "after");
+        assert_eq!(uris, ["http://last.example/"]);
+        let (text, _) = render(&format!("<script {attrs}>secret()</script>shown"));
+        assert_eq!(text, "shown");
+    }
+
+    /// The splitter finds tags where the tokenizer does: not inside comments, raw text or
+    /// quoted values, whatever they hold; and leaves ordinary markup alone (no copy).
+    #[test]
+    fn long_tags_are_found_where_the_tokenizer_finds_tags() {
+        let attrs: String = (0..600).map(|i| format!("a{i} ")).collect();
+        for prefix in [
+            "",
+            "<!-- <x y=\" -->",
+            "<!--<!-->",
+            "<!-- a <!-- b --!>",
+            "<script>if (a<b && c) x(\"<x y='\")</script>",
+            "<script><!--<script>x</script>--></script>",
+            "<SCRIPT>x</script >",
+            "<style>a[y=\"</style>",
+            "<!doctype html public \"<x y='\">",
+            "<? x=\" ?>",
+            "</ x=\" >",
+            "<a title='>' z=\"<a\" w=v>",
+            "<br/>",
+            "<script/>",
+        ] {
+            let html = format!("{prefix}<i {attrs}>");
+            let split = split_long_tags(&html);
+            assert_eq!(split.matches(" /><i ").count(), 2, "{prefix}");
+            assert!(split.starts_with(prefix), "{prefix}");
+        }
+        for hidden in ["<script>x(\"<i \");", "<!-- <i ", "<style><!--</style x>"] {
+            let html = format!("{hidden}{attrs}>");
+            assert!(
+                matches!(split_long_tags(&html), Cow::Borrowed(_)),
+                "{hidden}"
+            );
+        }
+        assert!(matches!(
+            split_long_tags("<p a b=c d='e'>x</p><!-- y -->"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -268,7 +268,11 @@ fn decode_encoded_words(value: &str) -> String {
     while let Some(start) = rest.find("=?") {
         let decoded = rest[start + 2..].split_once('?').and_then(|(cs, r)| {
             let (kind, r) = r.split_once('?')?;
-            let (payload, after) = r.split_once("?=")?;
+            // The encoded text has no `?` (RFC 2047 §2), so the word ends at the next one,
+            // which must be followed by `=`: looking past it for a `?=` made a value of many
+            // `=?x` (no `?=` anywhere) quadratic, ~50 s for a 300 KB header line.
+            let (payload, after) = r.split_once('?')?;
+            let after = after.strip_prefix('=')?;
             let bytes = match kind {
                 "B" | "b" => decode_base64(payload.as_bytes()),
                 "Q" | "q" => decode_qp(payload.replace('_', " ").as_bytes()),
@@ -369,6 +373,28 @@ mod tests {
         assert_eq!(
             m.text,
             "s\nfirst part\nsecond part\nthird part\n--b1x is not a delimiter either\nPrize: claim now"
+        );
+    }
+
+    /// A header value of many unfinished encoded words: each one used to be looked for a
+    /// `?=` to the end of the value, so the value cost time quadratic in its length.
+    #[test]
+    fn unfinished_encoded_words_take_linear_time() {
+        let mut msg = String::from("Subject: ");
+        msg.push_str(&"=?x".repeat(100_000));
+        msg.push_str(" =?UTF-8?Q?caf=C3=A9?=\n\nbody\n");
+        let start = std::time::Instant::now();
+        let (m, _) = render_str(&msg);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(m.text.starts_with("=?x=?x"), "{}", &m.text[..20]);
+        assert!(
+            m.text.ends_with(" caf\u{e9}\nbody"),
+            "{}",
+            &m.text[m.text.len() - 20..]
         );
     }
 
