@@ -551,6 +551,26 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
     a.ip() == b.ip() || covers(a, b) || covers(b, a)
 }
 
+/// Whether a parent proxy at `parent` is one of sluice's own listeners at `listen`: the same
+/// port (not 0) on the same address, a loopback one (or `localhost`) under a loopback or
+/// wildcard listener. A name other than `localhost` is not resolved here.
+fn parent_is_listener(parent: &HostPort, listen: SocketAddr) -> bool {
+    if parent.port != listen.port() || listen.port() == 0 {
+        return false;
+    }
+    let local = listen.ip().is_unspecified() || listen.ip().is_loopback();
+    if parent.host.eq_ignore_ascii_case("localhost") {
+        return local;
+    }
+    let Ok(ip) = parent.host.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    ip == listen.ip()
+        || (listen.ip().is_unspecified()
+            && (ip.is_loopback() || ip.is_unspecified())
+            && (listen.is_ipv6() || ip.is_ipv4()))
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Error> {
@@ -656,6 +676,24 @@ impl Config {
                     nth,
                     ..invalid("upstream.parents.proxies", "needs at least one host:port")
                 });
+            }
+            // A request sent to sluice itself comes back round (every one a 502 loop), and
+            // one sent to the admin API is answered 404: neither can ever be a parent.
+            for (own, listen) in [
+                ("proxy.listen", self.proxy.listen),
+                ("admin.listen", self.admin.listen),
+            ] {
+                if let Some(hop) = p.proxies.iter().find(|h| parent_is_listener(h, listen)) {
+                    return Err(Problem {
+                        nth,
+                        ..invalid(
+                            "upstream.parents.proxies",
+                            &format!(
+                                "{hop} is sluice's own {own} {listen}: a parent must be another proxy"
+                            ),
+                        )
+                    });
+                }
             }
         }
         if listeners_clash(self.proxy.listen, self.admin.listen) {
@@ -1164,6 +1202,46 @@ suspect = "tag"
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2: scan.suspect_threshold"), "{err}");
+    }
+
+    #[test]
+    fn a_parent_that_is_sluice_itself_is_refused() {
+        std::env::remove_var("SLUICE_ADMIN_TOKEN");
+        let parents = |p: &str| format!("[[upstream.parents]]\nproxies = [\"{p}\"]\n");
+        for (text, needle) in [
+            (parents("127.0.0.1:3128"), "own proxy.listen"),
+            (parents("localhost:3128"), "own proxy.listen"),
+            (parents("127.0.0.1:3129"), "own admin.listen"),
+            (
+                format!(
+                    "[proxy]\nlisten = \"0.0.0.0:8080\"\n\n{}",
+                    parents("127.0.0.1:8080")
+                ),
+                "line 5: upstream.parents.proxies: 127.0.0.1:8080 is sluice's own proxy.listen",
+            ),
+            (
+                format!("[proxy]\nlisten = \"[::]:8080\"\n{}", parents("[::1]:8080")),
+                "own proxy.listen",
+            ),
+        ] {
+            let err = Config::parse(&text, "f.toml").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+        for ok in [
+            parents("127.0.0.1:3130"),
+            parents("127.0.0.2:3128"),
+            parents("parent.example:3128"),
+            format!(
+                "[proxy]\nlisten = \"127.0.0.1:0\"\n{}",
+                parents("127.0.0.1:0")
+            ),
+            format!(
+                "[proxy]\nlisten = \"0.0.0.0:8080\"\n{}",
+                parents("[::1]:8080")
+            ),
+        ] {
+            assert!(Config::parse(&ok, "f.toml").is_ok(), "{ok:?}");
+        }
     }
 
     #[test]
