@@ -224,3 +224,40 @@ fn a_bad_config_or_no_files_fail_clearly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
 }
+
+/// Regression: `sluice scan --config` with the production file refused to run when the file
+/// has a non-loopback `admin.listen` and the token comes from `SLUICE_ADMIN_TOKEN` in the
+/// service's environment only: scanning never uses the admin API.
+#[test]
+fn scan_does_not_need_the_admin_token() {
+    let (dir, cfg) = setup();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[admin]\nlisten = \"0.0.0.0:3129\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let html = dir.path().join("page.html");
+    std::fs::write(&html, PAGE).unwrap();
+    let scan = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env_remove("SLUICE_ADMIN_TOKEN")
+        .arg("scan")
+        .arg("--config")
+        .arg(&cfg)
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(
+        scan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    assert_eq!(lines(&scan)[0]["sha256"], sha256_hex(PAGE.as_bytes()));
+    // serve still needs it.
+    let check = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env_remove("SLUICE_ADMIN_TOKEN")
+        .args(["serve", "--check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("admin.token"));
+}
