@@ -186,6 +186,12 @@ fn an_unreadable_file_is_reported_and_exits_1_after_the_others() {
         got[0]
     );
     assert_eq!(got[1]["sha256"], sha256_hex(PAGE.as_bytes()));
+    // Errors go to stderr as one sentence too (DESIGN.md), not only into the JSON lines.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("missing.html"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -260,4 +266,49 @@ fn scan_does_not_need_the_admin_token() {
         .unwrap();
     assert_eq!(check.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&check.stderr).contains("admin.token"));
+}
+
+/// Regression: `sluice scan -` answered "cannot read -: No such file or directory"; `-` is
+/// standard input, as for `sha256sum -` or `clamscan -`, so a mail can be piped in.
+#[test]
+fn a_dash_scans_standard_input() {
+    use std::process::Stdio;
+    let (dir, cfg) = setup();
+    let txt = dir.path().join("note.txt");
+    std::fs::write(&txt, "plain words").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("scan")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("-")
+        .arg(&txt)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PAGE.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["path"], "-");
+    assert_eq!(got[0]["sha256"], sha256_hex(PAGE.as_bytes()));
+    assert_eq!(got[0]["media_type"], "text/html", "sniffed: {}", got[0]);
+    assert_eq!(
+        got[0]["findings"][0]["rule"], "SLUICE_TEST_WON",
+        "{}",
+        got[0]
+    );
+    assert_eq!(got[1]["sha256"], sha256_hex(b"plain words"));
 }
