@@ -528,6 +528,16 @@ struct Problem {
     message: String,
 }
 
+/// A problem with `key` itself (its first occurrence).
+fn invalid(key: &'static str, message: &str) -> Problem {
+    Problem {
+        key,
+        nth: 0,
+        also: None,
+        message: message.to_string(),
+    }
+}
+
 impl Problem {
     fn into_error(self, origin: &str, line: Option<usize>) -> Error {
         Error::Invalid {
@@ -551,9 +561,49 @@ fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
     a.ip() == b.ip() || covers(a, b) || covers(b, a)
 }
 
+/// What a configuration is loaded for: `serve` needs all of it, the offline commands all
+/// but the admin API's credentials.
+#[derive(Clone, Copy)]
+enum Use {
+    Serve,
+    Offline,
+}
+
+/// Whether a parent proxy at `parent` is one of sluice's own listeners at `listen`: the same
+/// port (not 0) on the same address, a loopback one (or `localhost`) under a loopback or
+/// wildcard listener. A name other than `localhost` is not resolved here.
+fn parent_is_listener(parent: &HostPort, listen: SocketAddr) -> bool {
+    if parent.port != listen.port() || listen.port() == 0 {
+        return false;
+    }
+    let local = listen.ip().is_unspecified() || listen.ip().is_loopback();
+    if parent.host.eq_ignore_ascii_case("localhost") {
+        return local;
+    }
+    let Ok(ip) = parent.host.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    ip == listen.ip()
+        || (listen.ip().is_unspecified()
+            && (ip.is_loopback() || ip.is_unspecified())
+            && (listen.is_ipv6() || ip.is_ipv4()))
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Error> {
+        Config::load_checked(path, Use::Serve)
+    }
+
+    /// Reads and validates a config file for the offline commands (`sluice scan`): all of it
+    /// but the admin API's credentials, which they never use. The token often comes from
+    /// `SLUICE_ADMIN_TOKEN` in the service's environment only, and a shell without it must
+    /// still be able to scan with the production file.
+    pub fn load_offline(path: &Path) -> Result<Config, Error> {
+        Config::load_checked(path, Use::Offline)
+    }
+
+    fn load_checked(path: &Path, used: Use) -> Result<Config, Error> {
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
@@ -563,16 +613,24 @@ impl Config {
             message: not_utf8(e.as_bytes(), e.utf8_error().valid_up_to()),
             path: origin.clone(),
         })?;
-        Config::parse(&text, &origin)
+        Config::parse_checked(&text, &origin, used)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, Error> {
+        Config::parse_checked(text, origin, Use::Serve)
+    }
+
+    fn parse_checked(text: &str, origin: &str, used: Use) -> Result<Config, Error> {
         let cfg: Config = toml::from_str(text).map_err(|e| Error::Parse {
             path: origin.to_string(),
             message: one_line(&e, text),
         })?;
-        cfg.check().map_err(|p| {
+        let checked = match used {
+            Use::Serve => cfg.check(),
+            Use::Offline => cfg.check_offline(),
+        };
+        checked.map_err(|p| {
             let line = line_of(text, p.key, p.nth)
                 .or_else(|| p.also.and_then(|also| line_of(text, also, 0)));
             p.into_error(origin, line)
@@ -587,12 +645,12 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), Problem> {
-        let invalid = |key, message: &str| Problem {
-            key,
-            nth: 0,
-            also: None,
-            message: message.to_string(),
-        };
+        self.check_offline()?;
+        self.check_admin_token()
+    }
+
+    /// Everything [`Config::check`] checks but the admin token.
+    fn check_offline(&self) -> Result<(), Problem> {
         // tokio's semaphore takes at most usize::MAX >> 3 permits (it panicked above), and
         // shutdown waits for every slot with one u32-sized acquire.
         if self.proxy.max_connections == 0 || self.proxy.max_connections > MAX_CONNECTIONS {
@@ -657,6 +715,24 @@ impl Config {
                     ..invalid("upstream.parents.proxies", "needs at least one host:port")
                 });
             }
+            // A request sent to sluice itself comes back round (every one a 502 loop), and
+            // one sent to the admin API is answered 404: neither can ever be a parent.
+            for (own, listen) in [
+                ("proxy.listen", self.proxy.listen),
+                ("admin.listen", self.admin.listen),
+            ] {
+                if let Some(hop) = p.proxies.iter().find(|h| parent_is_listener(h, listen)) {
+                    return Err(Problem {
+                        nth,
+                        ..invalid(
+                            "upstream.parents.proxies",
+                            &format!(
+                                "{hop} is sluice's own {own} {listen}: a parent must be another proxy"
+                            ),
+                        )
+                    });
+                }
+            }
         }
         if listeners_clash(self.proxy.listen, self.admin.listen) {
             return Err(Problem {
@@ -705,6 +781,12 @@ impl Config {
         if self.scan.pdq_min_quality > 100 {
             return Err(invalid("scan.pdq_min_quality", "must be between 0 and 100"));
         }
+        Ok(())
+    }
+
+    /// The admin token (from the file or `SLUICE_ADMIN_TOKEN`) can be sent and is there when
+    /// the admin API is reachable from other hosts.
+    fn check_admin_token(&self) -> Result<(), Problem> {
         let token = self.admin_token();
         // A client sends the token in a header field, which cannot carry control characters
         // or non-ASCII text as a string: such a token could never be matched, and a blank one
@@ -1164,6 +1246,46 @@ suspect = "tag"
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2: scan.suspect_threshold"), "{err}");
+    }
+
+    #[test]
+    fn a_parent_that_is_sluice_itself_is_refused() {
+        std::env::remove_var("SLUICE_ADMIN_TOKEN");
+        let parents = |p: &str| format!("[[upstream.parents]]\nproxies = [\"{p}\"]\n");
+        for (text, needle) in [
+            (parents("127.0.0.1:3128"), "own proxy.listen"),
+            (parents("localhost:3128"), "own proxy.listen"),
+            (parents("127.0.0.1:3129"), "own admin.listen"),
+            (
+                format!(
+                    "[proxy]\nlisten = \"0.0.0.0:8080\"\n\n{}",
+                    parents("127.0.0.1:8080")
+                ),
+                "line 5: upstream.parents.proxies: 127.0.0.1:8080 is sluice's own proxy.listen",
+            ),
+            (
+                format!("[proxy]\nlisten = \"[::]:8080\"\n{}", parents("[::1]:8080")),
+                "own proxy.listen",
+            ),
+        ] {
+            let err = Config::parse(&text, "f.toml").unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+        for ok in [
+            parents("127.0.0.1:3130"),
+            parents("127.0.0.2:3128"),
+            parents("parent.example:3128"),
+            format!(
+                "[proxy]\nlisten = \"127.0.0.1:0\"\n{}",
+                parents("127.0.0.1:0")
+            ),
+            format!(
+                "[proxy]\nlisten = \"0.0.0.0:8080\"\n{}",
+                parents("[::1]:8080")
+            ),
+        ] {
+            assert!(Config::parse(&ok, "f.toml").is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

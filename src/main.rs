@@ -158,7 +158,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Scan { config, files } => match load_config(config.as_ref()) {
+        Cmd::Scan { config, files } => match config
+            .as_deref()
+            .map_or_else(|| Ok(Config::default()), Config::load_offline)
+        {
             Ok(cfg) => commands::scan::run(&cfg, &files),
             Err(e) => {
                 eprintln!("sluice: {e}");

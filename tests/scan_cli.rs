@@ -186,6 +186,12 @@ fn an_unreadable_file_is_reported_and_exits_1_after_the_others() {
         got[0]
     );
     assert_eq!(got[1]["sha256"], sha256_hex(PAGE.as_bytes()));
+    // Errors go to stderr as one sentence too (DESIGN.md), not only into the JSON lines.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("missing.html"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -223,4 +229,86 @@ fn a_bad_config_or_no_files_fail_clearly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+/// Regression: `sluice scan --config` with the production file refused to run when the file
+/// has a non-loopback `admin.listen` and the token comes from `SLUICE_ADMIN_TOKEN` in the
+/// service's environment only: scanning never uses the admin API.
+#[test]
+fn scan_does_not_need_the_admin_token() {
+    let (dir, cfg) = setup();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[admin]\nlisten = \"0.0.0.0:3129\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let html = dir.path().join("page.html");
+    std::fs::write(&html, PAGE).unwrap();
+    let scan = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env_remove("SLUICE_ADMIN_TOKEN")
+        .arg("scan")
+        .arg("--config")
+        .arg(&cfg)
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(
+        scan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    assert_eq!(lines(&scan)[0]["sha256"], sha256_hex(PAGE.as_bytes()));
+    // serve still needs it.
+    let check = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .env_remove("SLUICE_ADMIN_TOKEN")
+        .args(["serve", "--check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("admin.token"));
+}
+
+/// Regression: `sluice scan -` answered "cannot read -: No such file or directory"; `-` is
+/// standard input, as for `sha256sum -` or `clamscan -`, so a mail can be piped in.
+#[test]
+fn a_dash_scans_standard_input() {
+    use std::process::Stdio;
+    let (dir, cfg) = setup();
+    let txt = dir.path().join("note.txt");
+    std::fs::write(&txt, "plain words").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("scan")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("-")
+        .arg(&txt)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PAGE.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["path"], "-");
+    assert_eq!(got[0]["sha256"], sha256_hex(PAGE.as_bytes()));
+    assert_eq!(got[0]["media_type"], "text/html", "sniffed: {}", got[0]);
+    assert_eq!(
+        got[0]["findings"][0]["rule"], "SLUICE_TEST_WON",
+        "{}",
+        got[0]
+    );
+    assert_eq!(got[1]["sha256"], sha256_hex(b"plain words"));
 }

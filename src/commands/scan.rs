@@ -3,7 +3,8 @@
 //! Each file becomes a [`Content`] (declared type from the extension, `.gz`/`.br` as a
 //! Content-Encoding) and is scanned synchronously; one JSON object per line on stdout:
 //! `{"path","sha256","media_type","class","score","findings":[...]}` plus `"reason"` when
-//! unscanned, or `{"path","error"}` for an unreadable file (exit 1 at the end).
+//! unscanned, or `{"path","error"}` for an unreadable file (the same sentence on stderr, exit
+//! 1 at the end). A path of `-` is standard input (its bytes are sniffed: no name to go by).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -56,7 +57,7 @@ pub fn run(cfg: &Config, files: &[PathBuf]) -> u8 {
     let mut out = io::stdout().lock();
     for path in files {
         let shown = path.display().to_string();
-        let json = match read_limited(path, max_body) {
+        let json = match read_path(path, max_body) {
             Ok(body) => {
                 let verdict = scan_file(&pipeline, path, body);
                 serde_json::to_string(&Line {
@@ -71,9 +72,11 @@ pub fn run(cfg: &Config, files: &[PathBuf]) -> u8 {
             }
             Err(e) => {
                 failed = true;
+                let error = format!("cannot read {shown}: {e}");
+                eprintln!("sluice: {error}");
                 serde_json::to_string(&ErrorLine {
                     path: &shown,
-                    error: format!("cannot read {shown}: {e}"),
+                    error,
                 })
             }
         };
@@ -98,9 +101,17 @@ enum Body {
     TooLarge { head: Vec<u8>, sha256: String },
 }
 
-/// Reads at most `max_body + 1` bytes into memory; a larger file is hashed as a stream.
-fn read_limited(path: &Path, max_body: usize) -> io::Result<Body> {
-    let mut file = File::open(path)?;
+/// The body of `path`, or of standard input for `-`.
+fn read_path(path: &Path, max_body: usize) -> io::Result<Body> {
+    if path == Path::new("-") {
+        read_limited(io::stdin().lock(), max_body)
+    } else {
+        read_limited(File::open(path)?, max_body)
+    }
+}
+
+/// Reads at most `max_body + 1` bytes into memory; a larger input is hashed as a stream.
+fn read_limited(mut file: impl Read, max_body: usize) -> io::Result<Body> {
     let mut head = Vec::new();
     let limit = u64::try_from(max_body)
         .unwrap_or(u64::MAX)
