@@ -622,3 +622,29 @@ fn a_removal_stamped_by_a_clock_that_went_back_does_not_refuse_later_stores() {
     // One sent afterwards (here 50 ms later) is after the removal: stored.
     assert_eq!(c.put_blocking(later(50), body).unwrap(), PutOutcome::Stored);
 }
+
+/// Regression: a sled read that found its body gone because a put replaced the object
+/// meanwhile (the old body released with its last reference) took that for damage and
+/// dropped the object, deleting the response the put had just stored: a URL refreshed while
+/// it was being read went back to the origin on its next request.
+#[test]
+fn a_disk_read_that_loses_a_race_with_a_replacement_keeps_the_new_object() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, 0);
+    let req = HeaderMap::new();
+    let url = "http://a.example/replaced";
+    let old = meta(url, &[("content-length", "3")], &req, b"old");
+    c.put_blocking(old.clone(), Bytes::from_static(b"old"))
+        .unwrap();
+    // What a read thread read just before the put committed...
+    let okey = super::memory::object_key(url, "");
+    let raw = s.objects.get(okey.as_bytes()).unwrap().unwrap();
+    c.put_blocking(
+        meta(url, &[("content-length", "3")], &req, b"new"),
+        Bytes::from_static(b"new"),
+    )
+    .unwrap();
+    // ...found the old body released: the object it read is gone, the new one stays.
+    c.drop_unreadable(okey, &raw, &old.body_sha256).unwrap();
+    assert_eq!(hit(&c, url, &req).expect("the new object").1, "new");
+}
