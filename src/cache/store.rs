@@ -160,14 +160,20 @@ struct Inner {
 /// went out before its URL was purged or invalidated would otherwise store what the purge
 /// removed once its body arrived, and serve it as fresh. Bounded by [`REMOVALS_CAP`]: past
 /// it the times are forgotten and `floor` takes the latest, which refuses every put whose
-/// request is older (a collision only refuses a put too).
+/// request is older (a collision only refuses a put too). A prefix purge keeps its prefix
+/// and start time in `by_prefix` (at most [`PREFIX_REMOVALS_CAP`], past which `floor` takes
+/// over as well): it removes only the URLs it finds stored, so a URL under the prefix whose
+/// miss was still in flight had no removal time of its own.
 struct Removals {
     by_url: HashMap<u64, SystemTime>,
+    by_prefix: Vec<(String, SystemTime)>,
     floor: Option<SystemTime>,
 }
 
 /// URLs whose removal time is kept (an entry is 16 bytes plus the map's overhead).
 const REMOVALS_CAP: usize = 16_384;
+/// Prefix purges whose start time is kept (each put compares its URL with every one).
+const PREFIX_REMOVALS_CAP: usize = 64;
 
 /// Threads for sled reads of objects not in memory, which run side by side.
 const READ_THREADS: usize = 4;
@@ -214,6 +220,7 @@ impl Cache {
                 hasher: RandomState::default(),
                 removals: Mutex::new(Removals {
                     by_url: HashMap::new(),
+                    by_prefix: Vec::new(),
                     floor: None,
                 }),
                 reads: Threads::new("store-read", READ_THREADS),
@@ -536,6 +543,19 @@ impl Cache {
         r.by_url.insert(h, now);
     }
 
+    /// Remembers that every URL starting with `prefix` is removed from `now` on (a prefix
+    /// purge, before its walk: a put that commits after this is refused if its request is
+    /// older, one that committed before is found by the walk).
+    fn note_prefix_removal(&self, prefix: &str, now: SystemTime) {
+        let mut r = lock(&self.inner.removals);
+        r.by_prefix.retain(|(p, _)| p != prefix);
+        if r.by_prefix.len() >= PREFIX_REMOVALS_CAP {
+            r.by_prefix.clear();
+            r.floor = Some(now);
+        }
+        r.by_prefix.push((prefix.to_string(), now));
+    }
+
     /// Whether `url` was removed at or after `request_time` (kept to the millisecond, rounded
     /// down, so a tie counts as removed after). The caller holds the disk lock.
     ///
@@ -549,10 +569,18 @@ impl Cache {
         let now = SystemTime::now();
         let mut r = lock(&self.inner.removals);
         let r = &mut *r;
-        for t in r.by_url.get_mut(&h).into_iter().chain(r.floor.as_mut()) {
+        let prefixes = r
+            .by_prefix
+            .iter_mut()
+            .filter(|(p, _)| url.starts_with(p.as_str()));
+        let times = (r.by_url.get_mut(&h).into_iter())
+            .chain(r.floor.as_mut())
+            .chain(prefixes.map(|(_, t)| t));
+        let mut removed = None;
+        for t in times {
             *t = (*t).min(now);
+            removed = removed.max(Some(*t));
         }
-        let removed = r.by_url.get(&h).copied().max(r.floor);
         removed.is_some_and(|t| request_time <= t)
     }
 
@@ -596,6 +624,7 @@ impl Cache {
     /// whole purge (20,000 objects under one prefix held an unrelated put for 1.5 s as one
     /// job).
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, Error> {
+        self.note_prefix_removal(prefix, SystemTime::now());
         let mut removed = 0;
         let mut after: Option<String> = None;
         loop {

@@ -648,3 +648,44 @@ fn a_disk_read_that_loses_a_race_with_a_replacement_keeps_the_new_object() {
     c.drop_unreadable(okey, &raw, &old.body_sha256).unwrap();
     assert_eq!(hit(&c, url, &req).expect("the new object").1, "new");
 }
+
+/// Regression: a prefix purge noted no removal time for the URLs it covers, only for the
+/// ones it found stored, so a miss in flight under the prefix (its request sent before the
+/// purge, its body still arriving) stored the response the purge was meant to drop, and it
+/// was served as fresh afterwards. A purge of one URL refused that put already.
+#[tokio::test]
+async fn a_prefix_purge_refuses_puts_of_responses_requested_before_it() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let req = HeaderMap::new();
+    let body = Bytes::from_static(b"old");
+    let in_flight = |url: &str| meta(url, &[("content-length", "3")], &req, b"old");
+    let (under, other) = (
+        in_flight("http://a.example/p/x"),
+        in_flight("http://b.example/"),
+    );
+    assert_eq!(c.remove_prefix("http://a.example/p/").await.unwrap(), 0);
+    assert_eq!(
+        c.put_blocking(under, body.clone()).unwrap(),
+        PutOutcome::Outdated,
+        "requested before the purge, under its prefix"
+    );
+    assert!(hit(&c, "http://a.example/p/x", &req).is_none());
+    assert_eq!(
+        c.put_blocking(other, body.clone()).unwrap(),
+        PutOutcome::Stored,
+        "another prefix is not refused"
+    );
+    let mut later = meta(
+        "http://a.example/p/x",
+        &[("content-length", "3")],
+        &req,
+        b"old",
+    );
+    later.request_time = SystemTime::now() + std::time::Duration::from_millis(50);
+    assert_eq!(
+        c.put_blocking(later, body).unwrap(),
+        PutOutcome::Stored,
+        "requested after the purge"
+    );
+}
