@@ -111,7 +111,7 @@ pub enum Found {
 pub enum PutOutcome {
     /// Written (it may still be evicted later).
     Stored,
-    /// Larger than the whole store: not written.
+    /// Larger than the store can hold (its bound less the eviction window): not written.
     TooLarge,
     /// Its URL was removed (purge, invalidation) after its request went out, so it may be
     /// what was removed: not written.
@@ -138,7 +138,6 @@ pub struct Cache {
 struct Inner {
     objects: Tree,
     bodies: Tree,
-    max_size: u64,
     /// The disk policy; holding it also serialises writers so policy and sled agree.
     disk: Mutex<WTinyLfu<String>>,
     memory: Mutex<MemoryTier>,
@@ -212,7 +211,6 @@ impl Cache {
             inner: Arc::new(Inner {
                 objects: store.objects.clone(),
                 bodies: store.bodies.clone(),
-                max_size: cfg.max_size,
                 disk: Mutex::new(WTinyLfu::new(cfg.max_size, expected)),
                 memory: Mutex::new(MemoryTier::new(cfg.memory)),
                 memory_capacity: cfg.memory,
@@ -386,9 +384,6 @@ impl Cache {
             return Err(Error::Truncated);
         }
         let size = meta.accounted_size();
-        if size > self.inner.max_size {
-            return Ok(PutOutcome::TooLarge);
-        }
         let okey = object_key(&meta.url, &meta.secondary);
         let encoded = meta.encode();
         let spec = meta.vary.join("\n");
@@ -397,6 +392,11 @@ impl Cache {
         let held =
             Held::copy(self.inner.memory_capacity, &meta, &body).map(|h| h.with_verdict(verdict));
         let mut disk = self.disk();
+        // Past what the disk policy can hold (the bound less its window): written, it would
+        // only be evicted again, after what it displaced.
+        if !disk.fits(size) {
+            return Ok(PutOutcome::TooLarge);
+        }
         // Under the disk lock, which removals hold too: a removal either finished before
         // this check or starts after the commit.
         if self.removed_since(&meta.url, meta.request_time) {

@@ -689,3 +689,31 @@ async fn a_prefix_purge_refuses_puts_of_responses_requested_before_it() {
         "requested after the purge"
     );
 }
+
+/// Regression: an object within `store.max_size` but over the policy's main space (the
+/// bound less its 1% window) was written, evicted every colder object it was compared with
+/// (all of them, once it had been fetched a few times), then was evicted itself.
+#[test]
+fn an_object_the_policy_cannot_hold_is_refused_and_evicts_nothing() {
+    let s = Store::temporary().unwrap();
+    let max = 200_000;
+    let c = cache(&s, max, 0);
+    let req = HeaderMap::new();
+    for i in 0..5 {
+        let body = Bytes::from(vec![i as u8; 10_000]);
+        let m = meta(&format!("http://a/{i}"), &[], &req, &body);
+        assert_eq!(c.put_blocking(m, body).unwrap(), PutOutcome::Stored);
+    }
+    let big = Bytes::from(vec![9u8; 198_500]);
+    for _ in 0..5 {
+        let m = meta("http://a/big", &[], &req, &big);
+        assert!(m.accounted_size() <= max);
+        assert_eq!(
+            c.put_blocking(m, big.clone()).unwrap(),
+            PutOutcome::TooLarge
+        );
+    }
+    assert_eq!(c.stats().objects, 5, "the small objects stay");
+    assert!((0..5).all(|i| hit(&c, &format!("http://a/{i}"), &req).is_some()));
+    assert_eq!(manifests(&s).len(), 5, "the large body was never written");
+}
