@@ -132,6 +132,14 @@ impl<K: Hash + Eq + Clone> WTinyLfu<K> {
         self.map.contains_key(key)
     }
 
+    /// Whether an entry of `size` bytes can be held at all. Past the window an entry lives
+    /// in the main space (the bound less the window), so one larger than both never stays:
+    /// admitted, it would evict everything it beats and then itself.
+    pub fn fits(&self, size: u64) -> bool {
+        let main_cap = self.capacity - self.window_cap.min(self.capacity);
+        size <= self.window_cap.max(main_cap)
+    }
+
     /// Records a hit on `key` (frequency and recency).
     pub fn touch(&mut self, key: &K) {
         self.sketch.increment(key);
@@ -164,7 +172,7 @@ impl<K: Hash + Eq + Clone> WTinyLfu<K> {
     pub fn insert(&mut self, key: K, size: u64) -> Vec<K> {
         self.remove(&key);
         self.sketch.increment(&key);
-        if size > self.capacity {
+        if !self.fits(size) {
             return vec![key];
         }
         let i = self.slab.alloc(key.clone(), size, Seg::Window);
@@ -395,6 +403,25 @@ mod tests {
             low * 100.0,
             sized * 100.0
         );
+    }
+
+    /// Regression: an object larger than the main space (99% of the bound) but not than the
+    /// whole bound went to admission, won against each victim in turn when it was the more
+    /// frequent (a popular large object fetched again and again), evicting every other
+    /// object, and was then evicted itself: it could never fit. With `store.max_size` near
+    /// `scan.max_body`, each fetch of such an object emptied the cache.
+    #[test]
+    fn an_object_larger_than_the_main_space_evicts_nothing_else() {
+        let mut p = WTinyLfu::new(1_000, 100);
+        for k in 0..10u32 {
+            assert!(p.insert(k, 90).is_empty());
+        }
+        for _ in 0..5 {
+            p.touch(&100);
+        }
+        assert_eq!(p.insert(100, 995), vec![100], "it alone is evicted");
+        assert_eq!(p.len(), 10, "the others stay");
+        assert_eq!(p.used(), 900);
     }
 
     #[test]

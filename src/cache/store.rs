@@ -111,7 +111,7 @@ pub enum Found {
 pub enum PutOutcome {
     /// Written (it may still be evicted later).
     Stored,
-    /// Larger than the whole store: not written.
+    /// Larger than the store can hold (its bound less the eviction window): not written.
     TooLarge,
     /// Its URL was removed (purge, invalidation) after its request went out, so it may be
     /// what was removed: not written.
@@ -138,7 +138,6 @@ pub struct Cache {
 struct Inner {
     objects: Tree,
     bodies: Tree,
-    max_size: u64,
     /// The disk policy; holding it also serialises writers so policy and sled agree.
     disk: Mutex<WTinyLfu<String>>,
     memory: Mutex<MemoryTier>,
@@ -160,14 +159,20 @@ struct Inner {
 /// went out before its URL was purged or invalidated would otherwise store what the purge
 /// removed once its body arrived, and serve it as fresh. Bounded by [`REMOVALS_CAP`]: past
 /// it the times are forgotten and `floor` takes the latest, which refuses every put whose
-/// request is older (a collision only refuses a put too).
+/// request is older (a collision only refuses a put too). A prefix purge keeps its prefix
+/// and start time in `by_prefix` (at most [`PREFIX_REMOVALS_CAP`], past which `floor` takes
+/// over as well): it removes only the URLs it finds stored, so a URL under the prefix whose
+/// miss was still in flight had no removal time of its own.
 struct Removals {
     by_url: HashMap<u64, SystemTime>,
+    by_prefix: Vec<(String, SystemTime)>,
     floor: Option<SystemTime>,
 }
 
 /// URLs whose removal time is kept (an entry is 16 bytes plus the map's overhead).
 const REMOVALS_CAP: usize = 16_384;
+/// Prefix purges whose start time is kept (each put compares its URL with every one).
+const PREFIX_REMOVALS_CAP: usize = 64;
 
 /// Threads for sled reads of objects not in memory, which run side by side.
 const READ_THREADS: usize = 4;
@@ -206,7 +211,6 @@ impl Cache {
             inner: Arc::new(Inner {
                 objects: store.objects.clone(),
                 bodies: store.bodies.clone(),
-                max_size: cfg.max_size,
                 disk: Mutex::new(WTinyLfu::new(cfg.max_size, expected)),
                 memory: Mutex::new(MemoryTier::new(cfg.memory)),
                 memory_capacity: cfg.memory,
@@ -214,6 +218,7 @@ impl Cache {
                 hasher: RandomState::default(),
                 removals: Mutex::new(Removals {
                     by_url: HashMap::new(),
+                    by_prefix: Vec::new(),
                     floor: None,
                 }),
                 reads: Threads::new("store-read", READ_THREADS),
@@ -274,7 +279,7 @@ impl Cache {
         };
         let Ok(meta) = ObjectMeta::decode(&raw) else {
             tracing::warn!(key = %url, "cache: undecodable meta dropped");
-            self.forget(okey)?;
+            self.forget(okey, &raw)?;
             return Ok(Found::Miss);
         };
         match bodies::read(&self.inner.bodies, &meta.body_sha256)? {
@@ -295,20 +300,44 @@ impl Cache {
                 }))
             }
             Err(failure) => {
-                tracing::warn!(key = %url, ?failure, "cache: body missing or corrupt; object dropped");
-                if let ReadFailure::Corrupt { chunks } = failure {
-                    // Every meta naming this body would fail the same check: delete the body;
-                    // the others are dropped as body-less when next read.
-                    let sha = meta.body_sha256;
-                    self.inner
-                        .bodies
-                        .transaction(|b| bodies::delete(b, &sha, chunks).map_err(Into::into))
-                        .map_err(tx_err)?;
-                }
-                self.forget(okey)?;
+                tracing::debug!(key = %url, ?failure, "cache: body missing or corrupt on read");
+                self.drop_unreadable(okey, &raw, &meta.body_sha256)?;
                 Ok(Found::Miss)
             }
         }
+    }
+
+    /// Drops an object whose body a read found missing or damaged (`raw`: its meta as read),
+    /// unless a writer replaced or removed it since: a put that replaces an object releases
+    /// its old body, so a read that lost that race finds the body gone, and dropping the
+    /// object then deleted the response just stored. Under the disk lock, which every body
+    /// write holds, the body is read again; only a failure then is damage. A damaged body is
+    /// deleted (every meta naming it would fail the same check; the others are dropped as
+    /// body-less when next read).
+    pub(super) fn drop_unreadable(
+        &self,
+        okey: String,
+        raw: &[u8],
+        sha: &[u8; 32],
+    ) -> Result<(), Error> {
+        let mut disk = self.disk();
+        if self.inner.objects.get(okey.as_bytes())?.as_deref() != Some(raw) {
+            return Ok(());
+        }
+        match bodies::read(&self.inner.bodies, sha)? {
+            Ok(_) => return Ok(()),
+            Err(ReadFailure::Corrupt { chunks }) => {
+                self.inner
+                    .bodies
+                    .transaction(|b| bodies::delete(b, sha, chunks).map_err(Into::into))
+                    .map_err(tx_err)?;
+            }
+            Err(ReadFailure::Missing) => {}
+        }
+        let url = okey.split('\0').next().unwrap_or_default();
+        tracing::warn!(key = %url, "cache: body missing or corrupt; object dropped");
+        disk.remove(&okey);
+        self.drop_objects(&[okey])
     }
 
     /// Puts an object just read from sled (`raw`: its meta as read) into the memory tier,
@@ -355,9 +384,6 @@ impl Cache {
             return Err(Error::Truncated);
         }
         let size = meta.accounted_size();
-        if size > self.inner.max_size {
-            return Ok(PutOutcome::TooLarge);
-        }
         let okey = object_key(&meta.url, &meta.secondary);
         let encoded = meta.encode();
         let spec = meta.vary.join("\n");
@@ -366,6 +392,11 @@ impl Cache {
         let held =
             Held::copy(self.inner.memory_capacity, &meta, &body).map(|h| h.with_verdict(verdict));
         let mut disk = self.disk();
+        // Past what the disk policy can hold (the bound less its window): written, it would
+        // only be evicted again, after what it displaced.
+        if !disk.fits(size) {
+            return Ok(PutOutcome::TooLarge);
+        }
         // Under the disk lock, which removals hold too: a removal either finished before
         // this check or starts after the commit.
         if self.removed_since(&meta.url, meta.request_time) {
@@ -512,6 +543,19 @@ impl Cache {
         r.by_url.insert(h, now);
     }
 
+    /// Remembers that every URL starting with `prefix` is removed from `now` on (a prefix
+    /// purge, before its walk: a put that commits after this is refused if its request is
+    /// older, one that committed before is found by the walk).
+    fn note_prefix_removal(&self, prefix: &str, now: SystemTime) {
+        let mut r = lock(&self.inner.removals);
+        r.by_prefix.retain(|(p, _)| p != prefix);
+        if r.by_prefix.len() >= PREFIX_REMOVALS_CAP {
+            r.by_prefix.clear();
+            r.floor = Some(now);
+        }
+        r.by_prefix.push((prefix.to_string(), now));
+    }
+
     /// Whether `url` was removed at or after `request_time` (kept to the millisecond, rounded
     /// down, so a tie counts as removed after). The caller holds the disk lock.
     ///
@@ -525,10 +569,18 @@ impl Cache {
         let now = SystemTime::now();
         let mut r = lock(&self.inner.removals);
         let r = &mut *r;
-        for t in r.by_url.get_mut(&h).into_iter().chain(r.floor.as_mut()) {
+        let prefixes = r
+            .by_prefix
+            .iter_mut()
+            .filter(|(p, _)| url.starts_with(p.as_str()));
+        let times = (r.by_url.get_mut(&h).into_iter())
+            .chain(r.floor.as_mut())
+            .chain(prefixes.map(|(_, t)| t));
+        let mut removed = None;
+        for t in times {
             *t = (*t).min(now);
+            removed = removed.max(Some(*t));
         }
-        let removed = r.by_url.get(&h).copied().max(r.floor);
         removed.is_some_and(|t| request_time <= t)
     }
 
@@ -572,6 +624,7 @@ impl Cache {
     /// whole purge (20,000 objects under one prefix held an unrelated put for 1.5 s as one
     /// job).
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, Error> {
+        self.note_prefix_removal(prefix, SystemTime::now());
         let mut removed = 0;
         let mut after: Option<String> = None;
         loop {
@@ -593,9 +646,13 @@ impl Cache {
         }
     }
 
-    /// Drops one object found unusable on read, from sled, the policy and memory.
-    fn forget(&self, okey: String) -> Result<(), Error> {
+    /// Drops one object found unusable on read (`raw`: its meta as read), from sled, the
+    /// policy and memory, unless a writer replaced or removed it since the read.
+    fn forget(&self, okey: String, raw: &[u8]) -> Result<(), Error> {
         let mut disk = self.disk();
+        if self.inner.objects.get(okey.as_bytes())?.as_deref() != Some(raw) {
+            return Ok(());
+        }
         disk.remove(&okey);
         self.drop_objects(&[okey])
     }

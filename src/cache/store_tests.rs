@@ -622,3 +622,98 @@ fn a_removal_stamped_by_a_clock_that_went_back_does_not_refuse_later_stores() {
     // One sent afterwards (here 50 ms later) is after the removal: stored.
     assert_eq!(c.put_blocking(later(50), body).unwrap(), PutOutcome::Stored);
 }
+
+/// Regression: a sled read that found its body gone because a put replaced the object
+/// meanwhile (the old body released with its last reference) took that for damage and
+/// dropped the object, deleting the response the put had just stored: a URL refreshed while
+/// it was being read went back to the origin on its next request.
+#[test]
+fn a_disk_read_that_loses_a_race_with_a_replacement_keeps_the_new_object() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, 0);
+    let req = HeaderMap::new();
+    let url = "http://a.example/replaced";
+    let old = meta(url, &[("content-length", "3")], &req, b"old");
+    c.put_blocking(old.clone(), Bytes::from_static(b"old"))
+        .unwrap();
+    // What a read thread read just before the put committed...
+    let okey = super::memory::object_key(url, "");
+    let raw = s.objects.get(okey.as_bytes()).unwrap().unwrap();
+    c.put_blocking(
+        meta(url, &[("content-length", "3")], &req, b"new"),
+        Bytes::from_static(b"new"),
+    )
+    .unwrap();
+    // ...found the old body released: the object it read is gone, the new one stays.
+    c.drop_unreadable(okey, &raw, &old.body_sha256).unwrap();
+    assert_eq!(hit(&c, url, &req).expect("the new object").1, "new");
+}
+
+/// Regression: a prefix purge noted no removal time for the URLs it covers, only for the
+/// ones it found stored, so a miss in flight under the prefix (its request sent before the
+/// purge, its body still arriving) stored the response the purge was meant to drop, and it
+/// was served as fresh afterwards. A purge of one URL refused that put already.
+#[tokio::test]
+async fn a_prefix_purge_refuses_puts_of_responses_requested_before_it() {
+    let s = Store::temporary().unwrap();
+    let c = cache(&s, 10 * MB, MB);
+    let req = HeaderMap::new();
+    let body = Bytes::from_static(b"old");
+    let in_flight = |url: &str| meta(url, &[("content-length", "3")], &req, b"old");
+    let (under, other) = (
+        in_flight("http://a.example/p/x"),
+        in_flight("http://b.example/"),
+    );
+    assert_eq!(c.remove_prefix("http://a.example/p/").await.unwrap(), 0);
+    assert_eq!(
+        c.put_blocking(under, body.clone()).unwrap(),
+        PutOutcome::Outdated,
+        "requested before the purge, under its prefix"
+    );
+    assert!(hit(&c, "http://a.example/p/x", &req).is_none());
+    assert_eq!(
+        c.put_blocking(other, body.clone()).unwrap(),
+        PutOutcome::Stored,
+        "another prefix is not refused"
+    );
+    let mut later = meta(
+        "http://a.example/p/x",
+        &[("content-length", "3")],
+        &req,
+        b"old",
+    );
+    later.request_time = SystemTime::now() + std::time::Duration::from_millis(50);
+    assert_eq!(
+        c.put_blocking(later, body).unwrap(),
+        PutOutcome::Stored,
+        "requested after the purge"
+    );
+}
+
+/// Regression: an object within `store.max_size` but over the policy's main space (the
+/// bound less its 1% window) was written, evicted every colder object it was compared with
+/// (all of them, once it had been fetched a few times), then was evicted itself.
+#[test]
+fn an_object_the_policy_cannot_hold_is_refused_and_evicts_nothing() {
+    let s = Store::temporary().unwrap();
+    let max = 200_000;
+    let c = cache(&s, max, 0);
+    let req = HeaderMap::new();
+    for i in 0..5 {
+        let body = Bytes::from(vec![i as u8; 10_000]);
+        let m = meta(&format!("http://a/{i}"), &[], &req, &body);
+        assert_eq!(c.put_blocking(m, body).unwrap(), PutOutcome::Stored);
+    }
+    let big = Bytes::from(vec![9u8; 198_500]);
+    for _ in 0..5 {
+        let m = meta("http://a/big", &[], &req, &big);
+        assert!(m.accounted_size() <= max);
+        assert_eq!(
+            c.put_blocking(m, big.clone()).unwrap(),
+            PutOutcome::TooLarge
+        );
+    }
+    assert_eq!(c.stats().objects, 5, "the small objects stay");
+    assert!((0..5).all(|i| hit(&c, &format!("http://a/{i}"), &req).is_some()));
+    assert_eq!(manifests(&s).len(), 5, "the large body was never written");
+}
