@@ -49,8 +49,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, order: Order) {
         // `keep-alive`, the usual token, is in the fixed set already. (`close` is not: a
         // field named `Close` goes too, RFC 9110 §7.6.1.)
         connection_tokens(headers)
-            .filter(|t| !t.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect()
     } else {
         Vec::new()
@@ -79,26 +79,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, order: Order) {
 /// Whether a message's `Connection` (or an HTTP/1.0 client's `Proxy-Connection`) asks to
 /// keep the connection open, given the protocol version it arrived in.
 pub fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    if connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("close")) {
+    if connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"close")) {
         return false;
     }
     match version {
         Version::HTTP_09 | Version::HTTP_10 => {
-            connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("keep-alive"))
+            connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"keep-alive"))
         }
         _ => true,
     }
 }
 
-/// The trimmed tokens of `Connection` and `Proxy-Connection`, in order.
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The trimmed tokens of `Connection` and `Proxy-Connection`, in order. Read as bytes: a
+/// line that also holds obs-text (which `HeaderValue::to_str` refuses) still names its
+/// fields and its `close`, so they are not relayed or ignored for a stray byte.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .chain(headers.get_all(PROXY_CONNECTION).iter())
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
 }
 
 /// Each protocol version a message can arrive in, with its `<received-protocol>` (RFC 9110
@@ -275,6 +276,25 @@ mod tests {
         let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_string()).collect();
         left.sort_unstable();
         left
+    }
+
+    /// Regression: a `Connection` line holding a byte outside visible ASCII (obs-text) was
+    /// skipped whole (`to_str` fails), so the fields it named reached the next hop and its
+    /// `close` was not seen: an origin's connection was pooled after it said it would close.
+    #[test]
+    fn a_connection_line_with_obs_text_still_names_its_fields_and_close() {
+        let mut h = HeaderMap::new();
+        let line = HeaderValue::from_bytes(b"X-Secret, close, caf\xc3\xa9").unwrap();
+        h.append(header::CONNECTION, line);
+        h.append("x-secret", HeaderValue::from_static("1"));
+        h.append("accept", HeaderValue::from_static("*/*"));
+        for order in [Order::Kept, Order::Any] {
+            assert_eq!(names_left(&h, order), ["accept"], "{order:?}");
+        }
+        assert!(!wants_keep_alive(Version::HTTP_11, &h));
+        let line = HeaderValue::from_bytes(b"keep-alive, \xff").unwrap();
+        let h: HeaderMap = [(header::CONNECTION, line)].into_iter().collect();
+        assert!(wants_keep_alive(Version::HTTP_10, &h));
     }
 
     #[test]
