@@ -61,6 +61,30 @@ async fn a_garbage_response_gets_502_protocol_error() {
     assert_proxy_error(&r, 502, "http_protocol_error");
 }
 
+/// Regression: a body whose chunked framing is malformed (the origin is still talking) was
+/// reported as `http_response_incomplete`, as if the origin had closed the connection; one
+/// that really ends early still is.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_protocol_error_and_a_short_one_incomplete() {
+    let bad = Origin::respond(|_| {
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n".to_vec()
+    })
+    .await;
+    let short = Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_some() {
+            let _ = conn
+                .write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+                .await;
+        }
+    })
+    .await;
+    let sluice = start_default().await;
+    let r = sluice.fetch(&bad.url("/")).await;
+    assert_proxy_error(&r, 502, "http_protocol_error");
+    let r = sluice.fetch(&short.url("/")).await;
+    assert_proxy_error(&r, 502, "http_response_incomplete");
+}
+
 #[tokio::test]
 async fn an_oversized_response_head_gets_502() {
     let origin = Origin::respond(|_| {

@@ -117,12 +117,7 @@ pub async fn respond(
         Err(e) => {
             // Enforce mode has sent nothing yet, so a failed body is an honest 502/504.
             on_storable(false);
-            Err(ProxyError::Upstream(
-                match e.downcast_ref::<body::BodyTimeout>() {
-                    Some(t) => upstream::Error::BodyTimeout(x.url.to_string(), t.0),
-                    None => upstream::Error::Closed(format!("{} (body: {e})", x.url)),
-                },
-            ))
+            Err(ProxyError::Upstream(upstream::body_error(x.url, &*e)))
         }
         Ok(Collected::TooLarge { head, rest }) => {
             on_storable(false);

@@ -541,6 +541,28 @@ fn map_hyper(who: String, e: &hyper::Error) -> Error {
     }
 }
 
+/// Why the response body from `url` failed to arrive whole: it took longer than
+/// `body_timeout`, its framing was malformed (a bad chunk-size line: the origin is talking,
+/// not sense), or the connection ended before its end.
+pub fn body_error(url: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<crate::body::BodyTimeout>() {
+            return Error::BodyTimeout(url.to_string(), t.0);
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            ) {
+                return Error::Protocol(url.to_string(), format!("malformed body: {io}"));
+            }
+        }
+        cause = c.source();
+    }
+    Error::Closed(format!("{url} (body: {e})"))
+}
+
 type Slot = Option<(Arc<Pool>, PoolKey, Conn)>;
 
 /// A response body that checks its connection back into the pool once it has been read to
