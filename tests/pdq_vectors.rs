@@ -24,6 +24,11 @@ fn expected() -> Vec<Value> {
 }
 
 fn run_hash(args: &[PathBuf]) -> (Vec<Value>, i32) {
+    let (values, code, _) = run_hash_stderr(args);
+    (values, code)
+}
+
+fn run_hash_stderr(args: &[PathBuf]) -> (Vec<Value>, i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("hash")
         .args(args)
@@ -34,7 +39,8 @@ fn run_hash(args: &[PathBuf]) -> (Vec<Value>, i32) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (values, out.status.code().unwrap_or(-1))
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (values, out.status.code().unwrap_or(-1), stderr)
 }
 
 #[test]
@@ -97,8 +103,16 @@ fn sluice_hash_reports_bad_files_and_exits_1() {
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "not an image").unwrap();
     let good = data_dir().join("images/misc-images/wee.jpg");
-    let (lines, code) = run_hash(&[good, text, dir.path().join("missing.png")]);
+    let missing = dir.path().join("missing.png");
+    let (lines, code, stderr) = run_hash_stderr(&[good, text.clone(), missing.clone()]);
     assert_eq!(code, 1);
+    // Also on stderr, for a user whose stdout goes to a file (as `sluice scan` does).
+    for bad in [&text, &missing] {
+        assert!(
+            stderr.contains(&bad.display().to_string()),
+            "{bad:?} named on stderr: {stderr:?}"
+        );
+    }
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["quality"], 100);
     assert!(lines[1]["sha256"].is_string());

@@ -55,7 +55,11 @@ pub fn run(files: &[PathBuf]) -> u8 {
     let mut failed = false;
     for path in files {
         let line = hash_file(path, max_pixels);
-        failed |= line.error.is_some();
+        if let Some(e) = &line.error {
+            // Also said where a user whose stdout goes to a file sees it, as `scan` does.
+            eprintln!("sluice: {}: {e}", line.path);
+            failed = true;
+        }
         let json =
             serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         if writeln!(out, "{json}").is_err() {
