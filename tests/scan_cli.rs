@@ -43,6 +43,18 @@ fn sluice_scan(cfg: &Path, files: &[&Path]) -> Output {
         .unwrap()
 }
 
+/// The JSON lines of a run that must have exited 0 (its stderr shown when it did not).
+#[track_caller]
+fn ok_lines(out: &Output) -> Vec<Value> {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines(out)
+}
+
 fn lines(out: &Output) -> Vec<Value> {
     String::from_utf8(out.stdout.clone())
         .unwrap()
@@ -66,13 +78,7 @@ fn each_file_gets_one_json_line_with_sha_media_type_and_class() {
     std::fs::write(&gz, enc.finish().unwrap()).unwrap();
 
     let out = sluice_scan(&cfg, &[&html, &txt, &png, &gz]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = lines(&out);
+    let got = ok_lines(&out);
     assert_eq!(got.len(), 4);
     let first_line = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -203,13 +209,7 @@ fn the_shipped_samples_scan() {
         &cfg,
         &files.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let media: Vec<String> = lines(&out)
+    let media: Vec<String> = ok_lines(&out)
         .iter()
         .map(|v| v["media_type"].as_str().unwrap().to_string())
         .collect();
@@ -250,13 +250,7 @@ fn scan_does_not_need_the_admin_token() {
         .arg(&html)
         .output()
         .unwrap();
-    assert_eq!(
-        scan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&scan.stderr)
-    );
-    assert_eq!(lines(&scan)[0]["sha256"], sha256_hex(PAGE.as_bytes()));
+    assert_eq!(ok_lines(&scan)[0]["sha256"], sha256_hex(PAGE.as_bytes()));
     // serve still needs it.
     let check = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .env_remove("SLUICE_ADMIN_TOKEN")
@@ -294,13 +288,7 @@ fn a_dash_scans_standard_input() {
         .write_all(PAGE.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = lines(&out);
+    let got = ok_lines(&out);
     assert_eq!(got.len(), 2);
     assert_eq!(got[0]["path"], "-");
     assert_eq!(got[0]["sha256"], sha256_hex(PAGE.as_bytes()));
