@@ -255,12 +255,14 @@ pub struct Copying {
     copy: Kept,
     len: usize,
     limit: usize,
-    done: Option<tokio::sync::oneshot::Sender<Bytes>>,
+    done: Option<tokio::sync::oneshot::Sender<Option<Bytes>>>,
 }
 
-/// Passes `inner` through while keeping a copy of up to `limit` bytes; when the body ends
-/// complete and within the limit, the receiver gets the copy (observe mode scans it).
-pub fn tee(inner: Body, limit: usize) -> (Tee, tokio::sync::oneshot::Receiver<Bytes>) {
+/// Passes `inner` through while keeping a copy of up to `limit` bytes. The receiver gets the
+/// copy when the body ends complete and within the limit (observe mode scans it), `None` as
+/// soon as there will be none (more than `limit` bytes, or the body failed), and a closed
+/// channel when the body is dropped before its end (the client left).
+pub fn tee(inner: Body, limit: usize) -> (Tee, tokio::sync::oneshot::Receiver<Option<Bytes>>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let mut copying = Copying {
         copy: Kept::default(),
@@ -280,7 +282,15 @@ impl Copying {
     /// Sends the copy, unless it was given up.
     fn finish(&mut self) {
         if let Some(tx) = self.done.take() {
-            let _ = tx.send(std::mem::take(&mut self.copy).into_bytes());
+            let _ = tx.send(Some(std::mem::take(&mut self.copy).into_bytes()));
+        }
+    }
+
+    /// Gives the copy up, saying so at once.
+    fn give_up(&mut self) {
+        self.copy.clear();
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(None);
         }
     }
 }
@@ -292,16 +302,13 @@ impl Watch for Copying {
                 if let Some(d) = frame.data_ref() {
                     self.len += d.len();
                     if self.len > self.limit {
-                        self.done.take();
-                        self.copy.clear();
+                        self.give_up();
                     } else if self.done.is_some() {
                         self.copy.push(d.clone());
                     }
                 }
             }
-            Poll::Ready(Some(Err(_))) => {
-                self.done.take();
-            }
+            Poll::Ready(Some(Err(_))) => self.give_up(),
             _ => {}
         }
         if ended {
@@ -350,12 +357,29 @@ mod tests {
         let (tee, copy) = tee(one_byte_frames(70_000), 1 << 20);
         let passed = boxed(tee).collect().await.expect("tee").to_bytes();
         assert_eq!(passed, want);
-        assert_eq!(copy.await.expect("a complete copy"), want);
+        assert_eq!(copy.await.expect("a complete copy"), Some(want.into()));
     }
 
     #[tokio::test]
     async fn an_empty_body_is_copied_without_being_polled() {
         let (_tee, copy) = tee(empty(), 1 << 20);
-        assert_eq!(copy.await.expect("a complete copy"), Bytes::new());
+        assert_eq!(copy.await.expect("a complete copy"), Some(Bytes::new()));
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_given_up_over_the_limit_and_lost_when_the_body_is_dropped() {
+        let (over, mut copy) = tee(one_byte_frames(100), 10);
+        let mut over = boxed(over);
+        for _ in 0..11 {
+            over.frame().await.expect("a frame").expect("data");
+        }
+        assert_eq!(copy.try_recv(), Ok(None), "given up as the limit is passed");
+        let rest = over.collect().await.expect("tee").to_bytes();
+        assert_eq!(rest.len(), 89, "the body passes whole");
+        let (left, copy) = tee(one_byte_frames(100), 1 << 20);
+        let mut body = boxed(left);
+        body.frame().await.expect("a frame").expect("data");
+        drop(body);
+        assert!(copy.await.is_err(), "a dropped body sends nothing");
     }
 }

@@ -1,5 +1,6 @@
 //! Request collapsing through the real proxy: a stampede on one cacheable URL costs one
-//! origin fetch, while requests for an uncacheable URL are not serialised behind each other.
+//! origin fetch, while requests for an uncacheable URL are not serialised behind each other;
+//! in enforce and in observe mode alike.
 
 use crate::common;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use common::cache::{answer, hits, wait_until};
 use common::{get, Client, Origin, Response, LIMIT};
+use sluice::config::{Config, ScanMode};
 use tokio::sync::watch;
 
 const CLIENTS: usize = 20;
@@ -62,8 +64,25 @@ async fn quiet(count: impl Fn() -> usize) {
     }
 }
 
+fn observe_config() -> Config {
+    let mut cfg = common::config();
+    cfg.scan.mode = ScanMode::Observe;
+    cfg
+}
+
 #[tokio::test]
 async fn concurrent_misses_for_one_cacheable_url_make_one_origin_request() {
+    one_origin_request_for_a_stampede(common::config()).await;
+}
+
+#[tokio::test]
+async fn in_observe_mode_concurrent_misses_for_one_cacheable_url_make_one_origin_request() {
+    // The leader streams the body to its client and stores the scanned copy afterwards: the
+    // others must wait for that store, not go upstream as soon as the head is seen.
+    one_origin_request_for_a_stampede(observe_config()).await;
+}
+
+async fn one_origin_request_for_a_stampede(cfg: Config) {
     let (release, gate) = watch::channel(false);
     let origin = Origin::start(move |mut conn| {
         let mut gate = gate.clone();
@@ -79,7 +98,7 @@ async fn concurrent_misses_for_one_cacheable_url_make_one_origin_request() {
         }
     })
     .await;
-    let sluice = common::start_default().await;
+    let sluice = common::start(cfg).await;
     let url = origin.url("/hot");
     let tasks = stampede(sluice.addr, &url).await;
     wait_until("the first origin request", || hits(&origin, "/hot") >= 1).await;
@@ -118,6 +137,15 @@ async fn concurrent_misses_for_one_cacheable_url_make_one_origin_request() {
 
 #[tokio::test]
 async fn concurrent_requests_for_a_no_store_url_are_not_serialised() {
+    no_store_stampede_is_not_serialised(common::config()).await;
+}
+
+#[tokio::test]
+async fn in_observe_mode_concurrent_requests_for_a_no_store_url_are_not_serialised() {
+    no_store_stampede_is_not_serialised(observe_config()).await;
+}
+
+async fn no_store_stampede_is_not_serialised(cfg: Config) {
     // The origin sends each head at once but holds every body until all requests arrived:
     // a proxy that serialised them behind one another would never get there.
     let arrived = Arc::new(AtomicUsize::new(0));
@@ -147,7 +175,7 @@ async fn concurrent_requests_for_a_no_store_url_are_not_serialised() {
         }
     })
     .await;
-    let sluice = common::start_default().await;
+    let sluice = common::start(cfg).await;
     let url = origin.url("/nostore");
     let tasks = stampede(sluice.addr, &url).await;
     for t in tasks {
@@ -311,4 +339,78 @@ async fn waiters_outlast_the_response_timeout_while_the_leader_reads_a_slow_body
         assert!(r.body == want, "the full body ({} bytes)", r.body.len());
     }
     assert_eq!(hits(&origin, "/slow-body"), 1, "one origin request in all");
+}
+
+#[tokio::test]
+async fn in_observe_mode_when_the_leading_client_leaves_mid_body_one_waiter_takes_over() {
+    // Observe mode: the leader's client already has the head and part of the body, and the
+    // others wait for the copy to be stored. That client hangs up: the copy is lost, and the
+    // waiters must neither wait on nor all go upstream at once; one fetches for the rest.
+    let (release, gate) = watch::channel(false);
+    let origin = Origin::start(move |mut conn| {
+        let mut gate = gate.clone();
+        async move {
+            while let Some(req) = conn.read_request().await {
+                let body = body_for(req.target());
+                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
+                let (now, later) = a.split_at(a.len() - body.len() / 2);
+                if conn.write(now).await.is_err() {
+                    return;
+                }
+                let _ = gate.wait_for(|open| *open).await;
+                if conn.write(later).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let sluice = common::start(observe_config()).await;
+    let url = origin.url("/left-mid-body");
+    let mut first = Client::connect(sluice.addr).await;
+    first.send(get(&url)).await;
+    let got = first.expect_some(LIMIT).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "the leader's client gets the head at once"
+    );
+    let tasks = stampede(sluice.addr, &url).await;
+    quiet(|| origin.requests().len()).await;
+    assert_eq!(
+        hits(&origin, "/left-mid-body"),
+        1,
+        "the others wait for the stored copy"
+    );
+    drop(first);
+    wait_until("a waiter's origin request", || {
+        hits(&origin, "/left-mid-body") >= 2
+    })
+    .await;
+    quiet(|| origin.requests().len()).await;
+    assert_eq!(
+        hits(&origin, "/left-mid-body"),
+        2,
+        "one waiter took over the abandoned fetch"
+    );
+    release.send_replace(true);
+    let want = body_for("/left-mid-body");
+    let mut collapsed = 0;
+    for t in tasks {
+        let r = t.await.expect("client task");
+        assert_eq!(r.status(), 200);
+        assert!(r.body == want, "the full body ({} bytes)", r.body.len());
+        if r.header("cache-status").unwrap_or("").contains("collapsed") {
+            collapsed += 1;
+        }
+    }
+    assert_eq!(
+        hits(&origin, "/left-mid-body"),
+        2,
+        "no more origin requests"
+    );
+    assert_eq!(
+        collapsed,
+        CLIENTS - 1,
+        "the new leader's waiters were collapsed hits"
+    );
 }

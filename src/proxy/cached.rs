@@ -8,7 +8,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 
 use super::conn::AccessLog;
 use super::error::ProxyError;
-use super::fetch::{self, Exchange};
+use super::fetch::{self, Exchange, Followers};
 use super::headers::ViaName;
 use super::target::Target;
 use super::Proxy;
@@ -129,7 +129,9 @@ async fn miss(
     // whose leader gave up (its client left, the origin failed) asks again, so one of the
     // waiters leads the next fetch instead of all going upstream at once. The whole wait is
     // bounded by what the leader's own fetch may take: a response timeout for the head,
-    // then a body timeout for the body it reads whole (to scan it) before storing.
+    // then a body timeout for the body it reads whole (to scan it) before storing. In observe
+    // mode the leader streams that body to its client and stores the scanned copy after; its
+    // followers wait for that store as they do in enforce mode.
     let mut leader = None;
     if !proxy.collapser.is_uncacheable(key) {
         let cfg = &proxy.upstream_cfg;
@@ -153,13 +155,9 @@ async fn miss(
             break;
         }
     }
-    let finish = |stored: bool| {
-        if let Some(l) = leader.take() {
-            l.finish(stored);
-        }
-    };
     let st = CacheStatus::forward(fwd);
-    fetch_and_respond(proxy, head, target, Some(key), st, log, finish).await
+    let followers = Followers::new(leader);
+    fetch_and_respond(proxy, head, target, Some(key), st, log, followers).await
 }
 
 /// What a follower serves once its leader stored the object: the stored object, when it is
@@ -196,7 +194,7 @@ async fn fetch_and_respond(
     key: Option<&CacheKey>,
     status: CacheStatus,
     log: &mut AccessLog,
-    mut on_storable: impl FnMut(bool),
+    mut followers: Followers,
 ) -> Result<Response<Body>, ProxyError> {
     let request_time = SystemTime::now();
     let mut upstream_req = head.request(&proxy.upstream.via);
@@ -206,7 +204,7 @@ async fn fetch_and_respond(
     let fetched = match proxy.upstream.send(upstream_req, target).await {
         Ok(f) => f,
         Err(e) => {
-            on_storable(false);
+            followers.tell(false);
             return Err(e.into());
         }
     };
@@ -222,7 +220,7 @@ async fn fetch_and_respond(
         request_time,
         response_time: SystemTime::now(),
     };
-    let resp = fetch::respond(proxy, resp, &x, status, log, on_storable).await;
+    let resp = fetch::respond(proxy, resp, &x, status, log, followers).await;
     log.url = url;
     resp
 }
@@ -327,7 +325,7 @@ async fn revalidate(
             Some(key),
             CacheStatus::forward(fwd),
             log,
-            |_| {},
+            Followers::default(),
         )
         .await;
     }
@@ -375,7 +373,7 @@ async fn revalidate(
     };
     let mut st = CacheStatus::forward(fwd);
     st.fwd_status = Some(upstream_status.as_u16());
-    let resp = fetch::respond(proxy, resp, &x, st, log, |_| {}).await;
+    let resp = fetch::respond(proxy, resp, &x, st, log, Followers::default()).await;
     log.url = url;
     resp
 }

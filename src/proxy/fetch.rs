@@ -12,6 +12,7 @@ use super::error::ProxyError;
 use super::respond;
 use super::Proxy;
 use crate::body::{self, Body, Collected};
+use crate::cache::collapse::Leader;
 use crate::cache::directives::CacheControl;
 use crate::cache::key::CacheKey;
 use crate::cache::meta::ObjectMeta;
@@ -42,15 +43,36 @@ pub fn bodiless(method: &Method, status: StatusCode) -> bool {
         || status == StatusCode::NOT_MODIFIED
 }
 
-/// Handles an upstream response: scans, stores and tags it. `on_storable` is told as soon as
-/// the head shows whether the response can be stored (collapsed followers stop waiting).
+/// The requests collapsed onto this fetch (`cached::miss`), told whether its response was
+/// stored as soon as that is known: at the head when it cannot be, else once the store is
+/// done (in observe mode, after the body has streamed and its copy been scanned). Dropped
+/// untold (the leading client left), it lets one of them fetch anew.
+#[derive(Default)]
+pub struct Followers(Option<Leader<bool>>);
+
+impl Followers {
+    /// The followers of `leader`, if this fetch leads.
+    pub fn new(leader: Option<Leader<bool>>) -> Self {
+        Followers(leader)
+    }
+
+    /// Tells the followers whether the response was stored; later calls do nothing.
+    pub fn tell(&mut self, stored: bool) {
+        if let Some(leader) = self.0.take() {
+            leader.finish(stored);
+        }
+    }
+}
+
+/// Handles an upstream response: scans, stores and tags it. `followers` are told as soon as
+/// it is known whether the response was stored.
 pub async fn respond(
     proxy: &Proxy,
     resp: Response<Body>,
     x: &Exchange<'_>,
     mut status_hdr: CacheStatus,
     log: &mut AccessLog,
-    mut on_storable: impl FnMut(bool),
+    mut followers: Followers,
 ) -> Result<Response<Body>, ProxyError> {
     // `resp` comes from `handle::downstream_response`, which drops a forged verdict header.
     let (mut parts, body) = resp.into_parts();
@@ -73,7 +95,7 @@ pub async fn respond(
             }
         };
     if !storable {
-        on_storable(false);
+        followers.tell(false);
     }
     if let (Some(key), &Method::GET) = (x.key, x.method) {
         note_storability(proxy, key, parts.status, &parts.headers, &rcc);
@@ -83,7 +105,7 @@ pub async fn respond(
     let stored_empty = storable && parts.status == StatusCode::NO_CONTENT;
     if bodiless(x.method, parts.status) && !stored_empty {
         if storable {
-            on_storable(false);
+            followers.tell(false);
         }
         set_cache_status(&mut parts.headers, &status_hdr, log);
         return Ok(Response::from_parts(parts, body));
@@ -91,15 +113,7 @@ pub async fn respond(
     let max = proxy.scan_cfg.max_body.as_usize();
     if proxy.scan_cfg.mode == ScanMode::Observe {
         return Ok(observe(
-            proxy,
-            parts,
-            body,
-            x,
-            storable,
-            no_store,
-            status_hdr,
-            log,
-            on_storable,
+            proxy, parts, body, x, storable, no_store, status_hdr, log, followers,
         ));
     }
     // A body whose Content-Length already exceeds max_body cannot be scanned: decide from
@@ -116,11 +130,11 @@ pub async fn respond(
     match collected {
         Err(e) => {
             // Enforce mode has sent nothing yet, so a failed body is an honest 502/504.
-            on_storable(false);
+            followers.tell(false);
             Err(ProxyError::Upstream(upstream::body_error(x.url, &*e)))
         }
         Ok(Collected::TooLarge { head, rest }) => {
-            on_storable(false);
+            followers.tell(false);
             let verdict = Verdict::unscanned(
                 "",
                 &media_type(&parts.headers),
@@ -158,7 +172,7 @@ pub async fn respond(
             } else {
                 false
             };
-            on_storable(stored);
+            followers.tell(stored);
             status_hdr.stored = stored;
             set_cache_status(&mut parts.headers, &status_hdr, log);
             Ok(finish(
@@ -174,7 +188,7 @@ pub async fn respond(
 }
 
 /// Observe mode: the client gets the bytes at once; a copy is scanned (and stored) when the
-/// body has ended complete.
+/// body has ended complete, and only then are `followers` told.
 #[allow(clippy::too_many_arguments)]
 fn observe(
     proxy: &Proxy,
@@ -185,9 +199,14 @@ fn observe(
     no_store: bool,
     status_hdr: CacheStatus,
     log: &mut AccessLog,
-    mut on_storable: impl FnMut(bool),
+    mut followers: Followers,
 ) -> Response<Body> {
-    let (tee, copy) = body::tee(body, proxy.scan_cfg.max_body.as_usize());
+    let max = proxy.scan_cfg.max_body.as_usize();
+    if declared_length(&parts.headers).is_some_and(|n| n > max as u64) {
+        // Announced over max_body: no copy will be kept, so nothing will be stored.
+        followers.tell(false);
+    }
+    let (tee, copy) = body::tee(body, max);
     let pipeline = proxy.pipeline.clone();
     let headers = parts.headers.clone();
     let url = x.url.to_string();
@@ -204,9 +223,18 @@ fn observe(
             x.response_time,
         )
     });
-    on_storable(false);
     tokio::spawn(async move {
-        let Ok(bytes) = copy.await else { return };
+        let bytes = match copy.await {
+            Ok(Some(bytes)) => bytes,
+            // Over max_body, or the body failed: nothing will be stored.
+            Ok(None) => {
+                followers.tell(false);
+                return;
+            }
+            // The client left before the end: `followers` dropped untold lets one of them
+            // fetch anew.
+            Err(_) => return,
+        };
         // No client waits for this scan and store, so nothing else bounds the bodies held
         // for them once their responses are done: past the pipeline's capacity (what a full
         // scan queue refuses in enforce mode) a body is neither scanned nor stored.
@@ -216,10 +244,12 @@ fn observe(
                 url,
                 "scan capacity taken: observed body not scanned or stored"
             );
+            followers.tell(false);
             return;
         };
         let verdict = Arc::new(pipeline.scan(content(&bytes, &headers, &url)).await);
         record_url(&store, &url, &verdict, no_store);
+        let mut stored = false;
         if let Some((key, status, req_headers, request_time, response_time)) = prepared {
             let object = Object {
                 key,
@@ -229,8 +259,9 @@ fn observe(
                 request_time,
                 response_time,
             };
-            put_complete(&cache, object, bytes, &url, &verdict).await;
+            stored = put_complete(&cache, object, bytes, &url, &verdict).await;
         }
+        followers.tell(stored);
     });
     set_cache_status(&mut parts.headers, &status_hdr, log);
     log.verdict = "observe";

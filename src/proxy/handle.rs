@@ -175,7 +175,7 @@ async fn uncached(
         &x,
         CacheStatus::forward(Fwd::Method),
         log,
-        |_| {},
+        fetch::Followers::default(),
     )
     .await
 }
