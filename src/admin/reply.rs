@@ -156,6 +156,15 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Like [`query_param`], but a `+` stays a `+`: for a value that is a URL or a time, where
+/// `+` is part of the value (a URL's query `q=a+b`, a time's offset `+01:00`) and a space
+/// never is, so the `+` a client typed unencoded (as the README's curl examples do) is not
+/// turned into a space that no stored URL or RFC 3339 time contains. A form-encoding client
+/// sends a `+` of the value as `%2B`, which decodes the same either way.
+pub fn query_param_plus(query: Option<&str>, name: &str) -> Option<String> {
+    query_param(query.map(|q| q.replace('+', "%2B")).as_deref(), name)
+}
+
 /// `limit=` clamped to 1..=1000 (default 100); a non-number is a 400.
 pub fn page_limit(query: Option<&str>) -> Result<usize, ApiError> {
     match query_param(query, "limit") {
@@ -173,6 +182,23 @@ pub fn page_limit(query: Option<&str>) -> Result<usize, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plus_stays_a_plus_only_where_asked() {
+        let q = Some("url=http://a.test/s?q=a+b%2Bc&since=2026-11-25T00:00:00+01:00");
+        assert_eq!(
+            query_param_plus(q, "url").as_deref(),
+            Some("http://a.test/s?q=a+b+c")
+        );
+        assert_eq!(
+            query_param_plus(q, "since").as_deref(),
+            Some("2026-11-25T00:00:00+01:00")
+        );
+        assert_eq!(
+            query_param(Some("list=abuse+reports"), "list").as_deref(),
+            Some("abuse reports")
+        );
+    }
 
     #[test]
     fn page_limits_clamp_and_only_non_numbers_are_refused() {
