@@ -369,3 +369,42 @@ async fn a_prefix_purge_completes_when_its_client_hangs_up() {
     })
     .await;
 }
+
+/// Regression: query values were form-decoded, so a `+` typed unencoded (the README's curl
+/// examples pass `url=` and `since=` as they are) became a space: `?url=` of a URL with
+/// `+` in its query answered 404 for a URL that has a verdict, and `since=` with a `+01:00`
+/// offset was a 400.
+#[tokio::test]
+async fn a_plus_in_url_or_since_is_a_plus() {
+    let origin =
+        Origin::respond(|_| cacheable_text("Congratulations, you have won a prize!")).await;
+    let dirs = Dirs::new();
+    let s = common::start(dirs.config("")).await;
+    let c = AdminClient::of(&s, None);
+
+    let url = origin.url("/search?q=won+prize");
+    let r = s.fetch(&url).await;
+    assert_eq!(verdict_class(&r), "spam");
+
+    // Unencoded, as typed after `curl "$A/verdicts?url=`.
+    let a = c.get(&format!("/verdicts?url={url}")).await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+    assert_eq!(a.json["url"], url.as_str());
+    // Form-encoded (the `+` as %2B) still works.
+    let a = c.get(&format!("/verdicts?url={}", enc(&url))).await;
+    assert_eq!(a.status, 200, "{:?}", a.json);
+
+    for since in [
+        "2000-01-01T01:00:00+01:00",
+        "2000-01-01+00:00:00Z",
+        "2000-01-01T00:00:00%2B00:00",
+    ] {
+        let a = c.get(&format!("/verdicts?class=spam&since={since}")).await;
+        assert_eq!(a.status, 200, "{since}: {:?}", a.json);
+        assert_eq!(a.json["items"].as_array().map(Vec::len), Some(1), "{since}");
+    }
+    let a = c
+        .get("/verdicts?class=spam&since=2999-01-01T00:00:00+01:00")
+        .await;
+    assert_eq!(a.json["items"].as_array().map(Vec::len), Some(0));
+}

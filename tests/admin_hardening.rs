@@ -212,3 +212,28 @@ async fn a_configured_token_with_a_trailing_newline_still_authenticates() {
     let bad = AdminClient::of(&s, Some("wrong"));
     assert_eq!(bad.get("/metrics").await.status, 401);
 }
+
+/// Regression: the header timeout ends at the end of the head, and the body was read with
+/// no limit in time, so a client that declared a body and stopped sending it (a crashed
+/// script, a slowloris) held its admin connection and handler for ever. Now a body with no
+/// byte for `proxy.header_timeout` is answered 408 and the connection closed.
+#[tokio::test]
+async fn a_stalled_admin_request_body_is_408_and_closed() {
+    let dirs = Dirs::new();
+    let mut cfg = dirs.config(TOKEN);
+    cfg.proxy.header_timeout = std::time::Duration::from_millis(300);
+    let s = common::start(cfg).await;
+    let addr = AdminClient::of(&s, None).addr;
+    for path in ["/purge", "/hashes", "/rescan"] {
+        let mut c = Client::connect(addr).await;
+        c.send(format!(
+            "POST {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: 100\r\n\r\n{{\"url\":"
+        ))
+        .await;
+        let rest = c.expect_close(common::LIMIT).await;
+        let text = String::from_utf8_lossy(&rest);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(text.contains("stopped arriving"), "{path}: {text}");
+    }
+}

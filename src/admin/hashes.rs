@@ -129,7 +129,8 @@ pub fn apply_stored(handles: &Handles, store: &Store) -> usize {
 
 /// `POST /hashes`: one entry or an array; all-or-nothing.
 pub async fn add(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let body: Value = reply::read_json(req, reply::MAX_HASHES_BODY).await?;
+    let body: Value =
+        reply::read_json(req, reply::MAX_HASHES_BODY, admin.proxy.cfg.header_timeout).await?;
     let (raw, single) = match body {
         Value::Array(items) => (items, false),
         one => (vec![one], true),

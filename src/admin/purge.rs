@@ -20,7 +20,8 @@ struct PurgeRequest {
 
 /// Handles `POST /purge`.
 pub async fn handle(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let body: PurgeRequest = reply::read_json(req, reply::MAX_BODY).await?;
+    let body: PurgeRequest =
+        reply::read_json(req, reply::MAX_BODY, admin.proxy.cfg.header_timeout).await?;
     let cache = admin.proxy.cache.clone();
     // A purge runs to its end as a task of its own: hyper drops this handler when the client
     // hangs up (a timeout on a large prefix), which stopped a prefix purge part of the way.

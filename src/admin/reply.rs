@@ -1,5 +1,7 @@
 //! JSON responses, the admin API's error type, and bounded request-body reading.
 
+use std::time::Duration;
+
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -115,8 +117,16 @@ pub fn text(status: StatusCode, media_type: &'static str, body: String) -> Respo
     resp
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with 413.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
+/// Reads the whole body, refusing more than `limit` bytes with 413, and answering 408 (and
+/// closing) when no byte of it arrives for `idle`: hyper's header timer stops at the end of
+/// the head, so a client that declared a body and sent none of it (or stopped part way) held
+/// its connection and handler for ever. Like nginx's `client_body_timeout`, the limit is
+/// between reads, so a large `POST /hashes` over a slow link still gets through.
+pub async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    idle: Duration,
+) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -131,21 +141,47 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<bytes::By
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "cannot read the request body: {e}"
-        ))),
+    let mut body = Limited::new(req.into_body(), limit);
+    let mut out = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(out.into()),
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body stopped arriving (nothing for {} ms)",
+                        idle.as_millis()
+                    ),
+                )
+                .with_header("connection", "close"))
+            }
+        };
+        match frame {
+            Ok(f) => {
+                if let Ok(data) = f.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot read the request body: {e}"
+                )))
+            }
+        }
     }
 }
 
-/// Reads and parses a JSON body; malformed JSON is a 400 naming the parse error.
+/// Reads and parses a JSON body ([`read_body`]); malformed JSON is a 400 naming the parse
+/// error.
 pub async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
     limit: usize,
+    idle: Duration,
 ) -> Result<T, ApiError> {
-    let bytes = read_body(req, limit).await?;
+    let bytes = read_body(req, limit, idle).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
@@ -154,6 +190,15 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// Like [`query_param`], but a `+` stays a `+`: for a value that is a URL or a time, where
+/// `+` is part of the value (a URL's query `q=a+b`, a time's offset `+01:00`) and a space
+/// never is, so the `+` a client typed unencoded (as the README's curl examples do) is not
+/// turned into a space that no stored URL or RFC 3339 time contains. A form-encoding client
+/// sends a `+` of the value as `%2B`, which decodes the same either way.
+pub fn query_param_plus(query: Option<&str>, name: &str) -> Option<String> {
+    query_param(query.map(|q| q.replace('+', "%2B")).as_deref(), name)
 }
 
 /// `limit=` clamped to 1..=1000 (default 100); a non-number is a 400.
@@ -173,6 +218,23 @@ pub fn page_limit(query: Option<&str>) -> Result<usize, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plus_stays_a_plus_only_where_asked() {
+        let q = Some("url=http://a.test/s?q=a+b%2Bc&since=2026-11-25T00:00:00+01:00");
+        assert_eq!(
+            query_param_plus(q, "url").as_deref(),
+            Some("http://a.test/s?q=a+b+c")
+        );
+        assert_eq!(
+            query_param_plus(q, "since").as_deref(),
+            Some("2026-11-25T00:00:00+01:00")
+        );
+        assert_eq!(
+            query_param(Some("list=abuse+reports"), "list").as_deref(),
+            Some("abuse reports")
+        );
+    }
 
     #[test]
     fn page_limits_clamp_and_only_non_numbers_are_refused() {

@@ -126,7 +126,8 @@ pub fn status(admin: &Admin) -> Response<Body> {
 
 /// `POST /rescan`: 202 with the new progress, 409 with the running one's, 400 on bad input.
 pub async fn start(admin: &Admin, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let body: RescanRequest = reply::read_json(req, reply::MAX_BODY).await?;
+    let body: RescanRequest =
+        reply::read_json(req, reply::MAX_BODY, admin.proxy.cfg.header_timeout).await?;
     let selector = selector(body)?;
     let request = match &selector {
         Selector::Class { class, since } => json!({ "class": class, "since": since.map(|s| {

@@ -35,7 +35,7 @@ pub async fn by_sha(admin: &Admin, path: &str) -> Result<Response<Body>, ApiErro
 /// `GET /verdicts?url=` or `GET /verdicts?class=`.
 pub async fn query(admin: &Admin, q: Option<&str>) -> Result<Response<Body>, ApiError> {
     let store = admin.proxy.store.clone();
-    if let Some(url) = query_param(q, "url") {
+    if let Some(url) = reply::query_param_plus(q, "url") {
         let v = blocking(move || by_url(&store, &url)).await?;
         return Ok(reply::json(StatusCode::OK, &v));
     }
@@ -48,14 +48,25 @@ pub async fn query(admin: &Admin, q: Option<&str>) -> Result<Response<Body>, Api
         .map_err(|_| ApiError::bad_request(format!("unknown class {class:?}")))?;
     let limit = reply::page_limit(q)?;
     let after = query_param(q, "after");
-    let since = match query_param(q, "since") {
+    let since = match reply::query_param_plus(q, "since") {
         None => None,
-        Some(s) => Some(index::parse_rfc3339(&s).ok_or_else(|| {
+        Some(s) => Some(parse_since(&s).ok_or_else(|| {
             ApiError::bad_request(format!("since must be an RFC 3339 time, not {s:?}"))
         })?),
     };
     let page = blocking(move || list(&store, class, limit, after.as_deref(), since)).await?;
     Ok(reply::json(StatusCode::OK, &page))
+}
+
+/// `since=` as seconds since the epoch. The value keeps its `+` (an offset, `+01:00`), so
+/// a form-encoded space between date and time (`2026-11-25+00:00:00Z`) arrives as a `+`.
+fn parse_since(s: &str) -> Option<u64> {
+    match s.split_at_checked(10) {
+        Some((date, time)) if time.starts_with('+') => {
+            index::parse_rfc3339(&format!("{date} {}", &time[1..]))
+        }
+        _ => index::parse_rfc3339(s),
+    }
 }
 
 fn stored(store: &Store, sha: &str) -> Result<Option<Verdict>, ApiError> {
@@ -151,4 +162,28 @@ fn list(
     }
     // `next` is only a cursor when another entry follows the page.
     Ok(json!({ "items": items, "next": if more { next } else { None } }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_offsets_and_a_form_encoded_space() {
+        let z = index::parse_rfc3339("2026-11-25T00:00:00Z");
+        assert!(z.is_some());
+        for s in [
+            "2026-11-25T00:00:00Z",
+            "2026-11-25T01:00:00+01:00",
+            "2026-11-24T23:00:00-01:00",
+            "2026-11-25 00:00:00Z",
+            "2026-11-25+00:00:00Z",
+            "2026-11-25+01:00:00+01:00",
+        ] {
+            assert_eq!(parse_since(s), z, "{s}");
+        }
+        assert_eq!(parse_since("2026-11-25T00:00:00 01:00"), None);
+        assert_eq!(parse_since("yesterday"), None);
+        assert_eq!(parse_since("+"), None);
+    }
 }
