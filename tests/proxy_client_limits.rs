@@ -499,3 +499,24 @@ async fn a_client_over_max_connections_that_sent_its_request_reads_the_503() {
     }
     assert_eq!(origin.requests().len(), 1);
 }
+/// Regression: on a dual-stack listener (`[::]`) an IPv4 client is seen as
+/// `::ffff:a.b.c.d`; it was matched against `proxy.clients` only as `a.b.c.d`, so an ACL
+/// written in the mapped form (`::ffff:127.0.0.0/104`, as Squid accepts) refused the very
+/// clients it names with 403.
+#[tokio::test]
+async fn an_acl_in_ipv4_mapped_form_admits_ipv4_clients_of_a_dual_stack_listener() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.listen = "[::]:0".parse().expect("address");
+    cfg.proxy.clients = vec!["::ffff:127.0.0.0/104".parse().expect("CIDR")];
+    let sluice = start(cfg).await;
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], sluice.addr.port()));
+    let r = common::fetch(v4, &origin.url("/")).await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, sluice.addr.port()));
+    common::assert_proxy_error(
+        &common::fetch(v6, &origin.url("/")).await,
+        403,
+        "http_request_denied",
+    );
+}
