@@ -369,8 +369,30 @@ impl Drop for Sent {
 }
 
 impl AccessLog {
+    /// A request head refused before any handler saw it, on a connection that then closed:
+    /// one hyper answered itself (400, 414, 431: malformed, a smuggling attempt the head
+    /// check marked, too large) or one that did not arrive whole within `proxy.header_timeout`
+    /// (logged 408, as nginx does; nothing is sent). Its method and target are unknown
+    /// (`-`). Writes its line and counts it; no request was in flight.
+    pub fn refused_head(client: IpAddr, status: u16, state: &ConnState) {
+        let log = AccessLog {
+            client,
+            method: Method::from_bytes(b"-").unwrap_or_default(),
+            url: "-".to_string(),
+            status,
+            ..AccessLog::default()
+        };
+        log.write(0, status != 408, Instant::now(), state);
+    }
+
     /// Ends the request: writes its line, counts it, and tells the connection it is over.
     fn end(&self, bytes: u64, complete: bool, started: Instant, state: &ConnState) {
+        self.write(bytes, complete, started, state);
+        state.request_done();
+    }
+
+    /// Writes the request's line and counts it.
+    fn write(&self, bytes: u64, complete: bool, started: Instant, state: &ConnState) {
         tracing::info!(
             target: "access",
             client = %self.client,
@@ -387,7 +409,6 @@ impl AccessLog {
         state
             .metrics
             .count_request(self.method.as_str(), self.status, self.cache_result);
-        state.request_done();
     }
 }
 

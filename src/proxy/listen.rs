@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::conn::{Check, ConnState, TrackedIo};
+use super::conn::{AccessLog, Check, ConnState, TrackedIo};
 use super::{handle, Proxy};
 
 /// Accepts clients until `shutdown` turns true, then waits for open connections to finish
@@ -96,6 +96,22 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(msg.as_bytes())).await;
 }
 
+/// The status hyper answered a request head it refused with (and then closed), as its
+/// `on_error` picks it; `None` when the error was not a refused head (a request body or IO
+/// error ends a request the handler logs; an HTTP/2 preface gets no answer).
+fn refused_head_status(e: &hyper::Error) -> Option<u16> {
+    if !e.is_parse() || e.is_parse_version_h2() {
+        return None;
+    }
+    Some(if !e.is_parse_too_large() {
+        400
+    } else if e.to_string().contains("URI too long") {
+        414
+    } else {
+        431
+    })
+}
+
 /// Whether `proxy.clients` admits `ip`. An IPv4 client is the same client whether a
 /// dual-stack listener shows it as `a.b.c.d` or as `::ffff:a.b.c.d`, and is matched in both
 /// forms, as Squid does: `10.0.0.0/8` and `::ffff:10.0.0.0/104` admit the same clients.
@@ -154,6 +170,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             Check::Wait(d) => d,
             Check::HeaderTimeout => {
                 tracing::debug!(client = %peer, "request head not complete in time; closing");
+                AccessLog::refused_head(peer.ip(), 408, &state);
                 return;
             }
             Check::SendStalled => {
@@ -174,6 +191,9 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(client = %peer, error = %e, "client connection ended");
+                    if let Some(status) = refused_head_status(&e) {
+                        AccessLog::refused_head(peer.ip(), status, &state);
+                    }
                 }
                 return;
             }
