@@ -114,9 +114,13 @@ impl ConnState {
     }
 
     /// The response in flight, if any, is cut short (shutdown's grace period is over): the
-    /// connection must end in a reset, or a body without a length would look complete.
+    /// connection must end in a reset, or a body without a length would look complete. A
+    /// response whose body hyper has taken whole is still in flight while the client has not
+    /// taken its last bytes (the write of them was refused): those are lost too.
     pub fn cut_in_flight(&self) {
-        if self.inflight.load(Ordering::Acquire) > 0 {
+        if self.inflight.load(Ordering::Acquire) > 0
+            || self.blocked_since.load(Ordering::Acquire) != 0
+        {
             self.cut();
         }
     }
@@ -510,6 +514,24 @@ mod tests {
             s.check(Duration::from_secs(10), Duration::from_secs(60)),
             Check::Wait(_)
         ));
+    }
+
+    /// Regression: at the end of the shutdown grace period a response counted as done once
+    /// hyper had taken its whole body, though its last bytes still waited for a client that
+    /// read slowly; the connection then closed in order, and an HTTP/1.0 client took the
+    /// part it had of a body without a length for the whole body.
+    #[test]
+    fn a_response_still_being_flushed_is_cut_at_the_end_of_the_grace_period() {
+        let s = ConnState::new(Default::default());
+        s.request_started();
+        s.request_done();
+        s.cut_in_flight();
+        assert!(!s.cut.load(Ordering::Acquire), "all sent: an orderly close");
+        s.request_started();
+        s.on_write::<usize>(&Poll::Pending);
+        s.request_done();
+        s.cut_in_flight();
+        assert!(s.cut.load(Ordering::Acquire), "bytes left unsent: a reset");
     }
 
     #[test]
