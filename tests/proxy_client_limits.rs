@@ -608,6 +608,112 @@ async fn every_request_gets_exactly_one_access_log_line() {
     }
 }
 
+/// A connection's `proxy.max_connections` slot comes back however the connection ends:
+/// at the header timeout, as a tunnel, after a refused or failed CONNECT, by the client
+/// leaving mid-request, by a cut response body, by hyper's 400, by an unread request body,
+/// by a failed upstream. Then as many clients as the limit, at once, are all served.
+#[tokio::test]
+async fn a_slot_comes_back_however_its_connection_ends() {
+    let origin = Origin::respond(|req| {
+        if req.target().ends_with("/hang") {
+            Vec::new()
+        } else {
+            common::ok("ok")
+        }
+    })
+    .await;
+    // 5 of 100 bytes, then the close.
+    let cut = Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_some() {
+            let _ = conn
+                .write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+                .await;
+        }
+    })
+    .await;
+    let (silent, asked) = Origin::silent().await;
+    let tunnel = tunnel_end().await;
+    let refused = common::refused_port();
+    const SLOTS: usize = 4;
+    let mut cfg = config();
+    cfg.proxy.max_connections = SLOTS;
+    cfg.proxy.header_timeout = Duration::from_millis(200);
+    cfg.proxy.connect_ports = vec![tunnel.port(), refused];
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send("GET http://x/ HTTP/1.1\r\n").await;
+    c.expect_close(LIMIT).await;
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(connect_request(&tunnel.addr().to_string())).await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), 200);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(connect_request(&format!("127.0.0.1:{refused}")))
+        .await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), 502);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(connect_request("127.0.0.1:1")).await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), 403);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(get(&silent.url("/"))).await;
+    tokio::time::timeout(LIMIT, asked.notified())
+        .await
+        .expect("the request reaches the origin");
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(get(&cut.url("/cut"))).await;
+    // Cut before sluice sent the head: a 502; after: a cut body. Either way, the slot.
+    let _ = c.try_read_response().await;
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send("GET http://x/ HTTP/1.1\r\nBad\r\n\r\n").await;
+    assert_eq!(c.read_response().await.status(), 400);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send("POST http://x/ HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+        .await;
+    assert_eq!(c.read_response().await.status(), 400, "no Host");
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/hang"))).await;
+    assert_eq!(c.read_response().await.status(), 502);
+    drop(c);
+    let deadline = Instant::now() + LIMIT;
+    'again: loop {
+        let mut clients = Vec::new();
+        for _ in 0..SLOTS {
+            let mut c = Client::connect(sluice.addr).await;
+            c.send(get(&origin.url("/again"))).await;
+            clients.push(c);
+        }
+        for c in &mut clients {
+            let status = c.read_response().await.status();
+            if status != 200 {
+                assert_eq!(status, 503);
+                assert!(Instant::now() < deadline, "a slot never came back");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue 'again;
+            }
+        }
+        break;
+    }
+}
+
 /// Regression: on a dual-stack listener (`[::]`) an IPv4 client is seen as
 /// `::ffff:a.b.c.d`; it was matched against `proxy.clients` only as `a.b.c.d`, so an ACL
 /// written in the mapped form (`::ffff:127.0.0.0/104`, as Squid accepts) refused the very
