@@ -499,3 +499,239 @@ async fn a_client_over_max_connections_that_sent_its_request_reads_the_503() {
     }
     assert_eq!(origin.requests().len(), 1);
 }
+
+/// Requests answered so far, as `sluice_requests_total` counts them (one per access-log
+/// line: the same call writes the line and counts it).
+fn answered(sluice: &common::Sluice) -> Vec<((&'static str, u16), u64)> {
+    let m = &sluice.running.as_ref().expect("running").proxy.metrics;
+    m.totals().0
+}
+
+/// Waits until `n` requests have been answered, then checks that no more were.
+async fn answered_exactly(sluice: &common::Sluice, n: u64) {
+    let count = |s: &common::Sluice| answered(s).iter().map(|(_, n)| n).sum::<u64>();
+    let deadline = Instant::now() + LIMIT;
+    while count(sluice) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{n} requests, logged: {:?}",
+            answered(sluice)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        count(sluice),
+        n,
+        "a request logged twice: {:?}",
+        answered(sluice)
+    );
+}
+
+/// An origin that reads one request on each connection and then waits for the peer to close:
+/// a tunnel's far end.
+async fn tunnel_end() -> Origin {
+    Origin::start(|mut conn| async move {
+        let mut b = [0u8; 64];
+        while matches!(conn.wire().stream.read(&mut b).await, Ok(n) if n > 0) {}
+    })
+    .await
+}
+
+fn connect_request(authority: &str) -> String {
+    format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n")
+}
+
+/// Each request gets exactly one access-log line, whatever becomes of it: pipelined ones,
+/// a HEAD, a refused TRACE, a CONNECT tunnel, a client that leaves mid-body, and the heads
+/// no handler sees — hyper's own 400 for a malformed head (smuggling attempts among them)
+/// and one the header timeout ends. Those last two had no line at all, so an attack on the
+/// proxy left no trace in its access log.
+#[tokio::test]
+async fn every_request_gets_exactly_one_access_log_line() {
+    let origin = Origin::respond(|req| {
+        if req.target().ends_with("/big") {
+            let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 4000000\r\n\r\n".to_vec();
+            r.resize(r.len() + 4_000_000, b'x');
+            r
+        } else {
+            common::ok("ok")
+        }
+    })
+    .await;
+    let tunnel = tunnel_end().await;
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![tunnel.port()];
+    cfg.proxy.header_timeout = Duration::from_millis(300);
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    let mut pipelined = get(&origin.url("/1"));
+    pipelined.extend(request("HEAD", &origin.url("/2"), &[], b""));
+    pipelined.extend(b"TRACE http://x/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipelined.extend(get(&origin.url("/3")));
+    c.send(&pipelined).await;
+    assert_eq!(c.read_response().await.status(), 200);
+    let head = c.try_read_response_to("HEAD").await.expect("HEAD answer");
+    assert_eq!(head.status(), 200);
+    assert_eq!(c.read_response().await.status(), 405);
+    assert_eq!(c.read_response().await.status(), 200);
+    answered_exactly(&sluice, 4).await;
+    let mut c = sluice.client().await;
+    c.send(connect_request(&tunnel.addr().to_string())).await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), 200);
+    drop(c);
+    answered_exactly(&sluice, 5).await;
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/big"))).await;
+    c.expect_some(LIMIT).await;
+    drop(c);
+    answered_exactly(&sluice, 6).await;
+    // Content-Length with Transfer-Encoding: the head check makes hyper refuse it.
+    let mut c = sluice.client().await;
+    c.send("POST http://x/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        .await;
+    assert_eq!(c.read_response().await.status(), 400);
+    answered_exactly(&sluice, 7).await;
+    let mut c = sluice.client().await;
+    c.send("GET http://x/ HTTP/1.1\r\nHost: x\r\n").await;
+    c.expect_close(LIMIT).await;
+    answered_exactly(&sluice, 8).await;
+    let totals = answered(&sluice);
+    for status in [400, 408] {
+        assert!(
+            totals.contains(&(("other", status), 1)),
+            "the refused head is counted as {status}: {totals:?}"
+        );
+    }
+}
+
+/// A connection's `proxy.max_connections` slot comes back however the connection ends:
+/// at the header timeout, as a tunnel, after a refused or failed CONNECT, by the client
+/// leaving mid-request, by a cut response body, by hyper's 400, by an unread request body,
+/// by a failed upstream. Then as many clients as the limit, at once, are all served.
+#[tokio::test]
+async fn a_slot_comes_back_however_its_connection_ends() {
+    let origin = Origin::respond(|req| {
+        if req.target().ends_with("/hang") {
+            Vec::new()
+        } else {
+            common::ok("ok")
+        }
+    })
+    .await;
+    // 5 of 100 bytes, then the close.
+    let cut = Origin::start(|mut conn| async move {
+        if conn.read_request().await.is_some() {
+            let _ = conn
+                .write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+                .await;
+        }
+    })
+    .await;
+    let (silent, asked) = Origin::silent().await;
+    let tunnel = tunnel_end().await;
+    let refused = common::refused_port();
+    const SLOTS: usize = 4;
+    let mut cfg = config();
+    cfg.proxy.max_connections = SLOTS;
+    cfg.proxy.header_timeout = Duration::from_millis(200);
+    cfg.proxy.connect_ports = vec![tunnel.port(), refused];
+    let sluice = start(cfg).await;
+    let mut c = sluice.client().await;
+    c.send("GET http://x/ HTTP/1.1\r\n").await;
+    c.expect_close(LIMIT).await;
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(connect_request(&tunnel.addr().to_string())).await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), 200);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(connect_request(&format!("127.0.0.1:{refused}")))
+        .await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), 502);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(connect_request("127.0.0.1:1")).await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), 403);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(get(&silent.url("/"))).await;
+    tokio::time::timeout(LIMIT, asked.notified())
+        .await
+        .expect("the request reaches the origin");
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(get(&cut.url("/cut"))).await;
+    // Cut before sluice sent the head: a 502; after: a cut body. Either way, the slot.
+    let _ = c.try_read_response().await;
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send("GET http://x/ HTTP/1.1\r\nBad\r\n\r\n").await;
+    assert_eq!(c.read_response().await.status(), 400);
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send("POST http://x/ HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+        .await;
+    assert_eq!(c.read_response().await.status(), 400, "no Host");
+    drop(c);
+    let mut c = sluice.client().await;
+    c.send(get(&origin.url("/hang"))).await;
+    assert_eq!(c.read_response().await.status(), 502);
+    drop(c);
+    let deadline = Instant::now() + LIMIT;
+    'again: loop {
+        let mut clients = Vec::new();
+        for _ in 0..SLOTS {
+            let mut c = Client::connect(sluice.addr).await;
+            c.send(get(&origin.url("/again"))).await;
+            clients.push(c);
+        }
+        for c in &mut clients {
+            let status = c.read_response().await.status();
+            if status != 200 {
+                assert_eq!(status, 503);
+                assert!(Instant::now() < deadline, "a slot never came back");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue 'again;
+            }
+        }
+        break;
+    }
+}
+
+/// Regression: on a dual-stack listener (`[::]`) an IPv4 client is seen as
+/// `::ffff:a.b.c.d`; it was matched against `proxy.clients` only as `a.b.c.d`, so an ACL
+/// written in the mapped form (`::ffff:127.0.0.0/104`, as Squid accepts) refused the very
+/// clients it names with 403.
+#[tokio::test]
+async fn an_acl_in_ipv4_mapped_form_admits_ipv4_clients_of_a_dual_stack_listener() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.listen = "[::]:0".parse().expect("address");
+    cfg.proxy.clients = vec!["::ffff:127.0.0.0/104".parse().expect("CIDR")];
+    let sluice = start(cfg).await;
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], sluice.addr.port()));
+    let r = common::fetch(v4, &origin.url("/")).await;
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, sluice.addr.port()));
+    common::assert_proxy_error(
+        &common::fetch(v6, &origin.url("/")).await,
+        403,
+        "http_request_denied",
+    );
+}

@@ -114,9 +114,13 @@ impl ConnState {
     }
 
     /// The response in flight, if any, is cut short (shutdown's grace period is over): the
-    /// connection must end in a reset, or a body without a length would look complete.
+    /// connection must end in a reset, or a body without a length would look complete. A
+    /// response whose body hyper has taken whole is still in flight while the client has not
+    /// taken its last bytes (the write of them was refused): those are lost too.
     pub fn cut_in_flight(&self) {
-        if self.inflight.load(Ordering::Acquire) > 0 {
+        if self.inflight.load(Ordering::Acquire) > 0
+            || self.blocked_since.load(Ordering::Acquire) != 0
+        {
             self.cut();
         }
     }
@@ -369,8 +373,30 @@ impl Drop for Sent {
 }
 
 impl AccessLog {
+    /// A request head refused before any handler saw it, on a connection that then closed:
+    /// one hyper answered itself (400, 414, 431: malformed, a smuggling attempt the head
+    /// check marked, too large) or one that did not arrive whole within `proxy.header_timeout`
+    /// (logged 408, as nginx does; nothing is sent). Its method and target are unknown
+    /// (`-`). Writes its line and counts it; no request was in flight.
+    pub fn refused_head(client: IpAddr, status: u16, state: &ConnState) {
+        let log = AccessLog {
+            client,
+            method: Method::from_bytes(b"-").unwrap_or_default(),
+            url: "-".to_string(),
+            status,
+            ..AccessLog::default()
+        };
+        log.write(0, status != 408, Instant::now(), state);
+    }
+
     /// Ends the request: writes its line, counts it, and tells the connection it is over.
     fn end(&self, bytes: u64, complete: bool, started: Instant, state: &ConnState) {
+        self.write(bytes, complete, started, state);
+        state.request_done();
+    }
+
+    /// Writes the request's line and counts it.
+    fn write(&self, bytes: u64, complete: bool, started: Instant, state: &ConnState) {
         tracing::info!(
             target: "access",
             client = %self.client,
@@ -387,7 +413,6 @@ impl AccessLog {
         state
             .metrics
             .count_request(self.method.as_str(), self.status, self.cache_result);
-        state.request_done();
     }
 }
 
@@ -489,6 +514,24 @@ mod tests {
             s.check(Duration::from_secs(10), Duration::from_secs(60)),
             Check::Wait(_)
         ));
+    }
+
+    /// Regression: at the end of the shutdown grace period a response counted as done once
+    /// hyper had taken its whole body, though its last bytes still waited for a client that
+    /// read slowly; the connection then closed in order, and an HTTP/1.0 client took the
+    /// part it had of a body without a length for the whole body.
+    #[test]
+    fn a_response_still_being_flushed_is_cut_at_the_end_of_the_grace_period() {
+        let s = ConnState::new(Default::default());
+        s.request_started();
+        s.request_done();
+        s.cut_in_flight();
+        assert!(!s.cut.load(Ordering::Acquire), "all sent: an orderly close");
+        s.request_started();
+        s.on_write::<usize>(&Poll::Pending);
+        s.request_done();
+        s.cut_in_flight();
+        assert!(s.cut.load(Ordering::Acquire), "bytes left unsent: a reset");
     }
 
     #[test]

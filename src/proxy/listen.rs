@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::conn::{Check, ConnState, TrackedIo};
+use super::conn::{AccessLog, Check, ConnState, TrackedIo};
 use super::{handle, Proxy};
 
 /// Accepts clients until `shutdown` turns true, then waits for open connections to finish
@@ -95,19 +96,46 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(msg.as_bytes())).await;
 }
 
-fn client_allowed(proxy: &Proxy, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
+/// The status hyper answered a request head it refused with (and then closed), as its
+/// `on_error` picks it; `None` when the error was not a refused head (a request body or IO
+/// error ends a request the handler logs; an HTTP/2 preface gets no answer).
+fn refused_head_status(e: &hyper::Error) -> Option<u16> {
+    if !e.is_parse() || e.is_parse_version_h2() {
+        return None;
+    }
+    Some(if !e.is_parse_too_large() {
+        400
+    } else if e.to_string().contains("URI too long") {
+        414
+    } else {
+        431
+    })
+}
+
+/// Whether `proxy.clients` admits `ip`. An IPv4 client is the same client whether a
+/// dual-stack listener shows it as `a.b.c.d` or as `::ffff:a.b.c.d`, and is matched in both
+/// forms, as Squid does: `10.0.0.0/8` and `::ffff:10.0.0.0/104` admit the same clients.
+fn client_allowed(clients: &[IpNet], ip: IpAddr) -> bool {
+    let v4 = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
     };
-    proxy.cfg.clients.iter().any(|n| n.contains(&ip))
+    match v4 {
+        Some(v4) => {
+            let (plain, mapped) = (IpAddr::V4(v4), IpAddr::V6(v4.to_ipv6_mapped()));
+            clients
+                .iter()
+                .any(|n| n.contains(&plain) || n.contains(&mapped))
+        }
+        None => clients.iter().any(|n| n.contains(&ip)),
+    }
 }
 
 async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot: ConnSlot) {
     let mut closing = slot.phase.clone();
     let mut abort = slot.phase.clone();
     let _ = stream.set_nodelay(true);
-    let allowed = client_allowed(&proxy, peer.ip());
+    let allowed = client_allowed(&proxy.cfg.clients, peer.ip());
     let state = ConnState::new(proxy.metrics.clone());
     let io = TokioIo::new(TrackedIo::new(stream, state.clone()));
     let svc = {
@@ -142,6 +170,7 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             Check::Wait(d) => d,
             Check::HeaderTimeout => {
                 tracing::debug!(client = %peer, "request head not complete in time; closing");
+                AccessLog::refused_head(peer.ip(), 408, &state);
                 return;
             }
             Check::SendStalled => {
@@ -162,6 +191,9 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(client = %peer, error = %e, "client connection ended");
+                    if let Some(status) = refused_head_status(&e) {
+                        AccessLog::refused_head(peer.ip(), status, &state);
+                    }
                 }
                 return;
             }
@@ -175,6 +207,42 @@ async fn serve_conn(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, slot
                 state.cut_in_flight();
                 return;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_acl_table() {
+        let nets =
+            |list: &[&str]| -> Vec<IpNet> { list.iter().map(|n| n.parse().unwrap()).collect() };
+        for (clients, ip, allowed) in [
+            (&["10.0.0.0/8"][..], "10.1.2.3", true),
+            (&["10.0.0.0/8"], "::ffff:10.1.2.3", true),
+            (&["10.0.0.0/8"], "11.1.2.3", false),
+            (&["10.0.0.0/8"], "::ffff:11.1.2.3", false),
+            (&["::ffff:10.0.0.0/104"], "10.1.2.3", true),
+            (&["::ffff:10.0.0.0/104"], "::ffff:10.1.2.3", true),
+            (&["::ffff:10.0.0.0/104"], "::ffff:11.1.2.3", false),
+            (&["::ffff:0:0/96"], "192.0.2.1", true),
+            (&["::1/128"], "::1", true),
+            (&["::1/128"], "127.0.0.1", false),
+            (&["127.0.0.0/8"], "::1", false),
+            (&["2001:db8::/32"], "2001:db8::1", true),
+            (&["2001:db8::/32"], "10.1.2.3", false),
+            // Not IPv4-mapped: `::a.b.c.d` (deprecated IPv4-compatible) is an IPv6 address.
+            (&["10.0.0.0/8"], "::10.1.2.3", false),
+            (&[], "127.0.0.1", false),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                client_allowed(&nets(clients), ip),
+                allowed,
+                "{clients:?} {ip}"
+            );
         }
     }
 }
