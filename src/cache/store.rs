@@ -279,7 +279,7 @@ impl Cache {
         };
         let Ok(meta) = ObjectMeta::decode(&raw) else {
             tracing::warn!(key = %url, "cache: undecodable meta dropped");
-            self.forget(okey, &raw)?;
+            self.forget(okey, &raw, None)?;
             return Ok(Found::Miss);
         };
         match bodies::read(&self.inner.bodies, &meta.body_sha256)? {
@@ -301,43 +301,10 @@ impl Cache {
             }
             Err(failure) => {
                 tracing::debug!(key = %url, ?failure, "cache: body missing or corrupt on read");
-                self.drop_unreadable(okey, &raw, &meta.body_sha256)?;
+                self.forget(okey, &raw, Some(&meta.body_sha256))?;
                 Ok(Found::Miss)
             }
         }
-    }
-
-    /// Drops an object whose body a read found missing or damaged (`raw`: its meta as read),
-    /// unless a writer replaced or removed it since: a put that replaces an object releases
-    /// its old body, so a read that lost that race finds the body gone, and dropping the
-    /// object then deleted the response just stored. Under the disk lock, which every body
-    /// write holds, the body is read again; only a failure then is damage. A damaged body is
-    /// deleted (every meta naming it would fail the same check; the others are dropped as
-    /// body-less when next read).
-    pub(super) fn drop_unreadable(
-        &self,
-        okey: String,
-        raw: &[u8],
-        sha: &[u8; 32],
-    ) -> Result<(), Error> {
-        let mut disk = self.disk();
-        if self.inner.objects.get(okey.as_bytes())?.as_deref() != Some(raw) {
-            return Ok(());
-        }
-        match bodies::read(&self.inner.bodies, sha)? {
-            Ok(_) => return Ok(()),
-            Err(ReadFailure::Corrupt { chunks }) => {
-                self.inner
-                    .bodies
-                    .transaction(|b| bodies::delete(b, sha, chunks).map_err(Into::into))
-                    .map_err(tx_err)?;
-            }
-            Err(ReadFailure::Missing) => {}
-        }
-        let url = okey.split('\0').next().unwrap_or_default();
-        tracing::warn!(key = %url, "cache: body missing or corrupt; object dropped");
-        disk.remove(&okey);
-        self.drop_objects(&[okey])
     }
 
     /// Puts an object just read from sled (`raw`: its meta as read) into the memory tier,
@@ -648,10 +615,36 @@ impl Cache {
 
     /// Drops one object found unusable on read (`raw`: its meta as read), from sled, the
     /// policy and memory, unless a writer replaced or removed it since the read.
-    fn forget(&self, okey: String, raw: &[u8]) -> Result<(), Error> {
+    ///
+    /// With `body`, the read found that body missing or damaged. A put that replaces an object
+    /// releases its old body, so a read that lost that race finds the body gone, and dropping
+    /// the object then deleted the response just stored. Under the disk lock, which every
+    /// body write holds, the body is read again; only a failure then is damage. A damaged
+    /// body is deleted (every meta naming it would fail the same check; the others are
+    /// dropped as body-less when next read).
+    pub(super) fn forget(
+        &self,
+        okey: String,
+        raw: &[u8],
+        body: Option<&[u8; 32]>,
+    ) -> Result<(), Error> {
         let mut disk = self.disk();
         if self.inner.objects.get(okey.as_bytes())?.as_deref() != Some(raw) {
             return Ok(());
+        }
+        if let Some(sha) = body {
+            match bodies::read(&self.inner.bodies, sha)? {
+                Ok(_) => return Ok(()),
+                Err(ReadFailure::Corrupt { chunks }) => {
+                    self.inner
+                        .bodies
+                        .transaction(|b| bodies::delete(b, sha, chunks).map_err(Into::into))
+                        .map_err(tx_err)?;
+                }
+                Err(ReadFailure::Missing) => {}
+            }
+            let url = okey.split('\0').next().unwrap_or_default();
+            tracing::warn!(key = %url, "cache: body missing or corrupt; object dropped");
         }
         disk.remove(&okey);
         self.drop_objects(&[okey])

@@ -645,7 +645,7 @@ fn a_disk_read_that_loses_a_race_with_a_replacement_keeps_the_new_object() {
     )
     .unwrap();
     // ...found the old body released: the object it read is gone, the new one stays.
-    c.drop_unreadable(okey, &raw, &old.body_sha256).unwrap();
+    c.forget(okey, &raw, Some(&old.body_sha256)).unwrap();
     assert_eq!(hit(&c, url, &req).expect("the new object").1, "new");
 }
 
