@@ -33,7 +33,7 @@
 //!        If-None-Match / If-Modified-Since with 304, Range with 206 / multipart / 416
 //!        (`Content-Range: bytes */len`), and HEAD without a body.
 //!      - `StaleWhileRevalidate { age }` → serve as above, then revalidate in the background
-//!        once: `if let Role::Leader(l) = collapser.acquire(&key)` run step 5 and `l.finish(())`;
+//!        once: `if let Role::Leader(l) = collapser.acquire(&key)` run step 5 and `l.finish(true)`;
 //!        a `Follower` means a revalidation is already running, so do nothing.
 //!      - `Revalidate { conditional, fwd }` → step 5; `fwd` (`Fwd::Stale`, or `Fwd::Request`
 //!        when the client's no-cache / max-age / min-fresh forced it) goes into Cache-Status.

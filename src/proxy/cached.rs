@@ -125,8 +125,8 @@ async fn miss(
     log: &mut AccessLog,
 ) -> Result<Response<Body>, ProxyError> {
     // A key known not to be storable is not collapsed: waiting for another client's fetch
-    // would only serialise. A follower whose leader stored nothing fresh fetches itself; one
-    // whose leader gave up (its client left, the origin failed) asks again, so one of the
+    // would only serialise. A follower whose leader stored nothing fresh (the origin failed
+    // too) fetches itself; one whose leader gave up (its client left) asks again, so one of the
     // waiters leads the next fetch instead of all going upstream at once. The whole wait is
     // bounded by what the leader's own fetch may take: a response timeout for the head,
     // then a body timeout for the body it reads whole (to scan it) before storing. In observe
