@@ -64,6 +64,64 @@ async fn quiet(count: impl Fn() -> usize) {
     }
 }
 
+/// What a [`held_origin`] holds back until released.
+#[derive(Clone, Copy)]
+enum Held {
+    /// The whole answer.
+    Whole,
+    /// The second half of the body (the head and first half go out at once).
+    SecondHalf,
+}
+
+/// An origin answering every request with `body_for(target)`, cacheable (max-age=60), which
+/// holds back `held` of each answer until the returned sender sends `true`.
+async fn held_origin(held: Held) -> (watch::Sender<bool>, Origin) {
+    let (release, gate) = watch::channel(false);
+    let origin = Origin::start(move |mut conn| {
+        let mut gate = gate.clone();
+        async move {
+            while let Some(req) = conn.read_request().await {
+                let body = body_for(req.target());
+                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
+                let at = match held {
+                    Held::Whole => 0,
+                    Held::SecondHalf => a.len() - body.len() / 2,
+                };
+                let (now, later) = a.split_at(at);
+                if conn.write(now).await.is_err() {
+                    return;
+                }
+                let _ = gate.wait_for(|open| *open).await;
+                if conn.write(later).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    (release, origin)
+}
+
+/// Awaits every client of a stampede on `path`: each must get a 200 with the full body.
+/// Returns how many were collapsed hits.
+async fn full_bodies(tasks: Vec<tokio::task::JoinHandle<Response>>, path: &str) -> usize {
+    let want = body_for(path);
+    let mut collapsed = 0;
+    for t in tasks {
+        let r = t.await.expect("client task");
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.body == want,
+            "every client gets the full body ({} bytes)",
+            r.body.len()
+        );
+        if r.header("cache-status").unwrap_or("").contains("collapsed") {
+            collapsed += 1;
+        }
+    }
+    collapsed
+}
+
 fn observe_config() -> Config {
     let mut cfg = common::config();
     cfg.scan.mode = ScanMode::Observe;
@@ -83,21 +141,7 @@ async fn in_observe_mode_concurrent_misses_for_one_cacheable_url_make_one_origin
 }
 
 async fn one_origin_request_for_a_stampede(cfg: Config) {
-    let (release, gate) = watch::channel(false);
-    let origin = Origin::start(move |mut conn| {
-        let mut gate = gate.clone();
-        async move {
-            while let Some(req) = conn.read_request().await {
-                let _ = gate.wait_for(|open| *open).await;
-                let body = body_for(req.target());
-                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
-                if conn.write(a).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
+    let (release, origin) = held_origin(Held::Whole).await;
     let sluice = common::start(cfg).await;
     let url = origin.url("/hot");
     let tasks = stampede(sluice.addr, &url).await;
@@ -109,20 +153,7 @@ async fn one_origin_request_for_a_stampede(cfg: Config) {
         "one origin request while the others wait"
     );
     release.send_replace(true);
-    let want = body_for(&origin.last_request().head.start[1]);
-    let mut collapsed = 0;
-    for t in tasks {
-        let r = t.await.expect("client task");
-        assert_eq!(r.status(), 200);
-        assert!(
-            r.body == want,
-            "every client gets the full body ({} bytes)",
-            r.body.len()
-        );
-        if r.header("cache-status").unwrap_or("").contains("collapsed") {
-            collapsed += 1;
-        }
-    }
+    let collapsed = full_bodies(tasks, &origin.last_request().head.start[1]).await;
     assert_eq!(
         hits(&origin, "/hot"),
         1,
@@ -241,21 +272,7 @@ async fn when_the_leading_client_leaves_one_waiter_takes_over_the_fetch() {
     // others wait for it. That client then hangs up, abandoning its fetch: the waiters must
     // not all go upstream at once (the stampede collapsing exists to prevent), one of them
     // fetches for the rest.
-    let (release, gate) = watch::channel(false);
-    let origin = Origin::start(move |mut conn| {
-        let mut gate = gate.clone();
-        async move {
-            while let Some(req) = conn.read_request().await {
-                let _ = gate.wait_for(|open| *open).await;
-                let body = body_for(req.target());
-                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
-                if conn.write(a).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
+    let (release, origin) = held_origin(Held::Whole).await;
     let sluice = common::start_default().await;
     let url = origin.url("/abandoned");
     let mut first = Client::connect(sluice.addr).await;
@@ -279,12 +296,7 @@ async fn when_the_leading_client_leaves_one_waiter_takes_over_the_fetch() {
         "one waiter took over the abandoned fetch"
     );
     release.send_replace(true);
-    let want = body_for("/abandoned");
-    for t in tasks {
-        let r = t.await.expect("client task");
-        assert_eq!(r.status(), 200);
-        assert!(r.body == want, "the full body ({} bytes)", r.body.len());
-    }
+    full_bodies(tasks, "/abandoned").await;
     assert_eq!(hits(&origin, "/abandoned"), 2, "no more origin requests");
 }
 
@@ -294,25 +306,7 @@ async fn waiters_outlast_the_response_timeout_while_the_leader_reads_a_slow_body
     // is reading it (enforce mode scans the whole body before storing it), which may take
     // up to `body_timeout`; waiters that gave up after `response_timeout` all went
     // upstream at once, the stampede collapsing is for.
-    let (release, gate) = watch::channel(false);
-    let origin = Origin::start(move |mut conn| {
-        let mut gate = gate.clone();
-        async move {
-            while let Some(req) = conn.read_request().await {
-                let body = body_for(req.target());
-                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
-                let (now, later) = a.split_at(a.len() - body.len() / 2);
-                if conn.write(now).await.is_err() {
-                    return;
-                }
-                let _ = gate.wait_for(|open| *open).await;
-                if conn.write(later).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
+    let (release, origin) = held_origin(Held::SecondHalf).await;
     let mut cfg = common::config();
     let response_timeout = Duration::from_millis(150);
     cfg.upstream.response_timeout = response_timeout;
@@ -332,12 +326,7 @@ async fn waiters_outlast_the_response_timeout_while_the_leader_reads_a_slow_body
         "the others still wait for the leader's body"
     );
     release.send_replace(true);
-    let want = body_for("/slow-body");
-    for t in tasks {
-        let r = t.await.expect("client task");
-        assert_eq!(r.status(), 200);
-        assert!(r.body == want, "the full body ({} bytes)", r.body.len());
-    }
+    full_bodies(tasks, "/slow-body").await;
     assert_eq!(hits(&origin, "/slow-body"), 1, "one origin request in all");
 }
 
@@ -346,25 +335,7 @@ async fn in_observe_mode_when_the_leading_client_leaves_mid_body_one_waiter_take
     // Observe mode: the leader's client already has the head and part of the body, and the
     // others wait for the copy to be stored. That client hangs up: the copy is lost, and the
     // waiters must neither wait on nor all go upstream at once; one fetches for the rest.
-    let (release, gate) = watch::channel(false);
-    let origin = Origin::start(move |mut conn| {
-        let mut gate = gate.clone();
-        async move {
-            while let Some(req) = conn.read_request().await {
-                let body = body_for(req.target());
-                let a = answer("200 OK", &["Cache-Control: max-age=60"], &body);
-                let (now, later) = a.split_at(a.len() - body.len() / 2);
-                if conn.write(now).await.is_err() {
-                    return;
-                }
-                let _ = gate.wait_for(|open| *open).await;
-                if conn.write(later).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
+    let (release, origin) = held_origin(Held::SecondHalf).await;
     let sluice = common::start(observe_config()).await;
     let url = origin.url("/left-mid-body");
     let mut first = Client::connect(sluice.addr).await;
@@ -393,16 +364,7 @@ async fn in_observe_mode_when_the_leading_client_leaves_mid_body_one_waiter_take
         "one waiter took over the abandoned fetch"
     );
     release.send_replace(true);
-    let want = body_for("/left-mid-body");
-    let mut collapsed = 0;
-    for t in tasks {
-        let r = t.await.expect("client task");
-        assert_eq!(r.status(), 200);
-        assert!(r.body == want, "the full body ({} bytes)", r.body.len());
-        if r.header("cache-status").unwrap_or("").contains("collapsed") {
-            collapsed += 1;
-        }
-    }
+    let collapsed = full_bodies(tasks, "/left-mid-body").await;
     assert_eq!(
         hits(&origin, "/left-mid-body"),
         2,
