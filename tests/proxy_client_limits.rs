@@ -575,14 +575,7 @@ async fn every_request_gets_exactly_one_access_log_line() {
     assert_eq!(c.read_response().await.status(), 405);
     assert_eq!(c.read_response().await.status(), 200);
     answered_exactly(&sluice, 4).await;
-    let mut c = sluice.client().await;
-    c.send(connect_request(&tunnel.addr().to_string())).await;
-    let r = c
-        .try_read_response_to("CONNECT")
-        .await
-        .expect("CONNECT answer");
-    assert_eq!(r.status(), 200);
-    drop(c);
+    connect_answered(&sluice, &tunnel.addr().to_string(), 200).await;
     answered_exactly(&sluice, 5).await;
     let mut c = sluice.client().await;
     c.send(get(&origin.url("/big"))).await;
@@ -606,6 +599,18 @@ async fn every_request_gets_exactly_one_access_log_line() {
             "the refused head is counted as {status}: {totals:?}"
         );
     }
+}
+
+/// A CONNECT to `authority` on a new connection, answered `status`; the connection is then
+/// dropped.
+async fn connect_answered(sluice: &common::Sluice, authority: &str, status: u16) {
+    let mut c = sluice.client().await;
+    c.send(connect_request(authority)).await;
+    let r = c
+        .try_read_response_to("CONNECT")
+        .await
+        .expect("CONNECT answer");
+    assert_eq!(r.status(), status);
 }
 
 /// A connection's `proxy.max_connections` slot comes back however the connection ends:
@@ -644,31 +649,9 @@ async fn a_slot_comes_back_however_its_connection_ends() {
     c.send("GET http://x/ HTTP/1.1\r\n").await;
     c.expect_close(LIMIT).await;
     drop(c);
-    let mut c = sluice.client().await;
-    c.send(connect_request(&tunnel.addr().to_string())).await;
-    let r = c
-        .try_read_response_to("CONNECT")
-        .await
-        .expect("CONNECT answer");
-    assert_eq!(r.status(), 200);
-    drop(c);
-    let mut c = sluice.client().await;
-    c.send(connect_request(&format!("127.0.0.1:{refused}")))
-        .await;
-    let r = c
-        .try_read_response_to("CONNECT")
-        .await
-        .expect("CONNECT answer");
-    assert_eq!(r.status(), 502);
-    drop(c);
-    let mut c = sluice.client().await;
-    c.send(connect_request("127.0.0.1:1")).await;
-    let r = c
-        .try_read_response_to("CONNECT")
-        .await
-        .expect("CONNECT answer");
-    assert_eq!(r.status(), 403);
-    drop(c);
+    connect_answered(&sluice, &tunnel.addr().to_string(), 200).await;
+    connect_answered(&sluice, &format!("127.0.0.1:{refused}"), 502).await;
+    connect_answered(&sluice, "127.0.0.1:1", 403).await;
     let mut c = sluice.client().await;
     c.send(get(&silent.url("/"))).await;
     tokio::time::timeout(LIMIT, asked.notified())
