@@ -95,10 +95,14 @@ measure() { # name path unique
         --config "$WORK/sluice.toml" > "$WORK/$name.log" 2>&1 &
     local vpid=$!
     PIDS+=($vpid)
-    for _ in $(seq 200); do
-        curl -sf -o /dev/null -x "http://127.0.0.1:$PPORT" "http://127.0.0.1:$OPORT/obj-1k" && break
+    # Under valgrind a cold start (the model and rules loaded in software) can take a minute.
+    local up=
+    for _ in $(seq 900); do
+        curl -sf -o /dev/null -x "http://127.0.0.1:$PPORT" "http://127.0.0.1:$OPORT/obj-1k" && { up=1; break; }
+        kill -0 "$vpid" 2>/dev/null || break
         sleep 0.2
     done
+    [[ -n $up ]] || { echo "$name: sluice did not answer; its log:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
     python3 "$WORK/client.py" "$PPORT" "127.0.0.1:$OPORT" "$path" 20 "$unique"
     callgrind_control -z "$vpid" >/dev/null 2>&1
     python3 "$WORK/client.py" "$PPORT" "127.0.0.1:$OPORT" "$path" "$N" "$unique"
