@@ -15,7 +15,10 @@
 #
 # WORKLOAD: pass-1k (default), hit-1k or hit-100k. Prints one line:
 #   SYSTEM WORKLOAD req/s=N user_us=N sys_us=N
-# With SYSCALLS=1 it prints the proxy's system calls per request instead (perf tracepoints).
+# With SYSCALLS=1 it prints the proxy's system calls per request instead (perf tracepoints);
+# with EVENTS=LIST, those perf events per request (e.g. EVENTS=context-switches,page-faults;
+# this VM has no hardware counters, so no cycles or instructions). With PROFILE=FILE it also
+# samples the proxy with `perf record -e cpu-clock` into FILE for `perf report -i FILE`.
 # Run it two or three times, alternating systems: single runs on a shared VM vary by 10 %.
 
 set -euo pipefail
@@ -84,24 +87,31 @@ fi
 ticks() { awk '{print $14, $15}' "/proc/$PROXY_PID/stat"; }
 
 drive 2 >/dev/null
-if [[ -n ${SYSCALLS:-} ]]; then
+if [[ -n ${SYSCALLS:-} || -n ${EVENTS:-} ]]; then
     # System calls per request instead of CPU, counted by perf's syscall tracepoints (cheap
     # enough that the proxy runs at nearly full speed, unlike under strace).
     ev=$(printf 'syscalls:sys_enter_%s,' writev write sendto sendmsg recvfrom read readv \
         epoll_wait epoll_ctl openat newfstatat pread64 close getsockopt setsockopt futex)
+    [[ -z ${EVENTS:-} ]] || ev=$EVENTS,
     perf stat -x, -e "${ev%,}" -p "$PROXY_PID" -o "$WORK/perf.txt" &
     PERF=$!
     sleep 0.5
     out=$(drive "$SECONDS_RUN")
     kill -INT "$PERF"; wait "$PERF" || true
     requests=$(sed -n 's/^RESULT requests=\([0-9]*\).*/\1/p' <<<"$out")
-    awk -F, -v n="$requests" -v sys="$SYSTEM" '$3 ~ /syscalls/ && $1 / n >= 0.005 {
-        sub(/.*sys_enter_/, "", $3); printf "%s %-12s %.3f per request\n", sys, $3, $1 / n }' "$WORK/perf.txt"
+    awk -F, -v n="$requests" -v sys="$SYSTEM" '$1 ~ /^[0-9.]+$/ && $3 != "" && $1 / n >= 0.005 {
+        sub(/.*sys_enter_/, "", $3); printf "%s %-16s %.3f per request\n", sys, $3, $1 / n }' "$WORK/perf.txt"
     exit 0
+fi
+if [[ -n ${PROFILE:-} ]]; then
+    perf record -q -e cpu-clock -F 4999 -g -p "$PROXY_PID" -o "$PROFILE" 2>/dev/null &
+    PERF=$!
+    sleep 0.5
 fi
 read -r u0 s0 < <(ticks)
 out=$(drive "$SECONDS_RUN")
 read -r u1 s1 < <(ticks)
+[[ -z ${PROFILE:-} ]] || { kill -INT "$PERF"; wait "$PERF" || true; }
 requests=$(sed -n 's/^RESULT requests=\([0-9]*\).*/\1/p' <<<"$out")
 hz=$(getconf CLK_TCK)
 awk -v n="$requests" -v d="$SECONDS_RUN" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" \
