@@ -214,7 +214,15 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
                 "ruleset": admin.proxy.pipeline.ruleset(),
             }),
         )),
-        (Endpoint::Metrics, _) => Ok(metrics::render(&admin.proxy)),
+        (Endpoint::Metrics, _) => {
+            // Off the reactor: sled's `Tree::len` walks the whole `hashes` tree and
+            // `size_on_disk` the store's files, so rendering inline stalled every proxy
+            // connection on this reactor thread for as long as the scrape took.
+            let proxy = Arc::clone(&admin.proxy);
+            blocking(move || Ok(metrics::text(&proxy)))
+                .await
+                .map(metrics::page)
+        }
         (Endpoint::Purge, _) => purge::handle(admin, req).await,
         (Endpoint::Reload, _) => Ok(reload::handle(admin).await),
         (Endpoint::Rescan, &Method::POST) => rescan::start(admin, req).await,
