@@ -1024,3 +1024,44 @@ async fn a_304_with_another_variants_etag_leaves_that_variant_stale() {
     );
     assert_eq!(hits(&origin, "/variants-weak"), 4);
 }
+
+#[tokio::test]
+async fn a_head_answered_405_on_revalidation_keeps_the_stored_get() {
+    // Regression: a HEAD that revalidated a stale GET response and got a 405 (or any answer
+    // but 200/304) removed the stored GET object, since the 405 "may not be stored". RFC 9111
+    // §4.3.5: only a HEAD's 200 updates or outdates the stored GET response; the next GET
+    // still had to fetch the whole body unconditionally.
+    let origin = Origin::respond(|r| {
+        if r.method() == "HEAD" {
+            return answer("405 Method Not Allowed", &["Allow: GET"], b"");
+        }
+        if r.header("if-none-match") == Some("\"g\"") {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=600", "ETag: \"g\""]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"g\""],
+            "get body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/head-405");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    c.send(request("HEAD", &url, &[], b"")).await;
+    let h = c.try_read_response_to("HEAD").await.expect("HEAD answered");
+    assert_eq!(
+        h.status(),
+        405,
+        "the origin's answer to the HEAD is relayed"
+    );
+    assert_eq!(origin.last_request().method(), "HEAD");
+    let get = c.exchange(common::get(&url)).await;
+    assert_eq!(get.text(), "get body");
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("\"g\""),
+        "the stored GET response is still there to validate"
+    );
+    assert_cache_status(&get, "fwd=stale; fwd-status=304");
+}

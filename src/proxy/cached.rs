@@ -364,12 +364,15 @@ async fn revalidate(
             // grown past the head limit is fetched afresh by the next GET).
             _ => remove_stored(proxy, key).await,
         }
-    } else if !upstream_status.is_server_error()
+    } else if head.method != Method::HEAD
+        && !upstream_status.is_server_error()
         && policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err()
     {
         // The origin's new answer may not be stored: the old object must not be served again.
         // A 5xx is no new answer (RFC 9111 §4.3.3: as if the origin had not responded): the
         // stale object stays for the next validation, and for an origin that goes down.
+        // A HEAD's answer other than 200 says nothing about the stored GET response (RFC 9111
+        // §4.3.5: only a 200 updates or outdates it): a 405 or 404 to HEAD leaves it stored.
         remove_stored(proxy, key).await;
     }
     let url = std::mem::take(&mut log.url);
