@@ -237,3 +237,57 @@ async fn a_stalled_admin_request_body_is_408_and_closed() {
         assert!(text.contains("stopped arriving"), "{path}: {text}");
     }
 }
+
+/// Regression: hyper's header timer covers only request heads, so an admin client that
+/// asked for large listings and stopped reading held its connection, its task and the
+/// buffered responses for ever. Like the proxy listener, the admin listener now cuts off a
+/// client that has taken no response bytes for `proxy.idle_timeout`, with a reset (bytes
+/// were left unsent). The pipelined pages add up to several times the kernel's largest
+/// send buffer, so the client's silence stalls the writes.
+#[tokio::test]
+async fn an_admin_client_that_stops_reading_is_cut_off_at_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let dirs = Dirs::new();
+    let mut cfg = dirs.config(TOKEN);
+    cfg.proxy.idle_timeout = std::time::Duration::from_millis(300);
+    cfg.proxy.header_timeout = std::time::Duration::from_secs(60);
+    let s = common::start(cfg).await;
+    let c = AdminClient::of(&s, Some(TOKEN));
+    let entries: Vec<serde_json::Value> = (0..1000u32)
+        .map(|i| serde_json::json!({"kind": "sha256", "hash": format!("{i:064x}"), "list": "bulk"}))
+        .collect();
+    let added = c.post("/hashes", &serde_json::Value::Array(entries)).await;
+    assert_eq!(added.json["added"].as_u64(), Some(1000), "{:?}", added.json);
+    let page = c.get("/hashes?limit=1000").await;
+    assert_eq!(page.status, 200);
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    let pages = (6 * wmem_max).clamp(24 << 20, 256 << 20) / page.resp.body.len() + 1;
+    let request = format!(
+        "GET /hashes?limit=1000 HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(c.addr).await.expect("connect");
+    stream
+        .write_all(request.repeat(pages).as_bytes())
+        .await
+        .expect("send the requests");
+    // The client never reads; the reset shows as the socket's pending error.
+    let deadline = tokio::time::Instant::now() + common::LIMIT;
+    loop {
+        if let Some(e) = stream.take_error().expect("socket error") {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the admin connection of a client that stopped reading is still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

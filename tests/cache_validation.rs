@@ -930,3 +930,138 @@ async fn fields_added_by_304s_never_grow_a_stored_head_past_the_upstream_head_li
         .count();
     assert!(unconditional >= 2, "the grown object was fetched afresh");
 }
+
+#[tokio::test]
+async fn a_304_with_a_strong_etag_freshens_every_variant_holding_it() {
+    // Regression: a 304 freshened only the variant that was looked up. RFC 9111 §4.3.4: all
+    // the stored responses with the 304's strong validator are updated, so another variant
+    // of the same representation (here one language map onto the same page) is fresh too
+    // and served without going to the origin again.
+    let origin = Origin::respond(|r| {
+        if r.header("if-none-match") == Some("\"same\"") {
+            return not_modified(&[
+                &now_date(),
+                "Cache-Control: max-age=600",
+                "ETag: \"same\"",
+                "X-Freshened: yes",
+            ]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60",
+                "Vary: Accept-Language",
+                "ETag: \"same\"",
+            ],
+            "one page",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/variants-304");
+    let mut c = sluice.client().await;
+    let get = |lang: &str| request("GET", &url, &[&format!("Accept-Language: {lang}")], b"");
+    for lang in ["en", "de"] {
+        assert_eq!(c.exchange(get(lang)).await.text(), "one page");
+    }
+    assert_eq!(hits(&origin, "/variants-304"), 2, "two variants stored");
+    let r = c.exchange(get("en")).await;
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    assert_eq!(hits(&origin, "/variants-304"), 3);
+    let r = c.exchange(get("de")).await;
+    assert_eq!(r.text(), "one page");
+    assert_cache_status(&r, "hit");
+    assert_eq!(
+        r.header("x-freshened"),
+        Some("yes"),
+        "the 304's fields merged"
+    );
+    assert_eq!(
+        hits(&origin, "/variants-304"),
+        3,
+        "the other variant was freshened by the same 304"
+    );
+}
+
+#[tokio::test]
+async fn a_304_with_another_variants_etag_leaves_that_variant_stale() {
+    // The other side of RFC 9111 §4.3.4: a variant with another strong ETag (or a weak one)
+    // is not selected by the 304, and is revalidated on its own.
+    let origin = Origin::respond(|r| {
+        let lang = r.header("accept-language").unwrap_or("none").to_string();
+        let etag = if lang == "en" { "\"e\"" } else { "W/\"e\"" };
+        if r.header("if-none-match").is_some() {
+            return not_modified(&[
+                &now_date(),
+                "Cache-Control: max-age=600",
+                &format!("ETag: {etag}"),
+            ]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60",
+                "Vary: Accept-Language",
+                &format!("ETag: {etag}"),
+            ],
+            "page",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/variants-weak");
+    let mut c = sluice.client().await;
+    let get = |lang: &str| request("GET", &url, &[&format!("Accept-Language: {lang}")], b"");
+    for lang in ["en", "de", "en"] {
+        c.exchange(get(lang)).await;
+    }
+    assert_eq!(hits(&origin, "/variants-weak"), 3);
+    let r = c.exchange(get("de")).await;
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("W/\"e\"")
+    );
+    assert_eq!(hits(&origin, "/variants-weak"), 4);
+}
+
+#[tokio::test]
+async fn a_head_answered_405_on_revalidation_keeps_the_stored_get() {
+    // Regression: a HEAD that revalidated a stale GET response and got a 405 (or any answer
+    // but 200/304) removed the stored GET object, since the 405 "may not be stored". RFC 9111
+    // §4.3.5: only a HEAD's 200 updates or outdates the stored GET response; the next GET
+    // still had to fetch the whole body unconditionally.
+    let origin = Origin::respond(|r| {
+        if r.method() == "HEAD" {
+            return answer("405 Method Not Allowed", &["Allow: GET"], b"");
+        }
+        if r.header("if-none-match") == Some("\"g\"") {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=600", "ETag: \"g\""]);
+        }
+        ok_with(
+            &[&old_date(), "Cache-Control: max-age=60", "ETag: \"g\""],
+            "get body",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/head-405");
+    sluice.fetch(&url).await;
+    let mut c = sluice.client().await;
+    c.send(request("HEAD", &url, &[], b"")).await;
+    let h = c.try_read_response_to("HEAD").await.expect("HEAD answered");
+    assert_eq!(
+        h.status(),
+        405,
+        "the origin's answer to the HEAD is relayed"
+    );
+    assert_eq!(origin.last_request().method(), "HEAD");
+    let get = c.exchange(common::get(&url)).await;
+    assert_eq!(get.text(), "get body");
+    assert_eq!(
+        origin.last_request().header("if-none-match"),
+        Some("\"g\""),
+        "the stored GET response is still there to validate"
+    );
+    assert_cache_status(&get, "fwd=stale; fwd-status=304");
+}

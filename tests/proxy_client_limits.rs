@@ -718,3 +718,38 @@ async fn an_acl_in_ipv4_mapped_form_admits_ipv4_clients_of_a_dual_stack_listener
         "http_request_denied",
     );
 }
+
+/// Regression: a client refused before its request body was read (here by the client ACL),
+/// that sends its whole body before it reads the answer (as curl does for a body without
+/// `Expect: 100-continue`), could not send it: sluice closed with the body unread in its
+/// receive buffer, so the kernel reset the connection, the client's write failed and it
+/// never saw the 403. sluice now closes as nginx's lingering close does: it shuts down its
+/// sending side and reads and discards what the client still sends, for a bounded time.
+#[tokio::test]
+#[ignore = "reproduces a known bug: no lingering close yet (reported, not fixed)"]
+async fn a_client_refused_while_still_sending_its_body_can_send_it_and_read_the_answer() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.clients = vec!["10.0.0.0/8".parse().expect("CIDR")];
+    let sluice = start(cfg).await;
+    const BODY: usize = 8 << 20;
+    let mut c = sluice.client().await;
+    c.send(format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {BODY}\r\n\r\n",
+        origin.url("/upload"),
+        origin.addr()
+    ))
+    .await;
+    let chunk = vec![b'x'; 64 << 10];
+    for sent in (0..BODY).step_by(chunk.len()) {
+        let r = tokio::time::timeout(LIMIT, c.try_send(&chunk))
+            .await
+            .expect("sluice takes the rest of the body");
+        assert!(r.is_ok(), "body write failed after {sent} bytes: {r:?}");
+    }
+    let r = c.read_response().await;
+    common::assert_proxy_error(&r, 403, "http_request_denied");
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_close(LIMIT).await;
+    assert_eq!(origin.connections(), 0);
+}

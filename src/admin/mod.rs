@@ -12,6 +12,7 @@
 //! - `retro`: retro-match of new hash entries against stored verdicts and image hashes.
 //! - `rescan`: `POST /rescan` / `GET /rescan`, background re-classification of stored bodies.
 //! - `metrics`: `GET /metrics` in the Prometheus text format, and the proxy's counters.
+//! - `send`: the connection's send limit (a client that stops reading is cut off).
 
 pub mod auth;
 pub mod hashes;
@@ -21,6 +22,7 @@ pub mod reload;
 pub mod reply;
 pub mod rescan;
 pub mod retro;
+pub mod send;
 pub mod verdicts;
 
 use std::convert::Infallible;
@@ -107,6 +109,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
         };
         let admin = Arc::clone(&admin);
         let header_timeout = admin.proxy.cfg.header_timeout;
+        let stream = send::SendLimit::new(stream, admin.proxy.cfg.idle_timeout);
         let mut stop = shutdown.clone();
         conns.spawn(async move {
             let svc = service_fn(move |req| {
@@ -115,7 +118,8 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
             });
             // A connection that sends no complete head within the proxy's header timeout,
             // idle keep-alive included, is closed: otherwise a slow or silent client held
-            // it, and a descriptor, for ever.
+            // it, and a descriptor, for ever. One that stops taking a response is cut off
+            // after the idle timeout ([`send::SendLimit`]), as the proxy listener does.
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout)
@@ -214,7 +218,15 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> Response<Body> {
                 "ruleset": admin.proxy.pipeline.ruleset(),
             }),
         )),
-        (Endpoint::Metrics, _) => Ok(metrics::render(&admin.proxy)),
+        (Endpoint::Metrics, _) => {
+            // Off the reactor: sled's `Tree::len` walks the whole `hashes` tree and
+            // `size_on_disk` the store's files, so rendering inline stalled every proxy
+            // connection on this reactor thread for as long as the scrape took.
+            let proxy = Arc::clone(&admin.proxy);
+            blocking(move || Ok(metrics::text(&proxy)))
+                .await
+                .map(metrics::page)
+        }
         (Endpoint::Purge, _) => purge::handle(admin, req).await,
         (Endpoint::Reload, _) => Ok(reload::handle(admin).await),
         (Endpoint::Rescan, &Method::POST) => rescan::start(admin, req).await,

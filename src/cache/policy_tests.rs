@@ -436,6 +436,26 @@ fn merge_304_selection_table() {
 
 #[test]
 #[rustfmt::skip]
+fn other_variants_selected_by_a_304_table() {
+    // (another variant's ETag, the 304's ETag, also freshened?)
+    let rows: [(Option<&str>, Option<&str>, bool, &str); 7] = [
+        (Some("\"a\""), Some("\"a\""), true, "§4.3.4 same strong validator: every such response"),
+        (Some("\"b\""), Some("\"a\""), false, "another strong validator"),
+        (Some("W/\"a\""), Some("\"a\""), false, "a strong validator never selects a weak one"),
+        (Some("W/\"a\""), Some("W/\"a\""), false, "§4.3.4 weak: only the most recent match"),
+        (Some("\"a\""), Some("W/\"a\""), false, "weak 304 validator"),
+        (None, Some("\"a\""), false, "no stored ETag"),
+        (Some("\"a\""), None, false, "§4.3.4 no ETag: Last-Modified or nothing selects one response"),
+    ];
+    for (stored, new, selected, clause) in rows {
+        let st: Vec<(&str, String)> = stored.map(|e| ("etag", s(e))).into_iter().collect();
+        let resp: Vec<(&str, String)> = new.map(|e| ("etag", s(e))).into_iter().collect();
+        assert_eq!(also_selects(&headers(&resp), &headers(&st)), selected, "{clause}");
+    }
+}
+
+#[test]
+#[rustfmt::skip]
 #[allow(clippy::type_complexity)]
 fn revalidation_carries_only_the_cache_validators() {
     let cache = headers(&[("if-none-match", s("\"mine\"")), ("if-modified-since", date(-100))]);

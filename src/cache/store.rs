@@ -468,6 +468,21 @@ impl Cache {
         }
     }
 
+    /// The metas of every variant stored for `key`'s URL (undecodable ones skipped), for a
+    /// 304 that freshens each stored response it selects (RFC 9111 §4.3.4). Blocking.
+    pub fn variants_blocking(&self, key: &CacheKey) -> Result<Vec<ObjectMeta>, Error> {
+        let mut prefix = key.as_str().as_bytes().to_vec();
+        prefix.push(0);
+        let mut metas = Vec::new();
+        for kv in self.inner.objects.scan_prefix(&prefix) {
+            let (_, v) = kv?;
+            if let Ok(meta) = ObjectMeta::decode(&v) {
+                metas.push(meta);
+            }
+        }
+        Ok(metas)
+    }
+
     /// Purges every variant stored for `key`; returns how many were removed. Blocking.
     pub fn remove_blocking(&self, key: &CacheKey) -> Result<usize, Error> {
         let url = key.as_str();
@@ -745,6 +760,13 @@ impl Cache {
     /// [`update_meta_blocking`](Self::update_meta_blocking) on the store threads.
     pub async fn update_meta(&self, meta: ObjectMeta) -> Result<bool, Error> {
         self.blocking(Job::Write, move |c| c.update_meta_blocking(meta))
+            .await
+    }
+
+    /// [`variants_blocking`](Self::variants_blocking) on the store threads.
+    pub async fn variants(&self, key: &CacheKey) -> Result<Vec<ObjectMeta>, Error> {
+        let key = key.clone();
+        self.blocking(Job::Read, move |c| c.variants_blocking(&key))
             .await
     }
 

@@ -130,6 +130,18 @@ pub fn selects(new: &[u8], stored: &[u8]) -> bool {
     }
 }
 
+/// RFC 9111 §4.3.4: does a 304 also select another stored variant of the URL (one other than
+/// the response it validated), with `stored` its header fields? Only a strong validator
+/// identifies a representation across variants: "all the stored responses with the same
+/// strong validator are identified for update". A weak ETag or a Last-Modified selects only
+/// the most recent match (the one that was validated), and no validator only a lone response.
+pub fn also_selects(resp_304: &HeaderMap, stored: &HeaderMap) -> bool {
+    match (resp_304.get(ETAG), stored.get(ETAG)) {
+        (Some(new), Some(old)) => strong_eq(new.as_bytes(), old.as_bytes()),
+        _ => false,
+    }
+}
+
 /// What a merged revalidation answer ([`merge_304`], [`merge_head`]) does to the stored object.
 #[derive(Debug, PartialEq)]
 pub enum Refresh {

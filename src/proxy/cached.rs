@@ -314,6 +314,16 @@ async fn revalidate(
             .ok()
             .filter(|m| fits_head(proxy, m));
         if let Some(merged) = merged {
+            freshen_variants(
+                proxy,
+                head,
+                key,
+                &hit.meta,
+                resp.headers(),
+                request_time,
+                response_time,
+            )
+            .await;
             return Ok(serve_refreshed(proxy, head, hit, merged, key, fwd, 304, log).await);
         }
         // The 304 selected a different representation, or its fields would grow the stored
@@ -354,12 +364,15 @@ async fn revalidate(
             // grown past the head limit is fetched afresh by the next GET).
             _ => remove_stored(proxy, key).await,
         }
-    } else if !upstream_status.is_server_error()
+    } else if head.method != Method::HEAD
+        && !upstream_status.is_server_error()
         && policy::storable(&info, upstream_status.as_u16(), resp.headers()).is_err()
     {
         // The origin's new answer may not be stored: the old object must not be served again.
         // A 5xx is no new answer (RFC 9111 §4.3.3: as if the origin had not responded): the
         // stale object stays for the next validation, and for an origin that goes down.
+        // A HEAD's answer other than 200 says nothing about the stored GET response (RFC 9111
+        // §4.3.5: only a 200 updates or outdates it): a 405 or 404 to HEAD leaves it stored.
         remove_stored(proxy, key).await;
     }
     let url = std::mem::take(&mut log.url);
@@ -376,6 +389,51 @@ async fn revalidate(
     let resp = fetch::respond(proxy, resp, &x, st, log, Followers::default()).await;
     log.url = url;
     resp
+}
+
+/// RFC 9111 §4.3.4: a 304 with a strong ETag freshens every stored response with that ETag,
+/// not only the variant `validated` that was looked up: other variants of the URL (`Vary`)
+/// holding the same representation become fresh too, instead of each going to the origin
+/// again. Each is merged and judged as the validated one is; one that no longer matches, or
+/// may not be updated, is left as it was (a `Remove` of the validated one removes them all).
+#[allow(clippy::too_many_arguments)]
+async fn freshen_variants(
+    proxy: &Proxy,
+    head: &Head,
+    key: &CacheKey,
+    validated: &crate::cache::meta::ObjectMeta,
+    resp_304: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) {
+    if validated.vary.is_empty() || !validate::also_selects(resp_304, &validated.headers) {
+        return;
+    }
+    let variants = match proxy.cache.variants(key).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing variants after a 304 failed");
+            return;
+        }
+    };
+    for other in variants {
+        if other.secondary == validated.secondary
+            || !validate::also_selects(resp_304, &other.headers)
+        {
+            continue;
+        }
+        let Ok(merged) = validate::merge_304(&other, resp_304, request_time, response_time) else {
+            continue;
+        };
+        if !fits_head(proxy, &merged) {
+            continue;
+        }
+        if let Refresh::Update(meta) = validate::refresh(&head.headers, &merged) {
+            if let Err(e) = proxy.cache.update_meta(*meta).await {
+                tracing::warn!(error = %e, "cache update of a variant after a 304 failed");
+            }
+        }
+    }
 }
 
 /// Whether a merged meta's fields stay within `upstream.max_header_size`. RFC 9111 §3.2 has a

@@ -56,16 +56,17 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) 
     );
 }
 
-/// The metrics page.
-pub fn render(proxy: &Proxy) -> Response<Body> {
+/// The metrics page of the exposition `text`.
+pub fn page(text: String) -> Response<Body> {
     reply::text(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        text(proxy),
+        text,
     )
 }
 
-/// The exposition text.
+/// The exposition text. Blocking: it counts the `hashes` tree and sizes the store on disk,
+/// both O(store); call it off the reactor.
 pub fn text(proxy: &Proxy) -> String {
     let mut out = String::with_capacity(8192);
     traffic(&mut out, proxy);
