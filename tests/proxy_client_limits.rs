@@ -726,7 +726,6 @@ async fn an_acl_in_ipv4_mapped_form_admits_ipv4_clients_of_a_dual_stack_listener
 /// never saw the 403. sluice now closes as nginx's lingering close does: it shuts down its
 /// sending side and reads and discards what the client still sends, for a bounded time.
 #[tokio::test]
-#[ignore = "reproduces a known bug: no lingering close yet (reported, not fixed)"]
 async fn a_client_refused_while_still_sending_its_body_can_send_it_and_read_the_answer() {
     let origin = Origin::ok("ok").await;
     let mut cfg = config();

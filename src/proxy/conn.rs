@@ -2,6 +2,7 @@
 //! header (slowloris), idle keep-alive and stalled-send timeouts, and the access log line
 //! per request.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -34,6 +35,9 @@ pub struct ConnState {
     /// A response body failed mid-way (the upstream body was cut): the connection must end
     /// in a reset, not a clean close.
     cut: AtomicBool,
+    /// A request was answered without its body being read whole: the client may still be
+    /// sending it when the connection closes, so the close lingers ([`TrackedIo`]).
+    body_unread: AtomicBool,
     /// The proxy's counters (one handle per connection, not per request).
     metrics: crate::admin::metrics::ProxyMetrics,
 }
@@ -70,6 +74,7 @@ impl ConnState {
             head_pending: AtomicBool::new(false),
             blocked_since: AtomicU64::new(0),
             cut: AtomicBool::new(false),
+            body_unread: AtomicBool::new(false),
             metrics,
         })
     }
@@ -129,6 +134,13 @@ impl ConnState {
     /// ends in a reset, whether or not the response's body has been handed to hyper whole.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::Release);
+    }
+
+    /// A request is answered without its body read whole (refused before or while it was
+    /// read): the connection's close lingers, so the client can send the rest and read the
+    /// answer rather than lose it to the reset its unread bytes would cause.
+    pub fn body_left_unread(&self) {
+        self.body_unread.store(true, Ordering::Release);
     }
 
     /// A response finished (or was abandoned).
@@ -205,6 +217,7 @@ pin_project_lite::pin_project! {
         check: HeadCheck,
         received: u64,
         sent: u64,
+        linger: Linger,
     }
 
     impl<T: Abort> PinnedDrop for TrackedIo<T> {
@@ -239,8 +252,59 @@ impl<T: Abort> TrackedIo<T> {
             check: HeadCheck::default(),
             received: 0,
             sent: 0,
+            linger: Linger::Open,
         }
     }
+}
+
+/// The longest a close lingers, reading and discarding what the client still sends
+/// (nginx's `lingering_time`).
+const LINGER_TOTAL: Duration = Duration::from_secs(30);
+/// The longest a lingering close waits with nothing received (nginx's `lingering_timeout`).
+const LINGER_QUIET: Duration = Duration::from_secs(5);
+/// The reads a lingering close makes per poll before it yields, so a client sending fast
+/// does not hold the thread.
+const LINGER_READS: usize = 32;
+
+/// Where the orderly close of a client connection is (see [`TrackedIo`]'s `poll_shutdown`).
+enum Linger {
+    /// Not closing yet.
+    Open,
+    /// The sending side is shut down; what the client still sends is read and discarded
+    /// until it ends or one of the clocks runs out.
+    Lingering {
+        total: Pin<Box<tokio::time::Sleep>>,
+        quiet: Pin<Box<tokio::time::Sleep>>,
+    },
+    /// Closed (or lingering is over): the stream may be dropped.
+    Done,
+}
+
+/// What reading and discarding the client's bytes found.
+enum Drained {
+    /// The client's end of stream, or an error: nothing more will come.
+    Ended,
+    /// Nothing more for now; `read` bytes were discarded.
+    Waiting { read: usize },
+}
+
+/// Reads and discards what `inner` has to give now, straight from the stream: not counted as
+/// request activity, so no header clock starts.
+fn drain<T: AsyncRead>(mut inner: Pin<&mut T>, cx: &mut Context<'_>) -> Drained {
+    let mut buf = [0u8; 8192];
+    let mut read = 0;
+    for _ in 0..LINGER_READS {
+        let mut rb = ReadBuf::new(&mut buf);
+        match inner.as_mut().poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => return Drained::Ended,
+            Poll::Ready(Ok(())) => read += rb.filled().len(),
+            Poll::Ready(Err(_)) => return Drained::Ended,
+            Poll::Pending => return Drained::Waiting { read },
+        }
+    }
+    // More may be waiting: look again soon, after other tasks had their turn.
+    cx.waker().wake_by_ref();
+    Drained::Waiting { read }
 }
 
 /// Adds `n` to a per-connection count; returns the count to flush once it reaches
@@ -290,7 +354,7 @@ impl<T: AsyncWrite + Abort> TrackedIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Abort> AsyncWrite for TrackedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Abort> AsyncWrite for TrackedIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -304,8 +368,53 @@ impl<T: AsyncWrite + Abort> AsyncWrite for TrackedIo<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.project().inner.poll_flush(cx)
     }
+    /// hyper calls this on every orderly close. A lingering close (nginx's
+    /// `lingering_close`): the answer is flushed and the sending side shut down first; then,
+    /// when the client is still sending (bytes are waiting, or a request's body was left
+    /// unread), what it sends is read and discarded until its end of stream, for at most
+    /// [`LINGER_TOTAL`] and [`LINGER_QUIET`] with nothing received. Closing with unread bytes
+    /// makes the kernel send a reset, and a client still writing its body would lose the
+    /// answer. A plain keep-alive close does not linger; a cut connection never does.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+        let mut this = self.project();
+        loop {
+            match this.linger {
+                Linger::Open => {
+                    std::task::ready!(this.inner.as_mut().poll_shutdown(cx))?;
+                    if this.state.cut.load(Ordering::Acquire) {
+                        *this.linger = Linger::Done;
+                        continue;
+                    }
+                    *this.linger = match drain(this.inner.as_mut(), cx) {
+                        Drained::Waiting { read }
+                            if read > 0 || this.state.body_unread.load(Ordering::Acquire) =>
+                        {
+                            Linger::Lingering {
+                                total: Box::pin(tokio::time::sleep(LINGER_TOTAL)),
+                                quiet: Box::pin(tokio::time::sleep(LINGER_QUIET)),
+                            }
+                        }
+                        _ => Linger::Done,
+                    };
+                }
+                Linger::Lingering { total, quiet } => match drain(this.inner.as_mut(), cx) {
+                    Drained::Ended => *this.linger = Linger::Done,
+                    Drained::Waiting { read } => {
+                        if read > 0 {
+                            let deadline = tokio::time::Instant::now() + LINGER_QUIET;
+                            quiet.as_mut().reset(deadline);
+                        }
+                        if total.as_mut().poll(cx).is_ready() || quiet.as_mut().poll(cx).is_ready()
+                        {
+                            *this.linger = Linger::Done;
+                        } else {
+                            return Poll::Pending;
+                        }
+                    }
+                },
+                Linger::Done => return Poll::Ready(Ok(())),
+            }
+        }
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,

@@ -37,7 +37,7 @@ pub async fn handle(
         method: req.method().clone(),
         ..AccessLog::default()
     };
-    let mut pending = Unanswered::new(log, state);
+    let mut pending = Unanswered::new(log, state.clone());
     let log = pending.log();
     // `forward` logs the normalised URL; anything else logs the target as received.
     let uri = req.uri().clone();
@@ -68,6 +68,8 @@ pub async fn handle(
             // sent `Expect: 100-continue` does not send the body on a connection that ends.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            // The client may still be sending it: the close lingers (`conn::TrackedIo`).
+            state.body_left_unread();
         }
         resp
     });
