@@ -628,28 +628,3 @@ async fn an_upgrade_request_is_answered_as_plain_http_and_the_connection_goes_on
         (200, "/next upgrade=none")
     );
 }
-
-/// A client that sends its whole request and then shuts down its sending side (`nc -N`,
-/// `shutdown(SHUT_WR)`) still reads the answer.
-#[tokio::test]
-#[ignore = "reproduces a known limitation: hyper half_close is off (client EOF = abort)"]
-async fn a_client_that_half_closes_after_its_request_reads_the_answer() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let origin = Origin::ok("half").await;
-    let sluice = start_default().await;
-    let mut s = tokio::net::TcpStream::connect(sluice.addr)
-        .await
-        .expect("connect");
-    s.write_all(&get(&origin.url("/half"))).await.expect("send");
-    s.shutdown().await.expect("shutdown(SHUT_WR)");
-    let mut got = Vec::new();
-    tokio::time::timeout(common::LIMIT, s.read_to_end(&mut got))
-        .await
-        .expect("sluice closes after answering")
-        .expect("read");
-    let text = String::from_utf8_lossy(&got);
-    assert!(
-        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\nhalf"),
-        "{text:?}"
-    );
-}
