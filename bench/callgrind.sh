@@ -95,9 +95,9 @@ measure() { # name path unique
         --config "$WORK/sluice.toml" > "$WORK/$name.log" 2>&1 &
     local vpid=$!
     PIDS+=($vpid)
-    # Under valgrind a cold start (the model and rules loaded in software) can take a minute.
+    # Under valgrind a cold start (the model and rules loaded in software) takes minutes.
     local up=
-    for _ in $(seq 900); do
+    for _ in $(seq 3000); do
         curl -sf -o /dev/null -x "http://127.0.0.1:$PPORT" "http://127.0.0.1:$OPORT/obj-1k" && { up=1; break; }
         kill -0 "$vpid" 2>/dev/null || break
         sleep 0.2
