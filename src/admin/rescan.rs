@@ -260,9 +260,13 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
     let p = proxy.clone();
     let selected = blocking(move || {
         // Selection waits for hash-list edits and reloads in progress, so it sees their
-        // ruleset.
-        let _edits = p.list_edits.lock().unwrap_or_else(PoisonError::into_inner);
-        let shas = select(&p.store, &selector)?;
+        // ruleset. Finding the URLs does not: they say where each body is stored, which no
+        // edit changes, and walking every URL under the lock kept `POST /hashes` (and
+        // reloads) waiting for the whole walk on a large store.
+        let shas = {
+            let _edits = p.list_edits.lock().unwrap_or_else(PoisonError::into_inner);
+            select(&p.store, &selector)?
+        };
         let urls = urls_of(&p.store, &shas)?;
         Ok((shas, urls))
     })
