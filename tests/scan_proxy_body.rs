@@ -619,3 +619,68 @@ async fn a_stale_blocked_object_served_on_error_or_while_revalidating_is_blocked
         assert!(cs.contains(want), "{path}: Cache-Status {cs:?}");
     }
 }
+
+/// Regression: in observe mode a stale-while-revalidate refresh answered with a new 200 is
+/// stored only after its body has streamed and its copy been scanned, but the background
+/// revalidation released the key as soon as it had read the body. A request in between found
+/// the stale object still stored and, the key being free, sent a second refresh upstream
+/// (and a request waiting on the key looked up the old object). The key now stays taken
+/// until the refreshed object is stored, as on a miss.
+#[tokio::test]
+async fn an_observed_stale_while_revalidate_refresh_holds_the_key_until_it_is_stored() {
+    // Big enough that scanning the refreshed copy takes a while after its body has streamed.
+    let old = big_text(2 << 20);
+    let new: Vec<u8> = old.iter().map(|b| b.to_ascii_uppercase()).collect();
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (n, refreshed) = (served.clone(), new.clone());
+    let origin = Origin::respond(move |_| {
+        if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            let cc = "Cache-Control: max-age=0, stale-while-revalidate=600\r\nETag: \"1\"\r\n";
+            response("text/plain", cc, &old)
+        } else {
+            response(
+                "text/plain",
+                "Cache-Control: max-age=600\r\nETag: \"2\"\r\n",
+                &refreshed,
+            )
+        }
+    })
+    .await;
+    let mut cfg = config();
+    cfg.scan.mode = ScanMode::Observe;
+    let sluice = start(cfg).await;
+    let proxy = sluice.running.as_ref().expect("running").proxy.clone();
+    let url = origin.url("/swr-observed");
+    let key = sluice::cache::key::CacheKey::parse(&url).expect("key");
+    assert_eq!(sluice.fetch(&url).await.status(), 200);
+    // The miss holds its key until the observed copy is stored.
+    common::cache::wait_until("the first store", || proxy.collapser.in_flight() == 0).await;
+    let stale = sluice.fetch(&url).await;
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.body.len(), 2 << 20);
+    common::cache::assert_cache_status(&stale, "hit");
+    // Watch the key closely: the moment it is released, the refresh must be stored.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while proxy.collapser.in_flight() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the refresh ends");
+        tokio::task::yield_now().await;
+    }
+    let stored = match proxy.cache.get(&key, &http::HeaderMap::new()).await {
+        Ok(sluice::cache::store::Found::Hit(hit)) => hit
+            .meta
+            .headers
+            .get("etag")
+            .map(|v| v.to_str().unwrap_or("").to_string()),
+        _ => None,
+    };
+    assert_eq!(
+        stored.as_deref(),
+        Some("\"2\""),
+        "the key was released before the refreshed object was stored"
+    );
+    for _ in 0..3 {
+        let r = sluice.fetch(&url).await;
+        assert_eq!(r.body, new);
+    }
+    assert_eq!(origin.requests().len(), 2, "exactly one refresh");
+}

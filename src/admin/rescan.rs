@@ -65,7 +65,10 @@ pub struct Progress {
     pub state: &'static str,
     /// The request that started it.
     pub request: Value,
-    /// The ruleset version the bodies are scanned with.
+    /// The ruleset version the bodies are scanned with: the one in force when the rescan
+    /// started, then that of the latest body scanned (each body is scanned with the ruleset
+    /// in force when its turn comes, so a reload or hash-list edit during a rescan applies
+    /// to the bodies after it, and this says so).
     pub ruleset: String,
     /// Verdicts selected.
     pub total: u64,
@@ -89,6 +92,20 @@ pub struct Progress {
 impl Progress {
     fn running(&self) -> bool {
         matches!(self.state, "selecting" | "running")
+    }
+
+    /// Counts one handled verdict; `ruleset` is the one its body was scanned with, if it was.
+    fn record(&mut self, outcome: Outcome, ruleset: Option<String>) {
+        self.done += 1;
+        match outcome {
+            Outcome::Same => {}
+            Outcome::Changed => self.changed += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Failed => self.errors += 1,
+        }
+        if let Some(r) = ruleset {
+            self.ruleset = r;
+        }
     }
 }
 
@@ -260,9 +277,13 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
     let p = proxy.clone();
     let selected = blocking(move || {
         // Selection waits for hash-list edits and reloads in progress, so it sees their
-        // ruleset.
-        let _edits = p.list_edits.lock().unwrap_or_else(PoisonError::into_inner);
-        let shas = select(&p.store, &selector)?;
+        // ruleset. Finding the URLs does not: they say where each body is stored, which no
+        // edit changes, and walking every URL under the lock kept `POST /hashes` (and
+        // reloads) waiting for the whole walk on a large store.
+        let shas = {
+            let _edits = p.list_edits.lock().unwrap_or_else(PoisonError::into_inner);
+            select(&p.store, &selector)?
+        };
         let urls = urls_of(&p.store, &shas)?;
         Ok((shas, urls))
     })
@@ -292,16 +313,8 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
             });
             return;
         }
-        let outcome = rescan_one(&proxy, &sha, urls.get(&sha).cloned()).await;
-        rescans.update(|p| {
-            p.done += 1;
-            match outcome {
-                Outcome::Same => {}
-                Outcome::Changed => p.changed += 1,
-                Outcome::Skipped => p.skipped += 1,
-                Outcome::Failed => p.errors += 1,
-            }
-        });
+        let (outcome, ruleset) = rescan_one(&proxy, &sha, urls.get(&sha).cloned()).await;
+        rescans.update(|p| p.record(outcome, ruleset));
     }
     let p = unfinished.end(|p| {
         p.state = "done";
@@ -318,6 +331,7 @@ async fn job(proxy: Arc<Proxy>, rescans: Arc<Rescans>, selector: Selector) {
 }
 
 /// What became of one verdict.
+#[derive(Clone, Copy, Debug)]
 enum Outcome {
     Same,
     Changed,
@@ -325,7 +339,13 @@ enum Outcome {
     Failed,
 }
 
-async fn rescan_one(proxy: &Arc<Proxy>, sha: &str, url: Option<String>) -> Outcome {
+/// Rescans one verdict's body; with the outcome, the ruleset it was scanned with (none when
+/// it was not scanned).
+async fn rescan_one(
+    proxy: &Arc<Proxy>,
+    sha: &str,
+    url: Option<String>,
+) -> (Outcome, Option<String>) {
     let store = proxy.store.clone();
     let key = sha.to_string();
     let stored = proxy.pipeline.stored(sha);
@@ -333,10 +353,10 @@ async fn rescan_one(proxy: &Arc<Proxy>, sha: &str, url: Option<String>) -> Outco
     let loaded = blocking(move || load(&store, &key, url.as_deref(), stored.as_ref())).await;
     let content = match loaded {
         Ok(Some(c)) => c,
-        Ok(None) => return Outcome::Skipped,
+        Ok(None) => return (Outcome::Skipped, None),
         Err(e) => {
             tracing::warn!(sha, error = %e.message, "rescan could not read a body");
-            return Outcome::Failed;
+            return (Outcome::Failed, None);
         }
     };
     // Proxy scans first: submit only when no worker is contended.
@@ -348,7 +368,7 @@ async fn rescan_one(proxy: &Arc<Proxy>, sha: &str, url: Option<String>) -> Outco
         tokio::time::sleep(YIELD).await;
     }
     let v = proxy.pipeline.scan(content).await;
-    if v.class == Class::Unscanned {
+    let outcome = if v.class == Class::Unscanned {
         tracing::warn!(sha, reason = ?v.reason, "rescan left a body unscanned");
         Outcome::Failed
     } else if v.sha256 != sha {
@@ -357,7 +377,8 @@ async fn rescan_one(proxy: &Arc<Proxy>, sha: &str, url: Option<String>) -> Outco
         Outcome::Same
     } else {
         Outcome::Changed
-    }
+    };
+    (outcome, Some(v.ruleset))
 }
 
 /// The selected SHA-256s, in order.
@@ -503,6 +524,30 @@ mod tests {
             "failed",
             "an unended rescan fails"
         );
+    }
+
+    /// Regression: the progress named the ruleset in force when the rescan began its scans,
+    /// while each body is scanned with the one in force at its turn: after a reload or a
+    /// hash-list edit during a rescan, `GET /rescan` named a ruleset that none of the later
+    /// (or, once done, the last) bodies had been scanned with.
+    #[test]
+    fn progress_names_the_ruleset_the_latest_body_was_scanned_with() {
+        let mut p = Progress {
+            state: "running",
+            ruleset: "before".into(),
+            total: 4,
+            ..Progress::default()
+        };
+        p.record(Outcome::Same, Some("before".into()));
+        assert_eq!(p.ruleset, "before");
+        // A reload between two bodies: the next one is scanned with the new ruleset.
+        p.record(Outcome::Changed, Some("after".into()));
+        assert_eq!(p.ruleset, "after");
+        // A body no longer stored is not scanned, so it says nothing about the ruleset.
+        p.record(Outcome::Skipped, None);
+        p.record(Outcome::Failed, None);
+        assert_eq!(p.ruleset, "after");
+        assert_eq!((p.done, p.changed, p.skipped, p.errors), (4, 1, 1, 1));
     }
 
     /// A body found only under its digest (no URL holds it any more) is read as its verdict

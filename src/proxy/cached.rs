@@ -99,6 +99,7 @@ pub async fn serve(
                         target,
                         &key,
                         log,
+                        Followers::default(),
                     ))
                     .await
                 }
@@ -259,7 +260,10 @@ async fn serve_refreshed(
     serve_hit(proxy, head, hit, age, st, log).await
 }
 
-/// A stale (or no-cache) object: ask upstream whether it is still good.
+/// A stale (or no-cache) object: ask upstream whether it is still good. `followers` (those
+/// of a background revalidation) are told once the outcome is stored, as on a miss: an
+/// answer the origin sends whole is stored only after its body (in observe mode, once its
+/// streamed copy is scanned), and the key stays taken until then.
 #[allow(clippy::too_many_arguments)]
 async fn revalidate(
     proxy: &Arc<Proxy>,
@@ -270,6 +274,7 @@ async fn revalidate(
     target: &Target,
     key: &CacheKey,
     log: &mut AccessLog,
+    mut followers: Followers,
 ) -> Result<Response<Body>, ProxyError> {
     let request_time = SystemTime::now();
     let info = RequestInfo {
@@ -324,7 +329,9 @@ async fn revalidate(
                 response_time,
             )
             .await;
-            return Ok(serve_refreshed(proxy, head, hit, merged, key, fwd, 304, log).await);
+            let resp = serve_refreshed(proxy, head, hit, merged, key, fwd, 304, log).await;
+            followers.tell(true);
+            return Ok(resp);
         }
         // The 304 selected a different representation, or its fields would grow the stored
         // head past what an origin may send in one: fetch unconditionally.
@@ -335,7 +342,7 @@ async fn revalidate(
             Some(key),
             CacheStatus::forward(fwd),
             log,
-            Followers::default(),
+            followers,
         )
         .await;
     }
@@ -358,7 +365,9 @@ async fn revalidate(
                 // The stored GET response is confirmed: the HEAD is answered from it, as a
                 // fresh one is, so its body's verdict applies (a blocked object is a 403, not
                 // the origin's 200 with its length).
-                return Ok(serve_refreshed(proxy, head, hit, merged, key, fwd, 200, log).await);
+                let resp = serve_refreshed(proxy, head, hit, merged, key, fwd, 200, log).await;
+                followers.tell(true);
+                return Ok(resp);
             }
             // A different validator or length: the stored GET response is outdated (and one
             // grown past the head limit is fetched afresh by the next GET).
@@ -386,7 +395,7 @@ async fn revalidate(
     };
     let mut st = CacheStatus::forward(fwd);
     st.fwd_status = Some(upstream_status.as_u16());
-    let resp = fetch::respond(proxy, resp, &x, st, log, Followers::default()).await;
+    let resp = fetch::respond(proxy, resp, &x, st, log, followers).await;
     log.url = url;
     resp
 }
@@ -472,7 +481,10 @@ fn stale_age(hit: &Hit) -> u64 {
     hit.facts.age(SystemTime::now())
 }
 
-/// stale-while-revalidate: one background revalidation per key at a time.
+/// stale-while-revalidate: one background revalidation per key at a time. The key stays
+/// taken until the refreshed object is stored (see [`revalidate`]), not merely until its
+/// body was read: in observe mode the store comes after, and a request in between found the
+/// stale object again and started a second revalidation.
 fn background_revalidate(
     proxy: &Arc<Proxy>,
     head: &Head,
@@ -503,6 +515,7 @@ fn background_revalidate(
             &target,
             &key,
             &mut log,
+            Followers::new(Some(leader)),
         )
         .await;
         if let Ok(resp) = r {
@@ -519,7 +532,6 @@ fn background_revalidate(
                 left -= n;
             }
         }
-        leader.finish(true);
     });
 }
 
