@@ -30,33 +30,19 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 
+mod floor;
+use floor::Error;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `bare_pass serve --config FILE`, as peers.sh starts sluice.
-    let args: Vec<String> = std::env::args().collect();
-    let listen: SocketAddr = match args.iter().position(|a| a == "--config") {
-        Some(i) => {
-            let path = args.get(i + 1).ok_or("--config needs a file")?;
-            let text = std::fs::read_to_string(path)?;
-            sluice::config::Config::parse(&text, path)?.proxy.listen
-        }
-        None if args.iter().any(|a| a == "--version") => {
-            println!("bare_pass (hyper floor)");
-            return Ok(());
-        }
-        None => "127.0.0.1:3128".parse()?,
-    };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(listen))
+fn main() -> Result<(), Error> {
+    floor::run("bare_pass (hyper floor)", serve)
 }
 
-async fn serve(listen: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(listen: SocketAddr) -> Result<(), Error> {
     let listener = TcpListener::bind(listen).await?;
     loop {
         let (stream, _) = listener.accept().await?;

@@ -22,27 +22,16 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod floor;
+use floor::Error;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MAX_HEAD: usize = 64 * 1024;
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), Error> {
-    // `raw_pass serve --config FILE`, as peers.sh and cpu_per_request.sh start sluice.
-    let args: Vec<String> = std::env::args().collect();
-    let listen: SocketAddr = match args.iter().position(|a| a == "--config") {
-        Some(i) => {
-            let path = args.get(i + 1).ok_or("--config needs a file")?;
-            let text = std::fs::read_to_string(path)?;
-            sluice::config::Config::parse(&text, path)?.proxy.listen
-        }
-        None => "127.0.0.1:3128".parse()?,
-    };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(listen))
+    floor::run("raw_pass (tokio + httparse floor)", serve)
 }
 
 async fn serve(listen: SocketAddr) -> Result<(), Error> {
