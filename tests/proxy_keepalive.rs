@@ -252,6 +252,33 @@ async fn idempotent_get_is_retried_once_when_a_reused_connection_is_reset_unansw
     );
 }
 
+/// An origin that resets a fresh connection before answering: a 502 that says the
+/// connection ended before the response (as for a FIN), not a protocol error.
+#[tokio::test]
+async fn a_fresh_connection_reset_before_any_answer_is_a_502_response_incomplete() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind origin");
+    let origin = Origin::serve(
+        listener,
+        |s| async move {
+            s.set_zero_linger().expect("SO_LINGER 0");
+            Some(Box::new(s) as Box<dyn common::origin::Io>)
+        },
+        |mut conn| async move {
+            let _ = conn.read_request().await;
+        },
+    );
+    let sluice = start_default().await;
+    let r = sluice.fetch(&origin.url("/reset")).await;
+    assert_eq!(r.status(), 502);
+    assert!(
+        r.proxy_status().contains("error=http_response_incomplete"),
+        "{:?}",
+        r.proxy_status()
+    );
+}
+
 #[tokio::test]
 async fn post_with_body_is_not_retried_when_a_reused_connection_dies() {
     let origin = origin_dropping_second_request().await;

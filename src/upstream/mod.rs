@@ -541,7 +541,7 @@ fn reset(e: &hyper::Error) -> bool {
 fn map_hyper(who: String, e: &hyper::Error) -> Error {
     if e.is_parse_too_large() {
         Error::HeadTooLarge(who)
-    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() || reset(e) {
         Error::Closed(who)
     } else if e.is_user() {
         // The client's request body failed while it was forwarded: the client's fault.
