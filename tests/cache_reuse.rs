@@ -437,3 +437,53 @@ async fn observe_mode_stores_responses_with_an_empty_body() {
         assert_eq!(hits(&origin, path), 1);
     }
 }
+
+/// RFC 9110 §6.6.1: the origin's `Date` is relayed as it is, on the miss and on every hit
+/// (a hit's `Date` is when the origin generated it, its `Age` says how old it is); a
+/// response without one gets one, and the cache keeps the receipt time as its `Date`.
+#[tokio::test]
+async fn date_is_relayed_unchanged_and_added_when_the_origin_sent_none() {
+    let origin_date = http_date(-100);
+    let with_date: &'static str = Box::leak(format!("Date: {origin_date}").into_boxed_str());
+    let origin = Origin::respond(move |r| {
+        let h: &[&str] = if r.target().ends_with("/dated") {
+            &["Cache-Control: max-age=600", with_date]
+        } else {
+            &["Cache-Control: max-age=600"]
+        };
+        ok_with(h, "x")
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let parse = |r: &common::Response| -> std::time::SystemTime {
+        let d = r.header("date").expect("a Date on every response");
+        httpdate::parse_http_date(d).expect("an HTTP-date")
+    };
+    let dated = origin.url("/dated");
+    for (i, what) in ["miss", "hit"].iter().enumerate() {
+        let r = sluice.fetch(&dated).await;
+        assert_eq!(r.header("date"), Some(origin_date.as_str()), "{what}");
+        assert_eq!(r.head.all("date").len(), 1, "{what}: one Date");
+        if i == 1 {
+            let age: u64 = r.header("age").expect("Age").parse().expect("Age number");
+            assert!(
+                (100..160).contains(&age),
+                "Age {age}: from the origin's Date"
+            );
+        }
+    }
+    let undated = origin.url("/undated");
+    let miss = sluice.fetch(&undated).await;
+    let hit = sluice.fetch(&undated).await;
+    assert_cache_status(&hit, "hit");
+    let now = std::time::SystemTime::now();
+    for (what, r) in [("miss", &miss), ("hit", &hit)] {
+        let d = parse(r);
+        assert!(
+            now.duration_since(d).unwrap_or_default().as_secs() < 60
+                && d.duration_since(now).unwrap_or_default().as_secs() < 60,
+            "{what}: Date {d:?} is the receipt time"
+        );
+    }
+    assert_eq!(hits(&origin, "/undated"), 1);
+}

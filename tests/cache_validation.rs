@@ -1026,6 +1026,47 @@ async fn a_304_with_another_variants_etag_leaves_that_variant_stale() {
 }
 
 #[tokio::test]
+async fn a_304_without_an_etag_freshens_only_the_variant_it_validated() {
+    // RFC 9111 §4.3.4: without a strong validator a 304 selects only the most recent stored
+    // response it matches (here by Last-Modified), never every variant sharing that date:
+    // two variants last modified in the same second may still be different bodies.
+    let modified = format!("Last-Modified: {}", http_date(-3600));
+    let origin = Origin::respond(move |r| {
+        if r.header("if-modified-since").is_some() {
+            return not_modified(&[&now_date(), "Cache-Control: max-age=600", &modified]);
+        }
+        ok_with(
+            &[
+                &old_date(),
+                "Cache-Control: max-age=60",
+                "Vary: Accept-Language",
+                &modified,
+            ],
+            "page",
+        )
+    })
+    .await;
+    let sluice = common::start_default().await;
+    let url = origin.url("/variants-lm");
+    let mut c = sluice.client().await;
+    let get = |lang: &str| request("GET", &url, &[&format!("Accept-Language: {lang}")], b"");
+    for lang in ["en", "de"] {
+        assert_eq!(c.exchange(get(lang)).await.text(), "page");
+    }
+    let r = c.exchange(get("en")).await;
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    assert_eq!(hits(&origin, "/variants-lm"), 3);
+    let r = c.exchange(get("de")).await;
+    assert_cache_status(&r, "fwd=stale; fwd-status=304");
+    assert!(origin.last_request().header("if-modified-since").is_some());
+    assert_eq!(
+        hits(&origin, "/variants-lm"),
+        4,
+        "the other variant was revalidated on its own"
+    );
+}
+
+#[tokio::test]
 async fn a_head_answered_405_on_revalidation_keeps_the_stored_get() {
     // Regression: a HEAD that revalidated a stale GET response and got a 405 (or any answer
     // but 200/304) removed the stored GET object, since the 405 "may not be stored". RFC 9111

@@ -752,3 +752,42 @@ async fn a_client_refused_while_still_sending_its_body_can_send_it_and_read_the_
     c.expect_close(LIMIT).await;
     assert_eq!(origin.connections(), 0);
 }
+
+/// A lingering close is bounded: a client refused with its body unread that then neither
+/// sends the rest nor closes (a stuck uploader, or one that vanished) does not hold its
+/// connection, and its `proxy.max_connections` slot, for ever. sluice stops lingering after
+/// 5 s with nothing received (nginx's `lingering_timeout`) and the slot comes back.
+#[tokio::test]
+async fn a_lingering_close_ends_when_the_client_sends_nothing_more() {
+    let origin = Origin::ok("ok").await;
+    let mut cfg = config();
+    cfg.proxy.max_connections = 1;
+    let sluice = start(cfg).await;
+    let mut stuck = sluice.client().await;
+    // No Host: refused (400) with 99,997 body bytes still to come, which never come.
+    stuck
+        .send("POST http://x/ HTTP/1.1\r\nContent-Length: 100000\r\n\r\nabc")
+        .await;
+    let r = stuck.read_response().await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.header("connection"), Some("close"));
+    // sluice's sending side is shut down at once; its socket lingers, open for reading.
+    stuck.expect_close(LIMIT).await;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let mut c = Client::connect(sluice.addr).await;
+        c.send(get(&origin.url("/after"))).await;
+        let status = c.read_response().await.status();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "only the connection limit refuses it");
+        assert!(
+            Instant::now() < deadline,
+            "the lingering connection kept its slot past the linger's quiet limit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The stuck client was still there, silent, the whole time.
+    drop(stuck);
+}

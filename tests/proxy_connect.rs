@@ -361,3 +361,83 @@ async fn a_connect_request_line_over_max_request_line_gets_414() {
     assert_eq!(r.header("connection"), Some("close"));
     c.expect_close(common::LIMIT).await;
 }
+
+/// Regression: when the destination ended its side of a tunnel first (a half-close: it sent
+/// everything and shut down its writing, but still reads), sluice shut down its side to the
+/// client through the client connection's lingering close, which read and discarded what
+/// the client was still sending: bytes bound for the destination were lost (whatever was
+/// waiting at that moment, then whatever the discard won over the tunnel's own reads).
+#[tokio::test]
+async fn a_tunnel_half_closed_by_its_destination_still_carries_every_client_byte() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (go, start_closing) = tokio::sync::oneshot::channel::<()>();
+    let (count_tx, count) = tokio::sync::oneshot::channel::<usize>();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        // Reads nothing until told: the client's bytes back up to sluice's receive buffer.
+        let _ = start_closing.await;
+        s.write_all(b"hello").await.expect("write");
+        s.shutdown().await.expect("half-close");
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got).await;
+        let _ = count_tx.send(got.len());
+    });
+    let mut cfg = config();
+    cfg.proxy.connect_ports = vec![port];
+    let sluice = start(cfg).await;
+    let mut c = tokio::net::TcpStream::connect(sluice.addr)
+        .await
+        .expect("connect");
+    c.write_all(
+        format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("send CONNECT");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).await.expect("CONNECT answer");
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Send until every buffer on the way is full and sluice has client bytes unread.
+    let chunk = vec![b'x'; 64 << 10];
+    let mut sent = 0usize;
+    while sent < (512 << 20) {
+        match c.try_write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let ready =
+                    tokio::time::timeout(std::time::Duration::from_millis(300), c.writable()).await;
+                if ready.is_err() {
+                    break;
+                }
+            }
+            Err(e) => panic!("tunnel write failed after {sent} bytes: {e}"),
+        }
+    }
+    go.send(()).expect("destination waiting");
+    let mut from_destination = Vec::new();
+    tokio::time::timeout(common::LIMIT, c.read_to_end(&mut from_destination))
+        .await
+        .expect("the destination's end reaches the client")
+        .expect("read");
+    assert_eq!(from_destination, b"hello");
+    c.shutdown().await.expect("client half-close");
+    let received = tokio::time::timeout(common::LIMIT, count)
+        .await
+        .expect("the client's end reaches the destination")
+        .expect("count");
+    assert_eq!(
+        received, sent,
+        "every byte the client sent reached the destination"
+    );
+}

@@ -207,6 +207,78 @@ async fn idempotent_get_is_retried_once_when_a_reused_connection_dies_unanswered
     assert!(names(2).iter().any(|n| n == "Via"), "{:?}", names(2));
 }
 
+/// As above, but the origin resets the reused connection (RST, as a server whose idle
+/// timer fired just as the request arrived does when it has closed the socket) instead of
+/// closing it with FIN: the read fails with ECONNRESET, not EOF, before any answer. A
+/// GET must still be replayed once on a fresh connection, as Squid and browsers do, not
+/// turned into a 502.
+#[tokio::test]
+async fn idempotent_get_is_retried_once_when_a_reused_connection_is_reset_unanswered() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind origin");
+    let origin = Origin::serve(
+        listener,
+        |s| async move {
+            // Closing then sends RST, not FIN.
+            s.set_zero_linger().expect("SO_LINGER 0");
+            Some(Box::new(s) as Box<dyn common::origin::Io>)
+        },
+        |mut conn| async move {
+            let mut n = 0;
+            while let Some(req) = conn.read_request().await {
+                n += 1;
+                if conn.index == 0 && n == 2 {
+                    return;
+                }
+                let body = format!("conn{} {}", conn.index, req.target());
+                let _ = conn.write(common::ok(&body)).await;
+            }
+        },
+    );
+    let sluice = start_default().await;
+    assert_eq!(sluice.fetch(&origin.url("/1")).await.text(), "conn0 /1");
+    let r = sluice.fetch(&origin.url("/2")).await;
+    assert_eq!((r.status(), r.text().as_str()), (200, "conn1 /2"));
+    let seen: Vec<(usize, String)> = origin
+        .requests()
+        .iter()
+        .map(|r| (r.conn, r.target().to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(0, "/1".into()), (0, "/2".into()), (1, "/2".into())],
+        "the GET was replayed once, on a fresh connection"
+    );
+}
+
+/// An origin that resets a fresh connection before answering: a 502 that says the
+/// connection ended before the response (as for a FIN), not a protocol error.
+#[tokio::test]
+async fn a_fresh_connection_reset_before_any_answer_is_a_502_response_incomplete() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind origin");
+    let origin = Origin::serve(
+        listener,
+        |s| async move {
+            s.set_zero_linger().expect("SO_LINGER 0");
+            Some(Box::new(s) as Box<dyn common::origin::Io>)
+        },
+        |mut conn| async move {
+            let _ = conn.read_request().await;
+        },
+    );
+    let sluice = start_default().await;
+    let r = sluice.fetch(&origin.url("/reset")).await;
+    assert_eq!(r.status(), 502);
+    assert!(
+        r.proxy_status().contains("error=http_response_incomplete"),
+        "{:?}",
+        r.proxy_status()
+    );
+}
+
 #[tokio::test]
 async fn post_with_body_is_not_retried_when_a_reused_connection_dies() {
     let origin = origin_dropping_second_request().await;

@@ -253,3 +253,43 @@ async fn interim_responses_before_the_final_one_are_not_taken_for_it() {
     }
     assert_eq!(origin.connections(), 2, "one pooled connection per sluice");
 }
+
+/// A HEAD that goes to the origin (not answered from the cache) is relayed with the
+/// origin's own `Content-Length` (RFC 9110 §9.3.2, §8.6: the length a GET would have), not
+/// the length of the empty body the proxy sends, and without any body bytes, so the
+/// client's connection goes on with the next response.
+#[tokio::test]
+async fn a_relayed_head_response_keeps_the_origins_content_length_and_sends_no_body() {
+    let origin = Origin::start(|mut conn| async move {
+        while let Some(req) = conn.read_request().await {
+            let answer = if req.method() == "HEAD" {
+                "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 1234\r\n\r\n"
+                    .to_string()
+            } else {
+                String::from_utf8_lossy(&common::ok(&format!("fresh {}", conn.index))).into_owned()
+            };
+            if conn.write(answer).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let sluice = start(config()).await;
+    let mut c = sluice.client().await;
+    for round in 0..2 {
+        c.send(common::request("HEAD", &origin.url("/big"), &[], b""))
+            .await;
+        let r = c.try_read_response_to("HEAD").await.expect("a HEAD answer");
+        assert_eq!(r.status(), 200, "round {round}");
+        assert_eq!(r.header("content-length"), Some("1234"), "round {round}");
+        assert!(r.body.is_empty(), "round {round}");
+    }
+    // The same client connection carries the next exchange: no body followed the HEADs.
+    let next = c.exchange(get(&origin.url("/next"))).await;
+    assert!(next.text().starts_with("fresh"), "{:?}", next.text());
+    assert_eq!(
+        hits(&origin, "/big"),
+        2,
+        "no-store: both HEADs went upstream"
+    );
+}

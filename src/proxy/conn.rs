@@ -38,6 +38,8 @@ pub struct ConnState {
     /// A request was answered without its body being read whole: the client may still be
     /// sending it when the connection closes, so the close lingers ([`TrackedIo`]).
     body_unread: AtomicBool,
+    /// The connection carries a CONNECT tunnel: its close must not linger ([`TrackedIo`]).
+    tunnel: AtomicBool,
     /// The proxy's counters (one handle per connection, not per request).
     metrics: crate::admin::metrics::ProxyMetrics,
 }
@@ -75,6 +77,7 @@ impl ConnState {
             blocked_since: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             body_unread: AtomicBool::new(false),
+            tunnel: AtomicBool::new(false),
             metrics,
         })
     }
@@ -141,6 +144,13 @@ impl ConnState {
     /// answer rather than lose it to the reset its unread bytes would cause.
     pub fn body_left_unread(&self) {
         self.body_unread.store(true, Ordering::Release);
+    }
+
+    /// A CONNECT tunnel was opened on this connection. Its client side is shut down when the
+    /// destination ends its side, while the client may still send bytes the tunnel carries
+    /// on: a lingering close would read and discard them.
+    pub fn tunnel_opened(&self) {
+        self.tunnel.store(true, Ordering::Release);
     }
 
     /// A response finished (or was abandoned).
@@ -374,14 +384,17 @@ impl<T: AsyncRead + AsyncWrite + Abort> AsyncWrite for TrackedIo<T> {
     /// unread), what it sends is read and discarded until its end of stream, for at most
     /// [`LINGER_TOTAL`] and [`LINGER_QUIET`] with nothing received. Closing with unread bytes
     /// makes the kernel send a reset, and a client still writing its body would lose the
-    /// answer. A plain keep-alive close does not linger; a cut connection never does.
+    /// answer. A plain keep-alive close does not linger; a cut connection never does, nor a
+    /// tunnel's (a half-close the other way still carries the client's bytes).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let mut this = self.project();
         loop {
             match this.linger {
                 Linger::Open => {
                     std::task::ready!(this.inner.as_mut().poll_shutdown(cx))?;
-                    if this.state.cut.load(Ordering::Acquire) {
+                    if this.state.cut.load(Ordering::Acquire)
+                        || this.state.tunnel.load(Ordering::Acquire)
+                    {
                         *this.linger = Linger::Done;
                         continue;
                     }

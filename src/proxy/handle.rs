@@ -73,6 +73,10 @@ pub async fn handle(
         }
         resp
     });
+    if connect && resp.status().is_success() {
+        // The tunnel's half-close must not linger (`conn::TrackedIo`).
+        state.tunnel_opened();
+    }
     if connect && !resp.status().is_success() {
         // A refused CONNECT ends the connection: the head check stops at a CONNECT head (what
         // follows a tunnel is not HTTP), so nothing after it may be read as requests.

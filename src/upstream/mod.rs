@@ -369,7 +369,8 @@ impl Client {
                 Some(Err(mut e)) => {
                     let unsent = e.take_message();
                     let err = e.into_error();
-                    let unanswered = err.is_incomplete_message() || err.is_canceled();
+                    let unanswered =
+                        err.is_incomplete_message() || err.is_canceled() || reset(&err);
                     // What can go out again: the request hyper never sent, else the replay
                     // copy when the connection ended before any answer.
                     let again = || {
@@ -518,10 +519,29 @@ fn rebuild(head: &(Method, Uri, Version, http::HeaderMap)) -> Request<Body> {
     r
 }
 
+/// Whether the connection was reset (RST, not FIN) before any answer came: an origin
+/// whose idle timer closed the socket as the request arrived resets it, and the read fails
+/// with ECONNRESET rather than ending. As unanswered as an EOF. Never the client's own
+/// upload failing (a user error), whose request is not replayed.
+fn reset(e: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    if e.is_user() {
+        return false;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted);
+        }
+        cause = c.source();
+    }
+    false
+}
+
 fn map_hyper(who: String, e: &hyper::Error) -> Error {
     if e.is_parse_too_large() {
         Error::HeadTooLarge(who)
-    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() || reset(e) {
         Error::Closed(who)
     } else if e.is_user() {
         // The client's request body failed while it was forwarded: the client's fault.
