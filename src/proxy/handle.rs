@@ -76,8 +76,7 @@ pub async fn handle(
     if connect && resp.status().is_success() {
         // The tunnel's half-close must not linger (`conn::TrackedIo`).
         state.tunnel_opened();
-    }
-    if connect && !resp.status().is_success() {
+    } else if connect {
         // A refused CONNECT ends the connection: the head check stops at a CONNECT head (what
         // follows a tunnel is not HTTP), so nothing after it may be read as requests.
         resp.headers_mut()
